@@ -1,0 +1,48 @@
+# Two commands for a fresh machine: `make run` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: run test dev bench db-start db-stop db-status install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[embedded,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+## make run: install, start the embedded services, run the main job end to end
+run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/mls-assets db start
+	$(BIN)/mls-assets run
+
+## make test: the whole test suite against real servers started by the tests
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make dev: the Dagster UI and daemon on the same defaults (http://127.0.0.1:3000)
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/mls-assets db start
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
+
+## make bench: benchmarks (not part of make test)
+bench: $(STAMP)
+	$(BIN)/python -m pytest -m bench -s mls_assets_tests/bench $(PYTEST_ARGS)
+
+db-start: $(STAMP)
+	$(BIN)/mls-assets db start
+db-stop: $(STAMP)
+	$(BIN)/mls-assets db stop
+db-status: $(STAMP)
+	$(BIN)/mls-assets db status
+
+clean:
+	-$(BIN)/mls-assets db stop
+	rm -rf $(VENV) .state .dagster_home .pytest_cache

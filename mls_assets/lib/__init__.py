@@ -1,0 +1,1 @@
+"""Plain Python building blocks, importable and testable without Dagster."""

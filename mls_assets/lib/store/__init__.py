@@ -1,0 +1,1 @@
+"""MongoDB access: the embedded server, clients, collection naming, indexes and merge writes."""

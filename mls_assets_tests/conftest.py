@@ -1,0 +1,85 @@
+"""Shared fixtures: a real MongoDB-compatible server over the wire, fresh databases, instances.
+
+The session starts an ephemeral SecantusDB (`--storage-path :memory:`) on a free loopback
+port, unless `MONGODB_URI` is set, in which case that server is used as it is. Every test
+gets its own database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+
+import dagster as dg
+import pytest
+
+from mls_assets.defs.io_manager import MongoIOManager
+from mls_assets.defs.resources import MongoResource
+from mls_assets.lib.store import client as mongo_client
+from mls_assets.lib.store import embedded
+
+DEMO_FEEDS = ["jpsrealtor.gps", "jpsrealtor.crmls"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_ephemeral_server(port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [embedded.launcher_path(), "--host", "127.0.0.1", "--port", str(port),
+         "--storage-path", ":memory:", "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not embedded.is_serving("127.0.0.1", port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"ephemeral SecantusDB did not start on port {port}")
+        time.sleep(0.05)
+    return process
+
+
+@pytest.fixture(scope="session")
+def mongo_uri():
+    """URI of the test server; also exported as MONGODB_URI for code and subprocesses."""
+    given = os.environ.get("MONGODB_URI")
+    if given:
+        yield given
+        return
+    port = free_port()
+    process = start_ephemeral_server(port)
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MONGODB_URI", uri)
+        yield uri
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def mongo_db(mongo_uri):
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    database = mongo_client.get_client(mongo_uri)[name]
+    yield database
+    database.client.drop_database(name)
+
+
+@pytest.fixture
+def mongo_resources(mongo_uri, mongo_db):
+    mongo = MongoResource(uri=mongo_uri, database=mongo_db.name)
+    return {"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo)}
+
+
+@pytest.fixture
+def instance():
+    """An ephemeral Dagster instance with the demo feeds registered."""
+    with dg.instance_for_test() as test_instance:
+        test_instance.add_dynamic_partitions("feeds", DEMO_FEEDS)
+        yield test_instance
