@@ -1,0 +1,200 @@
+"""One Spark listing record -> one flat camelCase document (+ its photos, kept aside).
+
+Rules (seed 000 flatten.py, seed 002 fields): StandardFields to camelCase; boolean
+dictionaries to `"Pool, Spa"`; schema-numeric strings to numbers; dates and timestamps to
+UTC datetimes; slugs, primary photo, land lease details, GeoJSON `location`; the feed's
+identity; the status class and, for expired listings, the lead fields.
+
+A value that makes the listing unusable raises `FieldError` (the caller turns it into a
+reject); an optional value that cannot be read is dropped and noted in `dataWarnings`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mls_assets.lib.feeds import FeedIdentity
+from mls_assets.lib.transform import derive
+from mls_assets.lib.transform.fields import (
+    INTEGER_FIELDS,
+    NUMERIC_FIELDS,
+    REQUIRED_FIELDS,
+    TEMPORAL_FIELDS,
+)
+from mls_assets.lib.transform.naming import camel_case
+from mls_assets.lib.transform.photos import extract_photos
+from mls_assets.lib.transform.status import StatusClass, expired_fields, status_class
+from mls_assets.lib.transform.values import FieldError, parse_datetime, parse_number
+
+MAX_STRING_LENGTH = 64_000
+MAX_NESTING = 16
+SKIPPED_FIELDS = {"Photos"}
+
+
+def standard_fields(record: Any) -> dict[str, Any]:
+    """The StandardFields of a Spark result (or the record itself when already flat)."""
+    if not isinstance(record, dict):
+        raise FieldError("record", f"expected an object, got {type(record).__name__}")
+    fields = record.get("StandardFields", record)
+    if not isinstance(fields, dict):
+        raise FieldError("StandardFields", f"expected an object, got {type(fields).__name__}")
+    return fields
+
+
+def listing_key_of(record: Any) -> str | None:
+    """The ListingKey if one can be read, for labelling rejects."""
+    try:
+        fields = standard_fields(record)
+    except FieldError:
+        return None
+    key = fields.get("ListingKey", record.get("Id") if isinstance(record, dict) else None)
+    if not isinstance(key, str) or not key.strip():
+        return None
+    return key.encode("utf-8", "replace").decode("utf-8")[:200]
+
+
+def _identifier(fields: dict[str, Any], record: dict[str, Any], name: str) -> str:
+    value = fields.get(name)
+    if value is None and name == "ListingKey":
+        value = record.get("Id")  # Spark repeats the key as the result's Id
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError(name, "missing" if value is None else f"expected text, got {value!r:.60}")
+    if not _is_utf8(value):
+        raise FieldError(name, "not valid Unicode text")
+    if len(value) > 200:
+        raise FieldError(name, "longer than 200 characters")
+    return value.strip()
+
+
+def flatten(
+    record: dict[str, Any], feed: FeedIdentity, now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The flat listing document and its photo documents. Input should be `clean()`ed."""
+    fields = standard_fields(record)
+    for name in REQUIRED_FIELDS:
+        if name not in fields and not (name == "ListingKey" and "Id" in record):
+            raise FieldError(name, "missing")
+    listing_key = _identifier(fields, record, "ListingKey")
+    listing_id = _identifier(fields, record, "ListingId")
+    status = fields["StandardStatus"]
+    klass = status_class(status)
+    if klass is None:
+        raise FieldError("StandardStatus", f"unknown status {status!r:.60}")
+
+    doc: dict[str, Any] = {}
+    warnings: list[str] = []
+    for name, value in fields.items():
+        if name in SKIPPED_FIELDS:
+            continue
+        if not _storable_key(name):
+            warnings.append(f"field name {name!r:.40} is not storable")
+            continue
+        target = camel_case(name)
+        if target in doc:
+            warnings.append(f"{name}: duplicate of field {target}")
+            continue
+        converted = _convert(name, value, warnings, depth=0)
+        if converted is not None:
+            doc[target] = converted
+
+    doc["listingKey"], doc["listingId"], doc["standardStatus"] = listing_key, listing_id, status.strip()
+    doc["statusClass"] = klass.value
+    doc["tenantId"], doc["mlsProvider"] = feed.tenant, feed.mls
+    mls_id = doc.get("mlsId")
+    doc["mlsId"] = mls_id if isinstance(mls_id, str) and mls_id else feed.mls_id
+    doc["lastSyncedAt"] = now
+
+    location = derive.geo_point(doc.get("latitude"), doc.get("longitude"))
+    if location:
+        doc["location"] = location
+    doc["slugAddress"] = derive.slug_address(doc.get("unparsedAddress"))
+    if doc["slugAddress"] is None:
+        del doc["slugAddress"]
+    doc["slug"] = derive.listing_slug(doc.get("slugAddress"), listing_id, listing_key)
+    doc.update(derive.land_details(fields, now))
+
+    photo_stamp = doc.get("photosChangeTimestamp") or doc["modificationTimestamp"]
+    photos, photo_warnings = extract_photos(fields.get("Photos"), listing_key, listing_id, photo_stamp)
+    warnings.extend(photo_warnings)
+    doc["photoCount"] = len(photos)
+    primary = derive.primary_photo_url(photos)
+    if primary:
+        doc["primaryPhotoUrl"] = primary
+
+    if klass is StatusClass.EXPIRED:
+        doc.update(expired_fields(doc))
+    if warnings:
+        doc["dataWarnings"] = warnings[:20]
+    return doc, photos
+
+
+def _convert(name: str, value: Any, warnings: list[str], depth: int) -> Any:
+    """A StandardFields value made storable; schema types apply at the top level only
+    (nested expansions such as rooms or units are kept as sent)."""
+    if depth == 0 and name in NUMERIC_FIELDS:
+        return parse_number(name, value, integer=name in INTEGER_FIELDS)
+    if depth == 0 and name in TEMPORAL_FIELDS:
+        try:
+            return parse_datetime(name, value)
+        except FieldError as error:
+            if name in REQUIRED_FIELDS:
+                raise
+            warnings.append(str(error))
+            return None
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_LENGTH:
+            warnings.append(f"{name}: text of {len(value)} characters dropped")
+            return None
+        if not value.isascii() and not _is_utf8(value):
+            warnings.append(f"{name}: invalid characters replaced")
+            return value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        if value and all(isinstance(v, bool) for v in value.values()):
+            chosen = ", ".join(str(k) for k, v in value.items() if v)
+            return chosen or None  # `{"Pool": true, "Spa": true}` -> "Pool, Spa"
+        if depth >= MAX_NESTING:
+            warnings.append(f"{name}: nested too deep, dropped")
+            return None
+        nested = {}
+        for key, item in value.items():
+            if not _storable_key(key):
+                warnings.append(f"{name}: field name {key!r:.40} is not storable")
+                continue
+            converted = _convert(key, item, warnings, depth + 1)
+            if converted is not None:
+                nested[camel_case(key)] = converted
+        return nested or None
+    if isinstance(value, list):
+        if depth >= MAX_NESTING:
+            warnings.append(f"{name}: nested too deep, dropped")
+            return None
+        items = [_convert(name + "[]", item, warnings, depth + 1) for item in value]
+        items = [item for item in items if item is not None]
+        return items or None
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
+        warnings.append(f"{name}: integer too large for storage, dropped")
+        return None
+    return value
+
+
+def _storable_key(key: Any) -> bool:
+    """MongoDB field names: non-empty text, no leading `$`, no NUL, valid Unicode."""
+    return (
+        isinstance(key, str)
+        and bool(key)
+        and not key.startswith("$")
+        and "\x00" not in key
+        and (key.isascii() or _is_utf8(key))
+    )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # lone surrogates from JSON escapes such as "\ud800"
+        return False
