@@ -1,0 +1,1 @@
+"""The Spark API replication endpoint: client, SparkQL filters, and a bundled simulator."""

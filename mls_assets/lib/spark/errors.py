@@ -1,0 +1,66 @@
+"""What can go wrong talking to Spark, sorted by what the caller should do about it.
+
+Messages name the cause (HTTP status, Spark code and message, the filter) and never the
+access token.
+"""
+
+from __future__ import annotations
+
+RETRYABLE_CODES = frozenset({1024, 1510, 1515, 1516, 1550})
+RATE_LIMIT_CODE = 1550
+TOKEN_EXPIRED_CODE = 1020
+WRONG_HOST_CODE = 1021
+FILTER_CODES = frozenset({1040, 1050, 1053})
+
+
+class SparkApiError(Exception):
+    """An error answer from the API (or no usable answer at all)."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
+                 retry_after: float | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+
+class SparkRetryableError(SparkApiError):
+    """Transient: rate limits, 5xx, timeouts, resets, truncated bodies, codes 1024/151x/1550."""
+
+    retryable = True
+
+
+class SparkTokenExpired(SparkApiError):
+    """Code 1020: the session/access token expired."""
+
+
+class SparkConfigurationError(SparkApiError):
+    """The request can never succeed as configured: wrong host (1021), bad filter (1040,
+    2000-2999), bad parameters (1050, 1053), invalid key."""
+
+
+class SparkPagingError(SparkApiError):
+    """The skiptoken stopped advancing while full pages kept coming."""
+
+
+def classify(status: int, code: int | None, message: str, retry_after: float | None) -> SparkApiError:
+    """The exception for a Spark error answer (HTTP status + `D.Code` + `D.Message`)."""
+    described = f"Spark API error (HTTP {status}, code {code}): {message}"
+    if code == RATE_LIMIT_CODE or status == 429:
+        return SparkRetryableError(described, status=status, code=code, retry_after=retry_after)
+    if code in RETRYABLE_CODES or status >= 500:
+        return SparkRetryableError(described, status=status, code=code, retry_after=retry_after)
+    if code == TOKEN_EXPIRED_CODE:
+        return SparkTokenExpired(described, status=status, code=code)
+    if code == WRONG_HOST_CODE:
+        return SparkConfigurationError(
+            f"{described}. The base URL is the wrong host for this token "
+            "(replication tokens need https://replication.sparkapi.com/v1)",
+            status=status, code=code,
+        )  # fmt: skip
+    if code in FILTER_CODES or (code is not None and 2000 <= code <= 2999):
+        return SparkConfigurationError(f"{described}. Check the feed's filter and parameters",
+                                       status=status, code=code)  # fmt: skip
+    return SparkConfigurationError(described, status=status, code=code)
