@@ -106,7 +106,7 @@ class SparkClient:
         )
         self.stats = ClientStats()
         policy = self._retry
-        self._backoff = wait_exponential_jitter(initial=policy.floor, max=policy.cap, jitter=policy.jitter)
+        self._backoff = wait_exponential_jitter(multiplier=policy.floor, max=policy.cap, jitter=policy.jitter)
         self._retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, SparkRetryableError)),
             wait=self._wait,

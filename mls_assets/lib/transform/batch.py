@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from mls_assets.lib.feeds import FeedIdentity
 from mls_assets.lib.transform.clean import clean
@@ -25,6 +25,7 @@ from mls_assets.lib.transform.values import FieldError
 MAX_RAW_CHARS = 20_000
 _LISTING_FIELDS = tuple(FlatListing.model_fields)
 _PHOTO_FIELDS = tuple(Photo.model_fields)
+_PHOTOS = TypeAdapter(list[Photo])
 
 
 @dataclass
@@ -63,8 +64,8 @@ def transform_record(record: Any, feed: FeedIdentity, now: datetime) -> Transfor
         listing, photos = flatten(cleaned, feed, now)
         listing["contentHash"] = source_content_hash(cleaned)
         FlatListing.model_validate({k: listing[k] for k in _LISTING_FIELDS if k in listing})
-        for photo in photos:
-            Photo.model_validate({k: photo[k] for k in _PHOTO_FIELDS if k in photo})
+        if photos:
+            _PHOTOS.validate_python([{k: p[k] for k in _PHOTO_FIELDS if k in p} for p in photos])
         return TransformResult(listing=listing, photos=photos)
     except FieldError as error:
         return TransformResult(reject=make_reject(record, error.reason, error.field, now))

@@ -5,28 +5,61 @@ from __future__ import annotations
 from typing import Any
 
 MASKED = "********"
-_DROP = object()
+_SCALARS = (int, float, bool)
 
 
 def clean(record: Any) -> Any:
-    """Recursively remove `None`, `"********"`, `[]`, `{}` and what becomes empty after that."""
-    result = _clean(record)
-    if result is _DROP:
-        return {} if isinstance(record, dict) else None
-    return result
+    """Recursively remove `None`, `"********"`, `[]`, `{}` and what becomes empty after that.
+
+    Written with type dispatch rather than recursion on every leaf: it runs on every field
+    of every listing and photo.
+    """
+    if type(record) is dict:
+        return _clean_dict(record)
+    if type(record) is list:
+        return _clean_list(record)
+    return None if record is None or record == MASKED else record
 
 
-def _clean(value: Any) -> Any:
-    if value is None or value == MASKED and isinstance(value, str):
-        return _DROP
-    if isinstance(value, dict):
-        cleaned = {}
-        for key, item in value.items():
-            item = _clean(item)
-            if item is not _DROP:
-                cleaned[key] = item
-        return cleaned if cleaned else _DROP
-    if isinstance(value, list):
-        cleaned_list = [c for c in (_clean(item) for item in value) if c is not _DROP]
-        return cleaned_list if cleaned_list else _DROP
-    return value
+def _clean_dict(source: dict) -> dict:
+    cleaned = {}
+    for key, value in source.items():
+        kind = type(value)
+        if kind is str:
+            if value != MASKED:
+                cleaned[key] = value
+        elif kind in _SCALARS:
+            cleaned[key] = value
+        elif value is None:
+            continue
+        elif kind is dict:
+            nested = _clean_dict(value)
+            if nested:
+                cleaned[key] = nested
+        elif kind is list:
+            items = _clean_list(value)
+            if items:
+                cleaned[key] = items
+        else:
+            cleaned[key] = value
+    return cleaned
+
+
+def _clean_list(source: list) -> list:
+    cleaned = []
+    for value in source:
+        kind = type(value)
+        if kind is str:
+            if value != MASKED:
+                cleaned.append(value)
+        elif kind is dict:
+            nested = _clean_dict(value)
+            if nested:
+                cleaned.append(nested)
+        elif kind is list:
+            items = _clean_list(value)
+            if items:
+                cleaned.append(items)
+        elif value is not None:
+            cleaned.append(value)
+    return cleaned

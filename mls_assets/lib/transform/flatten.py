@@ -134,6 +134,7 @@ def flatten(
 def _convert(name: str, value: Any, warnings: list[str], depth: int) -> Any:
     """A StandardFields value made storable; schema types apply at the top level only
     (nested expansions such as rooms or units are kept as sent)."""
+    kind = type(value)
     if depth == 0 and name in NUMERIC_FIELDS:
         return parse_number(name, value, integer=name in INTEGER_FIELDS)
     if depth == 0 and name in TEMPORAL_FIELDS:
@@ -144,7 +145,9 @@ def _convert(name: str, value: Any, warnings: list[str], depth: int) -> Any:
                 raise
             warnings.append(str(error))
             return None
-    if isinstance(value, str):
+    if kind is bool or kind is float or (kind is int and -(2**63) < value < 2**63):
+        return value
+    if kind is str:
         if len(value) > MAX_STRING_LENGTH:
             warnings.append(f"{name}: text of {len(value)} characters dropped")
             return None
@@ -181,8 +184,21 @@ def _convert(name: str, value: Any, warnings: list[str], depth: int) -> Any:
     return value
 
 
+_known_keys: dict[str, bool] = {}
+
+
 def _storable_key(key: Any) -> bool:
     """MongoDB field names: non-empty text, no leading `$`, no NUL, valid Unicode."""
+    known = _known_keys.get(key) if type(key) is str else None
+    if known is not None:
+        return known
+    verdict = _check_key(key)
+    if type(key) is str and len(_known_keys) < 10_000:
+        _known_keys[key] = verdict
+    return verdict
+
+
+def _check_key(key: Any) -> bool:
     return (
         isinstance(key, str)
         and bool(key)

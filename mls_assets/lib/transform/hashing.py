@@ -10,6 +10,8 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
+
 from mls_assets.lib.transform.fields import VOLATILE_SOURCE_FIELDS
 
 
@@ -18,5 +20,9 @@ def source_content_hash(record: dict[str, Any]) -> str:
     if isinstance(fields, dict):
         stable_fields = {k: v for k, v in fields.items() if k not in VOLATILE_SOURCE_FIELDS}
         record = {**record, "StandardFields": stable_fields}
-    payload = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    try:
+        payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # huge ints, lone surrogates: the slow path
+        text = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+        payload = text.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()

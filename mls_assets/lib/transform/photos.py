@@ -9,6 +9,8 @@ from mls_assets.lib.transform.fields import PHOTO_URI_FIELDS
 from mls_assets.lib.transform.naming import camel_case
 from mls_assets.lib.transform.values import FieldError, parse_datetime
 
+_URI_NAMES = tuple((name, camel_case(name)) for name in PHOTO_URI_FIELDS)
+
 
 def extract_photos(
     raw_photos: Any, listing_key: str, listing_id: str, fallback_timestamp: datetime
@@ -28,11 +30,11 @@ def extract_photos(
         if not isinstance(raw, dict):
             warnings.append(f"Photos[{index}]: expected an object")
             continue
-        uris = {
-            camel_case(name): raw[name]
-            for name in PHOTO_URI_FIELDS
-            if isinstance(raw.get(name), str) and raw[name].strip()
-        }
+        uris = {}
+        for source, target in _URI_NAMES:
+            uri = raw.get(source)
+            if type(uri) is str and uri.strip():
+                uris[target] = uri
         if not uris:
             warnings.append(f"Photos[{index}]: no image URI")
             continue
@@ -47,10 +49,12 @@ def extract_photos(
         for source, target in (("Caption", "caption"), ("Name", "name")):
             if isinstance(raw.get(source), str):
                 photo[target] = raw[source]
-        try:
-            stamp = parse_datetime("ModificationTimestamp", raw["ModificationTimestamp"])
-        except (KeyError, FieldError):
-            stamp = fallback_timestamp
+        stamp = fallback_timestamp
+        if "ModificationTimestamp" in raw:
+            try:
+                stamp = parse_datetime("ModificationTimestamp", raw["ModificationTimestamp"])
+            except FieldError:
+                warnings.append(f"Photos[{index}]: unreadable ModificationTimestamp")
         photo["modificationTimestamp"] = stamp
         photos.append(photo)
     if photos and not any(p["primary"] for p in photos):

@@ -126,7 +126,9 @@ class SimulatorServer:
         return f"http://{host}:{port}/v1"
 
     def start(self) -> SimulatorServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="spark-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="spark-simulator", daemon=True
+        )
         self._thread.start()
         return self
 

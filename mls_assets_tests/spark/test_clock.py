@@ -1,0 +1,64 @@
+"""The simulated market evolves deterministically as its clock advances."""
+
+from collections import Counter
+from datetime import timedelta
+
+from mls_assets.lib.spark.simulator import Market
+from mls_assets_tests.spark.conftest import ANCHOR
+
+ACTIVE = {"Active", "Coming Soon"}
+
+
+def snapshot(market):
+    return {s.timeline.key: s for s in market.states()}
+
+
+def test_same_seed_same_market_and_records():
+    a, b = Market(listings=50, seed=5, anchor=ANCHOR), Market(listings=50, seed=5, anchor=ANCHOR)
+    assert [a.record(s, True) for s in a.states()] == [b.record(s, True) for s in b.states()]
+    c = Market(listings=50, seed=6, anchor=ANCHOR)
+    assert a.keys() != c.keys()
+
+
+def test_advancing_the_clock_produces_the_expected_transitions():
+    market = Market(listings=400, seed=2, anchor=ANCHOR)
+    before = snapshot(market)
+    market.advance(timedelta(days=30))
+    after = snapshot(market)
+
+    assert set(after) - set(before), "new listings appear"
+    assert set(before) - set(after), "deleted listings vanish"
+    moves = Counter(
+        (before[k].status, after[k].status) for k in set(before) & set(after)
+        if before[k].status != after[k].status
+    )  # fmt: skip
+    assert moves[("Active", "Pending")] or moves[("Active", "Active Under Contract")]
+    assert moves[("Pending", "Closed")] + moves[("Active Under Contract", "Closed")] > 0
+    assert sum(moves[(a, b)] for a, b in moves if a == "Active" and b in ("Expired", "Canceled", "Withdrawn")) > 0
+    relisted = [k for k in set(before) & set(after)
+                if before[k].status in ("Expired", "Canceled", "Withdrawn") and after[k].status == "Active"]  # fmt: skip
+    assert relisted, "some expired listings are relisted"
+    for key in set(before) & set(after):
+        assert after[key].modified_at >= before[key].modified_at
+        if before[key].status != after[key].status:
+            assert after[key].modified_at > before[key].modified_at
+            assert after[key].status_changed_at > before[key].status_changed_at
+    changed_photos = [k for k in set(before) & set(after) if after[k].photo_version > before[k].photo_version]
+    assert all(after[k].photos_changed_at > before[k].photos_changed_at for k in changed_photos)
+    assert changed_photos
+
+
+def test_going_back_in_time_restores_the_earlier_market():
+    market = Market(listings=100, seed=9, anchor=ANCHOR)
+    first = [market.record(s, False) for s in market.states()]
+    market.advance(timedelta(days=12))
+    market.set_clock(ANCHOR)
+    assert [market.record(s, False) for s in market.states()] == first
+
+
+def test_closed_listings_carry_close_price_and_date():
+    market = Market(listings=200, seed=4, anchor=ANCHOR)
+    closed = [s for s in market.states() if s.status == "Closed"]
+    assert closed
+    fields = market.record(closed[0], False)["StandardFields"]
+    assert fields["ClosePrice"] > 0 and fields["CloseDate"] <= ANCHOR.date().isoformat()
