@@ -7,24 +7,33 @@ import sys
 from collections.abc import Sequence
 
 
+def _manage(service, action: str) -> int:
+    """start|stop|status of a local background service."""
+    if action == "start":
+        info = service.ensure_running()
+        verb = "started" if info.started_here else "already running"
+        print(f"{service.name} {verb}: {info.url} (pid {info.pid}, files {service.home})")
+    elif action == "stop":
+        print(f"{service.name} stopped" if service.stop() else f"{service.name} was not running")
+    else:
+        info = service.status()
+        if info is None:
+            print(f"{service.name} not running (would serve {service.url})")
+            return 3
+        print(f"{service.name} running: {info.url} (pid {info.pid}, files {service.home})")
+    return 0
+
+
 def _db(args: argparse.Namespace) -> int:
     from mls_assets.lib.store import embedded
 
-    if args.action == "start":
-        info = embedded.ensure_running()
-        verb = "started" if info.started_here else "already running"
-        print(f"embedded MongoDB {verb}: {info.uri} (pid {info.pid}, data {info.data_dir})")
-    elif args.action == "stop":
-        stopped = embedded.stop()
-        print("embedded MongoDB stopped" if stopped else "embedded MongoDB was not running")
-    else:
-        info = embedded.status()
-        if info is None:
-            settings = embedded.settings_from_env()
-            print(f"embedded MongoDB not running (would listen on {settings.uri})")
-            return 3
-        print(f"embedded MongoDB running: {info.uri} (pid {info.pid}, data {info.data_dir})")
-    return 0
+    return _manage(embedded.service(), args.action)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from mls_assets.lib.spark.simulator import process
+
+    return _manage(process.service(), args.action)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -43,8 +52,22 @@ def _simulator(args: argparse.Namespace) -> int:
     from mls_assets.lib.spark.simulator.server import serve
 
     anchor = datetime.fromisoformat(args.clock) if args.clock else None
-    market = Market(listings=args.listings, seed=args.seed, anchor=anchor)
+    market = Market(listings=args.listings, seed=args.seed, anchor=anchor, follow_wall_clock=args.live)
     serve(market, args.host, args.port, tokens=(DEMO_TOKEN, *args.token))
+    return 0
+
+
+def _feeds(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from mls_assets.definitions import build_resources
+    from mls_assets.defs.feeds import sync_feed_partitions
+    from mls_assets.lib.dagster_home import ensure_dagster_home
+
+    ensure_dagster_home()
+    database = build_resources()["mongo"].get_database()
+    added, removed = sync_feed_partitions(dg.DagsterInstance.get(), database)
+    print(f"feeds registered: added {added or 'none'}, removed {removed or 'none'}")
     return 0
 
 
@@ -63,7 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--clock", help="the simulated 'now' to start at (ISO); default today 00:00Z")
     sim.add_argument("--token", action="append", default=[], help="another accepted access token")
+    sim.add_argument("--live", action="store_true", help="the market clock follows real time")
     sim.set_defaults(handler=_simulator)
+
+    sim_service = commands.add_parser("sim", help="manage the background simulator of this checkout")
+    sim_service.add_argument("action", choices=["start", "stop", "status"])
+    sim_service.set_defaults(handler=_sim)
+
+    feeds = commands.add_parser("feeds", help="feed configs and partitions")
+    feeds.add_argument("action", choices=["sync"], help="sync: tenants file -> configs, collections, partitions")
+    feeds.set_defaults(handler=_feeds)
 
     run = commands.add_parser("run", help="run the main job end to end on the embedded defaults")
     run.set_defaults(handler=_run)

@@ -1,20 +1,32 @@
 """The code location: every asset, job and resource of mls_assets."""
 
-
 import dagster as dg
 
 from mls_assets.defs import smoke
 from mls_assets.defs.io_manager import MongoIOManager
-from mls_assets.defs.resources import mongo_resource_from_env
+from mls_assets.defs.jobs import replication_job
+from mls_assets.defs.listings.flattened import flattened_listings
+from mls_assets.defs.listings.raw import raw_listings
+from mls_assets.defs.photos.sync import photo_collections
+from mls_assets.defs.resources import ClockResource, mongo_resource_from_env, spark_resource_from_env
+from mls_assets.defs.status.routing import status_collections
+
+ASSETS = [raw_listings, flattened_listings, status_collections, photo_collections,
+          smoke.smoke_listings, smoke.smoke_summary]  # fmt: skip
+
+
+def build_resources() -> dict:
+    mongo = mongo_resource_from_env()
+    return {
+        "mongo": mongo,
+        "io_manager": MongoIOManager(mongo=mongo),
+        "spark": spark_resource_from_env(),
+        "clock": ClockResource(),
+    }
 
 
 def build_definitions() -> dg.Definitions:
-    mongo = mongo_resource_from_env()
-    return dg.Definitions(
-        assets=[smoke.smoke_listings, smoke.smoke_summary],
-        jobs=[smoke.smoke_job],
-        resources={"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo)},
-    )
+    return dg.Definitions(assets=ASSETS, jobs=[replication_job, smoke.smoke_job], resources=build_resources())
 
 
 defs = build_definitions()

@@ -1,65 +1,81 @@
-"""`make run`: materialize the main job for the demo feeds on the embedded defaults.
+"""`make run`: replicate the demo feeds end to end on the embedded defaults.
 
-Runs are recorded in the local Dagster instance, so they appear in `make dev`'s UI.
+Starts (or reuses) the embedded MongoDB and the Spark simulator, loads the demo feeds,
+materializes the whole replication chain for each feed over the last days and today,
+then moves the simulator's clock forward and syncs today again so that status moves
+show, and prints what each feed holds. Runs are recorded in the local Dagster instance,
+so they appear in `make dev`'s UI.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import httpx
 
-DEMO_FEEDS = ("jpsrealtor.gps", "jpsrealtor.crmls")
-MAIN_JOB = "smoke_job"
+MAIN_JOB = "replication_job"
 # The full event stream is in the UI (`make dev`); the terminal gets warnings and the summary.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+SUMMARY = (("raw", "raw_listings"), ("flattened", "flattened_listings"), ("rejects", "rejects"),
+           ("active", "listings"), ("closed", "closed_listings"), ("expired", "expired_listings"),
+           ("photos", "photos"), ("exp.photos", "expired_photos"), ("history", "status_history"))  # fmt: skip
 
 
-def _metadata_value(event: dg.DagsterEvent, name: str):
-    entry = event.materialization.metadata.get(name)
-    return getattr(entry, "value", entry)
+def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, day: str) -> bool:
+    from mls_assets.defs.partitions import feed_day_key
+
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=str(feed_day_key(feed, day)),
+        raise_on_error=False,
+        tags={"mls/feed": feed},
+        run_config=QUIET_CONSOLE,
+    )
+    print(f"  {feed} {day}: {'ok' if result.success else 'FAILED'}", flush=True)
+    return result.success
 
 
 def run_demo() -> int:
-    from mls_assets.definitions import defs
-    from mls_assets.defs.partitions import FEEDS_PARTITION_NAME, feed_day_key
+    from mls_assets.definitions import build_resources, defs
+    from mls_assets.defs.feeds import sync_feed_partitions
+    from mls_assets.lib.spark.simulator import process
+    from mls_assets.lib.tenants import read_configs
 
+    resources = build_resources()
+    database = resources["mongo"].get_database()
+    simulator = None if os.environ.get("SPARK_API_BASE_URL") else process.ensure_running()
     instance = dg.DagsterInstance.get()
-    known = set(instance.get_dynamic_partitions(FEEDS_PARTITION_NAME))
-    missing = [feed for feed in DEMO_FEEDS if feed not in known]
-    if missing:
-        instance.add_dynamic_partitions(FEEDS_PARTITION_NAME, missing)
+    added, _ = sync_feed_partitions(instance, database)
+    feeds = [str(f.key) for f in read_configs(database) if f.enabled]
+    print(f"feeds: {', '.join(feeds)} (newly registered: {', '.join(added) or 'none'})")
 
-    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    days_back = int(os.environ.get("MLS_RUN_DAYS", "7"))
+    today = datetime.now(UTC).date()
+    days = [(today - timedelta(days=n)).isoformat() for n in range(days_back, -1, -1)]
     job = defs.resolve_job_def(MAIN_JOB)
-    failures = 0
-    rows = []
-    for feed in DEMO_FEEDS:
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=str(feed_day_key(feed, day)),
-            raise_on_error=False,
-            tags={"mls/feed": feed},
-            run_config=QUIET_CONSOLE,
-        )
-        if not result.success:
-            failures += 1
-        for event in result.get_asset_materialization_events():
-            rows.append(
-                (
-                    feed,
-                    event.asset_key.to_user_string(),
-                    _metadata_value(event, "dagster/table_name"),
-                    _metadata_value(event, "inserted"),
-                    _metadata_value(event, "updated"),
-                    _metadata_value(event, "unchanged"),
-                    _metadata_value(event, "dagster/partition_row_count"),
-                )
-            )
-    header = ("feed", "asset", "collection", "inserted", "updated", "unchanged", "rows")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\nmls_assets: {MAIN_JOB} for day {day}")
-    for row in [header, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
-    print("FAILED" if failures else "OK", f"({len(DEMO_FEEDS) - failures}/{len(DEMO_FEEDS)} feeds)")
-    return 1 if failures else 0
+    ok = True
+    print(f"replicating {days[0]} .. {days[-1]} (today pulls the whole feed on first run)")
+    for feed in feeds:
+        for day in days:
+            ok &= _run(job, instance, feed, day)
+    if simulator is not None:
+        advanced = httpx.post(f"{process.admin_url(simulator.url)}/clock", json={"advance_hours": 72}).json()
+        print(f"simulator clock moved 72h ahead to {advanced['now']}: syncing today again")
+        for feed in feeds:
+            ok &= _run(job, instance, feed, days[-1])
+    _print_summary(database, read_configs(database))
+    print("OK" if ok else "FAILED: see the runs in the UI (make dev)")
+    return 0 if ok else 1
+
+
+def _print_summary(database, feeds) -> None:
+    header = ("feed", *(label for label, _ in SUMMARY))
+    rows = [header]
+    for feed in feeds:
+        rows.append((str(feed.key), *(database[feed.collection(name)].estimated_document_count() for _, name in SUMMARY)))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    print()
+    for row in rows:
+        print("  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths))))

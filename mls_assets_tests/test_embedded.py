@@ -17,7 +17,7 @@ ENSURE = textwrap.dedent(
     from mls_assets.lib.store import embedded
     sys.stdin.readline()  # every racer starts when the test says go
     info = embedded.ensure_running()
-    print(json.dumps({"pid": info.pid, "started": info.started_here, "uri": info.uri}))
+    print(json.dumps({"pid": info.pid, "started": info.started_here, "uri": info.url}))
     """
 )
 
@@ -28,7 +28,7 @@ def embedded_env(tmp_path, monkeypatch):
     monkeypatch.delenv("MONGODB_URI", raising=False)
     monkeypatch.setenv("MLS_EMBEDDED_MONGO_HOME", str(tmp_path / "mongo"))
     monkeypatch.setenv("MLS_EMBEDDED_MONGO_PORT", str(free_port()))
-    yield embedded.settings_from_env()
+    yield embedded.service()
     embedded.stop()
 
 
@@ -46,11 +46,11 @@ def test_racing_processes_start_the_server_exactly_once(embedded_env):
     reports = [json.loads(racer.communicate(timeout=120)[0]) for racer in racers]
 
     assert sum(report["started"] for report in reports) == 1
-    assert {report["uri"] for report in reports} == {embedded_env.uri}
+    assert {report["uri"] for report in reports} == {embedded_env.url}
     started_pid = next(report["pid"] for report in reports if report["started"])
     assert all(report["pid"] in (started_pid, None) for report in reports)
     assert embedded.status().pid == started_pid
-    assert embedded_env.data_dir.is_dir()
+    assert (embedded_env.home / "data").is_dir()
 
 
 def test_cli_start_status_stop(embedded_env):
@@ -75,11 +75,11 @@ def test_data_survives_a_restart(embedded_env):
     from pymongo import MongoClient
 
     embedded.ensure_running()
-    with MongoClient(embedded_env.uri) as client:
+    with MongoClient(embedded_env.url) as client:
         client.mls.kept.insert_one({"_id": "survivor"})
     embedded.stop()
     embedded.ensure_running()
-    with MongoClient(embedded_env.uri) as client:
+    with MongoClient(embedded_env.url) as client:
         assert client.mls.kept.find_one({"_id": "survivor"}) == {"_id": "survivor"}
 
 

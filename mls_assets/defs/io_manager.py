@@ -8,8 +8,17 @@ An asset tells the IO manager how to store it through its definition metadata:
 - `key_fields`: fields that identify a document (default `["_key"]`);
 - `version_field`: e.g. `modificationTimestamp`; an older version never overwrites a newer;
 - `protected_fields`: written on insert only (CRM/lead fields);
+- `volatile_fields`: written, but a change in them alone does not count as a change;
+- `evicts_from`: templates of sibling collections that must not hold a written key any
+  more (a listing moving between status collections): written first, then evicted;
 - `indexes`: `[{"keys": [["field", 1]], "unique": true, ...}]`, created once;
-- `remove_missing`: delete documents of the partition's slice that the output no longer has.
+- `remove_missing`: delete documents of the partition's slice that the output no longer has;
+- `pending_for`: names of downstream consumers; every document written (inserted or
+  changed) is flagged `_pending_<consumer>`, and an input with
+  `AssetIn(metadata={"pending_only": "<consumer>"})` loads only flagged documents of its
+  partitions. The consumer clears the flags once its own output is stored
+  (`clear_pending`), so a failed run leaves them for the retry, and a re-run of an
+  unchanged partition has nothing to do.
 
 Outputs may be a list of dicts, a DataFrame, an iterator of batches of either, or (for a
 run over a partition range) a mapping of partition key to such data, or documents that
@@ -34,7 +43,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from mls_assets.defs.resources import MongoResource
-from mls_assets.lib.store.documents import iter_documents
+from mls_assets.lib.store.documents import CommitAfterWrite, iter_documents
 from mls_assets.lib.store.merge import (
     HASH_FIELD,
     PARTITION_FIELD,
@@ -43,7 +52,9 @@ from mls_assets.lib.store.merge import (
     MergeSpec,
     WriteCounts,
     ensure_indexes,
+    evict,
     merge_documents,
+    pending_flag,
     remove_missing,
 )
 from mls_assets.lib.store.naming import render_collection
@@ -60,6 +71,8 @@ class CollectionSpec:
     merge: MergeSpec
     indexes: tuple[Mapping[str, Any], ...]
     remove_missing: bool
+    evicts_from: tuple[str, ...] = ()
+    pending_for: tuple[str, ...] = ()
 
     @classmethod
     def from_metadata(cls, asset_name: str, metadata: Mapping[str, Any], by_feed: bool):
@@ -70,10 +83,13 @@ class CollectionSpec:
             key_fields=key_fields,
             version_field=meta.get("version_field"),
             protected_fields=tuple(meta.get("protected_fields") or ()),
+            volatile_fields=tuple(meta.get("volatile_fields") or ()),
         )
+        pending_for = tuple(meta.get("pending_for") or ())
         indexes = (
             {"keys": [[name, 1] for name in key_fields], "unique": True},
             {"keys": [[PARTITION_FIELD, 1]]},
+            *({"keys": [[pending_flag(c), 1], [PARTITION_FIELD, 1]], "sparse": True} for c in pending_for),
             *(meta.get("indexes") or ()),
         )
         return cls(
@@ -81,6 +97,8 @@ class CollectionSpec:
             merge=merge,
             indexes=tuple(indexes),
             remove_missing=bool(meta.get("remove_missing", False)),
+            evicts_from=tuple(meta.get("evicts_from") or ()),
+            pending_for=pending_for,
         )
 
 
@@ -136,11 +154,17 @@ class MongoCollectionIOManager(dg.IOManager):
         for key, documents in self._split_by_partition(obj, keys):
             collection = self._collection(spec, key)
             stamp = dict(stamp_base)
+            stamp.update({pending_flag(consumer): True for consumer in spec.pending_for})
             if key is not None:
                 stamp[PARTITION_FIELD] = str(key)
             kept: set[tuple] = set()
-            counted = _track_keys(documents, spec.merge, kept)
+            written: list[Mapping[str, Any]] = []
+            counted = _track_keys(documents, spec.merge, kept, written if spec.evicts_from else None)
             counts = merge_documents(collection, counted, spec.merge, stamp, self._batch_size)
+            for template in spec.evicts_from:
+                sibling = self._database[render_collection(template, _dimensions(key))]
+                evicted = evict(sibling, written, spec.merge)
+                counts.removed += evicted
             if spec.remove_missing and key is not None:
                 counts.removed += remove_missing(
                     collection, {PARTITION_FIELD: str(key)}, kept, spec.merge
@@ -151,7 +175,14 @@ class MongoCollectionIOManager(dg.IOManager):
             if name not in tables:
                 tables.append(name)
 
+        stream_metadata: dict[str, Any] = {}
+        if isinstance(obj, CommitAfterWrite):
+            if obj.on_commit is not None:
+                obj.on_commit()  # everything is stored: now it may count as done
+            if obj.metadata is not None:
+                stream_metadata = obj.metadata()
         metadata: dict[str, Any] = {
+            **stream_metadata,
             **totals.as_dict(),
             "dagster/table_name": ", ".join(tables),
             "collections": tables,
@@ -165,6 +196,8 @@ class MongoCollectionIOManager(dg.IOManager):
 
     def _split_by_partition(self, obj: Any, keys: list[Any]) -> Iterator[tuple[Any, Any]]:
         by_name = {str(k): k for k in keys}
+        if isinstance(obj, CommitAfterWrite):
+            obj = obj.data
         if len(keys) == 1:
             single = keys[0]
             if isinstance(obj, Mapping) and set(obj) == {str(single)}:
@@ -194,9 +227,10 @@ class MongoCollectionIOManager(dg.IOManager):
         upstream = context.upstream_output
         keys = _partition_keys(context)
         spec = self._spec(context.asset_key, upstream.definition_metadata if upstream else {}, keys)
-        batches = self._iter_batches(spec, keys)
-        load_as = (context.definition_metadata or {}).get("load_as")
-        load_as = getattr(load_as, "value", load_as)
+        input_meta = {k: getattr(v, "value", v) for k, v in (context.definition_metadata or {}).items()}
+        pending_only = input_meta.get("pending_only")
+        batches = self._iter_batches(spec, keys, pending_flag(pending_only) if pending_only else None)
+        load_as = input_meta.get("load_as")
         if load_as is None:
             wanted = getattr(context.dagster_type, "typing_type", None)
             load_as = "dataframe" if wanted is pd.DataFrame else "list"
@@ -209,12 +243,15 @@ class MongoCollectionIOManager(dg.IOManager):
             return documents
         raise ValueError(f"load_as must be 'list', 'dataframe' or 'batches', not {load_as!r}")
 
-    def _iter_batches(self, spec: CollectionSpec, keys: list[Any]) -> Iterator[list[dict]]:
+    def _iter_batches(self, spec: CollectionSpec, keys: list[Any], flag: str | None) -> Iterator[list[dict]]:
         for key in keys:
             collection = self._collection(spec, key)
             query = {} if key is None else {PARTITION_FIELD: str(key)}
+            if flag:
+                query[flag] = True
             order = [(name, 1) for name in spec.merge.key_fields]
-            cursor = collection.find(query, LOAD_PROJECTION).sort(order)
+            projection = {**LOAD_PROJECTION, **{pending_flag(c): 0 for c in spec.pending_for}}
+            cursor = collection.find(query, projection).sort(order)
             cursor = cursor.batch_size(self._batch_size)
             batch: list[dict] = []
             for doc in cursor:
@@ -226,9 +263,14 @@ class MongoCollectionIOManager(dg.IOManager):
                 yield batch
 
 
-def _track_keys(documents: Any, spec: MergeSpec, kept: set[tuple]) -> Iterator[Mapping[str, Any]]:
+def _track_keys(
+    documents: Any, spec: MergeSpec, kept: set[tuple], written: list | None
+) -> Iterator[Mapping[str, Any]]:
+    version = spec.version_field
     for doc in iter_documents(documents):
         kept.add(spec.key_of(doc))
+        if written is not None:
+            written.append({**spec.key_filter(spec.key_of(doc)), **({version: doc.get(version)} if version else {})})
         yield doc
 
 

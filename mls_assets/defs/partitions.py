@@ -2,6 +2,7 @@
 
 
 import os
+from datetime import date
 
 import dagster as dg
 
@@ -22,3 +23,11 @@ feed_day_partitions = dg.MultiPartitionsDefinition({"day": day_partitions, "feed
 
 def feed_day_key(feed: str, day: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"day": day, "feed": feed})
+
+
+def split_key(key: dg.MultiPartitionKey | str) -> tuple[str, date]:
+    """`(feed key, day)` of a feed-day partition key."""
+    if not isinstance(key, dg.MultiPartitionKey):
+        key = feed_day_partitions.get_partition_key_from_str(str(key))
+    dims = key.keys_by_dimension
+    return dims["feed"], date.fromisoformat(dims["day"])

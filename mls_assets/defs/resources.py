@@ -2,7 +2,9 @@
 
 
 import os
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import Field
@@ -10,7 +12,12 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from mls_assets.lib.spark.client import RetryPolicy, SparkClient
+from mls_assets.lib.spark.errors import SparkConfigurationError
+from mls_assets.lib.spark.rate import budget_for
+from mls_assets.lib.spark.simulator.server import DEMO_TOKEN
 from mls_assets.lib.store import client as mongo_client
+from mls_assets.lib.tenants import FeedConfig
 
 
 def env_or_default(name: str, default: Any) -> Any:
@@ -44,3 +51,56 @@ def mongo_resource_from_env() -> MongoResource:
         uri=env_or_default("MONGODB_URI", None),
         database=env_or_default("MONGODB_DATABASE", mongo_client.DEFAULT_DATABASE),
     )
+
+
+class ClockResource(dg.ConfigurableResource):
+    """The pipeline's "now": real UTC time, or a fixed instant (tests, reproducible replays)."""
+
+    fixed_now: str | None = Field(default=None, description="ISO timestamp to use as now.")
+
+    def now(self) -> datetime:
+        if self.fixed_now:
+            fixed = datetime.fromisoformat(self.fixed_now)
+            return fixed if fixed.tzinfo else fixed.replace(tzinfo=UTC)
+        return datetime.now(UTC)
+
+
+class SparkResource(dg.ConfigurableResource):
+    """Spark replication API access for a feed: base URL, token (by env var), retries.
+
+    Base URL: the feed's own, else `base_url` (SPARK_API_BASE_URL), else the bundled
+    simulator of this checkout (started if needed). The token is read from the feed's
+    `token_env` variable at call time and never leaves the client.
+    """
+
+    base_url: str | None = Field(default=None, description="Replication endpoint base URL.")
+    timeout_s: float = 30.0
+    retry_attempts: int = 8
+    retry_floor_s: float = 0.5
+    retry_cap_s: float = 60.0
+
+    def base_url_for(self, feed: FeedConfig) -> tuple[str, bool]:
+        """The base URL and whether it is the bundled simulator."""
+        if feed.base_url or self.base_url:
+            url = feed.base_url or self.base_url
+            return url, urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+        from mls_assets.lib.spark.simulator import process
+
+        return process.ensure_running().url, True
+
+    def client_for(self, feed: FeedConfig) -> SparkClient:
+        url, local = self.base_url_for(feed)
+        token = os.environ.get(feed.token_env)
+        if not token:
+            if not local:
+                raise SparkConfigurationError(
+                    f"feed {feed.key}: environment variable {feed.token_env} holds no Spark access token"
+                )
+            token = DEMO_TOKEN
+        budget = budget_for(token, feed.rate_limit.requests, feed.rate_limit.per_seconds)
+        retry = RetryPolicy(attempts=self.retry_attempts, floor=self.retry_floor_s, cap=self.retry_cap_s)
+        return SparkClient(url, token, timeout=self.timeout_s, retry=retry, budget=budget)
+
+
+def spark_resource_from_env() -> SparkResource:
+    return SparkResource(base_url=env_or_default("SPARK_API_BASE_URL", None))

@@ -25,7 +25,7 @@ def resolve_uri(uri: str | None = None) -> str:
     uri = uri or os.environ.get("MONGODB_URI")
     if uri:
         return uri
-    return embedded.ensure_running().uri
+    return embedded.ensure_running().url
 
 
 def get_client(uri: str | None = None) -> MongoClient:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,11 +37,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@dataclass
+class CommitAfterWrite:
+    """Output data plus what to do once it is all written (e.g. advance a feed cursor).
+
+    The IO manager calls `on_commit` only after every document was stored, so a run that
+    fails half-way leaves the commit undone and the next run pulls the data again. For
+    streamed outputs, `metadata` (called after the write) reports what the stream saw.
+    """
+
+    data: Any
+    on_commit: Callable[[], None] | None = None
+    metadata: Callable[[], dict[str, Any]] | None = None
+
+
 def iter_documents(obj: Any) -> Iterator[Mapping[str, Any]]:
     """Documents from a dict, a list of dicts, a DataFrame, or an iterator of any of those."""
     if obj is None:
         return
-    if isinstance(obj, pd.DataFrame):
+    if isinstance(obj, CommitAfterWrite):
+        yield from iter_documents(obj.data)
+    elif isinstance(obj, pd.DataFrame):
         yield from records_from_dataframe(obj)
     elif isinstance(obj, Mapping):
         yield obj

@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Any
 
 import bson
-from pymongo import IndexModel, UpdateOne
+from pymongo import DeleteOne, IndexModel, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
@@ -28,7 +28,27 @@ HASH_FIELD = "_hash"
 PARTITION_FIELD = "_partitionKey"
 RUN_FIELD = "_runId"
 SYNCED_AT_FIELD = "_syncedAt"
+PENDING_PREFIX = "_pending_"
 META_FIELDS = (HASH_FIELD, RUN_FIELD, SYNCED_AT_FIELD)
+
+
+def pending_flag(consumer: str) -> str:
+    """The field marking a written document as not yet processed by `consumer`."""
+    return PENDING_PREFIX + consumer
+
+
+def clear_pending(collection: Collection, consumer: str, keys: Iterable[tuple], spec: MergeSpec,
+                  batch_size: int = 500) -> int:  # fmt: skip
+    """`consumer` has processed these documents (call after its own output is stored)."""
+    flag = pending_flag(consumer)
+    cleared = 0
+    for batch in batched(keys, batch_size):
+        if len(spec.key_fields) == 1:
+            query = {spec.key_fields[0]: {"$in": [k[0] for k in batch]}, flag: True}
+        else:
+            query = {"$or": [spec.key_filter(k) for k in batch], flag: True}
+        cleared += collection.update_many(query, {"$unset": {flag: ""}}).modified_count
+    return cleared
 
 
 @dataclass(frozen=True)
@@ -38,6 +58,7 @@ class MergeSpec:
     key_fields: tuple[str, ...]
     version_field: str | None = None
     protected_fields: tuple[str, ...] = ()
+    volatile_fields: tuple[str, ...] = ()  # written, but a change in them alone is no change
 
     def key_of(self, doc: Mapping[str, Any]) -> tuple:
         try:
@@ -79,7 +100,7 @@ class WriteCounts:
 def content_hash(doc: Mapping[str, Any], exclude: Iterable[str] = ()) -> str:
     """Stable hash of a document's fields (key order does not matter)."""
     skip = set(exclude) | set(META_FIELDS) | {"_id"}
-    canonical = {k: doc[k] for k in sorted(doc) if k not in skip}
+    canonical = {k: doc[k] for k in sorted(doc) if k not in skip and not k.startswith(PENDING_PREFIX)}
     return hashlib.blake2b(bson.encode(_sorted_deep(canonical)), digest_size=16).hexdigest()
 
 
@@ -126,7 +147,7 @@ def _merge_batch(
                 counts.stale += 1
                 continue
             counts.stale += 1  # superseded by a newer copy in the same batch
-        doc[HASH_FIELD] = content_hash(doc, exclude=(RUN_FIELD, SYNCED_AT_FIELD))
+        doc[HASH_FIELD] = content_hash(doc, exclude=(RUN_FIELD, SYNCED_AT_FIELD, *spec.volatile_fields))
         latest[key] = doc
 
     stored = _stored_versions(collection, list(latest), spec)
@@ -242,6 +263,29 @@ def _comparable(value: Any) -> Any:
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.replace(tzinfo=None) - value.utcoffset()
     return value
+
+
+def evict(collection: Collection, documents: Iterable[Mapping[str, Any]], spec: MergeSpec,
+          batch_size: int = 1000) -> int:
+    """Delete these documents' keys from a sibling collection (a listing that moved), but
+    never a stored version newer than the one that moved. Looks first, so that the usual
+    case (nothing to evict) costs one query per batch."""
+    removed = 0
+    for batch in batched(documents, batch_size):
+        present = _stored_versions(collection, [spec.key_of(doc) for doc in batch], spec)
+        operations = []
+        for doc in batch:
+            key = spec.key_of(doc)
+            if key not in present:
+                continue
+            query = spec.key_filter(key)
+            version = doc.get(spec.version_field) if spec.version_field else None
+            if version is not None:
+                query["$or"] = [{spec.version_field: {"$lte": version}}, {spec.version_field: None}]
+            operations.append(DeleteOne(query))
+        if operations:
+            removed += collection.bulk_write(operations, ordered=False).deleted_count
+    return removed
 
 
 def remove_missing(

@@ -12,6 +12,7 @@ empty lists and objects).
 from __future__ import annotations
 
 import random
+import time
 import zlib
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -128,15 +129,22 @@ class Market:
         mls_ids: tuple[str, ...] = (GPS_MLS_ID, CRMLS_MLS_ID),
         quirk_rate: float = 0.15,
         bad_record_rate: float = 0.002,
+        follow_wall_clock: bool = False,
     ) -> None:
-        """`listings` per MLS; `anchor` is the clock's start (default: today 00:00 UTC)."""
+        """`listings` per MLS; `anchor` is the clock's start (default: today 00:00 UTC).
+
+        With `follow_wall_clock` the market's "now" moves with real time (plus any offset
+        the clock controls add), as a live source does; else it stands still at the anchor
+        until moved, which is what tests want."""
         anchor = anchor or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         self.seed = seed
         self.anchor = anchor if anchor.tzinfo else anchor.replace(tzinfo=UTC)
         self.quirk_rate = quirk_rate
         self.bad_record_rate = bad_record_rate
         self.mls_ids = mls_ids
-        self._clock = int(self.anchor.timestamp())
+        self.follow_wall_clock = follow_wall_clock
+        self._fixed = int(self.anchor.timestamp())
+        self._offset = 0
         self.timelines: list[Timeline] = []
         self._static: list[dict[str, Any]] = []
         for mls_number, mls_id in enumerate(mls_ids):
@@ -149,15 +157,28 @@ class Market:
     # -- the clock ----------------------------------------------------------------------
 
     @property
+    def _clock(self) -> int:
+        """Epoch seconds of the market's now (10 s steps when following the wall clock)."""
+        if self.follow_wall_clock:
+            return int(time.time()) // 10 * 10 + self._offset
+        return self._fixed
+
+    @property
     def now(self) -> datetime:
         return _ts(self._clock)
 
     def set_clock(self, when: datetime) -> None:
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        self._clock = int(when.timestamp())
+        if self.follow_wall_clock:
+            self._offset = int(when.timestamp()) - int(time.time()) // 10 * 10
+        else:
+            self._fixed = int(when.timestamp())
 
     def advance(self, delta: timedelta) -> datetime:
-        self._clock += int(delta.total_seconds())
+        if self.follow_wall_clock:
+            self._offset += int(delta.total_seconds())
+        else:
+            self._fixed += int(delta.total_seconds())
         return self.now
 
     # -- generation ---------------------------------------------------------------------

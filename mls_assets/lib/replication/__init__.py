@@ -1,0 +1,1 @@
+"""The replication rules as plain Python over pymongo: windows, routing, photos, rejects."""

@@ -1,0 +1,152 @@
+"""Photos follow their listing: one document per photo, replaced only when they change.
+
+Photos of active and closed listings live in `{t}_{m}_photos`, those of expired and
+cancelled listings in `{t}_{m}_expired_photos`. A listing's photos are replaced only when
+its photo set changed (PhotosChangeTimestamp, ids or URIs); a record without the Photos
+expansion never wipes stored photos; photos move when their listing moves; photos whose
+listing is gone are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from pymongo.database import Database
+
+from mls_assets.lib.replication.collections import (
+    ACTIVE,
+    CLOSED,
+    EXPIRED,
+    EXPIRED_PHOTOS,
+    PHOTOS,
+    STATUS_COLLECTIONS,
+)
+from mls_assets.lib.store.merge import batched
+from mls_assets.lib.tenants import FeedConfig
+from mls_assets.lib.transform.photos import extract_photos
+from mls_assets.lib.transform.values import FieldError, parse_datetime
+
+PHOTO_COLLECTION_OF = {"active": PHOTOS, "closed": PHOTOS, "expired": EXPIRED_PHOTOS}
+
+
+@dataclass
+class PhotoCounts:
+    listings_replaced: int = 0
+    listings_unchanged: int = 0
+    listings_moved: int = 0
+    listings_kept_without_expansion: int = 0
+    photos_written: int = 0
+    photos_removed: int = 0
+    orphans_removed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def photo_set_hash(photos: list[dict[str, Any]], changed_at: Any) -> str:
+    parts = [str(changed_at)] + [
+        "|".join(f"{k}={p[k]}" for k in sorted(p) if k.startswith("uri") or k in ("photoId", "order", "primary"))
+        for p in photos
+    ]
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
+
+
+def _current_classes(database: Database, feed: FeedConfig, keys: list[str]) -> dict[str, str]:
+    where: dict[str, str] = {}
+    for klass, name in STATUS_COLLECTIONS.items():
+        for doc in database[feed.collection(name)].find({"listingKey": {"$in": keys}}, {"_id": 0, "listingKey": 1}):
+            where[doc["listingKey"]] = klass
+    return where
+
+
+def _stored_sets(database: Database, feed: FeedConfig, keys: list[str]) -> dict[str, dict[str, str]]:
+    """`{collection: {listingKey: photoSetHash}}` for the keys."""
+    stored: dict[str, dict[str, str]] = {PHOTOS: {}, EXPIRED_PHOTOS: {}}
+    for name in stored:
+        cursor = database[feed.collection(name)].find(
+            {"listingKey": {"$in": keys}}, {"_id": 0, "listingKey": 1, "photoSetHash": 1}
+        )
+        for doc in cursor:
+            stored[name][doc["listingKey"]] = doc.get("photoSetHash", "")
+    return stored
+
+
+def sync_photos(database: Database, feed: FeedConfig, raw_docs: Iterable[dict[str, Any]], run_id: str,
+                batch_size: int = 500) -> PhotoCounts:  # fmt: skip
+    """Bring the photos of these raw listings in line with where the listings now live."""
+    counts = PhotoCounts()
+    for batch in batched(raw_docs, batch_size):
+        keys = [doc["listingKey"] for doc in batch]
+        where = _current_classes(database, feed, keys)
+        stored = _stored_sets(database, feed, keys)
+        for doc in batch:
+            _sync_listing(database, feed, doc, where.get(doc["listingKey"]), stored, run_id, counts)
+    return counts
+
+
+def _sync_listing(database: Database, feed: FeedConfig, raw: dict[str, Any], klass: str | None,
+                  stored: dict[str, dict[str, str]], run_id: str, counts: PhotoCounts) -> None:  # fmt: skip
+    key = raw["listingKey"]
+    target = PHOTO_COLLECTION_OF.get(klass) if klass else None
+    others = [name for name in (PHOTOS, EXPIRED_PHOTOS) if name != target and key in stored[name]]
+    fields_ = raw["record"].get("StandardFields", {})
+    if target is None:  # the listing is in no status collection: its photos go too
+        for name in others:
+            counts.photos_removed += database[feed.collection(name)].delete_many({"listingKey": key}).deleted_count
+        return
+    target_collection = database[feed.collection(target)]
+    if "Photos" not in fields_:
+        # no expansion (or an empty one): never wipe; move what is stored if the listing moved
+        counts.listings_kept_without_expansion += 1
+        for name in others:
+            source = database[feed.collection(name)]
+            moving = list(source.find({"listingKey": key}, {"_id": 0}))
+            if moving and key not in stored[target]:
+                target_collection.insert_many(moving)
+                counts.listings_moved += 1
+            counts.photos_removed += source.delete_many({"listingKey": key}).deleted_count
+        return
+    try:
+        changed_at = parse_datetime("PhotosChangeTimestamp", fields_.get("PhotosChangeTimestamp") or fields_["ModificationTimestamp"])
+    except (FieldError, KeyError):
+        changed_at = raw.get("modificationTimestamp")
+    photos, _ = extract_photos(fields_["Photos"], key, str(fields_.get("ListingId", key)), changed_at)
+    signature = photo_set_hash(photos, changed_at)
+    if stored[target].get(key) == signature and not others:
+        counts.listings_unchanged += 1
+        return
+    for name in others:
+        counts.photos_removed += database[feed.collection(name)].delete_many({"listingKey": key}).deleted_count
+    if others and stored[target].get(key) == signature:
+        counts.listings_moved += 1
+        return
+    if key in stored[target]:
+        counts.photos_removed += target_collection.delete_many({"listingKey": key}).deleted_count
+    if photos:
+        for photo in photos:
+            photo.update(photoSetHash=signature, tenantId=feed.tenant_id, mlsProvider=feed.mls, _runId=run_id)
+        target_collection.insert_many(photos)
+        counts.photos_written += len(photos)
+    counts.listings_moved += 1 if others else 0
+    counts.listings_replaced += 1
+
+
+def remove_orphans(database: Database, feed: FeedConfig) -> int:
+    """Delete photos whose listing is not in the matching status collections."""
+    removed = 0
+    homes = {PHOTOS: (ACTIVE, CLOSED), EXPIRED_PHOTOS: (EXPIRED,)}
+    for photos_name, listing_names in homes.items():
+        photos = database[feed.collection(photos_name)]
+        photo_keys = set(photos.distinct("listingKey"))
+        if not photo_keys:
+            continue
+        listing_keys: set[str] = set()
+        for name in listing_names:
+            listing_keys.update(database[feed.collection(name)].distinct("listingKey"))
+        orphans = sorted(photo_keys - listing_keys)
+        for batch in batched(orphans, 500):
+            removed += photos.delete_many({"listingKey": {"$in": batch}}).deleted_count
+    return removed

@@ -1,0 +1,44 @@
+"""The simulator as a local background service (what `make run` and `make dev` use)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import httpx
+
+from mls_assets.lib.paths import project_root, state_dir
+from mls_assets.lib.services import LocalService, ServiceInfo
+from mls_assets.lib.store.embedded import default_port
+
+HOST = "127.0.0.1"
+DEFAULT_LISTINGS = 2000
+
+
+def service() -> LocalService:
+    port = int(os.environ.get("MLS_SIMULATOR_PORT") or default_port(project_root(), base=28100))
+    listings = int(os.environ.get("MLS_SIMULATOR_LISTINGS") or DEFAULT_LISTINGS)
+    home = Path(os.environ.get("MLS_SIMULATOR_HOME") or state_dir() / "simulator")
+    root = f"http://{HOST}:{port}"
+
+    def is_up() -> bool:
+        try:
+            return httpx.get(f"{root}/_admin/stats", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def command() -> list[str]:
+        return [sys.executable, "-m", "mls_assets.cli", "simulator", "--host", HOST, "--port", str(port),
+                "--listings", str(listings), "--live"]  # fmt: skip
+
+    return LocalService(name="Spark simulator", home=home, url=f"{root}/v1", is_up=is_up, command=command)
+
+
+def ensure_running() -> ServiceInfo:
+    return service().ensure_running()
+
+
+def admin_url(base_url: str) -> str:
+    """`http://host:port/_admin` for a simulator base URL `http://host:port/v1`."""
+    return base_url.rsplit("/v1", 1)[0] + "/_admin"

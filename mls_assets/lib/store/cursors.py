@@ -1,0 +1,42 @@
+"""Per-feed replication cursors (ARCHITECTURE section 4).
+
+The cursor is the start time of the last successful pull of a feed, advanced only after
+the pulled data is committed; it is never derived from MAX() of stored data. An empty
+cursor means a full pull.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+CURSORS_COLLECTION = "feed_cursors"
+OVERLAP = timedelta(minutes=20)
+
+
+def read_cursor(database: Database, feed: str) -> datetime | None:
+    doc = database[CURSORS_COLLECTION].find_one({"_id": feed})
+    return doc["cursor"] if doc else None
+
+
+def advance_cursor(database: Database, feed: str, pull_started: datetime, run_id: str) -> None:
+    """Move the cursor forward (never back) to `pull_started`."""
+    database[CURSORS_COLLECTION].update_one(
+        {"_id": feed, "$or": [{"cursor": {"$lt": pull_started}}, {"cursor": None}]},
+        {"$set": {"cursor": pull_started, "runId": run_id, "updatedAt": datetime.now(UTC)}},
+        upsert=False,
+    )
+    if database[CURSORS_COLLECTION].find_one({"_id": feed}) is None:
+        try:
+            database[CURSORS_COLLECTION].insert_one(
+                {"_id": feed, "cursor": pull_started, "runId": run_id, "updatedAt": datetime.now(UTC)}
+            )
+        except DuplicateKeyError:  # another run created it meanwhile: only ever move forward
+            advance_cursor(database, feed, pull_started, run_id)
+
+
+def pull_since(cursor: datetime | None) -> datetime | None:
+    """Where an incremental pull starts: the cursor minus the overlap, or None (full pull)."""
+    return cursor - OVERLAP if cursor else None

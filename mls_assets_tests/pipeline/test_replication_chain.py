@@ -1,0 +1,178 @@
+"""End to end: real definitions, real IO manager on the real server, the simulator over HTTP."""
+
+from datetime import timedelta
+
+from mls_assets.lib.spark.simulator import GPS_MLS_ID
+from mls_assets.lib.transform.status import EXPIRED_RETENTION, status_class
+from mls_assets_tests.pipeline.conftest import ANCHOR, Pipeline
+
+GPS = "jpsrealtor.gps"
+STATUS_COLLECTIONS = {"active": "listings", "closed": "closed_listings", "expired": "expired_listings"}
+ALL = ("raw_listings", "flattened_listings", "rejects", "listings", "closed_listings", "expired_listings",
+       "photos", "expired_photos", "status_history")  # fmt: skip
+VOLATILE = {"_id", "_runId", "_syncedAt", "lastSyncedAt", "rejectedAt", "runId"}
+
+
+def gps_states(market):
+    return [s for s in market.states() if s.timeline.mls_id == GPS_MLS_ID]
+
+
+def is_bad(market, state) -> bool:
+    return market.record(state, False)["StandardFields"]["ListPrice"] == "Call listing agent"
+
+
+def keys(collection, query=None) -> set[str]:
+    return {d["listingKey"] for d in collection.find(query or {}, {"listingKey": 1})}
+
+
+def snapshot(pipeline: Pipeline, feed: str, bookkeeping: bool = False) -> dict:
+    skip = VOLATILE | ({"_partitionKey", "_hash", "partition"} if bookkeeping else set())
+    state = {}
+    for name in ALL:
+        docs = [{k: v for k, v in d.items() if k not in skip} for d in pipeline.collection(feed, name).find()]
+        state[name] = sorted(docs, key=repr)
+    return state
+
+
+def test_a_full_sync_fills_every_collection_correctly(pipeline, market):
+    pipeline.sync(GPS)  # today, no cursor yet: the whole feed
+    states = gps_states(market)
+    good = [s for s in states if not is_bad(market, s)]
+    bad = [s for s in states if is_bad(market, s)]
+    assert bad, "the simulated feed should contain unparseable records"
+
+    assert keys(pipeline.collection(GPS, "raw_listings")) == {s.timeline.key for s in states}
+    assert keys(pipeline.collection(GPS, "flattened_listings")) == {s.timeline.key for s in good}
+    rejects = list(pipeline.collection(GPS, "rejects").find())
+    assert {r["listingKey"] for r in rejects} == {s.timeline.key for s in bad}
+    assert all(r["field"] == "ListPrice" and "number" in r["reason"] and r["raw"] for r in rejects)
+
+    now = market.now
+    expected = {"active": set(), "closed": set(), "expired": set()}
+    for s in good:
+        klass = status_class(s.status).value
+        if klass == "expired" and s.index_row["StatusChangeTimestamp"] + EXPIRED_RETENTION <= now:
+            continue
+        expected[klass].add(s.timeline.key)
+    for klass, name in STATUS_COLLECTIONS.items():
+        assert keys(pipeline.collection(GPS, name)) == expected[klass], klass
+    expired = pipeline.collection(GPS, "expired_listings").find_one()
+    assert expired["expiresAt"] == expired["statusChangeDate"] + timedelta(days=90)
+    assert (expired["leadStatus"], expired["skipTraced"]) == ("new", False)
+    ttl = [i for i in pipeline.collection(GPS, "expired_listings").index_information().values()
+           if i["key"] == [("expiresAt", 1)]]  # fmt: skip
+    assert ttl and ttl[0]["expireAfterSeconds"] == 0
+    assert pipeline.collection(GPS, "expired_listings").count_documents({"expiresAt": {"$type": "date"}}) == len(
+        expected["expired"])
+
+    listing = pipeline.collection(GPS, "listings").find_one({"photoCount": {"$gt": 0}})
+    assert listing["location"]["type"] == "Point" and listing["tenantId"] == "jpsrealtor"
+    photos = list(pipeline.collection(GPS, "photos").find({"listingKey": listing["listingKey"]}))
+    assert len(photos) == listing["photoCount"] and {p["order"] for p in photos} == set(range(len(photos)))
+    assert all(p["uri640"] and p["uriLarge"] for p in photos)
+    photo_keys = keys(pipeline.collection(GPS, "photos"))
+    assert photo_keys <= expected["active"] | expected["closed"]
+    assert keys(pipeline.collection(GPS, "expired_photos")) <= expected["expired"]
+    assert pipeline.collection(GPS, "status_history").count_documents({}) == 0  # nothing moved yet
+
+
+def test_rerunning_any_partition_changes_nothing(pipeline, market):
+    day = (ANCHOR - timedelta(days=3)).date().isoformat()
+    pipeline.sync(GPS)
+    pipeline.sync(GPS, day)
+    before = snapshot(pipeline, GPS)
+    result = pipeline.sync(GPS, day)
+    pipeline.sync(GPS)
+    assert snapshot(pipeline, GPS) == before
+    raw = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "raw_listings"]
+    meta = raw[0].materialization.metadata
+    assert meta["inserted"].value == meta["updated"].value == 0
+
+
+def test_days_out_of_order_give_the_same_final_state(pipeline, market, mongo_uri, instance):
+    from mls_assets.lib.store.client import get_client
+
+    days = [(ANCHOR - timedelta(days=n)).date().isoformat() for n in range(6, -1, -1)]
+    for day in days:
+        pipeline.sync(GPS, day)
+    in_order = snapshot(pipeline, GPS)
+    assert in_order["listings"], "the window should hold listings"
+
+    other = get_client(mongo_uri)[pipeline.database.name + "_reverse"]
+    try:
+        reverse = Pipeline(market, other, mongo_uri, pipeline.instance)
+        for day in reversed(days):
+            reverse.sync(GPS, day)
+        # `_partitionKey` only says which run wrote a document last (today's first run pulls the
+        # whole feed), so it differs with the order; every document's content must not
+        assert snapshot(reverse, GPS, bookkeeping=True) == snapshot(pipeline, GPS, bookkeeping=True)
+    finally:
+        other.client.drop_database(other.name)
+
+
+def first_move(market, states, wanted):
+    """A listing whose next event moves it between status collections, and when."""
+    clock = market._clock
+    for s in states:
+        t = s.timeline
+        for at, (kind, value) in zip(t.times, t.events, strict=True):
+            if at > clock:
+                target = "Closed" if kind == "close" else value if kind == "status" else None
+                if target in wanted and status_class(s.status) != status_class(target):
+                    return s, at, target
+                break
+    raise AssertionError("no listing moves soon in this market")
+
+
+def test_a_status_change_moves_the_listing_and_its_photos_and_writes_one_event(pipeline, market):
+    pipeline.sync(GPS)
+    state, at, target = first_move(market, [s for s in gps_states(market) if s.status == "Active"
+                                            and not is_bad(market, s) and pipeline.collection(GPS, "photos")
+                                            .count_documents({"listingKey": s.timeline.key})],  # fmt: skip
+                                   ("Expired", "Canceled", "Withdrawn"))
+    key = state.timeline.key
+    market.set_clock(market.now + timedelta(seconds=at - market._clock + 60))
+    pipeline.sync(GPS)
+    pipeline.sync(GPS)  # again: still one event, nothing duplicated
+
+    assert pipeline.collection(GPS, "listings").find_one({"listingKey": key}) is None
+    moved = pipeline.collection(GPS, "expired_listings").find_one({"listingKey": key})
+    assert moved["standardStatus"] == target and moved["leadStatus"] == "new"
+    assert pipeline.collection(GPS, "photos").count_documents({"listingKey": key}) == 0
+    assert pipeline.collection(GPS, "expired_photos").count_documents({"listingKey": key}) == moved["photoCount"] > 0
+    events = list(pipeline.collection(GPS, "status_history").find({"listingKey": key}))
+    assert [(e["from"], e["to"]) for e in events] == [("Active", target)]
+    assert events[0]["runId"] and events[0]["partition"].endswith(GPS)
+
+
+def test_lead_fields_written_by_the_crm_survive_resyncs(pipeline, market):
+    pipeline.sync(GPS)
+    expired = pipeline.collection(GPS, "expired_listings")
+    lead = expired.find_one()
+    key = lead["listingKey"]
+    expired.update_one({"listingKey": key}, {"$set": {"leadStatus": "contacted", "ownerName": "Pat Doe",
+                                                      "skipTraced": True}})  # fmt: skip
+    timeline = next(s.timeline for s in gps_states(market) if s.timeline.key == key)
+    changed_at = market._clock + 3600
+    timeline.times.append(changed_at)  # the MLS changes the listing's price
+    timeline.events.append(("price", 123_000))
+    market._state_cache = None
+    market.set_clock(market.now + timedelta(hours=2))
+    pipeline.sync(GPS)
+
+    after = expired.find_one({"listingKey": key})
+    assert after["listPrice"] == 123_000.0
+    assert (after["leadStatus"], after["ownerName"], after["skipTraced"]) == ("contacted", "Pat Doe", True)
+
+
+def test_a_feed_of_one_tenant_never_writes_another_tenants_collections(pipeline):
+    pipeline.sync(GPS)
+    names = set(pipeline.database.list_collection_names())
+    assert not [n for n in names if n.startswith("otheragent_") or n.startswith("jpsrealtor_crmls_")]
+    pipeline.sync("otheragent.gps")
+    for name in ("flattened_listings", "listings", "closed_listings", "expired_listings"):
+        mine = pipeline.collection(GPS, name)
+        theirs = pipeline.collection("otheragent.gps", name)
+        assert mine.count_documents({"tenantId": {"$ne": "jpsrealtor"}}) == 0
+        assert theirs.count_documents({"tenantId": {"$ne": "otheragent"}}) == 0
+        assert keys(mine) == keys(theirs)  # same MLS, separate copies
