@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run test dev bench db-start db-stop db-status install clean
+.PHONY: run test dev bench db-start db-stop db-status sim-stop install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-## make run: install, start the embedded services, run the main job end to end
+## make run: install, start the embedded services, replicate the demo feeds end to end
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mls-assets db start
+	$(BIN)/mls-assets sim start
 	$(BIN)/mls-assets run
 
 ## make test: the whole test suite against real servers started by the tests
@@ -30,6 +31,8 @@ test: $(STAMP)
 ## make dev: the Dagster UI and daemon on the same defaults (http://127.0.0.1:3000)
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mls-assets db start
+	$(BIN)/mls-assets sim start
+	$(BIN)/mls-assets feeds sync
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
 
 ## make bench: benchmarks (not part of make test)
@@ -42,7 +45,10 @@ db-stop: $(STAMP)
 	$(BIN)/mls-assets db stop
 db-status: $(STAMP)
 	$(BIN)/mls-assets db status
+sim-stop: $(STAMP)
+	$(BIN)/mls-assets sim stop
 
 clean:
+	-$(BIN)/mls-assets sim stop
 	-$(BIN)/mls-assets db stop
 	rm -rf $(VENV) .state .dagster_home .pytest_cache

@@ -6,7 +6,14 @@ from mls_assets.defs.partitions import feed_day_partitions, split_key
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.replication.collections import EXPIRED_PHOTOS, INDEXES, PHOTOS, RAW
 from mls_assets.lib.replication.photos import PhotoCounts, remove_orphans, sync_photos
-from mls_assets.lib.store.merge import PARTITION_FIELD, MergeSpec, clear_pending, ensure_indexes, pending_flag
+from mls_assets.lib.store.merge import (
+    PARTITION_FIELD,
+    MergeSpec,
+    batched,
+    clear_pending,
+    ensure_indexes,
+    pending_flag,
+)
 from mls_assets.lib.tenants import feed_config
 
 
@@ -40,11 +47,14 @@ def photo_collections(context: dg.AssetExecutionContext, mongo: MongoResource):
             ensure_indexes(database[feed.collection(name)], INDEXES[name])
         raw_collection = database[feed.collection(RAW)]
         pending = {PARTITION_FIELD: str(key), pending_flag("photos"): True}
-        raws = list(raw_collection.find(pending, {"_id": 0, "listingKey": 1, "modificationTimestamp": 1, "record": 1}))
-        counts = sync_photos(database, feed, raws, context.run.run_id)
-        clear_pending(raw_collection, "photos", [(r["listingKey"],) for r in raws], MergeSpec(("listingKey",)))
-        for field, value in counts.as_dict().items():
-            setattr(totals, field, getattr(totals, field) + value)
+        pending_keys = [d["listingKey"] for d in raw_collection.find(pending, {"_id": 0, "listingKey": 1})]
+        for chunk in batched(pending_keys, 500):  # bounded memory: records carry all their photos
+            raws = raw_collection.find({"listingKey": {"$in": chunk}}, {"_id": 0, "listingKey": 1,
+                                                                        "modificationTimestamp": 1, "record": 1})  # fmt: skip
+            counts = sync_photos(database, feed, raws, context.run.run_id)
+            clear_pending(raw_collection, "photos", [(k,) for k in chunk], MergeSpec(("listingKey",)))
+            for field, value in counts.as_dict().items():
+                setattr(totals, field, getattr(totals, field) + value)
     for feed in feeds.values():
         totals.orphans_removed += remove_orphans(database, feed)
     metadata = totals.as_dict()
