@@ -3,6 +3,11 @@
 import dagster as dg
 
 from mls_assets.defs import smoke
+from mls_assets.defs.automation.crm_rescrape import crm_active_rescrape
+from mls_assets.defs.automation.feed_discovery import feed_discovery_sensor
+from mls_assets.defs.automation.intraday import intraday_status_sync
+from mls_assets.defs.automation.nightly import nightly_sync_sensor
+from mls_assets.defs.automation.sweep import deleted_listings_sweep, deletion_sweep_job, weekly_deletion_sweep
 from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.jobs import replication_job
 from mls_assets.defs.listings.flattened import flattened_listings
@@ -11,8 +16,10 @@ from mls_assets.defs.photos.sync import photo_collections
 from mls_assets.defs.resources import ClockResource, mongo_resource_from_env, spark_resource_from_env
 from mls_assets.defs.status.routing import status_collections
 
-ASSETS = [raw_listings, flattened_listings, status_collections, photo_collections,
+ASSETS = [raw_listings, flattened_listings, status_collections, photo_collections, deleted_listings_sweep,
           smoke.smoke_listings, smoke.smoke_summary]  # fmt: skip
+SCHEDULES = [intraday_status_sync, crm_active_rescrape, weekly_deletion_sweep]
+SENSORS = [feed_discovery_sensor, nightly_sync_sensor]
 
 
 def build_resources() -> dict:
@@ -26,7 +33,13 @@ def build_resources() -> dict:
 
 
 def build_definitions() -> dg.Definitions:
-    return dg.Definitions(assets=ASSETS, jobs=[replication_job, smoke.smoke_job], resources=build_resources())
+    return dg.Definitions(
+        assets=ASSETS,
+        jobs=[replication_job, deletion_sweep_job, smoke.smoke_job],
+        schedules=SCHEDULES,
+        sensors=SENSORS,
+        resources=build_resources(),
+    )
 
 
 defs = build_definitions()

@@ -8,6 +8,9 @@ gets its own database, dropped afterwards.
 from __future__ import annotations
 
 import os
+
+# Step retry policies are built at import: keep their delays short in tests.
+os.environ.setdefault("MLS_STEP_RETRY_DELAY_S", "0.05")
 import socket
 import subprocess
 import time
@@ -30,10 +33,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_ephemeral_server(port: int) -> subprocess.Popen:
+def start_ephemeral_server(port: int, storage: str = ":memory:", *extra: str) -> subprocess.Popen:
+    """`:memory:` keeps everything in WiredTiger's cache: fine for tests, too small for
+    benchmarks, which pass a folder instead."""
     process = subprocess.Popen(
         [embedded.launcher_path(), "--host", "127.0.0.1", "--port", str(port),
-         "--storage-path", ":memory:", "--log-level", "WARNING"],
+         "--storage-path", storage, "--log-level", "WARNING", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -18,9 +18,10 @@ def load_and_register_configs(database: Database) -> list[FeedConfig]:
 
 
 def sync_feed_partitions(instance: dg.DagsterInstance, database: Database) -> tuple[list[str], list[str]]:
-    """Add enabled feeds as `feeds` partitions and remove the others; data is kept."""
+    """Add configured feeds as `feeds` partitions and remove feeds no longer configured
+    (a disabled feed keeps its partition: the schedules skip it); data is kept."""
     feeds = load_and_register_configs(database)
-    wanted = {str(f.key) for f in feeds if f.enabled}
+    wanted = {str(f.key) for f in feeds}
     current = set(instance.get_dynamic_partitions(FEEDS_PARTITION_NAME))
     added, removed = sorted(wanted - current), sorted(current - wanted)
     if added:

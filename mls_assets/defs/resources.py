@@ -78,6 +78,7 @@ class SparkResource(dg.ConfigurableResource):
     retry_attempts: int = 8
     retry_floor_s: float = 0.5
     retry_cap_s: float = 60.0
+    page_size: int = Field(default=1000, ge=1, le=1000, description="_limit per request (max 1000).")
 
     def base_url_for(self, feed: FeedConfig) -> tuple[str, bool]:
         """The base URL and whether it is the bundled simulator."""

@@ -13,6 +13,8 @@ from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.partitions import feed_day_key
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.spark.simulator import GPS_MLS_ID, Market, SimulatorServer
+from mls_assets.lib.store.client import get_client
+from mls_assets_tests.conftest import free_port, start_ephemeral_server
 from mls_assets_tests.pipeline.conftest import CHAIN
 
 pytestmark = pytest.mark.bench
@@ -30,7 +32,21 @@ def written(result) -> int:
     return total
 
 
-def test_bench_full_then_incremental_sync(tmp_path, monkeypatch, mongo_db, mongo_uri):
+@pytest.fixture
+def disk_server(tmp_path):
+    """A disk-backed embedded server, as `make run` uses (an in-memory one cannot hold 50k
+    listings with their photos: WiredTiger's cache is its whole storage)."""
+    port = free_port()
+    process = start_ephemeral_server(port, str(tmp_path / "db"), "--cache-size", "2G")
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    yield uri
+    process.terminate()
+    process.wait(timeout=60)
+
+
+def test_bench_full_then_incremental_sync(tmp_path, monkeypatch, disk_server):
+    mongo_uri = disk_server
+    mongo_db = get_client(mongo_uri)["bench"]
     market = Market(listings=57_500, seed=3, anchor=ANCHOR, mls_ids=(GPS_MLS_ID,))
     visible = len(market.states())
     with SimulatorServer(market) as server:

@@ -54,18 +54,27 @@ class Pipeline:
         self.market, self.database, self.instance = market, database, instance
         self.mongo = MongoResource(uri=mongo_uri, database=database.name)
 
-    def resources(self) -> dict:
+    def resources(self, **spark) -> dict:
+        spark = {"retry_floor_s": 0.01, "retry_cap_s": 0.05, "timeout_s": 10, **spark}
         return {
             "mongo": self.mongo,
             "io_manager": MongoIOManager(mongo=self.mongo),
-            "spark": SparkResource(retry_floor_s=0.01, retry_cap_s=0.05, timeout_s=10),
+            "spark": SparkResource(**spark),
             "clock": ClockResource(fixed_now=self.market.now.isoformat()),
         }
 
-    def sync(self, feed: str, day: str | None = None) -> dg.ExecuteInProcessResult:
+    def sync(self, feed: str, day: str | None = None, assets=CHAIN, **spark) -> dg.ExecuteInProcessResult:
         day = day or self.market.now.date().isoformat()
-        result = dg.materialize(CHAIN, instance=self.instance, resources=self.resources(),
+        result = dg.materialize(assets, instance=self.instance, resources=self.resources(**spark),
                                 partition_key=str(feed_day_key(feed, day)), tags={"mls/feed": feed})  # fmt: skip
+        assert result.success
+        return result
+
+    def backfill(self, feed: str, first_day: str, last_day: str) -> dg.ExecuteInProcessResult:
+        """A date window of one feed as one run (what a single-run backfill launches)."""
+        tags = {"dagster/asset_partition_range_start": str(feed_day_key(feed, first_day)),
+                "dagster/asset_partition_range_end": str(feed_day_key(feed, last_day)), "mls/feed": feed}  # fmt: skip
+        result = dg.materialize(CHAIN, instance=self.instance, resources=self.resources(), tags=tags)
         assert result.success
         return result
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from mls_assets.defs.partitions import feed_day_partitions, split_key
+from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import ClockResource, MongoResource
 from mls_assets.lib.replication.collections import FLATTENED, RAW, REJECTS
 from mls_assets.lib.replication.rejects import clear_rejects, store_rejects
@@ -31,6 +32,7 @@ FLATTENED_STORAGE = {
     group_name="listings",
     kinds={"mongodb", "python"},
     metadata=FLATTENED_STORAGE,
+    backfill_policy=SINGLE_RUN_BACKFILL,
     ins={"raw_listings": dg.AssetIn(metadata={"load_as": "batches", "pending_only": "flattened"})},
 )
 def flattened_listings(

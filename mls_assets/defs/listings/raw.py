@@ -8,6 +8,7 @@ from datetime import datetime
 import dagster as dg
 
 from mls_assets.defs.partitions import feed_day_partitions, split_key
+from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL, SPARK_POOL
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.replication.collections import RAW, REJECTS
 from mls_assets.lib.replication.rejects import store_rejects
@@ -46,7 +47,7 @@ def _pull(spark: SparkResource, feed: FeedConfig, window: PullWindow, stats: Pul
     if window.empty:
         return
     with spark.client_for(feed) as client:
-        for page in client.pages(listings_filter(feed, window), limit=1000, expand=["Photos"]):
+        for page in client.pages(listings_filter(feed, window), limit=spark.page_size, expand=["Photos"]):
             stats.pages += 1
             rejects = []
             for record in page.results:
@@ -75,7 +76,9 @@ def _pull(spark: SparkResource, feed: FeedConfig, window: PullWindow, stats: Pul
     group_name="listings",
     kinds={"mongodb", "python"},
     metadata=RAW_STORAGE,
-    tags={"mls/network": "spark"},
+    retry_policy=NETWORK_RETRY,
+    backfill_policy=SINGLE_RUN_BACKFILL,
+    pool=SPARK_POOL,
 )
 def raw_listings(
     context: dg.AssetExecutionContext, mongo: MongoResource, spark: SparkResource, clock: ClockResource

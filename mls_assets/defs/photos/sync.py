@@ -3,6 +3,7 @@
 import dagster as dg
 
 from mls_assets.defs.partitions import feed_day_partitions, split_key
+from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.replication.collections import EXPIRED_PHOTOS, INDEXES, PHOTOS, RAW
 from mls_assets.lib.replication.photos import PhotoCounts, remove_orphans, sync_photos
@@ -19,6 +20,7 @@ from mls_assets.lib.tenants import feed_config
 
 @dg.multi_asset(
     partitions_def=feed_day_partitions,
+    backfill_policy=SINGLE_RUN_BACKFILL,
     group_name="photos",
     specs=[
         dg.AssetSpec("listing_photos", kinds={"mongodb"}, group_name="photos",

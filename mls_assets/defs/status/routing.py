@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 import dagster as dg
 
 from mls_assets.defs.partitions import feed_day_partitions, split_key
+from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import ClockResource, MongoResource
 from mls_assets.lib.replication.collections import ACTIVE, CLOSED, EXPIRED, FLATTENED, HISTORY, INDEXES
 from mls_assets.lib.replication.routing import Routed, route, stored_versions
@@ -50,6 +51,7 @@ DESCRIPTIONS = {
 
 @dg.multi_asset(
     partitions_def=feed_day_partitions,
+    backfill_policy=SINGLE_RUN_BACKFILL,
     group_name="status",
     ins={"flattened_listings": dg.AssetIn(metadata={"load_as": "batches", "pending_only": "status"})},
     outs={

@@ -1,0 +1,47 @@
+"""The weekly deletion sweep per feed (cron `MLS_SWEEP_CRON`, default Sundays 04:00 UTC)."""
+
+import os
+
+import dagster as dg
+
+from mls_assets.defs.automation.run_requests import FEED_TAG, TRIGGER_TAG
+from mls_assets.defs.partitions import feeds_partitions
+from mls_assets.defs.policies import NETWORK_RETRY, SPARK_POOL
+from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.lib.replication.sweep import DEFAULT_MIN_FRACTION, source_keys, sweep
+from mls_assets.lib.tenants import feed_config, read_configs
+
+SWEEP_CRON = os.environ.get("MLS_SWEEP_CRON", "0 4 * * 0")
+
+
+class SweepConfig(dg.Config):
+    min_fraction: float = DEFAULT_MIN_FRACTION
+
+
+@dg.asset(partitions_def=feeds_partitions, group_name="maintenance", kinds={"mongodb", "python"},
+          retry_policy=NETWORK_RETRY, pool=SPARK_POOL)  # fmt: skip
+def deleted_listings_sweep(context: dg.AssetExecutionContext, config: SweepConfig, mongo: MongoResource,
+                           spark: SparkResource, clock: ClockResource) -> dg.MaterializeResult:  # fmt: skip
+    """Removes listings that vanished from the feed (a complete `_select=ListingKey` sweep,
+    behind a volume guard), writing each removal to the status history."""
+    database = mongo.get_database()
+    feed = feed_config(database, context.partition_key)
+    with spark.client_for(feed) as client:
+        keys = source_keys(client, feed)
+    result = sweep(database, feed, keys, clock.now(), context.run.run_id, config.min_fraction)
+    return dg.MaterializeResult(metadata={"source_keys": result.source_keys, "stored_keys": result.stored_keys,
+                                          "removed": result.removed, "history_events": result.history_events})  # fmt: skip
+
+
+deletion_sweep_job = dg.define_asset_job("deletion_sweep_job", selection=[deleted_listings_sweep])
+
+
+@dg.schedule(cron_schedule=SWEEP_CRON, job=deletion_sweep_job, execution_timezone="UTC")
+def weekly_deletion_sweep(context: dg.ScheduleEvaluationContext, mongo: MongoResource):
+    """One sweep per enabled feed."""
+    when = context.scheduled_execution_time.isoformat()
+    feeds = [f for f in read_configs(mongo.get_database()) if f.enabled]
+    if not feeds:
+        return dg.SkipReason("no enabled feeds")
+    return [dg.RunRequest(run_key=f"sweep|{f.key}|{when}", partition_key=str(f.key),
+                          tags={FEED_TAG: str(f.key), TRIGGER_TAG: "sweep"}) for f in feeds]  # fmt: skip

@@ -1,0 +1,143 @@
+"""The real sensors and schedules, evaluated with build_sensor_context/build_schedule_context."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import yaml
+
+from mls_assets.defs.automation.crm_rescrape import crm_active_rescrape
+from mls_assets.defs.automation.feed_discovery import feed_discovery_sensor
+from mls_assets.defs.automation.intraday import intraday_status_sync
+from mls_assets.defs.automation.nightly import nightly_requests, nightly_sync_sensor
+from mls_assets.defs.automation.sweep import weekly_deletion_sweep
+from mls_assets.lib.tenants import CONFIGS_COLLECTION, load_feeds, read_configs, sync_configs
+
+GPS_ID, CRMLS_ID = "20190211172710340762000000", "20200218121507636729000000"
+
+
+def write_tenants(path, feeds):
+    path.write_text(yaml.safe_dump({"tenants": [{"tenant_id": "jpsrealtor", "feeds": feeds}]}))
+
+
+def gps(**extra):
+    return {"mls": "gps", "mls_id": GPS_ID, "sync_schedule": "0 2 * * *", **extra}
+
+
+def crmls(**extra):
+    return {"mls": "crmls", "mls_id": CRMLS_ID, "sync_schedule": "0 3 * * *", **extra}
+
+
+def test_feed_discovery_adds_and_removes_partitions_and_creates_indexes(tmp_path, monkeypatch, mongo_resources,
+                                                                         mongo_db):  # fmt: skip
+    tenants = tmp_path / "tenants.yaml"
+    monkeypatch.setenv("MLS_TENANTS_FILE", str(tenants))
+    write_tenants(tenants, [gps(), crmls()])
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(instance=instance, resources=mongo_resources) as context:
+            result = feed_discovery_sensor(context)
+        (request,) = result.dynamic_partitions_requests
+        assert isinstance(request, dg.AddDynamicPartitionsRequest)
+        assert (request.partitions_def_name, sorted(request.partition_keys)) == (
+            "feeds", ["jpsrealtor.crmls", "jpsrealtor.gps"])  # fmt: skip
+        indexes = mongo_db["jpsrealtor_gps_expired_listings"].index_information()
+        assert any(i["key"] == [("expiresAt", 1)] and i["expireAfterSeconds"] == 0 for i in indexes.values())
+        assert any(i["key"] == [("location", "2dsphere")] for i in indexes.values())
+
+        instance.add_dynamic_partitions("feeds", ["jpsrealtor.crmls", "jpsrealtor.gps"])
+        write_tenants(tenants, [gps(enabled=False)])  # crmls removed, gps disabled
+        with dg.build_sensor_context(instance=instance, resources=mongo_resources) as context:
+            result = feed_discovery_sensor(context)
+        (request,) = result.dynamic_partitions_requests
+        assert isinstance(request, dg.DeleteDynamicPartitionsRequest)
+        assert list(request.partition_keys) == ["jpsrealtor.crmls"]  # the disabled feed keeps its partition
+        configs = {f.mls: f.enabled for f in read_configs(mongo_db)}
+        assert configs == {"gps": False}
+
+
+def test_nightly_sync_fires_each_feed_at_its_own_cron(tmp_path, monkeypatch):
+    tenants = tmp_path / "tenants.yaml"
+    write_tenants(tenants, [gps(), crmls(), {**gps(mls="gpsold", enabled=False)}])
+    feeds = load_feeds(tenants)
+    requests = nightly_requests(feeds, datetime(2026, 11, 20, 1, 30, tzinfo=UTC), datetime(2026, 11, 20, 2, 30, tzinfo=UTC))
+    assert [(r.partition_key, r.run_key, r.tags["mls/feed"]) for r in requests] == [
+        ("2026-11-19|jpsrealtor.gps", "nightly|jpsrealtor.gps|2026-11-20T02:00:00+00:00", "jpsrealtor.gps")]
+    later = nightly_requests(feeds, datetime(2026, 11, 20, 2, 30, tzinfo=UTC), datetime(2026, 11, 20, 3, 5, tzinfo=UTC))
+    assert [r.partition_key for r in later] == ["2026-11-19|jpsrealtor.crmls"]
+    assert nightly_requests(feeds, datetime(2026, 11, 20, 3, 5, tzinfo=UTC), datetime(2026, 11, 20, 3, 6, tzinfo=UTC)) == []
+    # a config change (new cron) takes effect without code: the next tick follows it
+    changed = [f.model_copy(update={"sync_schedule": "30 3 * * *"}) for f in feeds]
+    moved = nightly_requests(changed, datetime(2026, 11, 20, 3, 5, tzinfo=UTC), datetime(2026, 11, 20, 3, 40, tzinfo=UTC))
+    assert sorted(r.partition_key for r in moved) == ["2026-11-19|jpsrealtor.crmls", "2026-11-19|jpsrealtor.gps"]
+
+
+def test_nightly_sensor_keeps_a_cursor_and_names_each_tick_once(tmp_path, monkeypatch, mongo_resources, mongo_db):
+    tenants = tmp_path / "tenants.yaml"
+    write_tenants(tenants, [gps(sync_schedule="* * * * *")])
+    sync_configs(mongo_db, load_feeds(tenants))
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(instance=instance, resources=mongo_resources) as context:
+            first = nightly_sync_sensor(context)
+        assert not first.run_requests and first.cursor
+        with dg.build_sensor_context(instance=instance, resources=mongo_resources,
+                                     cursor="2026-01-01T00:00:00+00:00") as context:  # fmt: skip
+            result = nightly_sync_sensor(context)
+        (request,) = result.run_requests
+        tick = datetime.fromisoformat(request.run_key.split("|")[2])
+        assert request.partition_key == f"{(tick - timedelta(days=1)).date().isoformat()}|jpsrealtor.gps"
+        assert request.tags == {"mls/feed": "jpsrealtor.gps", "mls/trigger": "nightly"}
+        assert datetime.fromisoformat(result.cursor) >= tick
+
+
+def test_intraday_sync_requests_today_for_every_enabled_feed(tmp_path, mongo_resources, mongo_db):
+    tenants = tmp_path / "tenants.yaml"
+    write_tenants(tenants, [gps(), crmls(enabled=False)])
+    sync_configs(mongo_db, load_feeds(tenants))
+    when = datetime(2026, 11, 20, 14, 15, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                       resources=mongo_resources) as context:  # fmt: skip
+            requests = list(intraday_status_sync(context))
+    assert [(r.partition_key, r.run_key, r.tags["mls/feed"]) for r in requests] == [
+        ("2026-11-20|jpsrealtor.gps", "intraday|jpsrealtor.gps|2026-11-20T14:15:00+00:00", "jpsrealtor.gps")]
+    assert intraday_status_sync.cron_schedule == "*/15 * * * *"
+
+
+def test_crm_rescrape_says_it_has_nothing_to_do_until_properties_are_linked(tmp_path, mongo_resources, mongo_db):
+    tenants = tmp_path / "tenants.yaml"
+    write_tenants(tenants, [gps()])
+    sync_configs(mongo_db, load_feeds(tenants))
+    when = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                       resources=mongo_resources) as context:  # fmt: skip
+            skipped = crm_active_rescrape(context)
+            assert isinstance(skipped, dg.SkipReason) and "nothing to re-scrape" in skipped.skip_message
+            mongo_db["jpsrealtor_crm_properties"].insert_one(
+                {"_id": "crm-1", "crm_status": "active", "mls_property_id": "K1", "mls_feed": "gps"})
+            (request,) = crm_active_rescrape(context)
+    assert request.partition_key == "2026-11-20|jpsrealtor.gps" and request.tags["mls/trigger"] == "crm-rescrape"
+    assert crm_active_rescrape.cron_schedule == "0 * * * *"
+
+
+def test_weekly_sweep_requests_one_run_per_enabled_feed(tmp_path, mongo_resources, mongo_db):
+    tenants = tmp_path / "tenants.yaml"
+    write_tenants(tenants, [gps(), crmls()])
+    sync_configs(mongo_db, load_feeds(tenants))
+    when = datetime(2026, 11, 22, 4, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                       resources=mongo_resources) as context:  # fmt: skip
+            requests = list(weekly_deletion_sweep(context))
+    assert sorted(r.partition_key for r in requests) == ["jpsrealtor.crmls", "jpsrealtor.gps"]
+    assert all(r.run_key.startswith("sweep|") and r.tags["mls/feed"] == r.partition_key for r in requests)
+
+
+def test_runs_of_one_feed_are_queued_not_run_together():
+    """The instance config limits runs per `mls/feed` value to one; every request carries it."""
+    from mls_assets.lib.paths import project_root
+
+    config = yaml.safe_load((project_root() / "dagster.yaml").read_text())
+    with dg.instance_for_test(overrides={"concurrency": config["concurrency"]}) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {"key": "mls/feed", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+    assert CONFIGS_COLLECTION == "agent_mls_configs"
