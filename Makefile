@@ -37,7 +37,7 @@ dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 ## make bench: benchmarks (not part of make test)
 bench: $(STAMP)
-	$(BIN)/python -m pytest -m bench -s mls_assets_tests/bench $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m bench -s --timeout=0 -p no:logging --show-capture=no mls_assets_tests/bench $(PYTEST_ARGS)
 
 db-start: $(STAMP)
 	$(BIN)/mls-assets db start

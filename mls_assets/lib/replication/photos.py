@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pymongo.database import Database
@@ -76,62 +76,97 @@ def _stored_sets(database: Database, feed: FeedConfig, keys: list[str]) -> dict[
 
 def sync_photos(database: Database, feed: FeedConfig, raw_docs: Iterable[dict[str, Any]], run_id: str,
                 batch_size: int = 500) -> PhotoCounts:  # fmt: skip
-    """Bring the photos of these raw listings in line with where the listings now live."""
+    """Bring the photos of these raw listings in line with where the listings now live.
+
+    Works a batch of listings at a time with a few bulk operations (not a round trip per
+    listing): old photos of changed listings are deleted, new and moved photos inserted,
+    then the copies left in the other collection removed.
+    """
     counts = PhotoCounts()
     for batch in batched(raw_docs, batch_size):
         keys = [doc["listingKey"] for doc in batch]
+        plan = _Plan()
         where = _current_classes(database, feed, keys)
         stored = _stored_sets(database, feed, keys)
         for doc in batch:
-            _sync_listing(database, feed, doc, where.get(doc["listingKey"]), stored, run_id, counts)
+            _plan_listing(doc, where.get(doc["listingKey"]), stored, plan, counts, feed, run_id)
+        _apply(database, feed, plan, counts)
     return counts
 
 
-def _sync_listing(database: Database, feed: FeedConfig, raw: dict[str, Any], klass: str | None,
-                  stored: dict[str, dict[str, str]], run_id: str, counts: PhotoCounts) -> None:  # fmt: skip
+@dataclass
+class _Plan:
+    """Bulk operations for one batch, by photo collection name."""
+
+    delete_first: dict[str, list[str]] = field(default_factory=lambda: {PHOTOS: [], EXPIRED_PHOTOS: []})
+    insert: dict[str, list[dict]] = field(default_factory=lambda: {PHOTOS: [], EXPIRED_PHOTOS: []})
+    move: list[tuple[str, str, str]] = field(default_factory=list)  # (key, from, to)
+    delete_after: dict[str, list[str]] = field(default_factory=lambda: {PHOTOS: [], EXPIRED_PHOTOS: []})
+
+
+def _plan_listing(raw: dict[str, Any], klass: str | None, stored: dict[str, dict[str, str]], plan: _Plan,
+                  counts: PhotoCounts, feed: FeedConfig, run_id: str) -> None:  # fmt: skip
     key = raw["listingKey"]
     target = PHOTO_COLLECTION_OF.get(klass) if klass else None
     others = [name for name in (PHOTOS, EXPIRED_PHOTOS) if name != target and key in stored[name]]
     fields_ = raw["record"].get("StandardFields", {})
     if target is None:  # the listing is in no status collection: its photos go too
         for name in others:
-            counts.photos_removed += database[feed.collection(name)].delete_many({"listingKey": key}).deleted_count
+            plan.delete_after[name].append(key)
         return
-    target_collection = database[feed.collection(target)]
     if "Photos" not in fields_:
         # no expansion (or an empty one): never wipe; move what is stored if the listing moved
         counts.listings_kept_without_expansion += 1
         for name in others:
-            source = database[feed.collection(name)]
-            moving = list(source.find({"listingKey": key}, {"_id": 0}))
-            if moving and key not in stored[target]:
-                target_collection.insert_many(moving)
-                counts.listings_moved += 1
-            counts.photos_removed += source.delete_many({"listingKey": key}).deleted_count
+            if key not in stored[target]:
+                plan.move.append((key, name, target))
+            plan.delete_after[name].append(key)
         return
     try:
-        changed_at = parse_datetime("PhotosChangeTimestamp", fields_.get("PhotosChangeTimestamp") or fields_["ModificationTimestamp"])
+        changed_at = parse_datetime("PhotosChangeTimestamp",
+                                    fields_.get("PhotosChangeTimestamp") or fields_["ModificationTimestamp"])  # fmt: skip
     except (FieldError, KeyError):
         changed_at = raw.get("modificationTimestamp")
     photos, _ = extract_photos(fields_["Photos"], key, str(fields_.get("ListingId", key)), changed_at)
     signature = photo_set_hash(photos, changed_at)
-    if stored[target].get(key) == signature and not others:
-        counts.listings_unchanged += 1
-        return
     for name in others:
-        counts.photos_removed += database[feed.collection(name)].delete_many({"listingKey": key}).deleted_count
-    if others and stored[target].get(key) == signature:
-        counts.listings_moved += 1
+        plan.delete_after[name].append(key)
+    if stored[target].get(key) == signature:
+        if others:
+            counts.listings_moved += 1
+        else:
+            counts.listings_unchanged += 1
         return
     if key in stored[target]:
-        counts.photos_removed += target_collection.delete_many({"listingKey": key}).deleted_count
-    if photos:
-        for photo in photos:
-            photo.update(photoSetHash=signature, tenantId=feed.tenant_id, mlsProvider=feed.mls, _runId=run_id)
-        target_collection.insert_many(photos)
-        counts.photos_written += len(photos)
+        plan.delete_first[target].append(key)
+    for photo in photos:
+        photo.update(photoSetHash=signature, tenantId=feed.tenant_id, mlsProvider=feed.mls, _runId=run_id)
+    plan.insert[target].extend(photos)
     counts.listings_moved += 1 if others else 0
     counts.listings_replaced += 1
+
+
+def _delete(database: Database, feed: FeedConfig, name: str, keys: list[str]) -> int:
+    removed = 0
+    for chunk in batched(keys, 500):
+        removed += database[feed.collection(name)].delete_many({"listingKey": {"$in": chunk}}).deleted_count
+    return removed
+
+
+def _apply(database: Database, feed: FeedConfig, plan: _Plan, counts: PhotoCounts) -> None:
+    for name, keys in plan.delete_first.items():
+        counts.photos_removed += _delete(database, feed, name, keys)
+    for key, source, target in plan.move:
+        moving = list(database[feed.collection(source)].find({"listingKey": key}, {"_id": 0}))
+        if moving:
+            plan.insert[target].extend(moving)
+            counts.listings_moved += 1
+    for name, photos in plan.insert.items():
+        for chunk in batched(photos, 1000):
+            database[feed.collection(name)].insert_many(chunk, ordered=False)
+            counts.photos_written += len(chunk)
+    for name, keys in plan.delete_after.items():
+        counts.photos_removed += _delete(database, feed, name, keys)
 
 
 def remove_orphans(database: Database, feed: FeedConfig) -> int:
