@@ -157,3 +157,15 @@ def test_iter_documents_rejects_unstorable_values():
 def test_a_document_without_its_key_fails_clearly(listings):
     with pytest.raises(ValueError, match="no key field 'listingKey'"):
         merge_documents(listings, [{"listPrice": 1}], SPEC)
+
+
+def test_indexes_already_there_are_not_requested_again_by_a_new_process(mongo_db):
+    """A fresh process (empty cache) must not trip over existing indexes such as 2dsphere."""
+    from mls_assets.lib.store import merge
+
+    specs = [{"keys": [["location", "2dsphere"]]}, {"keys": [["expiresAt", 1]], "expireAfterSeconds": 0}]
+    ensure_indexes(mongo_db["geo"], specs)
+    merge._ensured_indexes.clear()
+    ensure_indexes(mongo_db["geo"], [*specs, {"keys": [["city", 1]]}])
+    keys = [info["key"] for info in mongo_db["geo"].index_information().values()]
+    assert [("location", "2dsphere")] in keys and [("city", 1)] in keys

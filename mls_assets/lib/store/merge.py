@@ -321,11 +321,21 @@ def ensure_indexes(collection: Collection, specs: Iterable[Mapping[str, Any]]) -
     for spec in specs:
         marker = (collection.database.name, collection.name, repr(sorted(spec.items(), key=str)))
         if marker not in _ensured_indexes:
-            options = {k: v for k, v in spec.items() if k != "keys"}
-            pending[marker] = IndexModel([(name, order) for name, order in spec["keys"]], **options)
-    if pending:
-        collection.create_indexes(list(pending.values()))
-        _ensured_indexes.update(pending)
+            pending[marker] = spec
+    if not pending:
+        return
+    # Skip key patterns that already exist: asking again with defaulted options (e.g. a
+    # 2dsphere version) is refused by some servers as a conflicting index.
+    existing = {tuple((name, order) for name, order in info["key"])
+                for info in collection.index_information().values()}  # fmt: skip
+    models = []
+    for spec in pending.values():
+        keys = tuple((name, order) for name, order in spec["keys"])
+        if keys not in existing:
+            models.append(IndexModel(list(keys), **{k: v for k, v in spec.items() if k != "keys"}))
+    if models:
+        collection.create_indexes(models)
+    _ensured_indexes.update(pending)
 
 
 def _preview(doc: Mapping[str, Any], limit: int = 200) -> str:
