@@ -12,7 +12,7 @@ import dagster as dg
 from mls_assets.defs.partitions import feed_day_partitions, split_key
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import ClockResource, MongoResource
-from mls_assets.lib.replication.collections import ACTIVE, CLOSED, EXPIRED, FLATTENED, HISTORY, INDEXES
+from mls_assets.lib.replication.collections import ACTIVE, CLOSED, EXPIRED, FLATTENED, HISTORY, INDEXES, REJECTS
 from mls_assets.lib.replication.routing import Routed, route, stored_versions
 from mls_assets.lib.store.documents import CommitAfterWrite
 from mls_assets.lib.store.merge import MergeSpec, clear_pending, evict
@@ -103,5 +103,15 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings, mo
         for feed_key, keys in processed.items():
             clear_pending(database[feeds[feed_key].collection(FLATTENED)], "status", keys, LISTING_KEY)
 
+    partitions = [str(k) for k in context.partition_keys]
+    errors = sum(database[f.collection(REJECTS)].count_documents({"partition": {"$in": partitions}})
+                 for f in feeds.values())  # fmt: skip
+    summary = {  # seed 003's sync result
+        "totalListings": sum(len(v) for v in processed.values()),
+        "routed": {klass: len(docs) for klass, docs in by_class.items()},
+        "removed": removed,
+        "statusChanges": dict(transitions),
+        "errors": errors,
+    }
     yield dg.Output(CommitAfterWrite(history, on_commit=routed_everything), output_name="listing_status_history",
-                    metadata={"transitions": dict(transitions), "events": len(history)})  # fmt: skip
+                    metadata={"transitions": dict(transitions), "events": len(history), "summary": summary})  # fmt: skip
