@@ -13,13 +13,15 @@ from mls_assets.defs.jobs import replication_job
 from mls_assets.defs.listings.flattened import flattened_listings
 from mls_assets.defs.listings.raw import raw_listings
 from mls_assets.defs.photos.sync import photo_collections
+from mls_assets.defs.quality.alerts import failure_alert_sensor
+from mls_assets.defs.quality.checks import CHECKS
 from mls_assets.defs.resources import ClockResource, mongo_resource_from_env, spark_resource_from_env
 from mls_assets.defs.status.routing import status_collections
 
 ASSETS = [raw_listings, flattened_listings, status_collections, photo_collections, deleted_listings_sweep,
           smoke.smoke_listings, smoke.smoke_summary]  # fmt: skip
 SCHEDULES = [intraday_status_sync, crm_active_rescrape, weekly_deletion_sweep]
-SENSORS = [feed_discovery_sensor, nightly_sync_sensor]
+SENSORS = [feed_discovery_sensor, nightly_sync_sensor, failure_alert_sensor]
 
 
 def build_resources() -> dict:
@@ -35,6 +37,7 @@ def build_resources() -> dict:
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
+        asset_checks=CHECKS,
         jobs=[replication_job, deletion_sweep_job, smoke.smoke_job],
         schedules=SCHEDULES,
         sensors=SENSORS,

@@ -39,14 +39,17 @@ def pending_flag(consumer: str) -> str:
 
 def clear_pending(collection: Collection, consumer: str, keys: Iterable[tuple], spec: MergeSpec,
                   batch_size: int = 500) -> int:  # fmt: skip
-    """`consumer` has processed these documents (call after its own output is stored)."""
+    """`consumer` has processed these documents (call after its own output is stored).
+
+    Selects by key alone: with the flag in the filter too, a server may pick the flag's
+    index and scan every flagged document once per batch."""
     flag = pending_flag(consumer)
     cleared = 0
     for batch in batched(keys, batch_size):
         if len(spec.key_fields) == 1:
-            query = {spec.key_fields[0]: {"$in": [k[0] for k in batch]}, flag: True}
+            query = {spec.key_fields[0]: {"$in": [k[0] for k in batch]}}
         else:
-            query = {"$or": [spec.key_filter(k) for k in batch], flag: True}
+            query = {"$or": [spec.key_filter(k) for k in batch]}
         cleared += collection.update_many(query, {"$unset": {flag: ""}}).modified_count
     return cleared
 

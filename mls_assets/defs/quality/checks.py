@@ -1,0 +1,210 @@
+"""Asset checks that a data engineer can act on: each names what is wrong, how much of it,
+and the first offending keys. They evaluate the feeds of the run that materialized the
+asset (from its partition tags), or every configured feed when run on their own.
+
+Blocking checks (unique keys, one status collection per listing) stop the assets
+downstream of a failure in the same run, so bad routing never reaches the photos.
+"""
+
+import os
+from datetime import datetime, timedelta
+
+import dagster as dg
+
+from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.lib.quality import measures
+from mls_assets.lib.replication.collections import ACTIVE, CLOSED, EXPIRED
+from mls_assets.lib.spark import sparkql
+from mls_assets.lib.store.cursors import read_cursor
+from mls_assets.lib.tenants import FeedConfig, read_configs
+
+REJECT_RATE_THRESHOLD = float(os.environ.get("MLS_REJECT_RATE_THRESHOLD", "0.01"))
+COUNT_TOLERANCE = float(os.environ.get("MLS_COUNT_TOLERANCE", "0.02"))
+FRESHNESS_MINUTES = int(os.environ.get("MLS_FRESHNESS_MINUTES", "60"))
+BUSINESS_HOURS_UTC = tuple(int(h) for h in os.environ.get("MLS_BUSINESS_HOURS_UTC", "15-3").split("-"))
+ACTIVE_STATUSES = ("Active", "Active Under Contract", "Coming Soon", "Pending")
+
+
+def run_scope(context: dg.AssetCheckExecutionContext, database) -> tuple[list[FeedConfig], list[str]]:
+    """The feeds (and partitions) of this run; every configured feed when it has none."""
+    tags = context.run.tags
+    partitions = [tags["dagster/partition"]] if "dagster/partition" in tags else []
+    if not partitions and "dagster/asset_partition_range_start" in tags:
+        partitions = []  # a range: judge its feed as a whole
+        start = tags["dagster/asset_partition_range_start"]
+        feeds = {start.split("|", 1)[-1]}
+    else:
+        feeds = {p.split("|", 1)[-1] for p in partitions}
+    configs = read_configs(database)
+    scoped = [f for f in configs if not feeds or str(f.key) in feeds]
+    return scoped, partitions
+
+
+def result(finding: measures.Finding, what: str, severity=dg.AssetCheckSeverity.ERROR, **extra) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=finding.offending == 0,
+        severity=severity,
+        description=f"{finding.offending} {what}" if finding.offending else f"no {what}",
+        metadata={"offending": finding.offending, "first_offending_keys": finding.sample, **finding.details, **extra},
+    )
+
+
+def _merge(findings: list[tuple[str, measures.Finding]]) -> measures.Finding:
+    """One finding over several feeds; sample keys are prefixed with their feed."""
+    merged = measures.Finding()
+    for feed, finding in findings:
+        merged.offending += finding.offending
+        merged.sample.extend(f"{feed}:{key}" for key in finding.sample)
+        for name, value in finding.details.items():
+            merged.details[name] = merged.details.get(name, 0) + value
+    merged.sample = merged.sample[: measures.SAMPLE]
+    return merged
+
+
+def _status_checks(asset: str, collection: str) -> list[dg.AssetChecksDefinition]:
+    @dg.asset_check(asset=asset, name="unique_listing_key", blocking=True,
+                    description=f"Each listingKey appears once in the feed's {collection} collection.")  # fmt: skip
+    def unique_listing_key(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+        database = mongo.get_database()
+        feeds, _ = run_scope(context, database)
+        return result(_merge([(str(f.key), measures.duplicate_keys(database, f, collection)) for f in feeds]),
+                      "duplicated listing keys")  # fmt: skip
+
+    @dg.asset_check(asset=asset, name="required_fields",
+                    description="listingKey, listingId, standardStatus, modificationTimestamp, tenantId and "
+                    "mlsProvider are present on every listing.")  # fmt: skip
+    def required_fields(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+        database = mongo.get_database()
+        feeds, _ = run_scope(context, database)
+        return result(_merge([(str(f.key), measures.missing_required(database, f, collection)) for f in feeds]),
+                      "listings missing a required field")  # fmt: skip
+
+    return [unique_listing_key, required_fields]
+
+
+@dg.asset_check(asset="active_listings", name="one_status_collection", blocking=True,
+                description="Every listing lives in exactly one of the active, closed and expired collections "
+                "of its feed.")  # fmt: skip
+def one_status_collection(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+    database = mongo.get_database()
+    feeds, _ = run_scope(context, database)
+    return result(_merge([(str(f.key), measures.in_several_collections(database, f)) for f in feeds]),
+                  "listings in more than one status collection")  # fmt: skip
+
+
+@dg.asset_check(asset="expired_listings", name="expires_at_is_a_date_within_retention",
+                description="expiresAt is a BSON date (else the TTL index never fires) and none is past the "
+                "90-day window.")  # fmt: skip
+def expires_at_is_a_date(context: dg.AssetCheckExecutionContext, mongo: MongoResource,
+                         clock: ClockResource) -> dg.AssetCheckResult:  # fmt: skip
+    database = mongo.get_database()
+    feeds, _ = run_scope(context, database)
+    now = clock.now()
+    return result(_merge([(str(f.key), measures.bad_expiry(database, f, now)) for f in feeds]),
+                  "expired listings with a bad or past expiresAt")  # fmt: skip
+
+
+@dg.asset_check(asset="listing_photos", name="no_orphan_or_wiped_photos",
+                description="No photo without its listing, and no listing with photos whose photos are gone "
+                "(an empty expansion must never wipe them).")  # fmt: skip
+def no_orphan_photos(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+    database = mongo.get_database()
+    feeds, _ = run_scope(context, database)
+    return result(_merge([(str(f.key), measures.orphan_photos(database, f)) for f in feeds]),
+                  "orphan photos or listings missing their photos", dg.AssetCheckSeverity.WARN)  # fmt: skip
+
+
+@dg.asset_check(asset="active_listings", name="count_matches_source",
+                description=f"Stored active listings are within {COUNT_TOLERANCE:.0%} of the source's count "
+                "(_pagination=count) for the feed's active scope.")  # fmt: skip
+def count_matches_source(context: dg.AssetCheckExecutionContext, mongo: MongoResource,
+                         spark: SparkResource) -> dg.AssetCheckResult:  # fmt: skip
+    database = mongo.get_database()
+    feeds, _ = run_scope(context, database)
+    counts, worst = {}, 0.0
+    for feed in feeds:
+        scope = sparkql.all_of(sparkql.eq("MlsId", feed.mls_id), sparkql.one_of("PropertyType", feed.property_types),
+                               sparkql.one_of("StandardStatus", ACTIVE_STATUSES))  # fmt: skip
+        with spark.client_for(feed) as client:
+            source = client.count(scope)
+        stored = database[feed.collection(ACTIVE)].estimated_document_count()
+        gap = abs(stored - source) / source if source else float(stored > 0)
+        counts[str(feed.key)] = {"stored": stored, "source": source, "gap": round(gap, 4)}
+        worst = max(worst, gap)
+    return dg.AssetCheckResult(
+        passed=worst <= COUNT_TOLERANCE, severity=dg.AssetCheckSeverity.WARN,
+        description=f"largest gap between stored and source counts: {worst:.1%} (tolerance {COUNT_TOLERANCE:.0%})",
+        metadata={"counts": counts, "largest_gap": round(worst, 4)},
+    )  # fmt: skip
+
+
+@dg.asset_check(asset="flattened_listings", name="reject_rate_below_threshold",
+                description=f"Fewer than {REJECT_RATE_THRESHOLD:.0%} of the run's records were rejected "
+                "(seed 003's alert on a high error rate).")  # fmt: skip
+def reject_rate_below_threshold(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+    database = mongo.get_database()
+    feeds, partitions = run_scope(context, database)
+    rejects = flattened = 0
+    samples: list[str] = []
+    for feed in feeds:
+        _, r, f, sample = measures.reject_rate(database, feed, [p for p in partitions if p.endswith(str(feed.key))])
+        rejects, flattened = rejects + r, flattened + f
+        samples.extend(sample)
+    rate = rejects / (rejects + flattened) if rejects + flattened else 0.0
+    return dg.AssetCheckResult(
+        passed=rate < REJECT_RATE_THRESHOLD, severity=dg.AssetCheckSeverity.WARN,
+        description=f"{rate:.2%} of records rejected ({rejects} of {rejects + flattened})",
+        metadata={"reject_rate": round(rate, 4), "rejects": rejects, "first_rejects": samples[: measures.SAMPLE]},
+    )  # fmt: skip
+
+
+def business_hours(now: datetime) -> bool:
+    start, end = BUSINESS_HOURS_UTC
+    return start <= now.hour < end if start < end else now.hour >= start or now.hour < end
+
+
+@dg.asset_check(asset="raw_listings", name="feed_is_fresh",
+                description=f"Each enabled feed was synced (cursor advanced) within {FRESHNESS_MINUTES} minutes "
+                "during business hours (MLS_BUSINESS_HOURS_UTC), within a day otherwise.")  # fmt: skip
+def feed_is_fresh(context: dg.AssetCheckExecutionContext, mongo: MongoResource,
+                  clock: ClockResource) -> dg.AssetCheckResult:  # fmt: skip
+    database = mongo.get_database()
+    feeds, _ = run_scope(context, database)
+    now = clock.now()
+    limit = timedelta(minutes=FRESHNESS_MINUTES) if business_hours(now) else timedelta(days=1)
+    ages = {}
+    stale = measures.Finding()
+    for feed in feeds:
+        if not feed.enabled:
+            continue
+        cursor = read_cursor(database, str(feed.key))
+        age = now - cursor if cursor else None
+        ages[str(feed.key)] = round(age.total_seconds() / 60, 1) if age is not None else "never synced"
+        if age is None or age > limit:
+            stale.add([str(feed.key)])
+    return result(stale, "stale feeds", dg.AssetCheckSeverity.WARN, age_minutes=ages,
+                  limit_minutes=limit.total_seconds() / 60)  # fmt: skip
+
+
+@dg.asset_check(asset="active_listings", name="crm_links_consistent",
+                description="CRM links agree both ways: mls_property_id on the property, crm_property_ids on "
+                "the listing.")  # fmt: skip
+def crm_links_consistent(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+    database = mongo.get_database()
+    feeds, _ = run_scope(context, database)
+    return result(_merge([(str(f.key), measures.inconsistent_crm_links(database, f)) for f in feeds]),
+                  "broken CRM links")  # fmt: skip
+
+
+CHECKS = [
+    *_status_checks("active_listings", ACTIVE),
+    *_status_checks("closed_listings", CLOSED),
+    *_status_checks("expired_listings", EXPIRED),
+    one_status_collection,
+    expires_at_is_a_date,
+    no_orphan_photos,
+    count_matches_source,
+    reject_rate_below_threshold,
+    feed_is_fresh,
+    crm_links_consistent,
+]

@@ -1,0 +1,1 @@
+"""Data quality: what the asset checks measure, and the alerts they raise."""
