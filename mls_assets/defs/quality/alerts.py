@@ -1,8 +1,13 @@
 """The alert sensor: Dagster OSS has no built-in alert on asset-check failures, so this
-sensor reads failed check evaluations and failed runs from the event log since its cursor
-and raises one alert for each (an `alerts` document, the webhook, the sensor's log)."""
+sensor reads failed check evaluations and failed runs of the runs updated since its cursor
+and raises one alert for each (an `alerts` document, the webhook, the sensor's log).
+
+The cursor is a run update time, not an event id: sqlite instances shard the event log per
+run, so event ids are not ordered across runs. Alert ids make a failure seen twice (a run
+updated again) raise one alert."""
 
 import os
+from datetime import datetime
 
 import dagster as dg
 
@@ -13,9 +18,9 @@ WATCHED = (dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.RUN_F
 UI_URL = os.environ.get("MLS_UI_URL", "http://127.0.0.1:3000")
 
 
-def alert_for(record: dg.EventLogRecord) -> dict | None:
-    event = record.event_log_entry.dagster_event
-    run_id = record.run_id
+def alert_for(entry: dg.EventLogEntry) -> dict | None:
+    event = entry.dagster_event
+    run_id = entry.run_id
     if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
         evaluation = event.event_specific_data
         if evaluation.passed:
@@ -52,21 +57,20 @@ def failure_alert_sensor(context: dg.SensorEvaluationContext, mongo: MongoResour
     """One alert per failed asset check and per failed run, never two for the same one."""
     database = mongo.get_database()
     webhook = os.environ.get("ALERT_WEBHOOK_URL") or None
-    after = int(context.cursor) if context.cursor else None
+    after = datetime.fromisoformat(context.cursor) if context.cursor else None
+    runs = context.instance.get_run_records(filters=dg.RunsFilter(updated_after=after), limit=200,
+                                            order_by="update_timestamp", ascending=True)  # fmt: skip
     raised, last = 0, after
-    for event_type in WATCHED:
-        records = context.instance.get_event_records(
-            dg.EventRecordsFilter(event_type=event_type, after_cursor=after), limit=500, ascending=True
-        )
-        for record in records:
-            last = max(last or 0, record.storage_id)
-            alert = alert_for(record)
+    for run in runs:
+        last = max(last, run.update_timestamp) if last else run.update_timestamp
+        for entry in context.instance.all_logs(run.dagster_run.run_id, of_type=set(WATCHED)):
+            alert = alert_for(entry)
             if alert and raise_alert(database, alert, webhook):
                 raised += 1
                 context.log.warning(f"ALERT {alert['severity']} {alert['asset'] or 'run'} {alert['check'] or ''}: "
                                     f"{alert['message']} ({alert['link']})")  # fmt: skip
     redelivered = redeliver(database, webhook)
-    cursor = str(last) if last is not None else context.cursor
+    cursor = last.isoformat() if last is not None else context.cursor
     if not raised:
         return dg.SensorResult(skip_reason=f"no new failures (redelivered {redelivered})", cursor=cursor)
     return dg.SensorResult(cursor=cursor)
