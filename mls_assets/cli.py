@@ -60,14 +60,38 @@ def _simulator(args: argparse.Namespace) -> int:
 def _feeds(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from mls_assets.definitions import build_resources
     from mls_assets.defs.feeds import sync_feed_partitions
     from mls_assets.lib.dagster_home import ensure_dagster_home
+    from mls_assets.lib.store.client import get_database
 
     ensure_dagster_home()
-    database = build_resources()["mongo"].get_database()
+    database = get_database()
     added, removed = sync_feed_partitions(dg.DagsterInstance.get(), database)
     print(f"feeds registered: added {added or 'none'}, removed {removed or 'none'}")
+    return 0
+
+
+def _crm(args: argparse.Namespace) -> int:
+    import json
+
+    from mls_assets.lib import crm
+    from mls_assets.lib.store.client import get_database
+
+    database = get_database()
+    try:
+        if args.action == "link":
+            result = crm.link(database, args.tenant, args.property, args.mls, args.listing)
+        elif args.action == "unlink":
+            crm.unlink(database, args.tenant, args.property)
+            result = crm.show(database, args.tenant, args.property)
+        elif args.action == "sync":
+            result = {"outcome": crm.sync_property(database, args.tenant, args.property)}
+        else:
+            result = crm.show(database, args.tenant, args.property)
+    except (crm.CrmError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, default=str))
     return 0
 
 
@@ -96,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     feeds = commands.add_parser("feeds", help="feed configs and partitions")
     feeds.add_argument("action", choices=["sync"], help="sync: tenants file -> configs, collections, partitions")
     feeds.set_defaults(handler=_feeds)
+
+    crm_cmd = commands.add_parser("crm", help="link CRM properties to MLS listings, sync, show")
+    crm_cmd.add_argument("action", choices=["link", "unlink", "sync", "show"])
+    crm_cmd.add_argument("--tenant", required=True)
+    crm_cmd.add_argument("--property", required=True, help="CRM property id")
+    crm_cmd.add_argument("--mls", help="MLS of the listing (link)")
+    crm_cmd.add_argument("--listing", help="ListingKey (link)")
+    crm_cmd.set_defaults(handler=_crm)
 
     run = commands.add_parser("run", help="run the main job end to end on the embedded defaults")
     run.set_defaults(handler=_run)

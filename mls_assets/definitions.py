@@ -10,6 +10,7 @@ from mls_assets.defs.automation.nightly import nightly_sync_sensor
 from mls_assets.defs.automation.sweep import deleted_listings_sweep, deletion_sweep_job, weekly_deletion_sweep
 from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.jobs import replication_job
+from mls_assets.defs.crm.linked_properties import crm_link_sensor, crm_linked_properties, crm_sync_job
 from mls_assets.defs.listings.flattened import flattened_listings
 from mls_assets.defs.listings.raw import raw_listings
 from mls_assets.defs.photos.sync import photo_collections
@@ -18,10 +19,11 @@ from mls_assets.defs.quality.checks import CHECKS
 from mls_assets.defs.resources import ClockResource, mongo_resource_from_env, spark_resource_from_env
 from mls_assets.defs.status.routing import status_collections
 
-ASSETS = [raw_listings, flattened_listings, status_collections, photo_collections, deleted_listings_sweep,
+ASSETS = [raw_listings, flattened_listings, status_collections, photo_collections, crm_linked_properties,
+          deleted_listings_sweep,
           smoke.smoke_listings, smoke.smoke_summary]  # fmt: skip
 SCHEDULES = [intraday_status_sync, crm_active_rescrape, weekly_deletion_sweep]
-SENSORS = [feed_discovery_sensor, nightly_sync_sensor, failure_alert_sensor]
+SENSORS = [feed_discovery_sensor, nightly_sync_sensor, failure_alert_sensor, crm_link_sensor]
 
 
 def build_resources() -> dict:
@@ -38,7 +40,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[replication_job, deletion_sweep_job, smoke.smoke_job],
+        jobs=[replication_job, deletion_sweep_job, crm_sync_job, smoke.smoke_job],
         schedules=SCHEDULES,
         sensors=SENSORS,
         resources=build_resources(),

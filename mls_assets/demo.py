@@ -38,13 +38,13 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, day: st
 
 
 def run_demo() -> int:
-    from mls_assets.definitions import build_resources, defs
+    from mls_assets.definitions import defs
     from mls_assets.defs.feeds import sync_feed_partitions
     from mls_assets.lib.spark.simulator import process
+    from mls_assets.lib.store.client import get_database
     from mls_assets.lib.tenants import read_configs
 
-    resources = build_resources()
-    database = resources["mongo"].get_database()
+    database = get_database()
     simulator = None if os.environ.get("SPARK_API_BASE_URL") else process.ensure_running()
     instance = dg.DagsterInstance.get()
     added, _ = sync_feed_partitions(instance, database)

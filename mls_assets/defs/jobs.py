@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-REPLICATION_GROUPS = ("listings", "status", "photos")
+REPLICATION_GROUPS = ("listings", "status", "photos", "crm")
 
 replication_job = dg.define_asset_job(
     "replication_job",
     selection=dg.AssetSelection.groups(*REPLICATION_GROUPS),
     description="The whole chain for a feed-day partition: raw -> flattened -> status "
-    "collections + history -> photos.",
+    "collections + history -> photos and CRM-linked properties.",
 )

@@ -116,6 +116,8 @@ def test_crm_rescrape_says_it_has_nothing_to_do_until_properties_are_linked(tmp_
                 {"_id": "crm-1", "crm_status": "active", "mls_property_id": "K1", "mls_feed": "gps"})
             (request,) = crm_active_rescrape(context)
     assert request.partition_key == "2026-11-20|jpsrealtor.gps" and request.tags["mls/trigger"] == "crm-rescrape"
+    # exactly the linked listings are re-pulled
+    assert request.run_config == {"ops": {"raw_listings": {"config": {"listing_keys": ["K1"]}}}}
     assert crm_active_rescrape.cron_schedule == "0 * * * *"
 
 

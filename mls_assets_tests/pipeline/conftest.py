@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from mls_assets.defs.crm.linked_properties import crm_linked_properties
 from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.listings.flattened import flattened_listings
 from mls_assets.defs.listings.raw import raw_listings
@@ -17,7 +18,7 @@ from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, Sim
 
 # Well in the past: Dagster only knows day partitions up to the real today.
 ANCHOR = datetime(2026, 6, 1, 12, tzinfo=UTC)
-CHAIN = [raw_listings, flattened_listings, status_collections, photo_collections]
+CHAIN = [raw_listings, flattened_listings, status_collections, photo_collections, crm_linked_properties]
 FEEDS = ["jpsrealtor.gps", "jpsrealtor.crmls", "otheragent.gps"]
 
 

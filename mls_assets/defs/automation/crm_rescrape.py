@@ -1,9 +1,9 @@
 """Hourly re-scrape of CRM-active properties (seed 001), cron from
 `ACTIVE_PROPERTIES_SCRAPING_FREQUENCY` (default every hour).
 
-Requests today's partition of every feed that has CRM properties with `crm_status:
-"active"` linked to its listings. Until CRM links exist (the CRM issue), it has nothing to
-do and says so.
+For each feed, re-pulls exactly the listings that properties with `crm_status: "active"`
+link to (raw_listings' `listing_keys` config), through the whole chain, so their CRM
+properties are updated. With no such links it has nothing to do and says so.
 """
 
 import os
@@ -18,22 +18,29 @@ from mls_assets.lib.tenants import read_configs
 RESCRAPE_CRON = os.environ.get("ACTIVE_PROPERTIES_SCRAPING_FREQUENCY", "0 * * * *")
 
 
-def feeds_with_active_links(database) -> list[str]:
-    feeds = set()
-    tenants = {f.tenant_id for f in read_configs(database) if f.enabled}
-    for tenant in tenants:
+def active_links(database) -> dict[str, list[str]]:
+    """`{feed: [listing keys]}` linked from CRM-active properties of enabled feeds."""
+    enabled = {str(f.key) for f in read_configs(database) if f.enabled}
+    links: dict[str, set[str]] = {}
+    for tenant in sorted({feed.split(".")[0] for feed in enabled}):
         collection = database[f"{tenant}_crm_properties"]
         query = {"crm_status": "active", "mls_property_id": {"$exists": True}}
-        for mls in collection.distinct("mls_feed", query):
-            feeds.add(f"{tenant}.{mls}")
-    return sorted(feeds)
+        for prop in collection.find(query, {"mls_feed": 1, "mls_property_id": 1}):
+            feed = f"{tenant}.{prop['mls_feed']}"
+            if feed in enabled:
+                links.setdefault(feed, set()).add(prop["mls_property_id"])
+    return {feed: sorted(keys) for feed, keys in sorted(links.items())}
 
 
 @dg.schedule(cron_schedule=RESCRAPE_CRON, job=replication_job, execution_timezone="UTC")
 def crm_active_rescrape(context: dg.ScheduleEvaluationContext, mongo: MongoResource):
     """Re-pulls the feeds whose listings CRM-active properties link to."""
     when = context.scheduled_execution_time
-    feeds = feeds_with_active_links(mongo.get_database())
-    if not feeds:
+    links = active_links(mongo.get_database())
+    if not links:
         return dg.SkipReason("no CRM-active properties are linked to MLS listings yet: nothing to re-scrape")
-    return [chain_run(feed, when.date(), "crm-rescrape", f"crm-rescrape|{feed}|{when.isoformat()}") for feed in feeds]
+    return [
+        chain_run(feed, when.date(), "crm-rescrape", f"crm-rescrape|{feed}|{when.isoformat()}",
+                  run_config={"ops": {"raw_listings": {"config": {"listing_keys": keys}}}})
+        for feed, keys in links.items()
+    ]  # fmt: skip

@@ -11,9 +11,10 @@ FEED_TAG = "mls/feed"
 TRIGGER_TAG = "mls/trigger"
 
 
-def chain_run(feed: str, day: date, trigger: str, run_key: str) -> dg.RunRequest:
+def chain_run(feed: str, day: date, trigger: str, run_key: str, run_config: dict | None = None) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=run_key,
         partition_key=str(feed_day_key(feed, day.isoformat())),
         tags={FEED_TAG: feed, TRIGGER_TAG: trigger},
+        run_config=run_config or {},
     )

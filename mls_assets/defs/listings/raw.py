@@ -30,6 +30,13 @@ RAW_STORAGE = {
 }
 
 
+class RawListingsConfig(dg.Config):
+    """`listing_keys`: re-pull exactly these listings (the CRM re-scrape) instead of the
+    partition's time window; the feed cursor is left alone."""
+
+    listing_keys: list[str] = []
+
+
 class PullStats:
     """What one partition's pull saw, reported as output metadata once it is stored."""
 
@@ -81,7 +88,11 @@ def _pull(spark: SparkResource, feed: FeedConfig, window: PullWindow, stats: Pul
     pool=SPARK_POOL,
 )
 def raw_listings(
-    context: dg.AssetExecutionContext, mongo: MongoResource, spark: SparkResource, clock: ClockResource
+    context: dg.AssetExecutionContext,
+    config: RawListingsConfig,
+    mongo: MongoResource,
+    spark: SparkResource,
+    clock: ClockResource,
 ) -> CommitAfterWrite:
     """The feed's listings whose ModificationTimestamp falls in the partition's day, pulled
     from the Spark replication endpoint with photos expanded, cleaned, newest version per
@@ -94,8 +105,8 @@ def raw_listings(
         feed_key, day = split_key(key)
         feed = feed_config(database, feed_key)
         cursor = read_cursor(database, feed_key)
-        window = window_for(day, now, pull_since(cursor))
-        if window.incremental:
+        window = window_for(day, now, pull_since(cursor), only_keys=tuple(config.listing_keys))
+        if window.incremental and not window.only_keys:
             cursors.append((feed_key, now))
         stat = PullStats(str(key), window)
         stats.append(stat)

@@ -25,6 +25,7 @@ from mls_assets.lib.replication.collections import (
     PHOTOS,
     RAW,
 )
+from mls_assets.lib.crm import break_links
 from mls_assets.lib.replication.window import PullWindow, listings_filter
 from mls_assets.lib.spark.client import SparkClient
 from mls_assets.lib.store.merge import batched
@@ -73,6 +74,7 @@ def sweep(database: Database, feed: FeedConfig, keys_in_source: set[str], now: d
     ]
     if events:
         database[feed.collection(HISTORY)].insert_many(events)
+    break_links(database, feed.key, gone)  # linked CRM properties keep no dangling reference
     removed = 0
     for batch in batched(gone, 500):
         query = {"listingKey": {"$in": batch}}

@@ -18,8 +18,11 @@ class PullWindow:
     end: datetime | None
     incremental: bool
     empty: bool = False
+    only_keys: tuple[str, ...] = ()
 
     def describe(self) -> str:
+        if self.only_keys:
+            return f"{len(self.only_keys)} listings by key"
         if self.empty:
             return "future day: nothing to pull"
         if self.start is None:
@@ -28,8 +31,11 @@ class PullWindow:
         return f"{self.start.isoformat()} .. {end}"
 
 
-def window_for(day: date, now: datetime, since: datetime | None) -> PullWindow:
-    """A past day is re-pulled whole; today is pulled from the cursor (minus the overlap)."""
+def window_for(day: date, now: datetime, since: datetime | None, only_keys: tuple[str, ...] = ()) -> PullWindow:
+    """A past day is re-pulled whole; today is pulled from the cursor (minus the overlap);
+    `only_keys` pulls just those listings, whatever their day."""
+    if only_keys:
+        return PullWindow(None, None, incremental=False, only_keys=only_keys)
     today = now.astimezone(UTC).date()
     if day > today:
         return PullWindow(None, None, incremental=False, empty=True)
@@ -45,6 +51,8 @@ def listings_filter(feed: FeedConfig, window: PullWindow) -> sparkql.Filter:
         sparkql.eq("MlsId", feed.mls_id),
         sparkql.one_of("PropertyType", feed.property_types) if feed.property_types else None,
     ]
+    if window.only_keys:
+        parts.append(sparkql.one_of("ListingKey", window.only_keys))
     if window.start is not None:
         op = sparkql.ge if not window.incremental else sparkql.gt
         parts.append(op("ModificationTimestamp", window.start))
