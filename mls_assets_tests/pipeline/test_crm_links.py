@@ -126,3 +126,27 @@ def test_the_crm_commands_print_clear_errors(pipeline, mongo_uri):
     assert unknown.returncode == 2 and "no listing 'NOT-A-KEY'" in unknown.stderr
     shown = run("show", "--tenant", "jpsrealtor", "--property", "p1")
     assert shown.returncode == 0 and '"crm_status": "active"' in shown.stdout
+
+
+def test_the_rescrape_pulls_exactly_the_linked_listings(pipeline, market):
+    from mls_assets.defs.partitions import feed_day_key
+    from mls_assets_tests.pipeline.conftest import CHAIN
+
+    pipeline.sync(GPS)
+    key = pipeline.collection(GPS, "listings").find_one()["listingKey"]
+    add_property(pipeline, "p1")
+    crm.link(pipeline.database, "jpsrealtor", "p1", "gps", key)
+    timeline = next(s.timeline for s in gps_states(market) if s.timeline.key == key)
+    timeline.times.append(market._clock + 600)
+    timeline.events.append(("price", 77_000))
+    market._state_cache = None
+    market.advance(timedelta(hours=1))
+
+    result = dg.materialize(
+        CHAIN, instance=pipeline.instance, resources=pipeline.resources(),
+        partition_key=str(feed_day_key(GPS, market.now.date().isoformat())),
+        run_config={"ops": {"raw_listings": {"config": {"listing_keys": [key]}}}},
+    )  # fmt: skip
+    raw = next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "raw_listings")
+    assert raw.materialization.metadata["pulled"].value == 1
+    assert crm.show(pipeline.database, "jpsrealtor", "p1")["property"]["price"] == 77_000.0
