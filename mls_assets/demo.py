@@ -33,7 +33,11 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, day: st
         tags={"mls/feed": feed},
         run_config=QUIET_CONSOLE,
     )
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     print(f"  {feed} {day}: {'ok' if result.success else 'FAILED'}", flush=True)
+    for evaluation in failed_checks:
+        print(f"    check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
+              f"({evaluation.severity.value}): {evaluation.description}")  # fmt: skip
     return result.success
 
 
