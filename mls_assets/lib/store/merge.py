@@ -217,14 +217,20 @@ def _upsert(
             counts.stale += 1  # guard filter missed because the stored version is newer
 
 
+def version_guard(spec: MergeSpec, version: Any) -> dict:
+    """Match a stored document only if its version is not newer (missing counts as older).
+
+    Written as one `$not: {$gt}` on the version field, not an `$or`: next to the key's
+    equality it keeps the key's index usable (an `$or` made SecantusDB scan the whole
+    collection for every update, ~300x slower)."""
+    return {spec.version_field: {"$not": {"$gt": version}}}
+
+
 def _update_op(key: tuple, doc: dict, spec: MergeSpec, upsert: bool) -> UpdateOne:
     query = spec.key_filter(key)
     version = doc.get(spec.version_field) if spec.version_field else None
     if version is not None:
-        query["$or"] = [
-            {spec.version_field: {"$lte": version}},
-            {spec.version_field: None},
-        ]
+        query.update(version_guard(spec, version))
     protected = set(spec.protected_fields)
     update: dict[str, Any] = {"$set": {k: v for k, v in doc.items() if k not in protected}}
     on_insert = {k: v for k, v in doc.items() if k in protected}
@@ -284,7 +290,7 @@ def evict(collection: Collection, documents: Iterable[Mapping[str, Any]], spec: 
             query = spec.key_filter(key)
             version = doc.get(spec.version_field) if spec.version_field else None
             if version is not None:
-                query["$or"] = [{spec.version_field: {"$lte": version}}, {spec.version_field: None}]
+                query.update(version_guard(spec, version))
             operations.append(DeleteOne(query))
         if operations:
             removed += collection.bulk_write(operations, ordered=False).deleted_count
