@@ -57,10 +57,12 @@ def run_demo() -> int:
 
     days_back = int(os.environ.get("MLS_RUN_DAYS", "7"))
     today = datetime.now(UTC).date()
-    days = [(today - timedelta(days=n)).isoformat() for n in range(days_back, -1, -1)]
+    # today first: with no cursor yet it pulls the whole feed; the past days then re-pull
+    # their own listings (and change nothing that is already current)
+    days = [today.isoformat()] + [(today - timedelta(days=n)).isoformat() for n in range(days_back, 0, -1)]
     job = defs.resolve_job_def(MAIN_JOB)
     ok = True
-    print(f"replicating {days[0]} .. {days[-1]} (today pulls the whole feed on first run)")
+    print(f"replicating today (the whole feed on the first run), then {days[1]} .. {days[-1]}")
     for feed in feeds:
         for day in days:
             ok &= _run(job, instance, feed, day)
@@ -68,7 +70,7 @@ def run_demo() -> int:
         advanced = httpx.post(f"{process.admin_url(simulator.url)}/clock", json={"advance_hours": 72}).json()
         print(f"simulator clock moved 72h ahead to {advanced['now']}: syncing today again")
         for feed in feeds:
-            ok &= _run(job, instance, feed, days[-1])
+            ok &= _run(job, instance, feed, days[0])
     _print_summary(database, read_configs(database))
     print("OK" if ok else "FAILED: see the runs in the UI (make dev)")
     return 0 if ok else 1
