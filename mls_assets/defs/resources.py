@@ -13,7 +13,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from mls_assets.lib.spark.client import RetryPolicy, SparkClient
-from mls_assets.lib.spark.errors import SparkConfigurationError
+from mls_assets.lib.spark.errors import SparkConfigurationError, SparkTokenExpired
 from mls_assets.lib.spark.rate import budget_for
 from mls_assets.lib.spark.simulator.server import DEMO_TOKEN
 from mls_assets.lib.store import client as mongo_client
@@ -100,7 +100,18 @@ class SparkResource(dg.ConfigurableResource):
             token = DEMO_TOKEN
         budget = budget_for(token, feed.rate_limit.requests, feed.rate_limit.per_seconds)
         retry = RetryPolicy(attempts=self.retry_attempts, floor=self.retry_floor_s, cap=self.retry_cap_s)
-        return SparkClient(url, token, timeout=self.timeout_s, retry=retry, budget=budget)
+
+        def rotated_token() -> str:
+            """A feed refreshes by having its token rotated in the environment (a secrets
+            manager, an operator); the same token again means there is no fresh one."""
+            fresh = os.environ.get(feed.token_env)
+            if not fresh or fresh == token:
+                raise SparkTokenExpired(
+                    f"Spark access token of feed {feed.key} expired (code 1020) and {feed.token_env} holds "
+                    "no newer one: rotate the token in that variable", code=1020, status=401)  # fmt: skip
+            return fresh
+
+        return SparkClient(url, token, timeout=self.timeout_s, retry=retry, budget=budget, refresh_token=rotated_token)
 
 
 def spark_resource_from_env() -> SparkResource:

@@ -45,7 +45,8 @@ def sample(evaluation) -> list[str]:
 def test_every_check_passes_on_good_data(pipeline):
     pipeline.sync(GPS)
     result, evaluations = run_with_checks(pipeline)
-    assert len(evaluations) == 13
+    assert len(evaluations) == 14
+    assert evaluations["raw_listings:pull_duration_within_limit"].metadata["pull_seconds"].value > 0
     failed = {name: e.description for name, e in evaluations.items() if not e.passed}
     assert failed == {}
     assert result.success

@@ -149,3 +149,29 @@ def test_clients_of_one_token_draw_from_the_same_budget(simulator):
     next(first.pages(limit=1))
     next(second.pages(limit=1))
     assert budget_for(*hourly)._available == pytest.approx(3, abs=0.01)
+
+
+def test_a_feed_refreshes_an_expired_token_from_its_rotated_variable(simulator, market, monkeypatch):
+    from mls_assets.defs.resources import SparkResource
+    from mls_assets.lib.tenants import FeedConfig
+
+    feed = FeedConfig(tenant_id="jpsrealtor", mls="gps", mls_id="20190211172710340762000000", token_env="TEST_TOKEN_ROT")
+    simulator.add_token("old-token")
+    simulator.add_token("rotated-token")
+    monkeypatch.setenv("TEST_TOKEN_ROT", "old-token")
+    spark = SparkResource(base_url=simulator.url, retry_floor_s=0.01)
+    client = spark.client_for(feed)
+    simulator.expire_token("old-token")
+    with pytest.raises(SparkTokenExpired, match="TEST_TOKEN_ROT holds no newer one"):
+        next(client.pages(limit=5))  # not rotated yet: a clear failure, naming the variable
+
+    simulator.add_token("second-token")
+    monkeypatch.setenv("TEST_TOKEN_ROT", "second-token")
+    client = spark.client_for(feed)
+    pages = client.pages(limit=50)
+    first = next(pages)
+    simulator.expire_token("second-token")  # expires mid-run ...
+    monkeypatch.setenv("TEST_TOKEN_ROT", "rotated-token")  # ... and the operator has rotated it
+    keys = [r["Id"] for r in first.results] + [r["Id"] for page in pages for r in page.results]
+    assert keys == [s.timeline.key for s in market.states()]
+    assert client.stats.refreshes == 1

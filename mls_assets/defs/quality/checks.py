@@ -21,6 +21,7 @@ from mls_assets.lib.tenants import FeedConfig, read_configs
 REJECT_RATE_THRESHOLD = float(os.environ.get("MLS_REJECT_RATE_THRESHOLD", "0.01"))
 COUNT_TOLERANCE = float(os.environ.get("MLS_COUNT_TOLERANCE", "0.02"))
 FRESHNESS_MINUTES = int(os.environ.get("MLS_FRESHNESS_MINUTES", "60"))
+MAX_PULL_MINUTES = float(os.environ.get("MLS_MAX_PULL_MINUTES", "30"))
 BUSINESS_HOURS_UTC = tuple(int(h) for h in os.environ.get("MLS_BUSINESS_HOURS_UTC", "15-3").split("-"))
 ACTIVE_STATUSES = ("Active", "Active Under Contract", "Coming Soon", "Pending")
 
@@ -188,6 +189,23 @@ def feed_is_fresh(context: dg.AssetCheckExecutionContext, mongo: MongoResource,
                   limit_minutes=limit.total_seconds() / 60)  # fmt: skip
 
 
+@dg.asset_check(asset="raw_listings", name="pull_duration_within_limit",
+                description=f"The run's Spark pull took less than {MAX_PULL_MINUTES:g} minutes (seed 003's alert "
+                "on a slow sync): a slower pull means rate limits, an overloaded source or a runaway window.")  # fmt: skip
+def pull_duration_within_limit(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_listings")), limit=1)  # fmt: skip
+    seconds = 0.0
+    if records.records and records.records[0].run_id == context.run.run_id:
+        meta = records.records[0].asset_materialization.metadata
+        seconds = float(getattr(meta.get("pull_seconds"), "value", 0.0) or 0.0)
+    return dg.AssetCheckResult(
+        passed=seconds < MAX_PULL_MINUTES * 60, severity=dg.AssetCheckSeverity.WARN,
+        description=f"pull took {seconds:.1f}s (limit {MAX_PULL_MINUTES:g} min)",
+        metadata={"pull_seconds": seconds, "limit_seconds": MAX_PULL_MINUTES * 60},
+    )  # fmt: skip
+
+
 @dg.asset_check(asset="active_listings", name="crm_links_consistent",
                 description="CRM links agree both ways: mls_property_id on the property, crm_property_ids on "
                 "the listing.")  # fmt: skip
@@ -208,5 +226,6 @@ CHECKS = [
     count_matches_source,
     reject_rate_below_threshold,
     feed_is_fresh,
+    pull_duration_within_limit,
     crm_links_consistent,
 ]

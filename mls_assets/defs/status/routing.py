@@ -13,6 +13,7 @@ from mls_assets.defs.partitions import feed_day_partitions, split_key
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import ClockResource, MongoResource
 from mls_assets.lib.replication.collections import ACTIVE, CLOSED, EXPIRED, FLATTENED, HISTORY, INDEXES, REJECTS
+from mls_assets.lib.crm import break_links
 from mls_assets.lib.replication.routing import Routed, route, stored_versions
 from mls_assets.lib.store.documents import CommitAfterWrite
 from mls_assets.lib.store.merge import MergeSpec, clear_pending, evict
@@ -96,6 +97,7 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings, mo
             out_of_window += routed.out_of_window
             for name in COLLECTIONS.values():
                 removed += evict(database[feed.collection(name)], routed.leaving, LISTING_KEY)
+            break_links(database, feed.key, [d["listingKey"] for d in routed.leaving])
     context.log.info(f"routed {sum(map(len, by_class.values()))}, removed {removed}, transitions {dict(transitions)}")
     common = {"stale_skipped": stale, "removed_from_all": removed, "out_of_retention": out_of_window}
     for name, klass in (("active_listings", "active"), ("closed_listings", "closed"), ("expired_listings", "expired")):
