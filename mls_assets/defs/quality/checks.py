@@ -62,23 +62,25 @@ def _merge(findings: list[tuple[str, measures.Finding]]) -> measures.Finding:
     return merged
 
 
+def per_feed(context: dg.AssetCheckExecutionContext, mongo: MongoResource, measure, what: str,
+             severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:  # fmt: skip
+    """Run `measure(database, feed)` on each feed of the run and report them together."""
+    database = mongo.get_database()
+    feeds, _ = run_scope(context, database)
+    return result(_merge([(str(f.key), measure(database, f)) for f in feeds]), what, severity)
+
+
 def _status_checks(asset: str, collection: str) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(asset=asset, name="unique_listing_key", blocking=True,
                     description=f"Each listingKey appears once in the feed's {collection} collection.")  # fmt: skip
     def unique_listing_key(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
-        database = mongo.get_database()
-        feeds, _ = run_scope(context, database)
-        return result(_merge([(str(f.key), measures.duplicate_keys(database, f, collection)) for f in feeds]),
-                      "duplicated listing keys")  # fmt: skip
+        return per_feed(context, mongo, lambda db, f: measures.duplicate_keys(db, f, collection), "duplicated listing keys")
 
     @dg.asset_check(asset=asset, name="required_fields",
                     description="listingKey, listingId, standardStatus, modificationTimestamp, tenantId and "
                     "mlsProvider are present on every listing.")  # fmt: skip
     def required_fields(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
-        database = mongo.get_database()
-        feeds, _ = run_scope(context, database)
-        return result(_merge([(str(f.key), measures.missing_required(database, f, collection)) for f in feeds]),
-                      "listings missing a required field")  # fmt: skip
+        return per_feed(context, mongo, lambda db, f: measures.missing_required(db, f, collection), "listings missing a required field")
 
     return [unique_listing_key, required_fields]
 
@@ -87,10 +89,7 @@ def _status_checks(asset: str, collection: str) -> list[dg.AssetChecksDefinition
                 description="Every listing lives in exactly one of the active, closed and expired collections "
                 "of its feed.")  # fmt: skip
 def one_status_collection(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
-    database = mongo.get_database()
-    feeds, _ = run_scope(context, database)
-    return result(_merge([(str(f.key), measures.in_several_collections(database, f)) for f in feeds]),
-                  "listings in more than one status collection")  # fmt: skip
+    return per_feed(context, mongo, measures.in_several_collections, "listings in more than one status collection")
 
 
 @dg.asset_check(asset="expired_listings", name="expires_at_is_a_date_within_retention",
@@ -98,21 +97,17 @@ def one_status_collection(context: dg.AssetCheckExecutionContext, mongo: MongoRe
                 "90-day window.")  # fmt: skip
 def expires_at_is_a_date(context: dg.AssetCheckExecutionContext, mongo: MongoResource,
                          clock: ClockResource) -> dg.AssetCheckResult:  # fmt: skip
-    database = mongo.get_database()
-    feeds, _ = run_scope(context, database)
     now = clock.now()
-    return result(_merge([(str(f.key), measures.bad_expiry(database, f, now)) for f in feeds]),
-                  "expired listings with a bad or past expiresAt")  # fmt: skip
+    return per_feed(context, mongo, lambda db, f: measures.bad_expiry(db, f, now),
+                    "expired listings with a bad or past expiresAt")
 
 
 @dg.asset_check(asset="listing_photos", name="no_orphan_or_wiped_photos",
                 description="No photo without its listing, and no listing with photos whose photos are gone "
                 "(an empty expansion must never wipe them).")  # fmt: skip
 def no_orphan_photos(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
-    database = mongo.get_database()
-    feeds, _ = run_scope(context, database)
-    return result(_merge([(str(f.key), measures.orphan_photos(database, f)) for f in feeds]),
-                  "orphan photos or listings missing their photos", dg.AssetCheckSeverity.WARN)  # fmt: skip
+    return per_feed(context, mongo, measures.orphan_photos, "orphan photos or listings missing their photos",
+                    dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset_check(asset="active_listings", name="count_matches_source",
@@ -210,10 +205,7 @@ def pull_duration_within_limit(context: dg.AssetCheckExecutionContext) -> dg.Ass
                 description="CRM links agree both ways: mls_property_id on the property, crm_property_ids on "
                 "the listing.")  # fmt: skip
 def crm_links_consistent(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
-    database = mongo.get_database()
-    feeds, _ = run_scope(context, database)
-    return result(_merge([(str(f.key), measures.inconsistent_crm_links(database, f)) for f in feeds]),
-                  "broken CRM links")  # fmt: skip
+    return per_feed(context, mongo, measures.inconsistent_crm_links, "broken CRM links")
 
 
 CHECKS = [
