@@ -11,12 +11,9 @@ from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import ClockResource, MongoResource
 from mls_assets.lib import crm
 from mls_assets.lib.replication.collections import STATUS_COLLECTIONS
-from mls_assets.lib.store.merge import PARTITION_FIELD, MergeSpec, clear_pending, pending_flag
+from mls_assets.lib.store.merge import PARTITION_FIELD
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import read_configs
-
-LISTING_KEY = MergeSpec(("listingKey",))
-
 
 @dg.asset(
     partitions_def=feed_day_partitions,
@@ -42,14 +39,13 @@ def crm_linked_properties(context: dg.AssetExecutionContext, mongo: MongoResourc
             crm.repair_reverse_link(database, feed, pending["_id"], pending["mls_property_id"])
             repaired += 1
         for name in STATUS_COLLECTIONS.values():
-            collection = database[feed.collection(name)]
-            changed = list(collection.find({PARTITION_FIELD: str(key), pending_flag("crm"): True},
-                                           {"listingKey": 1, "crm_property_ids": 1}))  # fmt: skip
-            linked = [doc for doc in changed if doc.get("crm_property_ids")]
+            # linked listings are few; a property whose content hash already matches is not written
+            linked = list(database[feed.collection(name)].find(
+                {PARTITION_FIELD: str(key), "crm_property_ids.0": {"$exists": True}},
+                {"listingKey": 1, "crm_property_ids": 1}))  # fmt: skip
             counts = crm.sync_linked(database, feed.tenant, linked, now)
             totals.updated, totals.unchanged, totals.broken = (
                 totals.updated + counts.updated, totals.unchanged + counts.unchanged, totals.broken + counts.broken)
-            clear_pending(collection, "crm", [(d["listingKey"],) for d in changed], LISTING_KEY)
         for pending in crm.needing_sync(database, feed):
             outcome = crm.sync_property(database, feed.tenant, pending["_id"], now)
             setattr(totals, outcome, getattr(totals, outcome) + 1)

@@ -33,7 +33,6 @@ def _storage(name: str) -> dict:
         "protected_fields": list(CRM_OWNED_FIELDS),
         "volatile_fields": ["lastSyncedAt"],
         "evicts_from": ["{tenant}_{mls}_" + other for other in siblings],
-        "pending_for": ["crm"],
         "indexes": INDEXES[name],
     }
 
