@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run test dev bench db-start db-stop db-status sim-stop install clean
+.PHONY: run test dev bench lint db-start db-stop db-status sim-stop install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 ## make bench: benchmarks (not part of make test)
 bench: $(STAMP)
 	$(BIN)/python -m pytest -m bench -s --timeout=0 -p no:logging --show-capture=no mls_assets_tests/bench $(PYTEST_ARGS)
+
+## make lint: ruff over the package and the tests
+lint: $(STAMP)
+	$(BIN)/ruff check mls_assets mls_assets_tests
 
 db-start: $(STAMP)
 	$(BIN)/mls-assets db start

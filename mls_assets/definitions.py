@@ -7,16 +7,28 @@ from mls_assets.defs.automation.crm_rescrape import crm_active_rescrape
 from mls_assets.defs.automation.feed_discovery import feed_discovery_sensor
 from mls_assets.defs.automation.intraday import intraday_status_sync
 from mls_assets.defs.automation.nightly import nightly_sync_sensor
-from mls_assets.defs.automation.sweep import deleted_listings_sweep, deletion_sweep_job, weekly_deletion_sweep
+from mls_assets.defs.automation.sweep import (
+    deleted_listings_sweep,
+    deletion_sweep_job,
+    weekly_deletion_sweep,
+)
+from mls_assets.defs.crm.linked_properties import (
+    crm_link_sensor,
+    crm_linked_properties,
+    crm_sync_job,
+)
 from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.jobs import replication_job
-from mls_assets.defs.crm.linked_properties import crm_link_sensor, crm_linked_properties, crm_sync_job
 from mls_assets.defs.listings.flattened import flattened_listings
 from mls_assets.defs.listings.raw import raw_listings
 from mls_assets.defs.photos.sync import photo_collections
 from mls_assets.defs.quality.alerts import failure_alert_sensor
 from mls_assets.defs.quality.checks import CHECKS
-from mls_assets.defs.resources import ClockResource, mongo_resource_from_env, spark_resource_from_env
+from mls_assets.defs.resources import (
+    ClockResource,
+    mongo_resource_from_env,
+    spark_resource_from_env,
+)
 from mls_assets.defs.status.routing import status_collections
 
 ASSETS = [raw_listings, flattened_listings, status_collections, photo_collections, crm_linked_properties,

@@ -97,7 +97,7 @@ def at(hours: int) -> datetime:
 
 
 def test_guard_protection_and_removal_through_the_io_manager(instance, mongo_resources, mongo_db):
-    run = lambda docs: dg.materialize(  # noqa: E731
+    run = lambda docs: dg.materialize(
         [versioned_asset(docs)], instance=instance, resources=mongo_resources, partition_key=GPS_DAY
     )
     run([

@@ -10,7 +10,7 @@ import pytest
 
 from mls_assets.lib.feeds import FeedIdentity
 from mls_assets.lib.spark.client import RetryPolicy, SparkClient
-from mls_assets.lib.spark.simulator import GPS_MLS_ID, DEMO_TOKEN, Market, SimulatorServer
+from mls_assets.lib.spark.simulator import DEMO_TOKEN, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.spark.simulator.faults import FaultPlan
 from mls_assets.lib.transform import transform_record
 

@@ -35,7 +35,7 @@ def simulator(market):
 
 @pytest.fixture
 def tenants_file(tmp_path, simulator, monkeypatch):
-    feed = lambda mls, mls_id: {"mls": mls, "mls_id": mls_id, "base_url": simulator.url,  # noqa: E731
+    feed = lambda mls, mls_id: {"mls": mls, "mls_id": mls_id, "base_url": simulator.url,
                                 "token_env": "SPARK_TOKEN_TEST_UNSET"}  # fmt: skip
     document = {"tenants": [
         {"tenant_id": "jpsrealtor", "feeds": [feed("gps", GPS_MLS_ID), feed("crmls", CRMLS_MLS_ID)]},

@@ -27,7 +27,7 @@ def test_a_backfilled_window_of_expired_listings_converges_with_the_source(pipel
     first, last = (ANCHOR - timedelta(days=14)).date(), (ANCHOR - timedelta(days=10)).date()
     pipeline.backfill(GPS, first.isoformat(), last.isoformat())
     expired = pipeline.collection(GPS, "expired_listings")
-    in_window = lambda: {d["listingKey"] for d in expired.find() if first <= d["modificationTimestamp"].date() <= last}  # noqa: E731
+    in_window = lambda: {d["listingKey"] for d in expired.find() if first <= d["modificationTimestamp"].date() <= last}
     assert in_window() == expected_expired(market, first, last)
     assert {d["_partitionKey"].split("|")[0] for d in expired.find()} <= {
         (first + timedelta(days=n)).isoformat() for n in range(5)}  # fmt: skip

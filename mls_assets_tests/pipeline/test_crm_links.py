@@ -117,7 +117,7 @@ def test_the_link_sensor_requests_the_feeds_with_new_links(pipeline):
 
 def test_the_crm_commands_print_clear_errors(pipeline, mongo_uri):
     env = {**os.environ, "MONGODB_URI": mongo_uri, "MONGODB_DATABASE": pipeline.database.name}
-    run = lambda *args: subprocess.run([sys.executable, "-m", "mls_assets.cli", "crm", *args],  # noqa: E731
+    run = lambda *args: subprocess.run([sys.executable, "-m", "mls_assets.cli", "crm", *args],
                                        capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     missing = run("show", "--tenant", "jpsrealtor", "--property", "nope")
     assert missing.returncode == 2 and "error: no CRM property 'nope'" in missing.stderr

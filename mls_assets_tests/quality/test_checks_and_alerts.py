@@ -14,7 +14,7 @@ from mls_assets.defs.quality.alerts import failure_alert_sensor
 from mls_assets.defs.quality.checks import CHECKS
 from mls_assets.lib.spark.simulator import Market
 from mls_assets_tests.conftest import free_port
-from mls_assets_tests.pipeline.conftest import ANCHOR, CHAIN, pipeline, simulator, tenants_file  # noqa: F401 (fixtures)
+from mls_assets_tests.pipeline.conftest import ANCHOR, CHAIN
 
 GPS = "jpsrealtor.gps"
 
@@ -54,7 +54,7 @@ def test_every_check_passes_on_good_data(pipeline):
 
 def test_each_check_fails_on_data_broken_its_way(pipeline):
     pipeline.sync(GPS)
-    col = lambda name: pipeline.collection(GPS, name)  # noqa: E731
+    col = lambda name: pipeline.collection(GPS, name)
     active = list(col("listings").find({}, {"_id": 0}))
     gone = active[: max(2, len(active) // 10)]
     expired = col("expired_listings").find_one()
@@ -82,7 +82,7 @@ def test_each_check_fails_on_data_broken_its_way(pipeline):
 
 def test_blocking_checks_fail_on_duplicates_and_twins_and_stop_the_assets_downstream(pipeline):
     pipeline.sync(GPS)
-    col = lambda name: pipeline.collection(GPS, name)  # noqa: E731
+    col = lambda name: pipeline.collection(GPS, name)
     dup, twin = list(col("listings").find({}, {"_id": 0}).limit(2))
     col("listings").drop_index("listingKey_1")
     col("listings").insert_one(dict(dup))  # a duplicate key

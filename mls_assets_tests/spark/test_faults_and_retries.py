@@ -5,7 +5,11 @@ import logging
 import pytest
 
 from mls_assets.lib.spark.client import RetryPolicy, SparkClient
-from mls_assets.lib.spark.errors import SparkConfigurationError, SparkRetryableError, SparkTokenExpired
+from mls_assets.lib.spark.errors import (
+    SparkConfigurationError,
+    SparkRetryableError,
+    SparkTokenExpired,
+)
 from mls_assets.lib.spark.rate import RateBudget, budget_for
 from mls_assets.lib.spark.simulator import DEMO_TOKEN
 from mls_assets.lib.spark.simulator.faults import FaultPlan

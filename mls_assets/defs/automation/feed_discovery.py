@@ -12,10 +12,10 @@ import hashlib
 
 import dagster as dg
 
-from mls_assets.lib.replication.collections import ensure_feed_collections
-from mls_assets.lib.tenants import load_feeds, read_configs, sync_configs, tenants_file_path
 from mls_assets.defs.partitions import FEEDS_PARTITION_NAME
 from mls_assets.defs.resources import MongoResource
+from mls_assets.lib.replication.collections import ensure_feed_collections
+from mls_assets.lib.tenants import load_feeds, read_configs, sync_configs, tenants_file_path
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)

@@ -15,6 +15,7 @@ from mls_assets.lib.store.merge import PARTITION_FIELD
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import read_configs
 
+
 @dg.asset(
     partitions_def=feed_day_partitions,
     backfill_policy=SINGLE_RUN_BACKFILL,

@@ -12,8 +12,16 @@ import dagster as dg
 from mls_assets.defs.partitions import feed_day_partitions, split_key
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import ClockResource, MongoResource
-from mls_assets.lib.replication.collections import ACTIVE, CLOSED, EXPIRED, FLATTENED, HISTORY, INDEXES, REJECTS
 from mls_assets.lib.crm import break_links
+from mls_assets.lib.replication.collections import (
+    ACTIVE,
+    CLOSED,
+    EXPIRED,
+    FLATTENED,
+    HISTORY,
+    INDEXES,
+    REJECTS,
+)
 from mls_assets.lib.replication.routing import Routed, route, stored_versions
 from mls_assets.lib.store.documents import CommitAfterWrite
 from mls_assets.lib.store.merge import MergeSpec, clear_pending, evict

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from pymongo.database import Database
 
+from mls_assets.lib.crm import break_links
 from mls_assets.lib.replication.collections import (
     ACTIVE,
     CLOSED,
@@ -25,7 +26,6 @@ from mls_assets.lib.replication.collections import (
     PHOTOS,
     RAW,
 )
-from mls_assets.lib.crm import break_links
 from mls_assets.lib.replication.window import PullWindow, listings_filter
 from mls_assets.lib.spark.client import SparkClient
 from mls_assets.lib.store.merge import batched
