@@ -56,7 +56,8 @@ records = st.one_of(
 )
 
 
-@settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI sees the same 1,200 examples every run (explore with --hypothesis-seed locally)
+@settings(max_examples=1200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(records, min_size=1, max_size=3))
 def test_every_hostile_record_is_flattened_or_rejected_with_a_reason(batch):
     results = list(transform_records(iter(batch), FEED, NOW))
