@@ -59,7 +59,7 @@ def flattened_listings(
                 partition = raw["_partitionKey"]
                 feed = feeds[split_key(partition)[0]]
                 seen["processed"].setdefault(str(feed.key), []).append((raw["listingKey"],))
-                result = transform_record(raw["record"], feed.identity, now)
+                result = transform_record(raw["record"], feed.identity, now, cleaned=True)
                 if result.reject is not None:
                     rejects_by_feed.setdefault(partition, []).append(result.reject)
                     continue

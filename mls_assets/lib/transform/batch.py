@@ -57,12 +57,13 @@ def _raw_text(record: Any) -> str:
     return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "...(truncated)"
 
 
-def transform_record(record: Any, feed: FeedIdentity, now: datetime) -> TransformResult:
-    """clean -> flatten -> contentHash -> validate, never raising."""
+def transform_record(record: Any, feed: FeedIdentity, now: datetime, *, cleaned: bool = False) -> TransformResult:
+    """clean -> flatten -> contentHash -> validate, never raising. `cleaned=True` skips the
+    clean for records stored clean already (raw_listings)."""
     try:
-        cleaned = clean(record)
-        listing, photos = flatten(cleaned, feed, now)
-        listing["contentHash"] = source_content_hash(cleaned)
+        cleaned_record = record if cleaned else clean(record)
+        listing, photos = flatten(cleaned_record, feed, now)
+        listing["contentHash"] = source_content_hash(cleaned_record)
         FlatListing.model_validate({k: listing[k] for k in _LISTING_FIELDS if k in listing})
         if photos:
             _PHOTOS.validate_python([{k: p[k] for k in _PHOTO_FIELDS if k in p} for p in photos])
