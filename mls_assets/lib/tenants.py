@@ -171,14 +171,6 @@ def read_configs(database: Database) -> list[FeedConfig]:
     return feeds
 
 
-def record_sync(database: Database, feed: FeedConfig, current_listings: int) -> None:
-    database[CONFIGS_COLLECTION].update_one(
-        {"tenantId": feed.tenant_id, "mlsConfigs.provider": feed.mls},
-        {"$set": {"mlsConfigs.$.lastSyncedAt": datetime.now(UTC),
-                  "mlsConfigs.$.currentListings": current_listings}},
-    )  # fmt: skip
-
-
 def feed_config(database: Database, key: str) -> FeedConfig:
     """The current config of feed `tenant.mls`: from MongoDB, loading the tenants file
     into it first if the feed is not there yet."""

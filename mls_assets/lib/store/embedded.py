@@ -20,7 +20,6 @@ from mls_assets.lib.services import LocalService, ServiceError, ServiceInfo
 
 LAUNCHER = "secantusd-py"
 HOST = "127.0.0.1"
-EmbeddedServerError = ServiceError
 
 
 def default_port(root: Path, base: int = 27100) -> int:

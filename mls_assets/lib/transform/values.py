@@ -74,11 +74,6 @@ def parse_datetime(field: str, value: Any) -> datetime:
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
 
 
-def format_spark_datetime(value: datetime) -> str:
-    """The form SparkQL filters use: `2026-11-20T00:00:00Z`."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "...'"
