@@ -11,6 +11,10 @@ import os
 
 # Step retry policies are built at import: keep their delays short in tests.
 os.environ.setdefault("MLS_STEP_RETRY_DELAY_S", "0.05")
+# The simulated markets live at fixed dates in the past, so their expired listings'
+# expiresAt are past in real time: the server's TTL monitor would delete them at random
+# moments mid-test. Tests keep the TTL index but let it fire only decades later.
+os.environ.setdefault("MLS_EXPIRED_TTL_SECONDS", "2000000000")
 import socket
 import subprocess
 import time

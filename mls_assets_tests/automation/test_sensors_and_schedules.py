@@ -10,6 +10,7 @@ from mls_assets.defs.automation.feed_discovery import feed_discovery_sensor
 from mls_assets.defs.automation.intraday import intraday_status_sync
 from mls_assets.defs.automation.nightly import nightly_requests, nightly_sync_sensor
 from mls_assets.defs.automation.sweep import weekly_deletion_sweep
+from mls_assets.lib.replication.collections import EXPIRED_TTL_SECONDS
 from mls_assets.lib.tenants import CONFIGS_COLLECTION, load_feeds, read_configs, sync_configs
 
 GPS_ID, CRMLS_ID = "20190211172710340762000000", "20200218121507636729000000"
@@ -40,7 +41,8 @@ def test_feed_discovery_adds_and_removes_partitions_and_creates_indexes(tmp_path
         assert (request.partitions_def_name, sorted(request.partition_keys)) == (
             "feeds", ["jpsrealtor.crmls", "jpsrealtor.gps"])  # fmt: skip
         indexes = mongo_db["jpsrealtor_gps_expired_listings"].index_information()
-        assert any(i["key"] == [("expiresAt", 1)] and i["expireAfterSeconds"] == 0 for i in indexes.values())
+        assert any(i["key"] == [("expiresAt", 1)] and i["expireAfterSeconds"] == EXPIRED_TTL_SECONDS
+                   for i in indexes.values())
         assert any(i["key"] == [("location", "2dsphere")] for i in indexes.values())
 
         instance.add_dynamic_partitions("feeds", ["jpsrealtor.crmls", "jpsrealtor.gps"])

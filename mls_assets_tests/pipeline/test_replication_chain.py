@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from mls_assets.lib.replication.collections import EXPIRED_TTL_SECONDS
 from mls_assets.lib.spark.simulator import GPS_MLS_ID
 from mls_assets.lib.transform.status import EXPIRED_RETENTION, status_class
 from mls_assets_tests.pipeline.conftest import ANCHOR, Pipeline
@@ -61,7 +62,7 @@ def test_a_full_sync_fills_every_collection_correctly(pipeline, market):
     assert (expired["leadStatus"], expired["skipTraced"]) == ("new", False)
     ttl = [i for i in pipeline.collection(GPS, "expired_listings").index_information().values()
            if i["key"] == [("expiresAt", 1)]]  # fmt: skip
-    assert ttl and ttl[0]["expireAfterSeconds"] == 0
+    assert ttl and ttl[0]["expireAfterSeconds"] == EXPIRED_TTL_SECONDS
     assert pipeline.collection(GPS, "expired_listings").count_documents({"expiresAt": {"$type": "date"}}) == len(
         expected["expired"])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pymongo.database import Database
 
 from mls_assets.lib.store.merge import ensure_indexes
@@ -17,6 +19,9 @@ EXPIRED_PHOTOS = "expired_photos"
 HISTORY = "status_history"
 REJECTS = "rejects"
 STATUS_COLLECTIONS = {"active": ACTIVE, "closed": CLOSED, "expired": EXPIRED}
+# Seconds after `expiresAt` before MongoDB's TTL monitor deletes an expired listing (0: at
+# expiresAt). Set once per collection: an existing TTL index is not changed.
+EXPIRED_TTL_SECONDS = int(os.environ.get("MLS_EXPIRED_TTL_SECONDS", "0"))
 
 LISTING_INDEXES = [
     {"keys": [["listingKey", 1]], "unique": True},
@@ -29,7 +34,7 @@ LISTING_INDEXES = [
 ]
 EXPIRED_INDEXES = [
     *LISTING_INDEXES,
-    {"keys": [["expiresAt", 1]], "expireAfterSeconds": 0},  # TTL: expiresAt must be a date
+    {"keys": [["expiresAt", 1]], "expireAfterSeconds": EXPIRED_TTL_SECONDS},  # TTL: expiresAt must be a date
     {"keys": [["leadStatus", 1], ["statusChangeDate", -1]]},
 ]
 PHOTO_INDEXES = [
