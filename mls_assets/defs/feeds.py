@@ -8,9 +8,11 @@ from mls_assets.lib.replication.collections import ensure_feed_collections
 from mls_assets.lib.tenants import FeedConfig, load_feeds, read_configs, sync_configs
 
 
-def load_and_register_configs(database: Database) -> list[FeedConfig]:
-    """Tenants file -> `agent_mls_configs` -> every feed's collections and indexes."""
-    sync_configs(database, load_feeds())
+def load_and_register_configs(database: Database, load_file: bool = True) -> list[FeedConfig]:
+    """Tenants file (unless `load_file` is false) -> `agent_mls_configs` -> every feed's
+    collections and indexes."""
+    if load_file:
+        sync_configs(database, load_feeds())
     feeds = read_configs(database)
     for feed in feeds:
         ensure_feed_collections(database, feed)

@@ -12,10 +12,10 @@ import hashlib
 
 import dagster as dg
 
+from mls_assets.defs.feeds import load_and_register_configs
 from mls_assets.defs.partitions import FEEDS_PARTITION_NAME
 from mls_assets.defs.resources import MongoResource
-from mls_assets.lib.replication.collections import ensure_feed_collections
-from mls_assets.lib.tenants import load_feeds, read_configs, sync_configs, tenants_file_path
+from mls_assets.lib.tenants import tenants_file_path
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -23,11 +23,7 @@ def feed_discovery_sensor(context: dg.SensorEvaluationContext, mongo: MongoResou
     """Adds and removes `feeds` partitions from the feed configs (tenants file + MongoDB)."""
     database = mongo.get_database()
     file_hash = hashlib.sha256(tenants_file_path().read_bytes()).hexdigest()
-    if file_hash != context.cursor:
-        sync_configs(database, load_feeds())
-    feeds = read_configs(database)
-    for feed in feeds:
-        ensure_feed_collections(database, feed)
+    feeds = load_and_register_configs(database, load_file=file_hash != context.cursor)
     configured = {str(f.key) for f in feeds}
     current = set(context.instance.get_dynamic_partitions(FEEDS_PARTITION_NAME))
     added, removed = sorted(configured - current), sorted(current - configured)

@@ -32,15 +32,10 @@ def run_scope(context: dg.AssetCheckExecutionContext, database) -> tuple[list[Fe
     """The feeds (and partitions) of this run; every configured feed when it has none."""
     tags = context.run.tags
     partitions = [tags["dagster/partition"]] if "dagster/partition" in tags else []
-    if not partitions and "dagster/asset_partition_range_start" in tags:
-        partitions = []  # a range: judge its feed as a whole
-        start = tags["dagster/asset_partition_range_start"]
-        feeds = {start.split("|", 1)[-1]}
-    else:
-        feeds = {p.split("|", 1)[-1] for p in partitions}
-    configs = read_configs(database)
-    scoped = [f for f in configs if not feeds or str(f.key) in feeds]
-    return scoped, partitions
+    # a range run is judged on its feed as a whole
+    keys = partitions or [tags.get("dagster/asset_partition_range_start", "")]
+    feeds = {key.split("|", 1)[-1] for key in keys if key}
+    return [f for f in read_configs(database) if not feeds or str(f.key) in feeds], partitions
 
 
 def result(finding: measures.Finding, what: str, severity=dg.AssetCheckSeverity.ERROR, **extra) -> dg.AssetCheckResult:

@@ -22,8 +22,8 @@ from mls_assets.lib.replication.collections import (
     EXPIRED,
     EXPIRED_PHOTOS,
     PHOTOS,
-    STATUS_COLLECTIONS,
 )
+from mls_assets.lib.replication.routing import stored_versions
 from mls_assets.lib.store.merge import batched
 from mls_assets.lib.tenants import FeedConfig
 from mls_assets.lib.transform.photos import extract_photos
@@ -54,14 +54,6 @@ def photo_set_hash(photos: list[dict[str, Any]], changed_at: Any) -> str:
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
 
 
-def _current_classes(database: Database, feed: FeedConfig, keys: list[str]) -> dict[str, str]:
-    where: dict[str, str] = {}
-    for klass, name in STATUS_COLLECTIONS.items():
-        for doc in database[feed.collection(name)].find({"listingKey": {"$in": keys}}, {"_id": 0, "listingKey": 1}):
-            where[doc["listingKey"]] = klass
-    return where
-
-
 def _stored_sets(database: Database, feed: FeedConfig, keys: list[str]) -> dict[str, dict[str, str]]:
     """`{collection: {listingKey: photoSetHash}}` for the keys."""
     stored: dict[str, dict[str, str]] = {PHOTOS: {}, EXPIRED_PHOTOS: {}}
@@ -86,7 +78,7 @@ def sync_photos(database: Database, feed: FeedConfig, raw_docs: Iterable[dict[st
     for batch in batched(raw_docs, batch_size):
         keys = [doc["listingKey"] for doc in batch]
         plan = _Plan()
-        where = _current_classes(database, feed, keys)
+        where = {key: found["class"] for key, found in stored_versions(database, feed, keys).items()}
         stored = _stored_sets(database, feed, keys)
         for doc in batch:
             _plan_listing(doc, where.get(doc["listingKey"]), stored, plan, counts, feed, run_id)

@@ -58,25 +58,28 @@ class Comparison(Filter):
 
 
 @dataclass(frozen=True)
-class And(Filter):
+class _Junction(Filter):
+    """Parts joined by one keyword; a part that binds looser is parenthesised."""
+
     parts: tuple[Filter, ...]
+    keyword = ""
 
     def __str__(self) -> str:
-        return " And ".join(_group(p, Or) for p in self.parts)
+        looser = Or if isinstance(self, And) else And
+        return f" {self.keyword} ".join(f"({p})" if isinstance(p, looser) else str(p) for p in self.parts)
 
     def fields(self) -> set[str]:
         return set().union(*(p.fields() for p in self.parts))
 
 
 @dataclass(frozen=True)
-class Or(Filter):
-    parts: tuple[Filter, ...]
+class And(_Junction):
+    keyword = "And"
 
-    def __str__(self) -> str:
-        return " Or ".join(_group(p, And) for p in self.parts)
 
-    def fields(self) -> set[str]:
-        return set().union(*(p.fields() for p in self.parts))
+@dataclass(frozen=True)
+class Or(_Junction):
+    keyword = "Or"
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,6 @@ class Not(Filter):
 
     def fields(self) -> set[str]:
         return self.part.fields()
-
-
-def _group(part: Filter, looser: type) -> str:
-    """Parenthesise a looser-binding part (an Or inside an And, and vice versa)."""
-    return f"({part})" if isinstance(part, looser) else str(part)
 
 
 # -- the builder -----------------------------------------------------------------------
