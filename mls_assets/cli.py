@@ -63,12 +63,19 @@ def _feeds(args: argparse.Namespace) -> int:
     from mls_assets.defs.feeds import sync_feed_partitions
     from mls_assets.lib.dagster_home import ensure_dagster_home
     from mls_assets.lib.store.client import get_database
+    from mls_assets.lib.tenants import TenantsFileError
 
     ensure_dagster_home()
-    database = get_database()
-    added, removed = sync_feed_partitions(dg.DagsterInstance.get(), database)
-    print(f"feeds registered: added {added or 'none'}, removed {removed or 'none'}")
-    return 0
+    database = get_database(start=True)
+    try:
+        feeds, added, removed = sync_feed_partitions(dg.DagsterInstance.get(), database)
+    except TenantsFileError as error:
+        print(f"error: {error}; nothing was changed", file=sys.stderr)
+        return 2
+    for problem in feeds.problems:
+        print(f"refused: {problem}", file=sys.stderr)
+    print(f"feeds registered: {len(feeds.feeds)} valid, added {added or 'none'}, removed {removed or 'none'}")
+    return 1 if feeds.problems else 0
 
 
 def _crm(args: argparse.Namespace) -> int:
@@ -77,7 +84,7 @@ def _crm(args: argparse.Namespace) -> int:
     from mls_assets.lib import crm
     from mls_assets.lib.store.client import get_database
 
-    database = get_database()
+    database = get_database(start=True)
     try:
         if args.action == "link":
             result = crm.link(database, args.tenant, args.property, args.mls, args.listing)

@@ -15,6 +15,8 @@ os.environ.setdefault("MLS_STEP_RETRY_DELAY_S", "0.05")
 # expiresAt are past in real time: the server's TTL monitor would delete them at random
 # moments mid-test. Tests keep the TTL index but let it fire only decades later.
 os.environ.setdefault("MLS_EXPIRED_TTL_SECONDS", "2000000000")
+# Tests use the bundled simulator on loopback: local mode (tests of production mode unset it).
+os.environ.setdefault("MLS_LOCAL_MODE", "1")
 import socket
 import subprocess
 import time
@@ -24,6 +26,7 @@ import dagster as dg
 import pytest
 
 from mls_assets.defs.io_manager import MongoIOManager
+from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.store import client as mongo_client
 from mls_assets.lib.store import embedded
@@ -83,7 +86,7 @@ def mongo_db(mongo_uri):
 @pytest.fixture
 def mongo_resources(mongo_uri, mongo_db):
     mongo = MongoResource(uri=mongo_uri, database=mongo_db.name)
-    return {"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo)}
+    return {"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo), "leases": LeaseResource(mongo=mongo)}
 
 
 @pytest.fixture

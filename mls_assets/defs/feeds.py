@@ -5,29 +5,41 @@ from pymongo.database import Database
 
 from mls_assets.defs.partitions import FEEDS_PARTITION_NAME
 from mls_assets.lib.replication.collections import ensure_feed_collections
-from mls_assets.lib.tenants import FeedConfig, load_feeds, read_configs, sync_configs
+from mls_assets.lib.tenants import LoadedFeeds, load_tenants_file, read_feeds, sync_configs
 
 
-def load_and_register_configs(database: Database, load_file: bool = True) -> list[FeedConfig]:
-    """Tenants file (unless `load_file` is false) -> `agent_mls_configs` -> every feed's
-    collections and indexes."""
+def load_and_register_configs(database: Database, load_file: bool = True) -> LoadedFeeds:
+    """Tenants file (unless `load_file` is false) -> `agent_mls_configs` -> the valid feeds,
+    with every refused entry of the file and of MongoDB. Creates the collections and indexes
+    of every feed when the file was loaded (a new or changed config)."""
+    problems = []
     if load_file:
-        sync_configs(database, load_feeds())
-    feeds = read_configs(database)
-    for feed in feeds:
-        ensure_feed_collections(database, feed)
-    return feeds
+        loaded = load_tenants_file()  # TenantsFileError: the whole file refused, nothing written
+        sync_configs(database, loaded.feeds, loaded.problems)
+        problems.extend(loaded.problems)
+    current = read_feeds(database)
+    if load_file:
+        for feed in current.feeds:
+            ensure_feed_collections(database, feed)
+    return LoadedFeeds(current.feeds, problems + current.problems)
 
 
-def sync_feed_partitions(instance: dg.DagsterInstance, database: Database) -> tuple[list[str], list[str]]:
-    """Add configured feeds as `feeds` partitions and remove feeds no longer configured
-    (a disabled feed keeps its partition: the schedules skip it); data is kept."""
-    feeds = load_and_register_configs(database)
-    wanted = {str(f.key) for f in feeds}
+def partition_changes(instance: dg.DagsterInstance, feeds: LoadedFeeds) -> tuple[list[str], list[str]]:
+    """(feeds to add, feeds to remove) as `feeds` partitions. A disabled feed keeps its
+    partition (the schedules skip it); a feed whose new entry was refused keeps its partition
+    too: only feeds deleted from the configs lose theirs (their data is kept)."""
+    wanted = {str(f.key) for f in feeds.feeds} | {p.feed for p in feeds.problems if p.feed}
     current = set(instance.get_dynamic_partitions(FEEDS_PARTITION_NAME))
-    added, removed = sorted(wanted - current), sorted(current - wanted)
+    added = sorted({str(f.key) for f in feeds.feeds} - current)
+    return added, sorted(current - wanted)
+
+
+def sync_feed_partitions(instance: dg.DagsterInstance, database: Database) -> tuple[LoadedFeeds, list[str], list[str]]:
+    """The CLI's and `make run`'s registration: load the file, add and remove partitions."""
+    feeds = load_and_register_configs(database)
+    added, removed = partition_changes(instance, feeds)
     if added:
         instance.add_dynamic_partitions(FEEDS_PARTITION_NAME, added)
     for key in removed:
         instance.delete_dynamic_partition(FEEDS_PARTITION_NAME, key)
-    return added, removed
+    return feeds, added, removed

@@ -42,6 +42,7 @@ import pandas as pd
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from mls_assets.defs.failures import failing_clearly
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.store.documents import CommitAfterWrite, iter_documents
 from mls_assets.lib.store.merge import (
@@ -140,6 +141,10 @@ class MongoCollectionIOManager(dg.IOManager):
     # -- writing ------------------------------------------------------------------------
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        with failing_clearly():
+            self._handle_output(context, obj)
+
+    def _handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             context.log.info("asset returned None: nothing stored")
             return
@@ -224,6 +229,10 @@ class MongoCollectionIOManager(dg.IOManager):
     # -- reading ------------------------------------------------------------------------
 
     def load_input(self, context: dg.InputContext) -> Any:
+        with failing_clearly():
+            return self._load_input(context)
+
+    def _load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output
         keys = _partition_keys(context)
         spec = self._spec(context.asset_key, upstream.definition_metadata if upstream else {}, keys)

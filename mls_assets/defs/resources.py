@@ -4,17 +4,18 @@
 import os
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import Field
 from pymongo import MongoClient
-from pymongo.collection import Collection
 from pymongo.database import Database
 
+from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint, is_loopback_url
+from mls_assets.lib.local_mode import is_local_mode
 from mls_assets.lib.spark.client import RetryPolicy, SparkClient
-from mls_assets.lib.spark.errors import SparkConfigurationError, SparkTokenExpired
+from mls_assets.lib.spark.errors import SparkConfigurationError, SparkTokenExpired, SparkUnavailable
 from mls_assets.lib.spark.rate import budget_for
+from mls_assets.lib.spark.simulator import process
 from mls_assets.lib.spark.simulator.server import DEMO_TOKEN
 from mls_assets.lib.store import client as mongo_client
 from mls_assets.lib.tenants import FeedConfig
@@ -26,24 +27,23 @@ def env_or_default(name: str, default: Any) -> Any:
 
 
 class MongoResource(dg.ConfigurableResource):
-    """MongoDB: the server at `uri`, or the embedded server of this checkout when unset.
+    """MongoDB: the server at `uri`, or the embedded server of this checkout when unset
+    (it must be running: `mls-assets db start`, `make run` and `make dev` start it).
 
     Gives one pooled `MongoClient` per process, shared by every asset and IO manager.
     """
 
     uri: str | None = Field(
-        default=None, description="MongoDB connection string; unset starts/uses the embedded one."
+        default=None, description="MongoDB connection string; unset uses the embedded one."
     )
     database: str = Field(default=mongo_client.DEFAULT_DATABASE, description="Database name.")
+    timeout_ms: int = Field(default=mongo_client.TIMEOUT_MS, description="Server selection timeout.")
 
     def get_client(self) -> MongoClient:
-        return mongo_client.get_client(self.uri)
+        return mongo_client.get_client(self.uri, timeout_ms=self.timeout_ms)
 
     def get_database(self) -> Database:
         return self.get_client()[self.database]
-
-    def collection(self, name: str) -> Collection:
-        return self.get_database()[name]
 
 
 def mongo_resource_from_env() -> MongoResource:
@@ -68,9 +68,11 @@ class ClockResource(dg.ConfigurableResource):
 class SparkResource(dg.ConfigurableResource):
     """Spark replication API access for a feed: base URL, token (by env var), retries.
 
-    Base URL: the feed's own, else `base_url` (SPARK_API_BASE_URL), else the bundled
-    simulator of this checkout (started if needed). The token is read from the feed's
-    `token_env` variable at call time and never leaves the client.
+    Base URL: the feed's own, else `base_url` (SPARK_API_BASE_URL); in local mode only
+    (see `mls_assets.lib.local_mode`), else the bundled simulator of this checkout, which
+    must be running. Every URL passes the endpoint policy before a token goes there. The
+    token is read from the feed's `token_env` variable at call time and never leaves the
+    client.
     """
 
     base_url: str | None = Field(default=None, description="Replication endpoint base URL.")
@@ -81,23 +83,40 @@ class SparkResource(dg.ConfigurableResource):
     page_size: int = Field(default=1000, ge=1, le=1000, description="_limit per request (max 1000).")
 
     def base_url_for(self, feed: FeedConfig) -> tuple[str, bool]:
-        """The base URL and whether it is the bundled simulator."""
-        if feed.base_url or self.base_url:
-            url = feed.base_url or self.base_url
-            return url, urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
-        from mls_assets.lib.spark.simulator import process
+        """The base URL and whether it is the local simulator; a configuration error when
+        there is none or it may not receive a token."""
+        local = is_local_mode()
+        url = feed.base_url or self.base_url
+        if url:
+            try:
+                check_endpoint(url, local=local)
+            except EndpointRefused as error:
+                raise SparkConfigurationError(f"feed {feed.key}: {error}") from None
+            return url, local and is_loopback_url(url)
+        if not local:
+            raise SparkConfigurationError(
+                f"feed {feed.key} has no base URL: set base_url in its config or SPARK_API_BASE_URL (e.g. "
+                "https://replication.sparkapi.com/v1); the bundled simulator is used only in local mode "
+                "(MLS_LOCAL_MODE=1, or MONGODB_URI unset)"
+            )
+        running = process.service().status()
+        if running is None:
+            raise SparkUnavailable(f"the local Spark simulator is not running ({process.service().url}): start it "
+                                   "with `mls-assets sim start` (make run and make dev do)")  # fmt: skip
+        return running.url, True
 
-        return process.ensure_running().url, True
+    def token_for(self, feed: FeedConfig, simulated: bool) -> str:
+        token = os.environ.get(feed.token_env)
+        if token:
+            return token
+        if simulated:
+            return DEMO_TOKEN
+        raise SparkConfigurationError(
+            f"feed {feed.key}: environment variable {feed.token_env} holds no Spark access token")
 
     def client_for(self, feed: FeedConfig) -> SparkClient:
-        url, local = self.base_url_for(feed)
-        token = os.environ.get(feed.token_env)
-        if not token:
-            if not local:
-                raise SparkConfigurationError(
-                    f"feed {feed.key}: environment variable {feed.token_env} holds no Spark access token"
-                )
-            token = DEMO_TOKEN
+        url, simulated = self.base_url_for(feed)
+        token = self.token_for(feed, simulated)
         budget = budget_for(token, feed.rate_limit.requests, feed.rate_limit.per_seconds)
         retry = RetryPolicy(attempts=self.retry_attempts, floor=self.retry_floor_s, cap=self.retry_cap_s)
 
@@ -111,7 +130,8 @@ class SparkResource(dg.ConfigurableResource):
                     "no newer one: rotate the token in that variable", code=1020, status=401)  # fmt: skip
             return fresh
 
-        return SparkClient(url, token, timeout=self.timeout_s, retry=retry, budget=budget, refresh_token=rotated_token)
+        return SparkClient(url, token, timeout=self.timeout_s, retry=retry, budget=budget, refresh_token=rotated_token,
+                           refused_is_fatal=simulated)  # fmt: skip
 
 
 def spark_resource_from_env() -> SparkResource:

@@ -15,8 +15,8 @@ from typing import Any
 
 from pymongo.database import Database
 
-from mls_assets.lib.replication.collections import STATUS_COLLECTIONS
-from mls_assets.lib.store.naming import FeedKey, validate_id
+from mls_assets.lib.replication.collections import CRM_PROPERTIES, STATUS_COLLECTIONS
+from mls_assets.lib.store.naming import FeedKey, tenant_collection
 
 
 class CrmError(ValueError):
@@ -31,7 +31,7 @@ class SyncCounts:
 
 
 def properties(database: Database, tenant: str):
-    return database[f"{validate_id(tenant, 'tenant')}_crm_properties"]
+    return database[tenant_collection(tenant, CRM_PROPERTIES)]
 
 
 def find_listing(database: Database, feed: FeedKey, listing_key: str) -> tuple[str, dict] | None:

@@ -1,33 +1,63 @@
 """Feed configs: which tenant replicates which MLS, from where, how often.
 
 Declared in `data/tenants.yaml` (or `MLS_TENANTS_FILE`), validated here, and kept in the
-`agent_mls_configs` collection (seed 002 shape) so that the running platform reads the
-current configs from MongoDB. Tokens are referenced by the name of the environment
+`agent_mls_configs` collection (one document per tenant) so that the running platform reads
+the current configs from MongoDB. Tokens are referenced by the name of the environment
 variable that holds them; the token itself is never stored, logged or put in metadata.
+
+A bad entry harms only itself: each feed is validated on its own, and an invalid one is
+reported (one line: where, which feed, why) and skipped while every other feed loads. A
+file that cannot be read as a whole (not YAML, not a mapping, too large, YAML aliases)
+changes nothing. An invalid entry for a feed that is already configured leaves that feed's
+stored config as it was.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pymongo.database import Database
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
 from mls_assets.lib.feeds import FeedIdentity
 from mls_assets.lib.paths import project_root
-from mls_assets.lib.store.naming import FeedKey, validate_id
+from mls_assets.lib.store.naming import FeedKey, InvalidIdentifier, validate_id
 
 CONFIGS_COLLECTION = "agent_mls_configs"
-Cron = Annotated[str, Field(pattern=r"^\S+( \S+){4}$")]
+MAX_FILE_BYTES = int(os.environ.get("MLS_TENANTS_FILE_MAX_BYTES", str(1024 * 1024)))
+
+
+class TenantsFileError(ValueError):
+    """The tenants file as a whole cannot be used; nothing is loaded from it."""
+
+
+class UnknownFeed(LookupError):
+    """A partition or request names a feed that is not configured."""
+
+
+class FeedConfigError(ValueError):
+    """A configured feed whose config is invalid."""
 
 
 class RateLimit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     requests: int = Field(default=1500, ge=1)
     per_seconds: float = Field(default=300.0, gt=0)
+    concurrent_pulls: int = Field(default=1, ge=1, le=16, description="Pulls at once per token, all processes.")
+
+
+def check_cron(value: str) -> str:
+    if not isinstance(value, str) or len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValueError(f"{value!r:.60} is not a valid 5-field cron expression")
+    return value
 
 
 class FeedConfig(BaseModel):
@@ -38,13 +68,13 @@ class FeedConfig(BaseModel):
     tenant_id: str
     mls: str
     mls_id: str = Field(pattern=r"^\d{26}$")
-    region: str | None = None
-    base_url: str | None = None
-    token_env: str = Field(default="SPARK_ACCESS_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
+    region: str | None = Field(default=None, max_length=100)
+    base_url: str | None = Field(default=None, max_length=500)
+    token_env: str = Field(default="SPARK_ACCESS_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=100)
     property_types: tuple[str, ...] = ("A", "B", "C")
     enabled: bool = True
-    sync_schedule: Cron = "0 2 * * *"
-    max_listings: int | None = None
+    sync_schedule: str = "0 2 * * *"
+    max_listings: int | None = Field(default=None, ge=0)
     rate_limit: RateLimit = RateLimit()
 
     @field_validator("tenant_id")
@@ -56,6 +86,16 @@ class FeedConfig(BaseModel):
     @classmethod
     def _mls(cls, value: str) -> str:
         return validate_id(value, "MLS")
+
+    @field_validator("sync_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_endpoint(value)
 
     @property
     def key(self) -> FeedKey:
@@ -69,44 +109,149 @@ class FeedConfig(BaseModel):
         return self.key.collection(name)
 
 
-class TenantEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    tenant_id: str
-    name: str | None = None
-    feeds: list[dict[str, Any]]  # FeedConfig fields but tenant_id, validated as FeedConfig
+@dataclass(frozen=True)
+class FeedProblem:
+    """One feed entry that was refused, said in one line."""
+
+    where: str
+    feed: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}{f' ({self.feed})' if self.feed else ''}: {self.reason}"
 
 
-class TenantsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    tenants: list[TenantEntry]
+@dataclass
+class LoadedFeeds:
+    """The valid feeds of a source (file or MongoDB) and the entries that were refused."""
+
+    feeds: list[FeedConfig] = field(default_factory=list)
+    problems: list[FeedProblem] = field(default_factory=list)
+
+
+def describe_error(error: Exception) -> str:
+    """A validation error in one line: the first problem, where it is, and how many more."""
+    if isinstance(error, ValidationError):
+        errors = error.errors()
+        first = errors[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] not in ("value_error", "assertion_error") and "input" in first:
+            shown = repr(first["input"])
+            message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return f"{where}: {message}{more}" if where else f"{message}{more}"
+    return " ".join(str(error).split())
 
 
 def tenants_file_path() -> Path:
     return Path(os.environ.get("MLS_TENANTS_FILE") or project_root() / "data" / "tenants.yaml")
 
 
-def load_feeds(path: Path | None = None) -> list[FeedConfig]:
-    """Every feed of the tenants file, validated (ids, MLS ids, crons); duplicates refused."""
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without aliases: a few lines of `&a [*b, *b, ...]` expand to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise TenantsFileError(f"line {mark.line + 1}: YAML aliases (*name) are not allowed in the tenants file")
+        return super().compose_node(parent, index)
+
+
+def read_tenants_file(path: Path | None = None) -> bytes:
     path = path or tenants_file_path()
     try:
-        document = yaml.safe_load(path.read_text()) or {"tenants": []}
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise TenantsFileError(f"tenants file {path} is {size} bytes, more than {MAX_FILE_BYTES} "
+                                   "(MLS_TENANTS_FILE_MAX_BYTES)")  # fmt: skip
+        return path.read_bytes()
     except FileNotFoundError:
-        raise ValueError(f"tenants file not found: {path} (set MLS_TENANTS_FILE)") from None
-    parsed = TenantsFile.model_validate(document)
-    feeds = [
-        FeedConfig(tenant_id=tenant.tenant_id, **entry)
-        for tenant in parsed.tenants
-        for entry in tenant.feeds
-    ]
-    keys = [str(f.key) for f in feeds]
-    duplicates = sorted({k for k in keys if keys.count(k) > 1})
-    if duplicates:
-        raise ValueError(f"feeds declared twice in {path}: {', '.join(duplicates)}")
-    return feeds
+        raise TenantsFileError(f"tenants file not found: {path} (set MLS_TENANTS_FILE)") from None
+    except IsADirectoryError:
+        raise TenantsFileError(f"tenants file {path} is a directory") from None
+
+
+def parse_tenants(text: bytes, source: str = "tenants file") -> LoadedFeeds:
+    """Every valid feed of a tenants document; each refused entry as a `FeedProblem`."""
+    if len(text) > MAX_FILE_BYTES:
+        raise TenantsFileError(f"{source} is larger than {MAX_FILE_BYTES} bytes")
+    try:
+        document = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except TenantsFileError as error:
+        raise TenantsFileError(f"{source}: {error}") from None
+    except yaml.YAMLError as error:
+        raise TenantsFileError(f"{source} is not valid YAML: {' '.join(str(error).split())[:200]}") from None
+    if document is None:
+        return LoadedFeeds()
+    if not isinstance(document, dict) or set(document) - {"tenants"}:
+        raise TenantsFileError(f"{source} must be a mapping with one key, 'tenants' (a list of tenants)")
+    tenants = document.get("tenants") or []
+    if not isinstance(tenants, list):
+        raise TenantsFileError(f"{source}: 'tenants' must be a list")
+
+    loaded = LoadedFeeds()
+    seen: dict[str, str] = {}
+    for t, tenant in enumerate(tenants):
+        where = f"tenants[{t}]"
+        if not isinstance(tenant, dict) or set(tenant) - {"tenant_id", "name", "feeds"}:
+            loaded.problems.append(FeedProblem(where, None, "a tenant is a mapping of tenant_id, name and feeds"))
+            continue
+        try:
+            tenant_id = validate_id(tenant.get("tenant_id"), "tenant")
+        except InvalidIdentifier as error:
+            loaded.problems.append(FeedProblem(where, None, str(error)))
+            continue
+        feeds = tenant.get("feeds") or []
+        if not isinstance(feeds, list):
+            loaded.problems.append(FeedProblem(where, None, "'feeds' must be a list"))
+            continue
+        for f, entry in enumerate(feeds):
+            entry_where = f"{where}.feeds[{f}]"
+            if not isinstance(entry, dict):
+                loaded.problems.append(FeedProblem(entry_where, None, "a feed is a mapping of its settings"))
+                continue
+            label = _label(tenant_id, entry.get("mls"))
+            if "tenant_id" in entry:
+                loaded.problems.append(FeedProblem(entry_where, label, "tenant_id belongs to the tenant, not the feed"))
+                continue
+            try:
+                feed = FeedConfig(tenant_id=tenant_id, **entry)
+            except (ValidationError, TypeError, EndpointRefused) as error:
+                loaded.problems.append(FeedProblem(entry_where, label, describe_error(error)))
+                continue
+            key = str(feed.key)
+            if key in seen:
+                loaded.problems.append(FeedProblem(entry_where, key, f"declared twice (also at {seen[key]}): "
+                                                   "both ignored until one is removed"))  # fmt: skip
+                continue
+            seen[key] = entry_where
+            loaded.feeds.append(feed)
+    twice = {p.feed for p in loaded.problems if p.reason.startswith("declared twice")}
+    for feed in [f for f in loaded.feeds if str(f.key) in twice]:
+        loaded.feeds.remove(feed)
+    return loaded
+
+
+def _label(tenant: str, mls: Any) -> str | None:
+    return f"{tenant}.{mls}" if isinstance(mls, str) and len(mls) <= 60 else None
+
+
+def load_tenants_file(path: Path | None = None) -> LoadedFeeds:
+    path = path or tenants_file_path()
+    return parse_tenants(read_tenants_file(path), str(path))
+
+
+def load_feeds(path: Path | None = None) -> list[FeedConfig]:
+    """Every feed of the tenants file; any refused entry is an error (for strict callers)."""
+    loaded = load_tenants_file(path)
+    if loaded.problems:
+        raise TenantsFileError("; ".join(str(p) for p in loaded.problems))
+    return loaded.feeds
 
 
 def _config_document(feed: FeedConfig) -> dict[str, Any]:
-    """The seed-002 `mlsConfigs` entry of a feed (no secrets: only the token's variable)."""
+    """The `mlsConfigs` entry of a feed (no secrets: only the token's variable)."""
     return {
         "provider": feed.mls,
         "mlsId": feed.mls_id,
@@ -123,61 +268,96 @@ def _config_document(feed: FeedConfig) -> dict[str, Any]:
     }
 
 
-def sync_configs(database: Database, feeds: list[FeedConfig]) -> None:
-    """Write the feeds into `agent_mls_configs`, one document per tenant (seed 002 shape).
+def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[FeedProblem] = ()) -> None:
+    """Write the feeds into `agent_mls_configs`, one document per tenant.
 
-    Sync statistics stored on a config (`lastSyncedAt`, `currentListings`) are kept.
+    Sync statistics stored on a config (`lastSyncedAt`, `currentListings`) are kept. A feed
+    whose new entry was refused keeps its stored config; the refusals are kept on the tenant
+    document (`configProblems`) for operators to see.
     """
     now = datetime.now(UTC)
     collection = database[CONFIGS_COLLECTION]
     by_tenant: dict[str, list[FeedConfig]] = {}
     for feed in feeds:
         by_tenant.setdefault(feed.tenant_id, []).append(feed)
-    for tenant, tenant_feeds in by_tenant.items():
+    refused: dict[str, list[FeedProblem]] = {}
+    for problem in problems:
+        if problem.feed:
+            refused.setdefault(problem.feed.split(".", 1)[0], []).append(problem)
+    for tenant in sorted(set(by_tenant) | set(refused)):
         existing = collection.find_one({"tenantId": tenant}) or {}
-        stats = {c["provider"]: c for c in existing.get("mlsConfigs", [])}
+        stored = {c.get("provider"): c for c in existing.get("mlsConfigs", []) if isinstance(c, dict)}
         configs = []
-        for feed in tenant_feeds:
+        for feed in by_tenant.get(tenant, []):
             config = _config_document(feed)
-            previous = stats.get(feed.mls, {})
             for kept in ("lastSyncedAt", "currentListings"):
-                if kept in previous:
-                    config[kept] = previous[kept]
+                if kept in stored.get(feed.mls, {}):
+                    config[kept] = stored[feed.mls][kept]
             configs.append(config)
+        written = {c["provider"] for c in configs}
+        tenant_problems = refused.get(tenant, [])
+        for problem in tenant_problems:  # a refused entry leaves the feed's stored config alone
+            mls = problem.feed.split(".", 1)[1]
+            if mls in stored and mls not in written:
+                configs.append(stored[mls])
+                written.add(mls)
         collection.update_one(
             {"tenantId": tenant},
-            {"$set": {"mlsConfigs": configs, "updatedAt": now}, "$setOnInsert": {"createdAt": now}},
+            {"$set": {"mlsConfigs": configs, "configProblems": [str(p) for p in tenant_problems], "updatedAt": now},
+             "$setOnInsert": {"createdAt": now}},
             upsert=True,
-        )
+        )  # fmt: skip
 
 
-def read_configs(database: Database) -> list[FeedConfig]:
-    """The feeds as configured in MongoDB now."""
-    feeds = []
-    for tenant in database[CONFIGS_COLLECTION].find({}, {"_id": 0}):
-        for config in tenant.get("mlsConfigs", []):
-            feeds.append(
-                FeedConfig(
-                    tenant_id=tenant["tenantId"], mls=config["provider"], mls_id=config["mlsId"],
-                    region=config.get("region"), base_url=config.get("baseUrl"),
-                    token_env=config.get("tokenEnv", "SPARK_ACCESS_TOKEN"),
-                    property_types=tuple(config.get("propertyTypes") or ("A", "B", "C")),
-                    enabled=bool(config.get("syncEnabled", config.get("active", True))),
-                    sync_schedule=config.get("syncSchedule", "0 2 * * *"),
-                    max_listings=config.get("maxListings"),
-                    rate_limit=RateLimit(**(config.get("rateLimit") or {})),
-                )  # fmt: skip
-            )
-    return feeds
+def _from_document(tenant: Any, config: dict[str, Any]) -> FeedConfig:
+    rate = config.get("rateLimit") or {}
+    return FeedConfig(
+        tenant_id=tenant, mls=config.get("provider"), mls_id=config.get("mlsId"),
+        region=config.get("region"), base_url=config.get("baseUrl"),
+        token_env=config.get("tokenEnv", "SPARK_ACCESS_TOKEN"),
+        property_types=tuple(config.get("propertyTypes") or ("A", "B", "C")),
+        enabled=config.get("syncEnabled", config.get("active", True)),
+        sync_schedule=config.get("syncSchedule", "0 2 * * *"),
+        max_listings=config.get("maxListings"),
+        rate_limit=RateLimit(**rate) if isinstance(rate, dict) else rate,
+    )  # fmt: skip
 
 
-def feed_config(database: Database, key: str) -> FeedConfig:
-    """The current config of feed `tenant.mls`: from MongoDB, loading the tenants file
-    into it first if the feed is not there yet."""
-    for attempt in range(2):
-        for feed in read_configs(database):
-            if str(feed.key) == key:
-                return feed
-        if attempt == 0:
-            sync_configs(database, load_feeds())
-    raise ValueError(f"feed {key!r} is not configured in {CONFIGS_COLLECTION} or {tenants_file_path()}")
+def read_feeds(database: Any) -> LoadedFeeds:
+    """The feeds as configured in MongoDB now; an entry edited into an invalid state is
+    refused on its own (the other feeds are unaffected)."""
+    loaded = LoadedFeeds()
+    for tenant in database[CONFIGS_COLLECTION].find({}, {"_id": 0, "tenantId": 1, "mlsConfigs": 1}):
+        tenant_id = tenant.get("tenantId")
+        for n, config in enumerate(tenant.get("mlsConfigs") or []):
+            where = f"{CONFIGS_COLLECTION} {tenant_id!r:.50}.mlsConfigs[{n}]"
+            if not isinstance(config, dict):
+                loaded.problems.append(FeedProblem(where, None, "not a document"))
+                continue
+            try:
+                loaded.feeds.append(_from_document(tenant_id, config))
+            except (ValidationError, TypeError, EndpointRefused, InvalidIdentifier) as error:
+                label = _label(tenant_id, config.get("provider")) if isinstance(tenant_id, str) else None
+                loaded.problems.append(FeedProblem(where, label, describe_error(error)))
+    return loaded
+
+
+def read_configs(database: Any) -> list[FeedConfig]:
+    """The valid feeds as configured in MongoDB now."""
+    return read_feeds(database).feeds
+
+
+def feed_config(database: Any, key: str) -> FeedConfig:
+    """The current config of feed `tenant.mls`, from MongoDB only (never reloads the file:
+    configs edited in MongoDB stand until the tenants file changes)."""
+    loaded = read_feeds(database)
+    for feed in loaded.feeds:
+        if str(feed.key) == str(key):
+            return feed
+    for problem in loaded.problems:
+        if problem.feed == str(key):
+            raise FeedConfigError(f"feed {key} has an invalid config: {problem}")
+    raise UnknownFeed(
+        f"feed {str(key)!r:.80} is not configured in {CONFIGS_COLLECTION}: add it to the tenants file and run "
+        "`mls-assets feeds sync` (the feed discovery sensor does this every minute)"
+    )

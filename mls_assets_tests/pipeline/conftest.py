@@ -8,6 +8,7 @@ import yaml
 
 from mls_assets.defs.crm.linked_properties import crm_linked_properties
 from mls_assets.defs.io_manager import MongoIOManager
+from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.listings.flattened import flattened_listings
 from mls_assets.defs.listings.raw import raw_listings
 from mls_assets.defs.partitions import feed_day_key
@@ -15,6 +16,8 @@ from mls_assets.defs.photos.sync import photo_collections
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.defs.status.routing import status_collections
 from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
+from mls_assets.lib.store.naming import FeedKey
+from mls_assets.lib.tenants import load_feeds, sync_configs
 
 # Well in the past: Dagster only knows day partitions up to the real today.
 ANCHOR = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -62,6 +65,7 @@ class Pipeline:
             "io_manager": MongoIOManager(mongo=self.mongo),
             "spark": SparkResource(**spark),
             "clock": ClockResource(fixed_now=self.market.now.isoformat()),
+            "leases": LeaseResource(mongo=self.mongo, wait_s=120),
         }
 
     def sync(self, feed: str, day: str | None = None, assets=CHAIN, **spark) -> dg.ExecuteInProcessResult:
@@ -80,12 +84,16 @@ class Pipeline:
         return result
 
     def collection(self, feed: str, name: str):
-        tenant, mls = feed.split(".")
-        return self.database[f"{tenant}_{mls}_{name}"]
+        return self.database[FeedKey.parse(feed).collection(name)]
+
+    def load_configs(self, path) -> None:
+        """The tenants file into `agent_mls_configs`, as feed discovery does."""
+        sync_configs(self.database, load_feeds(path))
 
 
 @pytest.fixture
 def pipeline(market, mongo_db, mongo_uri, tenants_file):
+    sync_configs(mongo_db, load_feeds(tenants_file))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("feeds", FEEDS)
         yield Pipeline(market, mongo_db, mongo_uri, instance)

@@ -67,7 +67,7 @@ def test_the_sweep_refuses_a_truncated_key_list(pipeline, market, tenants_file):
     document = yaml.safe_load(tenants_file.read_text())
     document["tenants"][0]["feeds"][0]["property_types"] = ["C"]  # the sweep now sees a sliver
     tenants_file.write_text(yaml.safe_dump(document))
-    pipeline.database["agent_mls_configs"].delete_many({})  # reload configs from the file
+    pipeline.load_configs(tenants_file)
     result = dg.materialize([deleted_listings_sweep], instance=pipeline.instance, resources=pipeline.resources(),
                             partition_key=GPS, raise_on_error=False)  # fmt: skip
     assert not result.success
@@ -76,10 +76,11 @@ def test_the_sweep_refuses_a_truncated_key_list(pipeline, market, tenants_file):
     assert keys(pipeline.collection(GPS, "listings")) == stored
 
 
-def test_a_run_that_fails_mid_way_converges_when_retried(pipeline, market, simulator):
+def test_a_run_that_fails_mid_way_converges_when_retried(pipeline, market, simulator, tenants_file):
     pipeline.sync(GPS, page_size=10)
     reference = snapshot(pipeline, GPS, bookkeeping=True)
     pipeline.database.client.drop_database(pipeline.database.name)
+    pipeline.load_configs(tenants_file)
 
     # the 4th request fails beyond the client's patience (one attempt): the step fails after
     # 3 pages were stored, and the step retry policy runs it again

@@ -90,7 +90,7 @@ def test_rerunning_any_partition_changes_nothing(pipeline, market):
     assert meta["inserted"].value == meta["updated"].value == 0
 
 
-def test_days_out_of_order_give_the_same_final_state(pipeline, market, mongo_uri, instance):
+def test_days_out_of_order_give_the_same_final_state(pipeline, market, mongo_uri, instance, tenants_file):
     from mls_assets.lib.store.client import get_client
 
     days = [(ANCHOR - timedelta(days=n)).date().isoformat() for n in range(6, -1, -1)]
@@ -102,6 +102,7 @@ def test_days_out_of_order_give_the_same_final_state(pipeline, market, mongo_uri
     other = get_client(mongo_uri)[pipeline.database.name + "_reverse"]
     try:
         reverse = Pipeline(market, other, mongo_uri, pipeline.instance)
+        reverse.load_configs(tenants_file)
         for day in reversed(days):
             reverse.sync(GPS, day)
         # `_partitionKey` only says which run wrote a document last (today's first run pulls the

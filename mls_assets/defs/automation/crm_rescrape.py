@@ -13,6 +13,7 @@ import dagster as dg
 from mls_assets.defs.automation.run_requests import chain_run
 from mls_assets.defs.jobs import replication_job
 from mls_assets.defs.resources import MongoResource
+from mls_assets.lib import crm
 from mls_assets.lib.tenants import read_configs
 
 RESCRAPE_CRON = os.environ.get("ACTIVE_PROPERTIES_SCRAPING_FREQUENCY", "0 * * * *")
@@ -20,15 +21,14 @@ RESCRAPE_CRON = os.environ.get("ACTIVE_PROPERTIES_SCRAPING_FREQUENCY", "0 * * * 
 
 def active_links(database) -> dict[str, list[str]]:
     """`{feed: [listing keys]}` linked from CRM-active properties of enabled feeds."""
-    enabled = {str(f.key) for f in read_configs(database) if f.enabled}
+    enabled = {f.key: f for f in read_configs(database) if f.enabled}
     links: dict[str, set[str]] = {}
-    for tenant in sorted({feed.split(".")[0] for feed in enabled}):
-        collection = database[f"{tenant}_crm_properties"]
+    for tenant in sorted({key.tenant for key in enabled}):
         query = {"crm_status": "active", "mls_property_id": {"$exists": True}}
-        for prop in collection.find(query, {"mls_feed": 1, "mls_property_id": 1}):
-            feed = f"{tenant}.{prop['mls_feed']}"
-            if feed in enabled:
-                links.setdefault(feed, set()).add(prop["mls_property_id"])
+        for prop in crm.properties(database, tenant).find(query, {"mls_feed": 1, "mls_property_id": 1}):
+            feed = next((key for key in enabled if key.tenant == tenant and key.mls == prop.get("mls_feed")), None)
+            if feed is not None:
+                links.setdefault(str(feed), set()).add(prop["mls_property_id"])
     return {feed: sorted(keys) for feed, keys in sorted(links.items())}
 
 

@@ -5,8 +5,10 @@ import os
 import dagster as dg
 
 from mls_assets.defs.automation.run_requests import FEED_TAG, TRIGGER_TAG
+from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import feeds_partitions
-from mls_assets.defs.policies import NETWORK_RETRY, SPARK_POOL
+from mls_assets.defs.policies import NETWORK_RETRY
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.replication.sweep import DEFAULT_MIN_FRACTION, source_keys, sweep
 from mls_assets.lib.tenants import feed_config, read_configs
@@ -19,18 +21,24 @@ class SweepConfig(dg.Config):
 
 
 @dg.asset(partitions_def=feeds_partitions, group_name="maintenance", kinds={"mongodb", "python"},
-          retry_policy=NETWORK_RETRY, pool=SPARK_POOL)  # fmt: skip
+          retry_policy=NETWORK_RETRY)  # fmt: skip
+@fails_clearly
 def deleted_listings_sweep(context: dg.AssetExecutionContext, config: SweepConfig, mongo: MongoResource,
-                           spark: SparkResource, clock: ClockResource) -> dg.MaterializeResult:  # fmt: skip
+                           spark: SparkResource, clock: ClockResource, leases: LeaseResource) -> dg.MaterializeResult:  # fmt: skip
     """Removes listings that vanished from the feed (a complete `_select=ListingKey` sweep,
     behind a volume guard), writing each removal to the status history."""
     database = mongo.get_database()
+    leases.hold_feed(context.partition_key)
     feed = feed_config(database, context.partition_key)
-    with spark.client_for(feed) as client:
-        keys = source_keys(client, feed)
-    result = sweep(database, feed, keys, clock.now(), context.run.run_id, config.min_fraction)
-    return dg.MaterializeResult(metadata={"source_keys": result.source_keys, "stored_keys": result.stored_keys,
-                                          "removed": result.removed, "history_events": result.history_events})  # fmt: skip
+    with spark.client_for(feed) as client, leases.pulling(feed, client.fingerprint):
+        found = source_keys(client, feed)
+    if found.unkeyed:
+        context.log.warning(f"{found.unkeyed} source records had no usable ListingKey (they are quarantined by "
+                            "the pull); listings named by their Id are kept")  # fmt: skip
+    result = sweep(database, feed, found.keys, clock.now(), context.run.run_id, config.min_fraction)
+    return dg.MaterializeResult(metadata={"source_keys": result.source_keys, "unkeyed_source_records": found.unkeyed,
+                                          "stored_keys": result.stored_keys, "removed": result.removed,
+                                          "history_events": result.history_events})  # fmt: skip
 
 
 deletion_sweep_job = dg.define_asset_job("deletion_sweep_job", selection=[deleted_listings_sweep])

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from mls_assets.defs.automation.run_requests import FEED_TAG, TRIGGER_TAG
+from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import feed_day_key, feed_day_partitions, split_key
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import ClockResource, MongoResource
@@ -24,14 +26,16 @@ from mls_assets.lib.tenants import read_configs
     deps=["active_listings", "closed_listings", "expired_listings"],
     metadata={"collection": "{tenant}_crm_properties"},
 )
-def crm_linked_properties(context: dg.AssetExecutionContext, mongo: MongoResource,
-                          clock: ClockResource) -> dg.MaterializeResult:  # fmt: skip
+@fails_clearly
+def crm_linked_properties(context: dg.AssetExecutionContext, mongo: MongoResource, clock: ClockResource,
+                          leases: LeaseResource) -> dg.MaterializeResult:  # fmt: skip
     """For every listing of the partition that changed, updates the CRM properties linked
     to it with the MLS fields (price, status, beds/baths, address, photos summary,
     mlsLastSyncedAt), keeping every CRM-owned field; an unchanged listing causes no write.
     Also completes links the CRM made on its side only."""
     database = mongo.get_database()
     now = clock.now()
+    leases.hold_feeds(context)
     totals = crm.SyncCounts()
     repaired = 0
     for key in context.partition_keys:
@@ -64,12 +68,14 @@ def crm_link_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource):
     after = datetime.fromisoformat(context.cursor) if context.cursor else datetime(1970, 1, 1, tzinfo=UTC)
     newest = after
     feeds: dict[str, datetime] = defaultdict(lambda: after)
-    for tenant in sorted({f.tenant_id for f in read_configs(database)}):
+    configured = {(f.tenant_id, f.mls): str(f.key) for f in read_configs(database)}
+    for tenant in sorted({tenant for tenant, _ in configured}):
         for prop in crm.properties(database, tenant).find({"linkedAt": {"$gt": after}}, {"linkedAt": 1, "mls_feed": 1}):
             linked_at = prop["linkedAt"] if prop["linkedAt"].tzinfo else prop["linkedAt"].replace(tzinfo=UTC)
-            feed = f"{tenant}.{prop['mls_feed']}"
-            feeds[feed] = max(feeds[feed], linked_at)
             newest = max(newest, linked_at)
+            feed = configured.get((tenant, prop.get("mls_feed")))
+            if feed is not None:  # else a link the CRM wrote to an MLS this tenant has no feed for
+                feeds[feed] = max(feeds[feed], linked_at)
     if not feeds:
         return dg.SensorResult(skip_reason="no new CRM links", cursor=newest.isoformat())
     today = datetime.now(UTC).date().isoformat()

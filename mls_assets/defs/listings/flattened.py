@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import feed_day_partitions, split_key
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import ClockResource, MongoResource
@@ -35,8 +37,9 @@ FLATTENED_STORAGE = {
     backfill_policy=SINGLE_RUN_BACKFILL,
     ins={"raw_listings": dg.AssetIn(metadata={"load_as": "batches", "pending_only": "flattened"})},
 )
+@fails_clearly
 def flattened_listings(
-    context: dg.AssetExecutionContext, raw_listings, mongo: MongoResource, clock: ClockResource
+    context: dg.AssetExecutionContext, raw_listings, mongo: MongoResource, clock: ClockResource, leases: LeaseResource
 ) -> CommitAfterWrite:
     """Every raw listing of the partition written since this asset last processed it,
     cleaned, flattened to camelCase, with slugs,
@@ -45,6 +48,7 @@ def flattened_listings(
     `{tenant}_{mls}_rejects` with the reason and never fail the batch."""
     database = mongo.get_database()
     now = clock.now()
+    leases.hold_feeds(context)
     feeds = {}
     for key in context.partition_keys:
         feed_key, _ = split_key(key)
@@ -59,7 +63,7 @@ def flattened_listings(
                 partition = raw["_partitionKey"]
                 feed = feeds[split_key(partition)[0]]
                 seen["processed"].setdefault(str(feed.key), []).append((raw["listingKey"],))
-                result = transform_record(raw["record"], feed.identity, now, cleaned=True)
+                result = transform_record(raw["record"], feed.identity, now, screened=True)
                 if result.reject is not None:
                     rejects_by_feed.setdefault(partition, []).append(result.reject)
                     continue

@@ -7,19 +7,21 @@ from datetime import datetime
 
 import dagster as dg
 
+from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import feed_day_partitions, split_key
-from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL, SPARK_POOL
+from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.replication.collections import RAW, REJECTS
 from mls_assets.lib.replication.rejects import store_rejects
 from mls_assets.lib.replication.window import PullWindow, listings_filter, window_for
+from mls_assets.lib.spark.client import SparkClient
 from mls_assets.lib.store.cursors import advance_cursor, pull_since, read_cursor
 from mls_assets.lib.store.documents import CommitAfterWrite
 from mls_assets.lib.tenants import FeedConfig, feed_config
 from mls_assets.lib.transform.batch import make_reject
-from mls_assets.lib.transform.clean import clean
-from mls_assets.lib.transform.flatten import listing_key_of
-from mls_assets.lib.transform.values import FieldError, parse_datetime
+from mls_assets.lib.transform.screen import screen
+from mls_assets.lib.transform.values import FieldError
 
 RAW_STORAGE = {
     "collection": "{tenant}_{mls}_" + RAW,
@@ -48,34 +50,40 @@ class PullStats:
         self.seconds = 0.0
 
 
-def _pull(spark: SparkResource, feed: FeedConfig, window: PullWindow, stats: PullStats,
-          rejects_collection, partition: str, run_id: str, now: datetime) -> Iterator[dict]:  # fmt: skip
-    """Stream the partition's records page by page; unkeyable records go to rejects."""
-    if window.empty:
-        return
-    with spark.client_for(feed) as client:
-        for page in client.pages(listings_filter(feed, window), limit=spark.page_size, expand=["Photos"]):
-            stats.pages += 1
-            rejects = []
-            for record in page.results:
-                cleaned = clean(record)
-                key = listing_key_of(cleaned)
-                fields = cleaned.get("StandardFields", {}) if isinstance(cleaned, dict) else {}
-                try:
-                    modified = parse_datetime("ModificationTimestamp", fields.get("ModificationTimestamp"))
-                except FieldError as error:
-                    rejects.append(make_reject(record, error.reason, error.field, now))
-                    continue
-                if key is None:
-                    rejects.append(make_reject(record, "missing", "ListingKey", now))
-                    continue
-                stats.listings += 1
-                stats.statuses[str(fields.get("StandardStatus"))] += 1
-                yield {"listingKey": key, "modificationTimestamp": modified,
-                       "standardStatus": fields.get("StandardStatus"), "record": cleaned}  # fmt: skip
-            if rejects:
-                stats.rejects += store_rejects(rejects_collection, rejects, "raw", partition, run_id)
+def _pull(client: SparkClient, leases: LeaseResource, feed: FeedConfig, page_size: int,
+          window: PullWindow, stats: PullStats, rejects_collection, partition: str, run_id: str,
+          now: datetime) -> Iterator[dict]:  # fmt: skip
+    """Stream the partition's records page by page, each through the screen: what passes is
+    stored, what does not goes to the rejects with the reason; one record never costs its
+    page. Holds one of the token's pull slots while pulling."""
+    with client:
+        if window.empty:
+            return
+        with leases.pulling(feed, client.fingerprint):
+            yield from _screened_pages(client, feed, page_size, window, stats, rejects_collection, partition, run_id, now)
     stats.seconds = time.monotonic() - stats.started
+
+
+def _screened_pages(client: SparkClient, feed: FeedConfig, page_size: int, window: PullWindow, stats: PullStats,
+                    rejects_collection, partition: str, run_id: str, now: datetime) -> Iterator[dict]:  # fmt: skip
+    for page in client.pages(listings_filter(feed, window), limit=page_size, expand=["Photos"]):
+        stats.pages += 1
+        rejects = []
+        for record in page.results:
+            try:
+                screened = screen(record, now)
+            except FieldError as error:
+                rejects.append(make_reject(record, error.reason, error.field, now))
+                continue
+            stats.listings += 1
+            stats.statuses[str(screened.status)[:40]] += 1
+            document = {"listingKey": screened.key, "modificationTimestamp": screened.modified,
+                        "standardStatus": screened.status, "record": screened.record}  # fmt: skip
+            if screened.dropped_fields:
+                document["droppedFields"] = screened.dropped_fields
+            yield document
+        if rejects:
+            stats.rejects += store_rejects(rejects_collection, rejects, "raw", partition, run_id)
 
 
 @dg.asset(
@@ -85,14 +93,15 @@ def _pull(spark: SparkResource, feed: FeedConfig, window: PullWindow, stats: Pul
     metadata=RAW_STORAGE,
     retry_policy=NETWORK_RETRY,
     backfill_policy=SINGLE_RUN_BACKFILL,
-    pool=SPARK_POOL,
 )
+@fails_clearly
 def raw_listings(
     context: dg.AssetExecutionContext,
     config: RawListingsConfig,
     mongo: MongoResource,
     spark: SparkResource,
     clock: ClockResource,
+    leases: LeaseResource,
 ) -> CommitAfterWrite:
     """The feed's listings whose ModificationTimestamp falls in the partition's day, pulled
     from the Spark replication endpoint with photos expanded, cleaned, newest version per
@@ -100,10 +109,12 @@ def raw_listings(
     advances the cursor only once the records are stored."""
     database = mongo.get_database()
     now = clock.now()
-    streams, stats, cursors = {}, [], []
+    leases.hold_feeds(context)
+    streams, stats, cursors, feeds = {}, [], [], {}
     for key in context.partition_keys:
         feed_key, day = split_key(key)
-        feed = feed_config(database, feed_key)
+        feed = feeds.setdefault(feed_key, feed_config(database, feed_key))
+        client = spark.client_for(feed)  # a bad config fails here, before anything is written
         cursor = read_cursor(database, feed_key)
         window = window_for(day, now, pull_since(cursor), only_keys=tuple(config.listing_keys))
         if window.incremental and not window.only_keys:
@@ -111,7 +122,8 @@ def raw_listings(
         stat = PullStats(str(key), window)
         stats.append(stat)
         rejects = database[feed.collection(REJECTS)]
-        streams[str(key)] = _pull(spark, feed, window, stat, rejects, str(key), context.run.run_id, now)
+        streams[str(key)] = _pull(client, leases, feed, spark.page_size, window, stat, rejects, str(key),
+                                  context.run.run_id, now)  # fmt: skip
         context.log.info(f"{key}: {window.describe()}")
 
     def commit() -> None:

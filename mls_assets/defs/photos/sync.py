@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import feed_day_partitions, split_key
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import MongoResource
@@ -34,12 +36,14 @@ from mls_assets.lib.tenants import feed_config
                      deps=["raw_listings", "expired_listings"]),
     ],  # fmt: skip
 )
-def photo_collections(context: dg.AssetExecutionContext, mongo: MongoResource):
+@fails_clearly
+def photo_collections(context: dg.AssetExecutionContext, mongo: MongoResource, leases: LeaseResource):
     """Replaces a listing's photos only when its photo set changed, never wipes them for a
     record without the Photos expansion, moves them with their listing, removes orphans.
     Reads the raw records of its partitions (they carry the Photos expansion) and writes
     itself, since replace-per-listing is not a merge; it reports instead of returning."""
     database = mongo.get_database()
+    leases.hold_feeds(context)
     totals = PhotoCounts()
     feeds = {}
     for key in context.partition_keys:

@@ -9,6 +9,8 @@ from collections import Counter, defaultdict
 
 import dagster as dg
 
+from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import feed_day_partitions, split_key
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import ClockResource, MongoResource
@@ -75,12 +77,14 @@ DESCRIPTIONS = {
         ),  # fmt: skip
     },
 )
+@fails_clearly
 def status_collections(context: dg.AssetExecutionContext, flattened_listings, mongo: MongoResource,
-                       clock: ClockResource):  # fmt: skip
+                       clock: ClockResource, leases: LeaseResource):  # fmt: skip
     """Routes each flattened listing of the partition (those changed since it last ran) into exactly one status collection
     of its feed, moving it out of the other two, and records each observed transition."""
     database = mongo.get_database()
     now = clock.now()
+    leases.hold_feeds(context)
     by_class: dict[str, list] = defaultdict(list)
     history: list[dict] = []
     removed = stale = out_of_window = 0

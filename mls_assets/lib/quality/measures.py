@@ -10,6 +10,7 @@ from datetime import datetime
 
 from pymongo.database import Database
 
+from mls_assets.lib import crm
 from mls_assets.lib.replication.collections import (
     ACTIVE,
     CLOSED,
@@ -106,7 +107,7 @@ def reject_rate(database: Database, feed: FeedConfig, partitions: list[str]) -> 
 def inconsistent_crm_links(database: Database, feed: FeedConfig) -> Finding:
     """Both directions agree: a property's `mls_property_id` names a listing that lists the
     property in `crm_property_ids`, and every id a listing lists is such a property."""
-    properties = database[f"{feed.tenant_id}_crm_properties"]
+    properties = crm.properties(database, feed.tenant_id)
     linked = {str(p["_id"]): p.get("mls_property_id")
               for p in properties.find({"mls_feed": feed.mls, "mls_property_id": {"$exists": True}},
                                        {"mls_property_id": 1})}  # fmt: skip

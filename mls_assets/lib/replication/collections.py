@@ -18,6 +18,7 @@ PHOTOS = "photos"
 EXPIRED_PHOTOS = "expired_photos"
 HISTORY = "status_history"
 REJECTS = "rejects"
+CRM_PROPERTIES = "crm_properties"  # per tenant, not per feed: `tenant_collection(tenant, CRM_PROPERTIES)`
 STATUS_COLLECTIONS = {"active": ACTIVE, "closed": CLOSED, "expired": EXPIRED}
 # Seconds after `expiresAt` before MongoDB's TTL monitor deletes an expired listing (0: at
 # expiresAt). Set once per collection: an existing TTL index is not changed.

@@ -14,7 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pymongo import ReplaceOne
+from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
 from mls_assets.lib.replication.collections import (
     ACTIVE,
@@ -24,7 +27,7 @@ from mls_assets.lib.replication.collections import (
     PHOTOS,
 )
 from mls_assets.lib.replication.routing import stored_versions
-from mls_assets.lib.store.merge import batched
+from mls_assets.lib.store.merge import DUPLICATE_KEY, batched
 from mls_assets.lib.tenants import FeedConfig
 from mls_assets.lib.transform.photos import extract_photos
 from mls_assets.lib.transform.values import FieldError, parse_datetime
@@ -155,10 +158,25 @@ def _apply(database: Database, feed: FeedConfig, plan: _Plan, counts: PhotoCount
             counts.listings_moved += 1
     for name, photos in plan.insert.items():
         for chunk in batched(photos, 1000):
-            database[feed.collection(name)].insert_many(chunk, ordered=False)
-            counts.photos_written += len(chunk)
+            counts.photos_written += _insert_or_replace(database[feed.collection(name)], chunk)
     for name, keys in plan.delete_after.items():
         counts.photos_removed += _delete(database, feed, name, keys)
+
+
+def _insert_or_replace(collection: Collection, photos: list[dict[str, Any]]) -> int:
+    """Insert in bulk; a photo another writer stored first (same `photoId`) is replaced by
+    this one, so overlapping writers converge instead of failing on the unique index."""
+    try:
+        collection.insert_many(photos, ordered=False)
+        return len(photos)
+    except BulkWriteError as error:
+        taken = [photos[e["index"]] for e in error.details.get("writeErrors", []) if e.get("code") == DUPLICATE_KEY]
+        if len(taken) != len(error.details.get("writeErrors", [])):
+            raise
+    for photo in taken:
+        photo.pop("_id", None)
+    collection.bulk_write([ReplaceOne({"photoId": p["photoId"]}, p, upsert=True) for p in taken], ordered=False)
+    return len(photos)
 
 
 def remove_orphans(database: Database, feed: FeedConfig) -> int:

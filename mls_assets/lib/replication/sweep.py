@@ -10,7 +10,7 @@ written to the status history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pymongo.database import Database
@@ -30,6 +30,7 @@ from mls_assets.lib.replication.window import PullWindow, listings_filter
 from mls_assets.lib.spark.client import SparkClient
 from mls_assets.lib.store.merge import batched
 from mls_assets.lib.tenants import FeedConfig
+from mls_assets.lib.transform.screen import key_or_none
 
 DEFAULT_MIN_FRACTION = 0.9
 STATUS = (ACTIVE, CLOSED, EXPIRED)
@@ -47,11 +48,31 @@ class SweepResult:
     history_events: int
 
 
-def source_keys(client: SparkClient, feed: FeedConfig) -> set[str]:
-    """Every ListingKey in the feed's scope; raises if paging does not complete."""
+@dataclass
+class SourceKeys:
+    """What the source holds: the keys, and how many records had no usable key. An unkeyed
+    record that still carries an `Id` protects the listing of that Id from removal: the
+    sweep never deletes on a record it cannot read."""
+
+    keys: set[str] = field(default_factory=set)
+    unkeyed: int = 0
+
+
+def source_keys(client: SparkClient, feed: FeedConfig) -> SourceKeys:
+    """Every ListingKey in the feed's scope, read by the same key function as the pull (a
+    record without ListingKey counts under its Id); raises if paging does not complete."""
     everything = PullWindow(None, None, incremental=False)
-    return {r["StandardFields"]["ListingKey"] for r in
-            client.listings(listings_filter(feed, everything), limit=1000, select=["ListingKey"])}  # fmt: skip
+    found = SourceKeys()
+    for record in client.listings(listings_filter(feed, everything), limit=1000, select=["ListingKey"]):
+        key = key_or_none(record)
+        if key is None:
+            found.unkeyed += 1
+            record_id = record.get("Id") if isinstance(record, dict) else None
+            if isinstance(record_id, str) and record_id.strip():
+                found.keys.add(record_id.strip())
+        else:
+            found.keys.add(key)
+    return found
 
 
 def sweep(database: Database, feed: FeedConfig, keys_in_source: set[str], now: datetime, run_id: str,

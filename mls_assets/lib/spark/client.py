@@ -13,6 +13,8 @@ as the end of the data (that would silently drop the rest of the feed).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,11 +30,14 @@ from mls_assets.lib.spark.errors import (
     SparkApiError,
     SparkConfigurationError,
     SparkPagingError,
+    SparkProtocolError,
     SparkRetryableError,
     SparkTokenExpired,
+    SparkUnavailable,
     classify,
 )
 from mls_assets.lib.spark.rate import RateBudget
+from mls_assets.lib.transform.screen import key_or_none
 
 log = logging.getLogger("mls_assets.spark")
 USER_AGENT = "mls_assets/0.1"
@@ -71,12 +76,6 @@ class ClientStats:
         self.errors_by_kind[str(kind)] = self.errors_by_kind.get(str(kind), 0) + 1
 
 
-def listing_key(record: dict[str, Any]) -> str | None:
-    fields = record.get("StandardFields")
-    key = fields.get("ListingKey") if isinstance(fields, dict) else None
-    return key or record.get("Id")
-
-
 class SparkClient:
     """A client for one access token; thread-safe for concurrent requests."""
 
@@ -92,15 +91,21 @@ class SparkClient:
         refresh_token: Callable[[], str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         http: httpx.Client | None = None,
+        refused_is_fatal: bool = False,
     ) -> None:
+        """`refused_is_fatal`: a refused connection means the server is gone (the local
+        simulator on loopback), not a transient failure."""
         if not access_token:
             raise SparkConfigurationError("no Spark access token configured for this feed")
         self.base_url = base_url.rstrip("/")
         self._token = SecretStr(access_token)
+        # names the token in leases and logs without revealing it
+        self.fingerprint = hashlib.sha256(access_token.encode()).hexdigest()[:16]
         self._refresh = refresh_token
         self._retry = retry or RetryPolicy()
         self._budget = budget
         self._sleep = sleep
+        self._refused_is_fatal = refused_is_fatal
         self._http = http or httpx.Client(
             timeout=timeout, headers={"X-SparkApi-User-Agent": user_agent, "Accept": "application/json"}
         )
@@ -139,6 +144,11 @@ class SparkClient:
             response = self._http.get(f"{self.base_url}/{path}", params=params, headers=headers)
         except httpx.TimeoutException as error:
             raise SparkRetryableError(f"Spark API timed out ({type(error).__name__})") from None
+        except httpx.ConnectError as error:
+            if self._refused_is_fatal:
+                raise SparkUnavailable(f"nothing answers at {self.base_url} ({error}): is the local Spark simulator "
+                                       "running? `mls-assets sim start` (make run and make dev start it)") from None
+            raise SparkRetryableError(f"Spark API connection failed (ConnectError: {error})") from None
         except httpx.TransportError as error:
             raise SparkRetryableError(f"Spark API connection failed ({type(error).__name__}: {error})") from None
         return self._decode(response)
@@ -147,24 +157,20 @@ class SparkClient:
     def _decode(response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
         retry_after = _retry_after(response.headers.get("Retry-After"))
-        try:
-            body = orjson.loads(response.content)
-            envelope = body["D"]
-            if not isinstance(envelope, dict):
-                raise TypeError
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        body = _parse_json(response.content)
+        envelope = body.get("D") if isinstance(body, dict) else None
+        if not isinstance(envelope, dict):
             if status == 200 or status >= 500 or status == 429:
                 raise SparkRetryableError(
                     f"Spark API sent an unreadable body (HTTP {status}, {len(response.content)} bytes)",
                     status=status, retry_after=retry_after,
-                ) from None  # fmt: skip
-            raise SparkConfigurationError(f"Spark API error (HTTP {status}) without a D envelope",
-                                          status=status) from None  # fmt: skip
+                )  # fmt: skip
+            raise SparkConfigurationError(f"Spark API error (HTTP {status}) without a D envelope", status=status)
         if status == 200 and envelope.get("Success") is True:
             return envelope
         code = envelope.get("Code")
         raise classify(status, code if isinstance(code, int) else None,
-                       str(envelope.get("Message") or "no message"), retry_after)  # fmt: skip
+                       str(envelope.get("Message") or "no message")[:300], retry_after)  # fmt: skip
 
     def _wait(self, state: Any) -> float:
         error = state.outcome.exception()
@@ -220,12 +226,17 @@ class SparkClient:
         token, previous_keys, number, stuck = start_token, set(), 0, 0
         while True:
             envelope = self._request("listings", {**base, "_skiptoken": token})
-            results = envelope.get("Results") or []
+            results = envelope.get("Results")
             next_token = envelope.get("SkipToken")
+            where = f"page {number + 1} (after skiptoken {token!r:.60})"
+            if results is not None and not isinstance(results, list):
+                raise SparkProtocolError(f"{where}: D.Results is {type(results).__name__}, expected a list")
+            if next_token is not None and not isinstance(next_token, str):
+                raise SparkProtocolError(f"{where}: D.SkipToken is {type(next_token).__name__}, expected text")
             if not results:
                 return
             if next_token is None or next_token == token:
-                fresh = [r for r in results if listing_key(r) not in previous_keys]
+                fresh = [r for r in results if key_or_none(r) is None or key_or_none(r) not in previous_keys]
                 if not fresh:
                     return  # the last page, repeated: done
                 if len(results) >= limit:
@@ -243,7 +254,7 @@ class SparkClient:
             stuck = 0
             number += 1
             yield Page(results, token, next_token, number)
-            previous_keys = {listing_key(r) for r in results}
+            previous_keys = {key for key in map(key_or_none, results) if key is not None}
             token = next_token
 
     def listings(self, filter: str | Any | None = None, **options: Any) -> Iterator[dict[str, Any]]:
@@ -260,6 +271,20 @@ class SparkClient:
             return int(envelope["Pagination"]["TotalRows"])
         except (KeyError, TypeError, ValueError):
             raise SparkApiError("Spark API answered a count request without Pagination.TotalRows") from None
+
+
+def _parse_json(content: bytes) -> Any:
+    """The body as JSON, or None. Strict and fast first; else leniently, so that one bad
+    value (NaN, Infinity, a byte that is not UTF-8) costs only its own record, which the
+    screen quarantines, and not the whole page. A truncated body stays unreadable."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(content.decode("utf-8", errors="surrogateescape"))
+    except (ValueError, RecursionError):
+        return None
 
 
 def _retry_after(header: str | None) -> float | None:

@@ -45,6 +45,20 @@ class SparkPagingError(SparkApiError):
     """The skiptoken stopped advancing while full pages kept coming."""
 
 
+class SparkProtocolError(SparkApiError):
+    """An answer that is not the replication API's shape (e.g. `D.Results` not a list): a
+    defect of the server, not a bad record; it names the page and is not retried."""
+
+
+class SparkUnavailable(SparkApiError):
+    """The local simulator stopped answering (connection refused on a loopback address):
+    nothing listens there, so waiting would not help."""
+
+
+# Errors a retry cannot fix: the run fails at once, naming the feed and the cause.
+FATAL_ERRORS = (SparkConfigurationError, SparkTokenExpired, SparkProtocolError, SparkUnavailable)
+
+
 def classify(status: int, code: int | None, message: str, retry_after: float | None) -> SparkApiError:
     """The exception for a Spark error answer (HTTP status + `D.Code` + `D.Message`)."""
     described = f"Spark API error (HTTP {status}, code {code}): {message}"

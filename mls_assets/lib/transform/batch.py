@@ -16,10 +16,10 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from mls_assets.lib.feeds import FeedIdentity
-from mls_assets.lib.transform.clean import clean
-from mls_assets.lib.transform.flatten import flatten, listing_key_of
+from mls_assets.lib.transform.flatten import flatten
 from mls_assets.lib.transform.hashing import source_content_hash
 from mls_assets.lib.transform.schemas import FlatListing, Photo
+from mls_assets.lib.transform.screen import key_or_none, screen
 from mls_assets.lib.transform.values import FieldError
 
 MAX_RAW_CHARS = 20_000
@@ -39,7 +39,7 @@ class TransformResult:
 
 def make_reject(record: Any, reason: str, field_name: str | None, now: datetime) -> dict:
     return {
-        "listingKey": listing_key_of(record),
+        "listingKey": key_or_none(record),
         "reason": reason,
         "field": field_name,
         "raw": _raw_text(record),
@@ -57,11 +57,11 @@ def _raw_text(record: Any) -> str:
     return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "...(truncated)"
 
 
-def transform_record(record: Any, feed: FeedIdentity, now: datetime, *, cleaned: bool = False) -> TransformResult:
-    """clean -> flatten -> contentHash -> validate, never raising. `cleaned=True` skips the
-    clean for records stored clean already (raw_listings)."""
+def transform_record(record: Any, feed: FeedIdentity, now: datetime, *, screened: bool = False) -> TransformResult:
+    """screen -> flatten -> contentHash -> validate, never raising. `screened=True` skips the
+    screen for records that passed it already (those stored by raw_listings)."""
     try:
-        cleaned_record = record if cleaned else clean(record)
+        cleaned_record = record if screened else screen(record, now).record
         listing, photos = flatten(cleaned_record, feed, now)
         listing["contentHash"] = source_content_hash(cleaned_record)
         FlatListing.model_validate({k: listing[k] for k in _LISTING_FIELDS if k in listing})

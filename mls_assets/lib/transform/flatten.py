@@ -24,6 +24,8 @@ from mls_assets.lib.transform.fields import (
 )
 from mls_assets.lib.transform.naming import camel_case
 from mls_assets.lib.transform.photos import extract_photos
+from mls_assets.lib.transform.screen import is_safe_field_name, is_valid_text, standard_fields
+from mls_assets.lib.transform.screen import listing_key as record_key
 from mls_assets.lib.transform.status import StatusClass, expired_fields, status_class
 from mls_assets.lib.transform.values import FieldError, parse_datetime, parse_number
 
@@ -32,37 +34,13 @@ MAX_NESTING = 16
 SKIPPED_FIELDS = {"Photos"}
 
 
-def standard_fields(record: Any) -> dict[str, Any]:
-    """The StandardFields of a Spark result (or the record itself when already flat)."""
-    if not isinstance(record, dict):
-        raise FieldError("record", f"expected an object, got {type(record).__name__}")
-    fields = record.get("StandardFields", record)
-    if not isinstance(fields, dict):
-        raise FieldError("StandardFields", f"expected an object, got {type(fields).__name__}")
-    return fields
-
-
-def listing_key_of(record: Any) -> str | None:
-    """The ListingKey if one can be read, for labelling rejects."""
-    try:
-        fields = standard_fields(record)
-    except FieldError:
-        return None
-    key = fields.get("ListingKey", record.get("Id") if isinstance(record, dict) else None)
-    if not isinstance(key, str) or not key.strip():
-        return None
-    return key.encode("utf-8", "replace").decode("utf-8")[:200]
-
-
-def _identifier(fields: dict[str, Any], record: dict[str, Any], name: str) -> str:
+def _identifier(fields: dict[str, Any], name: str) -> str:
     value = fields.get(name)
-    if value is None and name == "ListingKey":
-        value = record.get("Id")  # Spark repeats the key as the result's Id
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise FieldError(name, "missing" if value is None else f"expected text, got {value!r:.60}")
-    if not _is_utf8(value):
+    if not is_valid_text(value):
         raise FieldError(name, "not valid Unicode text")
     if len(value) > 200:
         raise FieldError(name, "longer than 200 characters")
@@ -77,8 +55,8 @@ def flatten(
     for name in REQUIRED_FIELDS:
         if name not in fields and not (name == "ListingKey" and "Id" in record):
             raise FieldError(name, "missing")
-    listing_key = _identifier(fields, record, "ListingKey")
-    listing_id = _identifier(fields, record, "ListingId")
+    listing_key = record_key(record)
+    listing_id = _identifier(fields, "ListingId")
     status = fields["StandardStatus"]
     klass = status_class(status)
     if klass is None:
@@ -89,7 +67,7 @@ def flatten(
     for name, value in fields.items():
         if name in SKIPPED_FIELDS:
             continue
-        if not _storable_key(name):
+        if not is_safe_field_name(name):
             warnings.append(f"field name {name!r:.40} is not storable")
             continue
         target = camel_case(name)
@@ -151,7 +129,7 @@ def _convert(name: str, value: Any, warnings: list[str], depth: int) -> Any:
         if len(value) > MAX_STRING_LENGTH:
             warnings.append(f"{name}: text of {len(value)} characters dropped")
             return None
-        if not value.isascii() and not _is_utf8(value):
+        if not value.isascii() and not is_valid_text(value):
             warnings.append(f"{name}: invalid characters replaced")
             return value.encode("utf-8", "replace").decode("utf-8")
         return value
@@ -164,7 +142,7 @@ def _convert(name: str, value: Any, warnings: list[str], depth: int) -> Any:
             return None
         nested = {}
         for key, item in value.items():
-            if not _storable_key(key):
+            if not is_safe_field_name(key):
                 warnings.append(f"{name}: field name {key!r:.40} is not storable")
                 continue
             converted = _convert(key, item, warnings, depth + 1)
@@ -182,35 +160,3 @@ def _convert(name: str, value: Any, warnings: list[str], depth: int) -> Any:
         warnings.append(f"{name}: integer too large for storage, dropped")
         return None
     return value
-
-
-_known_keys: dict[str, bool] = {}
-
-
-def _storable_key(key: Any) -> bool:
-    """MongoDB field names: non-empty text, no leading `$`, no NUL, valid Unicode."""
-    known = _known_keys.get(key) if type(key) is str else None
-    if known is not None:
-        return known
-    verdict = _check_key(key)
-    if type(key) is str and len(_known_keys) < 10_000:
-        _known_keys[key] = verdict
-    return verdict
-
-
-def _check_key(key: Any) -> bool:
-    return (
-        isinstance(key, str)
-        and bool(key)
-        and not key.startswith("$")
-        and "\x00" not in key
-        and (key.isascii() or _is_utf8(key))
-    )
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:  # lone surrogates from JSON escapes such as "\ud800"
-        return False
