@@ -52,7 +52,8 @@ def _simulator(args: argparse.Namespace) -> int:
     from mls_assets.lib.spark.simulator.server import serve
 
     anchor = datetime.fromisoformat(args.clock) if args.clock else None
-    market = Market(listings=args.listings, seed=args.seed, anchor=anchor, follow_wall_clock=args.live)
+    market = Market(listings=args.listings, seed=args.seed, anchor=anchor, follow_wall_clock=args.live,
+                    hostile_rate=args.hostile)  # fmt: skip
     serve(market, args.host, args.port, tokens=(DEMO_TOKEN, *args.token))
     return 0
 
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--clock", help="the simulated 'now' to start at (ISO); default today 00:00Z")
     sim.add_argument("--token", action="append", default=[], help="another accepted access token")
     sim.add_argument("--live", action="store_true", help="the market clock follows real time")
+    sim.add_argument("--hostile", type=float, default=0.0, metavar="RATE",
+                     help="serve this fraction of listings as hostile records (bad keys, NaN, bad UTF-8, ...)")
     sim.set_defaults(handler=_simulator)
 
     sim_service = commands.add_parser("sim", help="manage the background simulator of this checkout")

@@ -157,7 +157,7 @@ class SparkClient:
     def _decode(response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
         retry_after = _retry_after(response.headers.get("Retry-After"))
-        body = _parse_json(response.content)
+        body = parse_json(response.content)
         envelope = body.get("D") if isinstance(body, dict) else None
         if not isinstance(envelope, dict):
             if status == 200 or status >= 500 or status == 429:
@@ -273,7 +273,7 @@ class SparkClient:
             raise SparkApiError("Spark API answered a count request without Pagination.TotalRows") from None
 
 
-def _parse_json(content: bytes) -> Any:
+def parse_json(content: bytes) -> Any:
     """The body as JSON, or None. Strict and fast first; else leniently, so that one bad
     value (NaN, Infinity, a byte that is not UTF-8) costs only its own record, which the
     screen quarantines, and not the whole page. A truncated body stays unreadable."""

@@ -141,6 +141,11 @@ def _where(path: str, name: Any) -> str:
     return f"{path}.{name}" if path else str(name)
 
 
+def _top(path: str) -> str:
+    """The top-level field of a nested path (`Rooms.Nested[]...` -> `Rooms`)."""
+    return path.split(".", 1)[0].split("[", 1)[0]
+
+
 def _shown(name: Any) -> str:
     text = repr(name)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -165,11 +170,11 @@ def _clean_value(value: Any, depth: int, path: str, dropped: list[str]) -> Any:
         return None
     if kind is dict:
         if depth >= MAX_DEPTH:
-            raise FieldError(path[:120], f"nested deeper than {MAX_DEPTH} levels")
+            raise FieldError(_top(path), f"nested deeper than {MAX_DEPTH} levels")
         return _clean_dict(value, depth + 1, path, dropped) or None
     if kind is list:
         if depth >= MAX_DEPTH:
-            raise FieldError(path[:120], f"nested deeper than {MAX_DEPTH} levels")
+            raise FieldError(_top(path), f"nested deeper than {MAX_DEPTH} levels")
         items = [v for v in (_clean_value(item, depth + 1, f"{path}[]", dropped) for item in value) if v is not None]
         return items or None
     return value

@@ -18,6 +18,8 @@ FAULT_KINDS = (
     "expire_token",  # the caller's token expires: 401 code 1020 from now on
     "repeat_token",  # a full page whose SkipToken does not advance
     "wrong_host",  # code 1021: not retryable
+    "results_object",  # D.Results is an object, not a list: a protocol defect, not retryable
+    "empty_page",  # D.Results is empty mid-feed: the client takes it as the end (a truncated answer)
 )
 RETRYABLE_FAULTS = ("429", "503", "500", "success_false", "delay", "truncated", "reset")
 

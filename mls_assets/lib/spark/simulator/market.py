@@ -70,6 +70,34 @@ _PHOTO_SIZES = ("UriThumb", "Uri300", "Uri640", "Uri800", "Uri1024", "Uri1280", 
 _CAPTIONS = ("Front", "Living room", "Kitchen", "Primary bedroom", "Backyard", "Pool", "View",
              "Bathroom", "Dining", "Garage", None)  # fmt: skip
 
+# What "hostile records" look like (`Market(hostile_rate=...)`, `--hostile`): one kind per
+# hostile listing, in every version of it. Each names what the pipeline must do with it.
+HOSTILE_KINDS = {
+    "key_object": "quarantined: ListingKey is an object",
+    "key_list": "quarantined: ListingKey is a list",
+    "key_missing": "stored under its Id (Spark repeats the key there)",
+    "no_key": "quarantined: no ListingKey and no Id",
+    "nan": "quarantined: ListPrice is NaN",
+    "infinity": "quarantined: Latitude is Infinity",
+    "bad_utf8": "quarantined: PublicRemarks holds a byte that is not UTF-8",
+    "ancient": "quarantined: ModificationTimestamp in 1900",
+    "future": "quarantined: ModificationTimestamp in 2100",
+    "unsafe_names": "stored without its fields named $where, a.b and a<NUL>b",
+    "deep": "quarantined: nested 150 levels deep",
+    "not_object": "quarantined: the record is a string",
+}
+# Values JSON cannot carry from Python: the server writes them into the body as sent bytes.
+_RAW_VALUES = {b'"__sim_NaN__"': b"NaN", b'"__sim_Infinity__"': b"Infinity", b'"__sim_badutf8__"': b'"caf\xff"'}
+
+
+def render_hostile_values(body: bytes) -> bytes:
+    if b"__sim_" not in body:
+        return body
+    for sentinel, raw in _RAW_VALUES.items():
+        body = body.replace(sentinel, raw)
+    return body
+
+
 # Filterable fields the simulator indexes (Spark's own list is far longer).
 FILTER_FIELDS = (
     "ListingKey", "ListingId", "MlsId", "PropertyType", "PropertySubType", "StandardStatus",
@@ -130,6 +158,7 @@ class Market:
         quirk_rate: float = 0.15,
         bad_record_rate: float = 0.002,
         follow_wall_clock: bool = False,
+        hostile_rate: float = 0.0,
     ) -> None:
         """`listings` per MLS; `anchor` is the clock's start (default: today 00:00 UTC).
 
@@ -141,6 +170,7 @@ class Market:
         self.anchor = anchor if anchor.tzinfo else anchor.replace(tzinfo=UTC)
         self.quirk_rate = quirk_rate
         self.bad_record_rate = bad_record_rate
+        self.hostile_rate = hostile_rate
         self.mls_ids = mls_ids
         self.follow_wall_clock = follow_wall_clock
         self._fixed = int(self.anchor.timestamp())
@@ -403,6 +433,54 @@ class Market:
         if expand_photos:
             fields["Photos"] = self.photos(state)
         return {"ResourceUri": f"/v1/listings/{timeline.key}", "Id": timeline.key, "StandardFields": fields}
+
+    def hostile_kind(self, state: ListingState) -> str | None:
+        """The hostile kind of a listing (one in every 1/hostile_rate listings), or None."""
+        if not self.hostile_rate:
+            return None
+        step = max(1, round(1 / self.hostile_rate))
+        index = state.timeline.index
+        if index % step != step - 1:
+            return None
+        kinds = list(HOSTILE_KINDS)
+        return kinds[(index // step) % len(kinds)]
+
+    def make_hostile(self, state: ListingState, record: dict[str, Any]) -> Any:
+        """The record as a hostile source would send it (unchanged for most listings)."""
+        kind = self.hostile_kind(state)
+        if kind is None:
+            return record
+        if kind == "not_object":
+            return f"listing {state.timeline.key} unavailable"
+        record = {**record, "StandardFields": dict(record["StandardFields"])}
+        fields = record["StandardFields"]
+        if kind == "key_object":
+            fields["ListingKey"] = {"$gt": ""}
+        elif kind == "key_list":
+            fields["ListingKey"] = [state.timeline.key, "other"]
+        elif kind == "key_missing":
+            fields.pop("ListingKey", None)
+        elif kind == "no_key":
+            fields.pop("ListingKey", None)
+            record.pop("Id", None)
+        elif kind == "nan":
+            fields["ListPrice"] = "__sim_NaN__"
+        elif kind == "infinity":
+            fields["Latitude"] = "__sim_Infinity__"
+        elif kind == "bad_utf8":
+            fields["PublicRemarks"] = "__sim_badutf8__"
+        elif kind == "ancient":
+            fields["ModificationTimestamp"] = "1900-01-01T00:00:00Z"
+        elif kind == "future":
+            fields["ModificationTimestamp"] = "2100-01-01T00:00:00Z"
+        elif kind == "unsafe_names":
+            fields.update({"$where": "1", "a.b": 1, "a\u0000b": 1})
+        elif kind == "deep":
+            nested: dict[str, Any] = {"Level": 150}
+            for _ in range(150):
+                nested = {"Nested": nested}
+            fields["Rooms"] = nested
+        return record
 
     def photos(self, state: ListingState) -> list[dict[str, Any]]:
         static = self._static[self._position(state.timeline)]

@@ -30,7 +30,7 @@ def service() -> LocalService:
 
     def command() -> list[str]:
         return [sys.executable, "-m", "mls_assets.cli", "simulator", "--host", HOST, "--port", str(port),
-                "--listings", str(listings), "--live"]  # fmt: skip
+                "--listings", str(listings), "--live", "--hostile", os.environ.get("MLS_SIMULATOR_HOSTILE", "0")]  # fmt: skip
 
     return LocalService(name="Spark simulator", home=home, url=f"{root}/v1", is_up=is_up, command=command)
 

@@ -21,7 +21,7 @@ import orjson
 
 from mls_assets.lib.spark import sparkql
 from mls_assets.lib.spark.simulator.faults import FaultPlan
-from mls_assets.lib.spark.simulator.market import FILTER_FIELDS, ListingState, Market
+from mls_assets.lib.spark.simulator.market import FILTER_FIELDS, ListingState, Market, render_hostile_values
 
 DEMO_TOKEN = "sim-demo-token"
 MAX_LIMIT = 1000
@@ -219,10 +219,14 @@ class SimulatorServer:
                 if expand_photos:
                     chosen["Photos"] = fields.get("Photos", [])
                 record = {"ResourceUri": record["ResourceUri"], "Id": record["Id"], "StandardFields": chosen}
-            results.append(record)
+            results.append(self.market.make_hostile(state, record))
         next_token = page[-1].timeline.key if page else token
         if fault == "repeat_token":
             next_token = token
+        if fault == "results_object":
+            return {"Success": True, "Results": {"0": results[:1]}, "SkipToken": next_token}
+        if fault == "empty_page":
+            return {"Success": True, "Results": [], "SkipToken": next_token}
         return {"Success": True, "Results": results, "SkipToken": next_token}
 
 
@@ -281,7 +285,7 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                 payload = server.listings(params, fault)
             except SparkError as error:
                 return self._error(error.status, error.code, error.message)
-            body = orjson.dumps({"D": payload})
+            body = render_hostile_values(orjson.dumps({"D": payload}))
             if fault == "truncated":
                 body = body[: max(1, len(body) // 2)]
             self._send(200, body)
