@@ -7,9 +7,11 @@ from contextlib import contextmanager
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
+from pymongo.errors import ConnectionFailure
 
 from mls_assets.defs.partitions import split_key
 from mls_assets.defs.resources import MongoResource
+from mls_assets.lib.store.client import DatabaseUnavailable, unavailable_message
 from mls_assets.lib.store.leases import DEFAULT_TTL_S, DEFAULT_WAIT_S, Leases, feed_lease, token_lease
 from mls_assets.lib.tenants import FeedConfig
 
@@ -41,7 +43,10 @@ class LeaseResource(dg.ConfigurableResource):
         instance = context.instance
         leases = Leases(self.mongo.get_database(), context.run.run_id if context.run else f"adhoc-{uuid.uuid4().hex}", ttl=self.ttl_s,
                         run_ended=lambda run_id: run_ended(instance, run_id), log=log)  # fmt: skip
-        self._leases = leases.start()
+        try:
+            self._leases = leases.start()
+        except ConnectionFailure as error:
+            raise DatabaseUnavailable(unavailable_message(error, self.mongo.uri)) from None
         try:
             yield self
         finally:

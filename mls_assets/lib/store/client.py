@@ -9,6 +9,7 @@ run that finds it stopped fails with a message saying so instead of starting a n
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 from pymongo import MongoClient
@@ -67,13 +68,23 @@ def server_of(uri: str) -> str:
     return hosts or "the configured server"
 
 
+_ADDRESS = re.compile(r"^\[?([\w.\-:]+?)\]?:(\d+):")
+
+
 def unavailable_message(error: Exception, uri: str | None = None) -> str:
     """One line for a lost database: which server, what happened, what to do."""
+    detail = re.split(r" \(configured timeouts|, Timeout:", " ".join(str(error).split()))[0]
     configured = uri or os.environ.get("MONGODB_URI")
-    where = server_of(configured) if configured else server_of(embedded.service().url)
-    remedy = ("check that the server of MONGODB_URI is running and reachable" if configured else
-              "the embedded server stopped: start it with `mls-assets db start` (make run and make dev do)")  # fmt: skip
-    detail = " ".join(str(error).split())
-    if configured and "@" in detail:  # never echo credentials a driver message might carry
+    embedded_server = server_of(embedded.service().url)
+    named = _ADDRESS.match(detail)
+    if named:
+        where = f"{named.group(1)}:{named.group(2)}"
+    else:
+        where = server_of(configured) if configured else embedded_server
+    if where == embedded_server and not configured:
+        remedy = "the embedded server stopped: start it with `mls-assets db start` (make run and make dev do)"
+    else:
+        remedy = "check that the server of MONGODB_URI is running and reachable"
+    if configured and configured in detail:  # never echo credentials a driver message might carry
         detail = detail.replace(configured, server_of(configured))
-    return f"MongoDB at {where} is unreachable ({type(error).__name__}: {detail[:200]}): {remedy}"
+    return f"MongoDB at {where} is unreachable ({type(error).__name__}: {detail[:160]}): {remedy}"
