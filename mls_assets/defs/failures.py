@@ -16,23 +16,32 @@ import dagster as dg
 from pymongo.errors import ConnectionFailure
 
 from mls_assets.lib.endpoint_policy import EndpointRefused
+from mls_assets.lib.replication.sweep import SweepRefused
 from mls_assets.lib.spark.errors import FATAL_ERRORS
 from mls_assets.lib.store.client import DatabaseUnavailable, unavailable_message
 from mls_assets.lib.store.leases import LeaseTimeout
 from mls_assets.lib.store.naming import InvalidIdentifier
 from mls_assets.lib.tenants import FeedConfigError, UnknownFeed
 
-FATAL = (*FATAL_ERRORS, DatabaseUnavailable, EndpointRefused, UnknownFeed, FeedConfigError, InvalidIdentifier, LeaseTimeout)
+FATAL = (*FATAL_ERRORS, DatabaseUnavailable, EndpointRefused, UnknownFeed, FeedConfigError, InvalidIdentifier, LeaseTimeout,
+         SweepRefused)
 
 
 @contextmanager
-def failing_clearly() -> Iterator[None]:
+def failing_clearly(mongo_uri: str | None = None) -> Iterator[None]:
+    """`mongo_uri`: the server in use, named when it is lost (else the error's or the
+    environment's)."""
     try:
         yield
     except ConnectionFailure as error:
-        raise dg.Failure(description=unavailable_message(error), allow_retries=False) from None
+        raise dg.Failure(description=unavailable_message(error, mongo_uri), allow_retries=False) from None
     except FATAL as error:
         raise dg.Failure(description=f"{type(error).__name__}: {error}", allow_retries=False) from None
+
+
+def _uri_of(kwargs: dict) -> str | None:
+    mongo = kwargs.get("mongo")
+    return getattr(mongo, "uri", None)
 
 
 def fails_clearly(compute: Callable) -> Callable:
@@ -41,14 +50,14 @@ def fails_clearly(compute: Callable) -> Callable:
 
         @functools.wraps(compute)
         def generator(*args, **kwargs):
-            with failing_clearly():
+            with failing_clearly(_uri_of(kwargs)):
                 yield from compute(*args, **kwargs)
 
         return generator
 
     @functools.wraps(compute)
     def plain(*args, **kwargs):
-        with failing_clearly():
+        with failing_clearly(_uri_of(kwargs)):
             return compute(*args, **kwargs)
 
     return plain

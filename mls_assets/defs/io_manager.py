@@ -122,9 +122,10 @@ def _partition_keys(context: dg.OutputContext | dg.InputContext) -> list[Any]:
 class MongoCollectionIOManager(dg.IOManager):
     """Per-run IO manager; see the module docstring for the storage contract."""
 
-    def __init__(self, database: Database, batch_size: int) -> None:
+    def __init__(self, database: Database, batch_size: int, uri: str | None = None) -> None:
         self._database = database
         self._batch_size = batch_size
+        self._uri = uri
 
     # -- where things go ----------------------------------------------------------------
 
@@ -141,7 +142,7 @@ class MongoCollectionIOManager(dg.IOManager):
     # -- writing ------------------------------------------------------------------------
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        with failing_clearly():
+        with failing_clearly(self._uri):
             self._handle_output(context, obj)
 
     def _handle_output(self, context: dg.OutputContext, obj: Any) -> None:
@@ -229,7 +230,7 @@ class MongoCollectionIOManager(dg.IOManager):
     # -- reading ------------------------------------------------------------------------
 
     def load_input(self, context: dg.InputContext) -> Any:
-        with failing_clearly():
+        with failing_clearly(self._uri):
             return self._load_input(context)
 
     def _load_input(self, context: dg.InputContext) -> Any:
@@ -290,4 +291,4 @@ class MongoIOManager(dg.ConfigurableIOManagerFactory):
     batch_size: int = 1000
 
     def create_io_manager(self, context: dg.InitResourceContext) -> MongoCollectionIOManager:
-        return MongoCollectionIOManager(self.mongo.get_database(), self.batch_size)
+        return MongoCollectionIOManager(self.mongo.get_database(), self.batch_size, self.mongo.uri)

@@ -54,9 +54,9 @@ def tenants_file(tmp_path, simulator, monkeypatch):
 class Pipeline:
     """Runs the chain for a feed-day with the clock where the simulator's is."""
 
-    def __init__(self, market, database, mongo_uri, instance):
+    def __init__(self, market, database, mongo_uri, instance, **mongo):
         self.market, self.database, self.instance = market, database, instance
-        self.mongo = MongoResource(uri=mongo_uri, database=database.name)
+        self.mongo = MongoResource(uri=mongo_uri, database=database.name, **mongo)
 
     def resources(self, **spark) -> dict:
         spark = {"retry_floor_s": 0.01, "retry_cap_s": 0.05, "timeout_s": 10, **spark}

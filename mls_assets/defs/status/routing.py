@@ -91,6 +91,7 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings, mo
     transitions: Counter[str] = Counter()
     processed: dict[str, list] = defaultdict(list)
     feeds = {}
+    leaving: dict[str, list] = defaultdict(list)
     for batch in flattened_listings:
         per_feed: dict[str, list] = defaultdict(list)
         for doc in batch:
@@ -106,16 +107,7 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings, mo
             transitions.update(f"{t['from']} -> {t['to']}" for t in routed.transitions)
             stale += routed.stale
             out_of_window += routed.out_of_window
-            for name in COLLECTIONS.values():
-                removed += evict(database[feed.collection(name)], routed.leaving, LISTING_KEY)
-            break_links(database, feed.key, [d["listingKey"] for d in routed.leaving])
-    context.log.info(f"routed {sum(map(len, by_class.values()))}, removed {removed}, transitions {dict(transitions)}")
-    common = {"stale_skipped": stale, "removed_from_all": removed, "out_of_retention": out_of_window}
-    for name, klass in (("active_listings", "active"), ("closed_listings", "closed"), ("expired_listings", "expired")):
-        yield dg.Output(by_class[klass], output_name=name, metadata={"routed": len(by_class[klass]), **common})
-    def routed_everything() -> None:  # after the last output is stored
-        for feed_key, keys in processed.items():
-            clear_pending(database[feeds[feed_key].collection(FLATTENED)], "status", keys, LISTING_KEY)
+            leaving[feed_key].extend(routed.leaving)
 
     partitions = [str(k) for k in context.partition_keys]
     errors = sum(database[f.collection(REJECTS)].count_documents({"partition": {"$in": partitions}})
@@ -123,9 +115,26 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings, mo
     summary = {  # seed 003's sync result
         "totalListings": sum(len(v) for v in processed.values()),
         "routed": {klass: len(docs) for klass, docs in by_class.items()},
-        "removed": removed,
         "statusChanges": dict(transitions),
         "errors": errors,
     }
-    yield dg.Output(CommitAfterWrite(history, on_commit=routed_everything), output_name="listing_status_history",
+    # The history first: a run that stops after moving a listing but before recording the
+    # move would find nothing to record when run again (the listing already sits in its new
+    # collection). Recorded first, a rerun records the same event again, idempotently.
+    yield dg.Output(history, output_name="listing_status_history",
                     metadata={"transitions": dict(transitions), "events": len(history), "summary": summary})  # fmt: skip
+    for feed_key, docs in leaving.items():
+        for name in COLLECTIONS.values():
+            removed += evict(database[feeds[feed_key].collection(name)], docs, LISTING_KEY)
+        break_links(database, feeds[feed_key].key, [d["listingKey"] for d in docs])
+    context.log.info(f"routed {sum(map(len, by_class.values()))}, removed {removed}, transitions {dict(transitions)}")
+
+    def routed_everything() -> None:  # after the last output is stored
+        for feed_key, keys in processed.items():
+            clear_pending(database[feeds[feed_key].collection(FLATTENED)], "status", keys, LISTING_KEY)
+
+    common = {"stale_skipped": stale, "removed_from_all": removed, "out_of_retention": out_of_window}
+    outputs = (("active_listings", "active"), ("closed_listings", "closed"), ("expired_listings", "expired"))
+    for n, (name, klass) in enumerate(outputs):
+        data = by_class[klass] if n < len(outputs) - 1 else CommitAfterWrite(by_class[klass], on_commit=routed_everything)
+        yield dg.Output(data, output_name=name, metadata={"routed": len(by_class[klass]), **common})

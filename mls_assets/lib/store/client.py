@@ -20,7 +20,7 @@ from mls_assets.lib.store import embedded
 DEFAULT_DATABASE = "mls"
 TIMEOUT_MS = int(os.environ.get("MLS_MONGO_TIMEOUT_MS", "20000"))
 
-_clients: dict[tuple[int, str], MongoClient] = {}
+_clients: dict[tuple[int, str, int], MongoClient] = {}
 _lock = threading.Lock()
 
 
@@ -46,7 +46,7 @@ def resolve_uri(uri: str | None = None, start: bool = False) -> str:
 
 def get_client(uri: str | None = None, start: bool = False, timeout_ms: int = TIMEOUT_MS) -> MongoClient:
     resolved = resolve_uri(uri, start)
-    key = (os.getpid(), resolved)
+    key = (os.getpid(), resolved, timeout_ms)
     with _lock:
         client = _clients.get(key)
         if client is None:

@@ -98,8 +98,15 @@ def holder_of(doc: dict[str, Any]) -> Holder:
     return Holder(str(doc.get("runId")), str(doc.get("host")), int(doc.get("pid") or 0), str(doc.get("started") or ""))
 
 
+# Runs of this process that ended without being able to release their leases (the database
+# was unreachable then): their leases are free for this process at once.
+_ended_here: set[str] = set()
+
+
 def is_stale(doc: dict[str, Any], now: datetime, ttl: float, run_ended: Callable[[str], bool] | None = None) -> bool:
     """A lease whose holder can no longer be holding it."""
+    if doc.get("runId") in _ended_here and doc.get("pid") == os.getpid():
+        return True
     beat = doc.get("heartbeatAt")
     if beat is not None and beat.tzinfo is None:
         beat = beat.replace(tzinfo=UTC)
@@ -139,10 +146,10 @@ class Leases:
 
     def close(self) -> None:
         self._stop.set()
+        _ended_here.add(self.holder.run_id)
         with self._lock:
             held, self._held = sorted(self._held), set()
-        for lease_id in held:
-            self._release(lease_id)
+        self._release(*held)
 
     def __enter__(self) -> Leases:
         return self.start()
@@ -232,10 +239,13 @@ class Leases:
         taken = self._collection.update_one(guard, {"$set": {k: v for k, v in document.items() if k != "_id"}})
         return taken.modified_count == 1
 
-    def _release(self, lease_id: str) -> None:
+    def _release(self, *lease_ids: str) -> None:
+        if not lease_ids:
+            return
         try:
-            self._collection.delete_one({"_id": lease_id, "runId": self.holder.run_id, "pid": self.holder.pid})
-        except PyMongoError:  # unreachable database: the lease expires by itself
+            self._collection.delete_many({"_id": {"$in": list(lease_ids)}, "runId": self.holder.run_id,
+                                          "pid": self.holder.pid})  # fmt: skip
+        except PyMongoError:  # unreachable database: the leases expire by themselves
             pass
 
 
