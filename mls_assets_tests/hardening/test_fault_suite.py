@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -91,34 +91,39 @@ def spec_for(pipeline, feed: str, day: str | None = None, **extra) -> dict:
             "page_size": 20, **extra}  # fmt: skip
 
 
+@pytest.mark.parametrize("first_sync", [True, False], ids=["full-sync", "incremental"])
 def test_a_run_killed_at_any_point_converges_when_run_again_and_its_cursor_is_never_ahead(
-        pipeline, market, other_database, tenants_file, dagster_home):  # fmt: skip
+        first_sync, pipeline, market, other_database, tenants_file, dagster_home):  # fmt: skip
     start, later = market.now, market.now + timedelta(days=2)
-    _, expected = reference(pipeline, other_database, tenants_file, (GPS, None, start), (GPS, None, later))
+    syncs = [(GPS, None, later)] if first_sync else [(GPS, None, start), (GPS, None, later)]
+    _, expected = reference(pipeline, other_database, tenants_file, *syncs)
 
-    def synced_at_start() -> None:
+    def state_before_the_run() -> None:
         pipeline.database.client.drop_database(pipeline.database.name)
         pipeline.load_configs(tenants_file)
-        market.set_clock(start)
-        pipeline.sync(GPS)
+        if not first_sync:
+            market.set_clock(start)
+            pipeline.sync(GPS)
         market.set_clock(later)
 
-    synced_at_start()
+    state_before_the_run()
     counted = chain_process(spec_for(pipeline, GPS), dagster_home)
     total = json.loads(counted.communicate(timeout=120)[0].strip().splitlines()[-1])["writes"]
     assert snapshot(pipeline, GPS, bookkeeping=True) == expected and total >= 8
 
     for fraction in (0.05, 0.35, 0.65, 0.95):  # in the pull, the transforms, the routing, the photos
-        synced_at_start()
+        state_before_the_run()
         cursor_before = read_cursor(pipeline.database, GPS)
         killed = chain_process(spec_for(pipeline, GPS, kill_at_write=max(1, int(total * fraction))), dagster_home)
         assert killed.wait(timeout=120) == -9, "the run should have been killed at the chosen write"
         cursor = read_cursor(pipeline.database, GPS)
         if cursor != cursor_before:  # advanced only once every record of the pull was stored
             stored = {d["listingKey"]: d["modificationTimestamp"] for d in pipeline.collection(GPS, "raw_listings").find()}
-            changed = {s.timeline.key: s.index_row["ModificationTimestamp"] for s in market.states()
-                       if s.timeline.mls_id == GPS_MLS_ID and s.index_row["ModificationTimestamp"] > cursor_before}  # fmt: skip
-            assert all(stored.get(key) == modified for key, modified in changed.items() if key in stored)
+            source = {s.timeline.key: s.index_row["ModificationTimestamp"] for s in market.states()
+                      if s.timeline.mls_id == GPS_MLS_ID}  # fmt: skip
+            since = cursor_before or datetime.min.replace(tzinfo=UTC)
+            assert all(stored.get(key) == modified for key, modified in source.items()
+                       if modified > since and key in stored)  # fmt: skip
 
         if fraction == 0.05:  # the dead run holds the token everyone shares: another feed still runs at once
             other = pipeline.resources()
