@@ -1,10 +1,10 @@
 """`make run`: replicate the demo feeds end to end on the embedded defaults.
 
 Starts (or reuses) the embedded MongoDB and the Spark simulator, loads the demo feeds,
-materializes the whole replication chain for each feed over the last days and today,
-then moves the simulator's clock forward and syncs today again so that status moves
-show, and prints what each feed holds. Runs are recorded in the local Dagster instance,
-so they appear in `make dev`'s UI.
+materializes the whole replication chain for each feed over the last days with the
+simulator's market 72 hours back, then moves the market to now and syncs today so that
+status moves show, and prints what each feed holds. Runs are recorded in the local Dagster
+instance, so they appear in `make dev`'s UI.
 """
 
 from __future__ import annotations
@@ -23,15 +23,19 @@ SUMMARY = (("raw", "raw_listings"), ("flattened", "flattened_listings"), ("rejec
            ("photos", "photos"), ("exp.photos", "expired_photos"), ("history", "status_history"))  # fmt: skip
 
 
-def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, day: str) -> bool:
+def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, day: str, now: datetime | None) -> bool:
+    """One partition of the chain; `now` is the pipeline's clock (the simulator's market time)."""
     from mls_assets.defs.partitions import feed_day_key
 
+    run_config = dict(QUIET_CONSOLE)
+    if now is not None:
+        run_config["resources"] = {"clock": {"config": {"fixed_now": now.isoformat()}}}
     result = job.execute_in_process(
         instance=instance,
         partition_key=str(feed_day_key(feed, day)),
         raise_on_error=False,
         tags={"mls/feed": feed},
-        run_config=QUIET_CONSOLE,
+        run_config=run_config,
     )
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     print(f"  {feed} {day}: {'ok' if result.success else 'FAILED'}", flush=True)
@@ -44,33 +48,51 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, day: st
 def run_demo() -> int:
     from mls_assets.definitions import defs
     from mls_assets.defs.feeds import sync_feed_partitions
+    from mls_assets.lib.local_mode import is_local_mode
     from mls_assets.lib.spark.simulator import process
     from mls_assets.lib.store.client import get_database
-    from mls_assets.lib.tenants import read_configs
+    from mls_assets.lib.tenants import TenantsFileError, read_configs
 
-    database = get_database()
+    if not is_local_mode() and not os.environ.get("SPARK_API_BASE_URL"):
+        print("refused: MONGODB_URI names a real server but no Spark URL is set; the demo would write simulated "
+              "listings there. Set SPARK_API_BASE_URL, or MLS_LOCAL_MODE=1 if that server is a scratch one.")
+        return 2
+    database = get_database(start=True)
     simulator = None if os.environ.get("SPARK_API_BASE_URL") else process.ensure_running()
     instance = dg.DagsterInstance.get()
-    added, _ = sync_feed_partitions(instance, database)
+    try:
+        loaded, added, _ = sync_feed_partitions(instance, database)
+    except TenantsFileError as error:
+        print(f"refused: {error}")
+        return 2
+    for problem in loaded.problems:
+        print(f"feed config refused (other feeds go on): {problem}")
     feeds = [str(f.key) for f in read_configs(database) if f.enabled]
     print(f"feeds: {', '.join(feeds)} (newly registered: {', '.join(added) or 'none'})")
 
     days_back = int(os.environ.get("MLS_RUN_DAYS", "7"))
-    today = datetime.now(UTC).date()
-    # today first: with no cursor yet it pulls the whole feed; the past days then re-pull
-    # their own listings (and change nothing that is already current)
-    days = [today.isoformat()] + [(today - timedelta(days=n)).isoformat() for n in range(days_back, 0, -1)]
+    now = datetime.now(UTC)
+    # The market starts 72 hours back and then moves to now, so that the last sync shows three
+    # days of status moves; the pipeline's clock follows it (a clock ahead of the market would
+    # see timestamps from the future, which the screen quarantines).
+    start = now - timedelta(hours=72) if simulator is not None else None
+    if start is not None:
+        httpx.post(f"{process.admin_url(simulator.url)}/clock", json={"now": start.isoformat()}).raise_for_status()
+    first = (start or now).date()
+    # the first day first: with no cursor yet it pulls the whole feed; the days before then
+    # re-pull their own listings (and change nothing that is already current)
+    days = [first.isoformat()] + [(first - timedelta(days=n)).isoformat() for n in range(days_back, 0, -1)]
     job = defs.resolve_job_def(MAIN_JOB)
     ok = True
-    print(f"replicating today (the whole feed on the first run), then {days[1]} .. {days[-1]}")
+    print(f"replicating {days[0]} (the whole feed on the first run), then {days[1]} .. {days[-1]}")
     for feed in feeds:
         for day in days:
-            ok &= _run(job, instance, feed, day)
-    if simulator is not None:
-        advanced = httpx.post(f"{process.admin_url(simulator.url)}/clock", json={"advance_hours": 72}).json()
-        print(f"simulator clock moved 72h ahead to {advanced['now']}: syncing today again")
+            ok &= _run(job, instance, feed, day, start)
+    if start is not None:
+        moved = httpx.post(f"{process.admin_url(simulator.url)}/clock", json={"now": now.isoformat()}).json()
+        print(f"simulator clock moved 72h ahead to {moved['now']}: syncing today from the cursor")
         for feed in feeds:
-            ok &= _run(job, instance, feed, days[0])
+            ok &= _run(job, instance, feed, now.date().isoformat(), now)
     _print_summary(database, read_configs(database))
     print("OK" if ok else "FAILED: see the runs in the UI (make dev)")
     return 0 if ok else 1

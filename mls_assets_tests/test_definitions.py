@@ -27,3 +27,8 @@ def test_workspace_points_at_the_definitions_module():
     workspace = yaml.safe_load((project_root() / "workspace.yaml").read_text())
     modules = [entry["python_module"]["module_name"] for entry in workspace["load_from"]]
     assert modules == ["mls_assets.definitions"]
+
+
+def test_every_job_runs_in_one_process_so_no_step_outlives_its_run():
+    for job in defs.resolve_all_job_defs():
+        assert job.executor_def.name == "in_process", job.name
