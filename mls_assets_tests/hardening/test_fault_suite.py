@@ -137,25 +137,13 @@ def test_a_run_killed_at_any_point_converges_when_run_again_and_its_cursor_is_ne
         assert no_pending_flags(pipeline, GPS)
 
 
-def test_two_runs_of_one_partition_started_together_end_as_one_run(pipeline, market, other_database, tenants_file,
-                                                                   dagster_home):  # fmt: skip
-    _, expected = reference(pipeline, other_database, tenants_file, (GPS, None, market.now))
-    runs = [chain_process(spec_for(pipeline, GPS), dagster_home, wait_for_go=True) for _ in range(2)]
-    for run in runs:
-        run.stdin.write("go\n")
-        run.stdin.flush()
-    outcomes = [json.loads(run.communicate(timeout=180)[0].strip().splitlines()[-1]) for run in runs]
-    assert [o["success"] for o in outcomes] == [True, True]
-    assert snapshot(pipeline, GPS, bookkeeping=True) == expected
-    assert no_pending_flags(pipeline, GPS)
-
-
-def test_two_days_of_one_feed_started_together_lose_no_change(pipeline, market, other_database, tenants_file,
-                                                            dagster_home):  # fmt: skip
-    past = (market.now - timedelta(days=3)).date().isoformat()
-    _, expected = reference(pipeline, other_database, tenants_file, (GPS, None, market.now), (GPS, past, market.now))
-    runs = [chain_process(spec_for(pipeline, GPS, day), dagster_home, wait_for_go=True) for day in (None, past)]
-    for run in runs:
+@pytest.mark.parametrize("same_day", [True, False], ids=["one-partition-twice", "two-days-of-one-feed"])
+def test_two_runs_of_one_feed_started_together_end_as_one_run_and_lose_no_change(
+        same_day, pipeline, market, other_database, tenants_file, dagster_home):  # fmt: skip
+    days = [None, None] if same_day else [None, (market.now - timedelta(days=3)).date().isoformat()]
+    _, expected = reference(pipeline, other_database, tenants_file, *((GPS, day, market.now) for day in days))
+    runs = [chain_process(spec_for(pipeline, GPS, day), dagster_home, wait_for_go=True) for day in days]
+    for run in runs:  # both start when both are ready
         run.stdin.write("go\n")
         run.stdin.flush()
     outcomes = [json.loads(run.communicate(timeout=180)[0].strip().splitlines()[-1]) for run in runs]
