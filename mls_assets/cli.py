@@ -61,7 +61,7 @@ def _simulator(args: argparse.Namespace) -> int:
 def _feeds(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from mls_assets.defs.feeds import sync_feed_partitions
+    from mls_assets.defs.feeds.registration import sync_feed_partitions
     from mls_assets.lib.dagster_home import ensure_dagster_home
     from mls_assets.lib.store.client import get_database
     from mls_assets.lib.tenants import TenantsFileError

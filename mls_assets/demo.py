@@ -47,7 +47,7 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, day: st
 
 def run_demo() -> int:
     from mls_assets.definitions import defs
-    from mls_assets.defs.feeds import sync_feed_partitions
+    from mls_assets.defs.feeds.registration import sync_feed_partitions
     from mls_assets.lib.local_mode import is_local_mode
     from mls_assets.lib.spark.simulator import process
     from mls_assets.lib.store.client import get_database

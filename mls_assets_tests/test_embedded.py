@@ -87,14 +87,17 @@ WRITER = textwrap.dedent(
     """
     import json, sys
     from mls_assets.lib.store.client import get_database
-    from mls_assets.lib.store.merge import MergeSpec, ensure_indexes, merge_documents
+    from mls_assets.lib.catalogue import CollectionSpec
+    from mls_assets.lib.store.indexes import ensure_indexes
+    from mls_assets.lib.store.writes import CollectionWriter
     name, db_name = sys.argv[1], sys.argv[2]
     collection = get_database(name=db_name)["shared"]
-    ensure_indexes(collection, [{"keys": [["k", 1]], "unique": True}])
+    spec = CollectionSpec("shared", ("k",), sequenced=False)
+    ensure_indexes(collection, spec.all_indexes())
     sys.stdin.readline()
     docs = [{"k": f"{name}-{i}", "writer": name} for i in range(300)]
     docs += [{"k": f"both-{i}", "writer": name} for i in range(100)]  # contended keys
-    counts = merge_documents(collection, docs, MergeSpec(("k",)), batch_size=50)
+    counts = CollectionWriter(collection, spec, batch_size=50).write(docs)
     print(json.dumps(counts.as_dict()), flush=True)
     sys.stdin.readline()  # both have written: now look at the other's data
     other = "b" if name == "a" else "a"

@@ -1,122 +1,66 @@
-"""The project's IO manager: asset outputs merged into MongoDB collections, per partition.
+"""The project's IO manager: every asset's collection is written here, one partition or feed
+at a time, through the catalogue (`mls_assets.lib.catalogue`).
 
-An asset tells the IO manager how to store it through its definition metadata:
+An asset names its collection in its definition metadata, `{"collection": "listings"}`;
+the catalogue says how that collection is keyed, versioned, protected, indexed, grouped and
+which collections are its siblings. The IO manager knows nothing of what listings mean.
 
-- `collection`: name or template, e.g. `{tenant}_{mls}_listings` (filled from the `feed`
-  partition dimension); default: `{tenant}_{mls}_<asset name>` for feed-partitioned
-  assets, else the asset name;
-- `key_fields`: fields that identify a document (default `["_key"]`);
-- `version_field`: e.g. `modificationTimestamp`; an older version never overwrites a newer;
-- `protected_fields`: written on insert only (CRM/lead fields);
-- `volatile_fields`: written, but a change in them alone does not count as a change;
-- `evicts_from`: templates of sibling collections that must not hold a written key any
-  more (a listing moving between status collections): written first, then evicted;
-- `indexes`: `[{"keys": [["field", 1]], "unique": true, ...}]`, created once;
-- `remove_missing`: delete documents of the partition's slice that the output no longer has;
-- `pending_for`: names of downstream consumers; every document written (inserted or
-  changed) is flagged `_pending_<consumer>`, and an input with
-  `AssetIn(metadata={"pending_only": "<consumer>"})` loads only flagged documents of its
-  partitions. The consumer clears the flags once its own output is stored
-  (`clear_pending`), so a failed run leaves them for the retry, and a re-run of an
-  unchanged partition has nothing to do.
+Outputs are streams of documents (and `Tombstone`s) for the step's one feed, or a mapping
+of partition key or feed key to such streams (a range run over several days, a run over
+several feeds), optionally wrapped in `Streamed` to report what the stream saw once it is
+stored. Each materialization reports `inserted`, `updated`, `unchanged`, `stale`,
+`removed`, documents per day of their version, and the table metadata (`TableMetadataSet`).
 
-Outputs may be a list of dicts, a DataFrame, an iterator of batches of either, or (for a
-run over a partition range) a mapping of partition key to such data, or documents that
-carry their partition key in `_partitionKey`. Each document is stamped with its
-partition key so that a partition's slice can be loaded back: as a DataFrame when the
-downstream input is annotated `pd.DataFrame`, else as a list of dicts; an input with
-`AssetIn(metadata={"load_as": "batches"})` gets an iterator of lists instead, so a
-large slice never sits in memory whole.
+Inputs come two ways:
+- `AssetIn(metadata={"changes": True})`: a `ChangeSet`, what changed in the upstream
+  collection of the step's feeds since this consumer last committed (its own watermark);
+  the consumer commits it once its output is stored.
+- otherwise: the upstream partition's slice (documents whose version falls in the day of a
+  feed-day partition, or the whole feed), in batches, so a large slice never sits in memory.
 """
 
-
-import time
-from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import dagster as dg
-import pandas as pd
-from pymongo.collection import Collection
+from dagster._core.definitions.metadata import TableMetadataSet
 from pymongo.database import Database
 
 from mls_assets.defs.failures import failing_clearly
+from mls_assets.defs.partitions import split_key
 from mls_assets.defs.resources import MongoResource
-from mls_assets.lib.store.documents import CommitAfterWrite, iter_documents
-from mls_assets.lib.store.merge import (
-    HASH_FIELD,
-    PARTITION_FIELD,
-    RUN_FIELD,
-    SYNCED_AT_FIELD,
-    MergeSpec,
-    WriteCounts,
-    ensure_indexes,
-    evict,
-    merge_documents,
-    pending_flag,
-    remove_missing,
-)
-from mls_assets.lib.store.naming import render_collection
+from mls_assets.lib.catalogue import BY_NAME, CollectionSpec, siblings_of
+from mls_assets.lib.store.changes import ChangeSet, FeedSequence
+from mls_assets.lib.store.naming import FeedKey
+from mls_assets.lib.store.writes import BOOKKEEPING, CollectionWriter, WriteCounts
 
-DEFAULT_KEY_FIELD = "_key"
-LOAD_PROJECTION = {"_id": 0, HASH_FIELD: 0, RUN_FIELD: 0, SYNCED_AT_FIELD: 0}
+LOAD_PROJECTION = {name: 0 for name in BOOKKEEPING}
 
 
-@dataclass(frozen=True)
-class CollectionSpec:
-    """How one asset is stored, read from its definition metadata."""
+@dataclass
+class Streamed:
+    """An output stream and what it reports once stored (e.g. pages pulled, rejects)."""
 
-    template: str
-    merge: MergeSpec
-    indexes: tuple[Mapping[str, Any], ...]
-    remove_missing: bool
-    evicts_from: tuple[str, ...] = ()
-    pending_for: tuple[str, ...] = ()
-
-    @classmethod
-    def from_metadata(cls, asset_name: str, metadata: Mapping[str, Any], by_feed: bool):
-        meta = {k: getattr(v, "value", v) for k, v in (metadata or {}).items()}
-        default_template = f"{{tenant}}_{{mls}}_{asset_name}" if by_feed else asset_name
-        key_fields = tuple(meta.get("key_fields") or (DEFAULT_KEY_FIELD,))
-        merge = MergeSpec(
-            key_fields=key_fields,
-            version_field=meta.get("version_field"),
-            protected_fields=tuple(meta.get("protected_fields") or ()),
-            volatile_fields=tuple(meta.get("volatile_fields") or ()),
-        )
-        pending_for = tuple(meta.get("pending_for") or ())
-        indexes = (
-            {"keys": [[name, 1] for name in key_fields], "unique": True},
-            {"keys": [[PARTITION_FIELD, 1]]},
-            *({"keys": [[pending_flag(c), 1], [PARTITION_FIELD, 1]], "sparse": True} for c in pending_for),
-            *(meta.get("indexes") or ()),
-        )
-        return cls(
-            template=meta.get("collection") or default_template,
-            merge=merge,
-            indexes=tuple(indexes),
-            remove_missing=bool(meta.get("remove_missing", False)),
-            evicts_from=tuple(meta.get("evicts_from") or ()),
-            pending_for=pending_for,
-        )
+    data: Any
+    report: Any = None  # a callable returning metadata, called after the write
 
 
-def _dimensions(partition_key: str | dg.MultiPartitionKey | None) -> dict[str, str]:
-    if partition_key is None:
-        return {}
-    if isinstance(partition_key, dg.MultiPartitionKey):
-        return dict(partition_key.keys_by_dimension)
-    return {"partition": str(partition_key)}
+def spec_of(asset_key: dg.AssetKey, metadata: Mapping[str, Any] | None) -> CollectionSpec:
+    meta = {k: getattr(v, "value", v) for k, v in (metadata or {}).items()}
+    name = meta.get("collection")
+    if name not in BY_NAME:
+        raise ValueError(f"asset {asset_key.to_user_string()} names no catalogued collection ({name!r})")
+    return BY_NAME[name]
 
 
-def _partition_keys(context: dg.OutputContext | dg.InputContext) -> list[Any]:
-    """Every partition the step covers: one key, or all keys of a range (never call
-    `asset_partition_key` on a range)."""
-    if not context.has_asset_partitions:
-        return [None]
-    return list(context.asset_partition_keys)
+def _partition_keys(context: dg.OutputContext | dg.InputContext) -> list[str]:
+    return [str(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
+
+
+def _feed_of(key: str, partitions: list[str]) -> FeedKey:
+    return FeedKey.parse(split_key(key)[0] if key in partitions or "|" in key else key)
 
 
 class MongoCollectionIOManager(dg.IOManager):
@@ -127,18 +71,6 @@ class MongoCollectionIOManager(dg.IOManager):
         self._batch_size = batch_size
         self._uri = uri
 
-    # -- where things go ----------------------------------------------------------------
-
-    def _spec(self, asset_key: dg.AssetKey, metadata: Mapping[str, Any], keys: Sequence) -> CollectionSpec:
-        by_feed = any("feed" in _dimensions(k) for k in keys)
-        return CollectionSpec.from_metadata(asset_key.path[-1], metadata, by_feed)
-
-    def _collection(self, spec: CollectionSpec, partition_key: Any) -> Collection:
-        name = render_collection(spec.template, _dimensions(partition_key))
-        collection = self._database[name]
-        ensure_indexes(collection, spec.indexes)
-        return collection
-
     # -- writing ------------------------------------------------------------------------
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
@@ -146,86 +78,40 @@ class MongoCollectionIOManager(dg.IOManager):
             self._handle_output(context, obj)
 
     def _handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        if obj is None:
-            context.log.info("asset returned None: nothing stored")
-            return
-        started = time.monotonic()
-        keys = _partition_keys(context)
-        spec = self._spec(context.asset_key, context.definition_metadata, keys)
-        stamp_base = {RUN_FIELD: context.run_id, SYNCED_AT_FIELD: datetime.now(UTC)}
-
-        totals = WriteCounts()
-        rows = 0
-        tables: list[str] = []
-        for key, documents in self._split_by_partition(obj, keys):
-            collection = self._collection(spec, key)
-            stamp = dict(stamp_base)
-            stamp.update({pending_flag(consumer): True for consumer in spec.pending_for})
-            if key is not None:
-                stamp[PARTITION_FIELD] = str(key)
-            kept: set[tuple] = set()
-            written: list[Mapping[str, Any]] = []
-            counted = _track_keys(documents, spec.merge, kept, written if spec.evicts_from else None)
-            counts = merge_documents(collection, counted, spec.merge, stamp, self._batch_size)
-            for template in spec.evicts_from:
-                sibling = self._database[render_collection(template, _dimensions(key))]
-                evicted = evict(sibling, written, spec.merge)
-                counts.removed += evicted
-            if spec.remove_missing and key is not None:
-                counts.removed += remove_missing(
-                    collection, {PARTITION_FIELD: str(key)}, kept, spec.merge
-                )
-            totals += counts
-            rows += len(kept)
-            name = f"{self._database.name}.{collection.name}"
-            if name not in tables:
-                tables.append(name)
-
-        stream_metadata: dict[str, Any] = {}
-        if isinstance(obj, CommitAfterWrite):
-            if obj.on_commit is not None:
-                obj.on_commit()  # everything is stored: now it may count as done
-            if obj.metadata is not None:
-                stream_metadata = obj.metadata()
-        metadata: dict[str, Any] = {
-            **stream_metadata,
-            **totals.as_dict(),
-            "dagster/table_name": ", ".join(tables),
-            "collections": tables,
-            "duration_s": round(time.monotonic() - started, 3),
-        }
-        if keys == [None]:
-            metadata["dagster/row_count"] = collection.estimated_document_count()
+        spec = spec_of(context.asset_key, context.definition_metadata)
+        partitions = _partition_keys(context)
+        report = None
+        if isinstance(obj, Streamed):
+            obj, report = obj.data, obj.report
+        if isinstance(obj, Mapping):
+            streams = [(_feed_of(str(key), partitions), data) for key, data in obj.items()]
         else:
-            metadata["dagster/partition_row_count"] = rows
+            feeds = {_feed_of(key, partitions) for key in partitions}
+            if len(feeds) != 1:
+                raise ValueError(f"{context.asset_key.to_user_string()}: a run over {len(feeds)} feeds must "
+                                 "return {feed or partition key: documents}")  # fmt: skip
+            streams = [(feeds.pop(), obj)]
+        totals, tables = WriteCounts(), []
+        for feed, data in streams:
+            collection = self._database[spec.collection_name(feed)]
+            writer = CollectionWriter(
+                collection, spec, siblings=[self._database[s.collection_name(feed)] for s in siblings_of(spec)],
+                sequence=FeedSequence(self._database, feed), run_id=context.run_id, batch_size=self._batch_size,
+            )  # fmt: skip
+            totals += writer.write(data or ())
+            if collection.name not in tables:
+                tables.append(collection.name)
+        table = TableMetadataSet(
+            table_name=", ".join(f"{self._database.name}.{name}" for name in tables),
+            partition_row_count=totals.written + totals.unchanged if partitions else None,
+            row_count=None if partitions else self._database[tables[0]].estimated_document_count(),
+        )  # fmt: skip
+        metadata: dict[str, Any] = {**totals.as_dict(), **table}
+        if totals.by_day:
+            metadata["documents_by_day"] = dict(sorted(totals.by_day.items()))
+        if report is not None:
+            metadata.update(report())
         context.add_output_metadata(metadata)
-
-    def _split_by_partition(self, obj: Any, keys: list[Any]) -> Iterator[tuple[Any, Any]]:
-        by_name = {str(k): k for k in keys}
-        if isinstance(obj, CommitAfterWrite):
-            obj = obj.data
-        if len(keys) == 1:
-            single = keys[0]
-            if isinstance(obj, Mapping) and set(obj) == {str(single)}:
-                obj = obj[str(single)]
-            yield single, obj
-            return
-        if isinstance(obj, Mapping) and obj and set(map(str, obj)) <= set(by_name):
-            for name, data in obj.items():
-                yield by_name[str(name)], data
-            return
-        # A flat range output: each document names its partition.
-        groups: dict[str, list] = defaultdict(list)
-        for doc in iter_documents(obj):
-            name = doc.get(PARTITION_FIELD)
-            if name not in by_name:
-                raise ValueError(
-                    f"a run over {len(keys)} partitions must return {{partition_key: data}} or "
-                    f"documents with '{PARTITION_FIELD}' in the range; got {name!r}"
-                )
-            groups[name].append(doc)
-        for name, docs in groups.items():
-            yield by_name[name], docs
 
     # -- reading ------------------------------------------------------------------------
 
@@ -235,36 +121,27 @@ class MongoCollectionIOManager(dg.IOManager):
 
     def _load_input(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output
-        keys = _partition_keys(context)
-        spec = self._spec(context.asset_key, upstream.definition_metadata if upstream else {}, keys)
+        spec = spec_of(context.asset_key, upstream.definition_metadata if upstream else {})
+        partitions = _partition_keys(context)
+        feeds = sorted({_feed_of(key, partitions) for key in partitions}, key=str)
         input_meta = {k: getattr(v, "value", v) for k, v in (context.definition_metadata or {}).items()}
-        pending_only = input_meta.get("pending_only")
-        batches = self._iter_batches(spec, keys, pending_flag(pending_only) if pending_only else None)
-        load_as = input_meta.get("load_as")
-        if load_as is None:
-            wanted = getattr(context.dagster_type, "typing_type", None)
-            load_as = "dataframe" if wanted is pd.DataFrame else "list"
-        if load_as == "batches":
-            return batches
-        documents = [doc for batch in batches for doc in batch]
-        if load_as == "dataframe":
-            return pd.DataFrame(documents)
-        if load_as == "list":
-            return documents
-        raise ValueError(f"load_as must be 'list', 'dataframe' or 'batches', not {load_as!r}")
+        if input_meta.get("changes"):
+            collections = {feed: self._database[spec.collection_name(feed)] for feed in feeds}
+            return ChangeSet.open(self._database, context.op_def.name, collections, self._batch_size,
+                                  projection=input_meta.get("projection") or LOAD_PROJECTION)  # fmt: skip
+        return self._slices(spec, partitions)
 
-    def _iter_batches(self, spec: CollectionSpec, keys: list[Any], flag: str | None) -> Iterator[list[dict]]:
-        for key in keys:
-            collection = self._collection(spec, key)
-            query = {} if key is None else {PARTITION_FIELD: str(key)}
-            if flag:
-                query[flag] = True
-            order = [(name, 1) for name in spec.merge.key_fields]
-            projection = {**LOAD_PROJECTION, **{pending_flag(c): 0 for c in spec.pending_for}}
-            cursor = collection.find(query, projection).sort(order)
-            cursor = cursor.batch_size(self._batch_size)
+    def _slices(self, spec: CollectionSpec, partitions: list[str]) -> Iterator[list[dict]]:
+        """The documents of each partition: its feed's, with the version in its day."""
+        for key in partitions:
+            feed_key, day = split_key(key)
+            query: dict[str, Any] = {}
+            if spec.version:
+                start = datetime.combine(day, time(), UTC)
+                query[spec.version] = {"$gte": start, "$lt": start + timedelta(days=1)}
+            cursor = self._database[spec.collection_name(FeedKey.parse(feed_key))].find(query, LOAD_PROJECTION)
             batch: list[dict] = []
-            for doc in cursor:
+            for doc in cursor.batch_size(self._batch_size):
                 batch.append(doc)
                 if len(batch) >= self._batch_size:
                     yield batch
@@ -273,19 +150,8 @@ class MongoCollectionIOManager(dg.IOManager):
                 yield batch
 
 
-def _track_keys(
-    documents: Any, spec: MergeSpec, kept: set[tuple], written: list | None
-) -> Iterator[Mapping[str, Any]]:
-    version = spec.version_field
-    for doc in iter_documents(documents):
-        kept.add(spec.key_of(doc))
-        if written is not None:
-            written.append({**spec.key_filter(spec.key_of(doc)), **({version: doc.get(version)} if version else {})})
-        yield doc
-
-
 class MongoIOManager(dg.ConfigurableIOManagerFactory):
-    """Stores assets in MongoDB with merge writes keyed by each asset's key fields."""
+    """Stores assets in MongoDB collections described by the catalogue."""
 
     mongo: dg.ResourceDependency[MongoResource]
     batch_size: int = 1000

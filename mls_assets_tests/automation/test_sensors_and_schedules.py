@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import yaml
 
-from mls_assets.defs.automation.crm_rescrape import crm_active_rescrape
-from mls_assets.defs.automation.feed_discovery import feed_discovery_sensor
-from mls_assets.defs.automation.intraday import intraday_status_sync
-from mls_assets.defs.automation.nightly import nightly_requests, nightly_sync_sensor
-from mls_assets.defs.automation.sweep import weekly_deletion_sweep
-from mls_assets.lib.replication.collections import EXPIRED_TTL_SECONDS
+from mls_assets.defs.automation.schedules import intraday_status_sync
+from mls_assets.defs.automation.sensors import nightly_requests, nightly_sync_sensor
+from mls_assets.defs.crm.schedules import crm_active_rescrape
+from mls_assets.defs.feeds.sensors import feed_discovery_sensor
+from mls_assets.defs.maintenance.schedules import weekly_deletion_sweep
+from mls_assets.lib.catalogue import EXPIRED_TTL_SECONDS
 from mls_assets.lib.tenants import CONFIGS_COLLECTION, load_feeds, read_configs, sync_configs
 
 GPS_ID, CRMLS_ID = "20190211172710340762000000", "20200218121507636729000000"

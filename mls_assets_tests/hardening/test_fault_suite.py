@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from mls_assets.defs.automation.sweep import deleted_listings_sweep
+from mls_assets.defs.maintenance.assets import deleted_listings_sweep
 from mls_assets.lib.spark.simulator import GPS_MLS_ID
 from mls_assets.lib.spark.simulator.faults import RETRYABLE_FAULTS, FaultPlan
 from mls_assets.lib.store.client import get_client

@@ -8,11 +8,11 @@ import httpx
 import pytest
 import yaml
 
-from mls_assets.defs.automation.feed_discovery import feed_discovery_sensor
-from mls_assets.defs.automation.nightly import nightly_sync_sensor
+from mls_assets.defs.automation.sensors import nightly_sync_sensor
+from mls_assets.defs.feeds.sensors import feed_discovery_sensor
 from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.listings.raw import raw_listings
+from mls_assets.defs.listings.assets import raw_listings
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
 from mls_assets.lib.spark.simulator import GPS_MLS_ID

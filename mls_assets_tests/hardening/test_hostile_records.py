@@ -7,7 +7,7 @@ import dagster as dg
 import orjson
 import pytest
 
-from mls_assets.defs.automation.sweep import deleted_listings_sweep
+from mls_assets.defs.maintenance.assets import deleted_listings_sweep
 from mls_assets.lib.spark.client import SparkClient, parse_json
 from mls_assets.lib.spark.errors import SparkProtocolError
 from mls_assets.lib.spark.simulator import DEMO_TOKEN, GPS_MLS_ID, Market

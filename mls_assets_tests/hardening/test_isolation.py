@@ -5,16 +5,18 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mls_assets.lib.replication.collections import CRM_PROPERTIES, INDEXES
+from mls_assets.lib.catalogue import CRM_PROPERTIES, FEED_COLLECTIONS
 from mls_assets.lib.spark.simulator import GPS_MLS_ID
+from mls_assets.lib.store.changes import SEQUENCES_COLLECTION, WATERMARKS_COLLECTION
 from mls_assets.lib.store.cursors import CURSORS_COLLECTION
 from mls_assets.lib.store.leases import LEASES_COLLECTION, feed_lease
 from mls_assets.lib.store.naming import FeedKey, parse_collection, parse_tenant_collection, tenant_collection
 from mls_assets.lib.tenants import CONFIGS_COLLECTION
 from mls_assets_tests.pipeline.test_replication_chain import keys
 
-FEED_COLLECTIONS = sorted(INDEXES)  # every per-feed collection the chain creates
-GLOBAL = {CONFIGS_COLLECTION, CURSORS_COLLECTION, LEASES_COLLECTION, "alerts"}
+FEED_NAMES = sorted(spec.name for spec in FEED_COLLECTIONS)  # every per-feed collection the chain creates
+GLOBAL = {CONFIGS_COLLECTION, CURSORS_COLLECTION, LEASES_COLLECTION, SEQUENCES_COLLECTION, WATERMARKS_COLLECTION,
+          "alerts"}
 
 ids = st.one_of(
     st.from_regex(r"[a-z][a-z0-9]{0,3}(_[a-z0-9]{1,3}){0,3}", fullmatch=True),
@@ -25,29 +27,29 @@ feeds = st.lists(st.tuples(ids, ids), min_size=2, max_size=6, unique=True).map(l
 
 def derived(feed: FeedKey) -> set[str]:
     """Every name built from a feed's ids: collections, partition key, cursor and lease ids."""
-    return {*(f"collection:{feed.collection(name)}" for name in FEED_COLLECTIONS),
+    return {*(f"collection:{feed.collection(name)}" for name in FEED_NAMES),
             f"partition:{feed}", f"cursor:{feed}", f"lease:{feed_lease(str(feed))}"}  # fmt: skip
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(feeds)
 def test_the_names_of_two_feeds_never_meet_and_each_maps_back_to_its_feed(configured):
-    tenant_names = {tenant_collection(f.tenant, CRM_PROPERTIES) for f in configured}
+    tenant_names = {tenant_collection(f.tenant, CRM_PROPERTIES.name) for f in configured}
     seen: dict[str, FeedKey] = {}
     for feed in configured:
         for name in derived(feed):
             assert seen.setdefault(name, feed) == feed, f"{name} is shared by {seen[name]} and {feed}"
-        for name in FEED_COLLECTIONS:
+        for name in FEED_NAMES:
             assert parse_collection(feed.collection(name)) == (feed, name)
             assert feed.collection(name) not in tenant_names | GLOBAL
     for feed in configured:
-        assert parse_tenant_collection(tenant_collection(feed.tenant, CRM_PROPERTIES)) == (feed.tenant, CRM_PROPERTIES)
+        assert parse_tenant_collection(tenant_collection(feed.tenant, CRM_PROPERTIES.name)) == (feed.tenant, CRM_PROPERTIES.name)
     assert len(tenant_names) == len({f.tenant for f in configured})
 
 
 def test_names_of_ids_without_underscores_stay_as_they_are():
     assert FeedKey("jpsrealtor", "gps").collection("listings") == "jpsrealtor_gps_listings"
-    assert tenant_collection("jpsrealtor", CRM_PROPERTIES) == "jpsrealtor_crm_properties"
+    assert tenant_collection("jpsrealtor", CRM_PROPERTIES.name) == "jpsrealtor_crm_properties"
     assert FeedKey("a_b", "c").collection("listings") != FeedKey("a", "b_c").collection("listings")
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from mls_assets.defs.automation.dead_runs import dead_run_sensor
+from mls_assets.defs.automation.sensors import dead_run_sensor
 from mls_assets.lib.store.leases import LEASES_COLLECTION, Leases, LeaseTimeout, feed_lease, run_lease
 
 HOLD_AND_DIE = textwrap.dedent(

@@ -6,15 +6,14 @@ import dagster as dg
 import pytest
 import yaml
 
-from mls_assets.defs.crm.linked_properties import crm_linked_properties
+from mls_assets.defs.crm.assets import crm_linked_properties
 from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.listings.flattened import flattened_listings
-from mls_assets.defs.listings.raw import raw_listings
+from mls_assets.defs.listings.assets import flattened_listings, raw_listings
 from mls_assets.defs.partitions import feed_day_key
-from mls_assets.defs.photos.sync import photo_collections
+from mls_assets.defs.photos.assets import photo_collections
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
-from mls_assets.defs.status.routing import status_collections
+from mls_assets.defs.status.assets import status_collections
 from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import load_feeds, sync_configs

@@ -8,7 +8,7 @@ from datetime import timedelta
 import dagster as dg
 import pytest
 
-from mls_assets.defs.crm.linked_properties import crm_link_sensor
+from mls_assets.defs.crm.sensors import crm_link_sensor
 from mls_assets.lib import crm
 from mls_assets_tests.pipeline.test_replication_chain import GPS, first_move, gps_states, is_bad
 

@@ -10,8 +10,8 @@ import dagster as dg
 import pytest
 
 from mls_assets.defs.partitions import feed_day_key
-from mls_assets.defs.quality.alerts import failure_alert_sensor
 from mls_assets.defs.quality.checks import CHECKS
+from mls_assets.defs.quality.sensors import failure_alert_sensor
 from mls_assets.lib.spark.simulator import Market
 from mls_assets_tests.conftest import free_port
 from mls_assets_tests.pipeline.conftest import ANCHOR, CHAIN

@@ -1,27 +1,34 @@
 """What the asset checks measure on a feed's collections. Plain pymongo; each measure
-returns the number of offending documents and the first few keys, for the check's
-metadata (a data engineer should see what to look at, not just "failed")."""
+returns the number of offending documents and the first few keys (a data engineer should
+see what to look at, not just "failed").
+
+Each measure takes a scope: `since` (a write sequence: only documents written after it, the
+run's own writes, read through the `_seq` index) or `keys` (only these listings); without
+one it audits the whole collection, which belongs in a scheduled check, not in every run.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from mls_assets.lib import crm
-from mls_assets.lib.replication.collections import (
-    ACTIVE,
-    CLOSED,
-    EXPIRED,
-    EXPIRED_PHOTOS,
-    FLATTENED,
-    PHOTOS,
+from mls_assets.lib.catalogue import (
+    PHOTOS_OF_CLASS,
     REJECTS,
+    SEQUENCE_FIELD,
     STATUS_COLLECTIONS,
+    CollectionSpec,
+    siblings_of,
 )
-from mls_assets.lib.tenants import FeedConfig
+from mls_assets.lib.store.naming import FeedKey
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, batched
 
 REQUIRED = ("listingKey", "listingId", "standardStatus", "modificationTimestamp", "tenantId", "mlsProvider")
 SAMPLE = 10
@@ -31,92 +38,149 @@ SAMPLE = 10
 class Finding:
     offending: int = 0
     sample: list[str] = field(default_factory=list)
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, keys: list[str]) -> None:
+    def add(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
         self.offending += len(keys)
         self.sample.extend(keys[: SAMPLE - len(self.sample)])
 
 
-def duplicate_keys(database: Database, feed: FeedConfig, name: str) -> Finding:
-    counts = Counter(d.get("listingKey") for d in database[feed.collection(name)].find({}, {"listingKey": 1}))
+def merge_findings(findings: Iterable[tuple[str, Finding]]) -> Finding:
+    """One finding over several feeds; sample keys are prefixed with their feed."""
+    merged = Finding()
+    for feed, finding in findings:
+        merged.offending += finding.offending
+        merged.sample.extend(f"{feed}:{key}" for key in finding.sample)
+        for name, value in finding.details.items():
+            merged.details[name] = merged.details.get(name, 0) + value
+    merged.sample = merged.sample[:SAMPLE]
+    return merged
+
+
+def _scope(since: int | None) -> dict:
+    return {SEQUENCE_FIELD: {"$gt": since}} if since is not None else {}
+
+
+def key_index_is_unique(collection: Collection, spec: CollectionSpec) -> Finding:
+    """The unique index on the key exists (so no key can be stored twice): O(1)."""
+    keys = [(name, 1) for name in spec.key]
+    unique = any(info["key"] == keys and info.get("unique") for info in collection.index_information().values())
     finding = Finding()
-    finding.add(sorted(k for k, n in counts.items() if n > 1))
+    if not unique:
+        finding.add([collection.name])
     return finding
 
 
-def missing_required(database: Database, feed: FeedConfig, name: str) -> Finding:
-    query = {"$or": [{f: {"$exists": False}} for f in REQUIRED] + [{f: None} for f in REQUIRED]}
+def duplicate_keys(collection: Collection) -> Finding:
+    """Keys stored more than once (an audit of collections whose index went missing)."""
+    counts = Counter(d.get("listingKey") for d in collection.find({}, {"listingKey": 1, "_id": 0}))
     finding = Finding()
-    finding.add([str(d.get("listingKey") or d["_id"]) for d in database[feed.collection(name)].find(query, {"listingKey": 1})])
+    finding.add(sorted(str(k) for k, n in counts.items() if n > 1))
     return finding
 
 
-def in_several_collections(database: Database, feed: FeedConfig) -> Finding:
+def missing_required(collection: Collection, since: int | None = None) -> Finding:
+    query = {**_scope(since), "$or": [{f: {"$exists": False}} for f in REQUIRED] + [{f: None} for f in REQUIRED]}
+    finding = Finding()
+    finding.add([str(d.get("listingKey") or d["_id"]) for d in collection.find(query, {"listingKey": 1})])
+    return finding
+
+
+def in_several_collections(database: Database, feed: FeedKey, since: dict | None = None) -> Finding:
+    """Listings stored in two status collections; `since[(feed, class)]`: only the listings
+    written to a collection after that sequence."""
+    finding = Finding()
     seen: Counter[str] = Counter()
-    for name in STATUS_COLLECTIONS.values():
-        seen.update(set(database[feed.collection(name)].distinct("listingKey")))
-    finding = Finding()
+    for klass, spec in STATUS_COLLECTIONS.items():
+        collection = database[spec.collection_name(feed)]
+        if since is None:
+            seen.update(set(collection.distinct("listingKey")))
+            continue
+        written = [d["listingKey"] for d in collection.find(_scope(since[(feed, klass)]), {"listingKey": 1, "_id": 0})]
+        for sibling in siblings_of(spec):
+            for chunk in batched(written, LOOKUP_CHUNK):
+                twins = database[sibling.collection_name(feed)].find({"listingKey": {"$in": chunk}}, {"listingKey": 1})
+                finding.add(sorted(d["listingKey"] for d in twins))
     finding.add(sorted(k for k, n in seen.items() if n > 1))
     return finding
 
 
-def bad_expiry(database: Database, feed: FeedConfig, now: datetime) -> Finding:
-    collection = database[feed.collection(EXPIRED)]
-    not_dates = [d["listingKey"] for d in collection.find({"expiresAt": {"$not": {"$type": "date"}}}, {"listingKey": 1})]
-    past = [d["listingKey"] for d in collection.find({"expiresAt": {"$type": "date", "$lte": now}}, {"listingKey": 1})]
+def bad_expiry(collection: Collection, since: int | None, now: datetime) -> Finding:
+    """`expiresAt` not a BSON date (the TTL index never fires), or already past `now`."""
+    scope = _scope(since)
+    not_dates = [d["listingKey"] for d in collection.find({**scope, "expiresAt": {"$not": {"$type": "date"}}},
+                                                           {"listingKey": 1})]  # fmt: skip
+    past = [d["listingKey"] for d in collection.find({**scope, "expiresAt": {"$type": "date", "$lte": now}},
+                                                      {"listingKey": 1})]  # fmt: skip
     finding = Finding(details={"not_a_date": len(not_dates), "past_retention": len(past)})
     finding.add(not_dates + past)
     return finding
 
 
-def orphan_photos(database: Database, feed: FeedConfig) -> Finding:
-    homes = {PHOTOS: (ACTIVE, CLOSED), EXPIRED_PHOTOS: (EXPIRED,)}
+def orphan_photos(database: Database, feed: FeedKey, keys: list[str] | None = None) -> Finding:
+    """Photos whose listing is not in their status collection, and listings with photos
+    (`photoCount`) whose photos are gone; `keys`: only these listings."""
     finding = Finding(details={})
-    for photos_name, listing_names in homes.items():
-        listings = set()
-        for name in listing_names:
-            listings.update(database[feed.collection(name)].distinct("listingKey"))
-        photo_keys = set(database[feed.collection(photos_name)].distinct("listingKey"))
-        orphans = sorted(photo_keys - listings)
-        finding.details[f"orphans_in_{photos_name}"] = len(orphans)
-        finding.add(orphans)
-        wiped = sorted(
-            d["listingKey"]
-            for name in listing_names
-            for d in database[feed.collection(name)].find({"photoCount": {"$gt": 0}}, {"listingKey": 1})
-            if d["listingKey"] not in photo_keys
-        )
-        finding.details[f"listings_missing_photos_in_{photos_name}"] = len(wiped)
-        finding.add(wiped)
+    homes: dict[str, list[CollectionSpec]] = {}
+    for klass, spec in STATUS_COLLECTIONS.items():
+        homes.setdefault(PHOTOS_OF_CLASS[klass].name, []).append(spec)
+    photo_specs = {spec.name: spec for spec in PHOTOS_OF_CLASS.values()}
+    for name, listing_specs in homes.items():
+        photos = database[photo_specs[name].collection_name(feed)]
+        listings: dict[str, int] = {}
+        photo_keys: set[str] = set()
+        for spec in listing_specs:
+            collection = database[spec.collection_name(feed)]
+            for query in _key_queries(keys):
+                for doc in collection.find(query, {"listingKey": 1, "photoCount": 1, "_id": 0}):
+                    listings[doc["listingKey"]] = doc.get("photoCount") or 0
+        for query in _key_queries(keys):
+            photo_keys.update(photos.distinct("listingKey", query))
+        orphans = sorted(photo_keys - set(listings))
+        wiped = sorted(k for k, count in listings.items() if count > 0 and k not in photo_keys)
+        finding.details[f"orphans_in_{name}"] = len(orphans)
+        finding.details[f"listings_missing_photos_in_{name}"] = len(wiped)
+        finding.add(orphans + wiped)
     return finding
 
 
-def reject_rate(database: Database, feed: FeedConfig, partitions: list[str]) -> tuple[float, int, int, list[str]]:
-    """(rate, rejects, flattened) over the given partitions (all when none given)."""
-    reject_query = {"partition": {"$in": partitions}} if partitions else {}
-    flat_query = {"_partitionKey": {"$in": partitions}} if partitions else {}
-    rejects = list(database[feed.collection(REJECTS)].find(reject_query, {"listingKey": 1, "reason": 1}).limit(1000))
-    n_rejects = database[feed.collection(REJECTS)].count_documents(reject_query)
-    n_flat = database[feed.collection(FLATTENED)].count_documents(flat_query)
-    total = n_rejects + n_flat
-    sample = [f"{r.get('listingKey')}: {r.get('reason')}" for r in rejects[:SAMPLE]]
-    return (n_rejects / total if total else 0.0), n_rejects, n_flat, sample
+def _key_queries(keys: list[str] | None) -> Iterable[dict]:
+    if keys is None:
+        yield {}
+        return
+    for chunk in batched(keys, LOOKUP_CHUNK):
+        yield {"listingKey": {"$in": chunk}}
 
 
-def inconsistent_crm_links(database: Database, feed: FeedConfig) -> Finding:
+def stored_active(database: Database, feed: FeedKey, statuses: Iterable[str]) -> int:
+    """Active listings held for a feed: stored, plus quarantined ones (the quarantine is small)."""
+    active = database[STATUS_COLLECTIONS["active"].collection_name(feed)].estimated_document_count()
+    quarantined = database[REJECTS.collection_name(feed)].count_documents({"raw": {"$regex": "|".join(statuses)}})
+    return active + quarantined
+
+
+def inconsistent_crm_links(database: Database, feed: FeedKey, keys: list[str] | None = None) -> Finding:
     """Both directions agree: a property's `mls_property_id` names a listing that lists the
     property in `crm_property_ids`, and every id a listing lists is such a property."""
-    properties = crm.properties(database, feed.tenant_id)
-    linked = {str(p["_id"]): p.get("mls_property_id")
-              for p in properties.find({"mls_feed": feed.mls, "mls_property_id": {"$exists": True}},
-                                       {"mls_property_id": 1})}  # fmt: skip
+    properties = crm.properties(database, feed.tenant)
+    linked: dict[str, str] = {}
+    for query in _key_queries(keys):
+        scope = {"mls_feed": feed.mls, "mls_property_id": query.get("listingKey", {"$exists": True})}
+        linked.update({str(p["_id"]): p["mls_property_id"] for p in properties.find(scope, {"mls_property_id": 1})})
     reverse: dict[str, set[str]] = {}
-    for name in STATUS_COLLECTIONS.values():
-        for doc in database[feed.collection(name)].find({"crm_property_ids.0": {"$exists": True}},
-                                                         {"listingKey": 1, "crm_property_ids": 1}):  # fmt: skip
-            reverse[doc["listingKey"]] = {str(i) for i in doc["crm_property_ids"]}
-    broken = [pid for pid, key in linked.items() if pid not in reverse.get(key, set())]
+    for spec in STATUS_COLLECTIONS.values():
+        for query in _key_queries(keys):
+            for doc in database[spec.collection_name(feed)].find({**query, "crm_property_ids.0": {"$exists": True}},
+                                                                  {"listingKey": 1, "crm_property_ids": 1}):  # fmt: skip
+                reverse[doc["listingKey"]] = {str(i) for i in doc["crm_property_ids"]}
+    listed = sorted({pid for ids in reverse.values() for pid in ids} - set(linked))
+    for chunk in batched(listed, LOOKUP_CHUNK):  # properties named by these listings, whatever they link to
+        linked.update({str(p["_id"]): p.get("mls_property_id") for p in
+                       properties.find({"_id": {"$in": chunk}, "mls_feed": feed.mls}, {"mls_property_id": 1})})  # fmt: skip
+    scoped = None if keys is None else set(keys)
+    broken = [pid for pid, key in linked.items() if key is not None and pid not in reverse.get(key, set())
+              and (scoped is None or key in scoped)]  # fmt: skip
     broken += [f"{key}->{pid}" for key, ids in reverse.items() for pid in ids if linked.get(pid) != key]
     finding = Finding(details={"links": len(linked)})
     finding.add(sorted(broken))

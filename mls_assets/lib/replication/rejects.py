@@ -1,4 +1,9 @@
-"""The per-feed quarantine: records that could not be stored, with the reason."""
+"""The per-feed quarantine: records that could not be stored, with the reason.
+
+It is the error log of the stages that screen records (the pull, the flattening), not an
+asset of its own: one document per listing (or per distinct unkeyed record), replaced when
+the listing is rejected again and removed once a later version of it passes.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.collection import Collection
 
-from mls_assets.lib.store.merge import batched
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, batched
 
 
 def reject_key(reject: dict[str, Any]) -> str:
@@ -19,29 +24,34 @@ def reject_key(reject: dict[str, Any]) -> str:
     return "raw:" + hashlib.blake2b(reject["raw"].encode(), digest_size=12).hexdigest()
 
 
-def store_rejects(collection: Collection, rejects: Iterable[dict[str, Any]], stage: str,
-                  partition: str | None, run_id: str) -> int:  # fmt: skip
-    stored = 0
-    for batch in batched(rejects, 500):
+class Quarantine:
+    """One feed's rejects collection, as one stage of one run sees it."""
+
+    def __init__(self, collection: Collection, stage: str, run_id: str) -> None:
+        self.collection, self.stage, self.run_id = collection, stage, run_id
+        self._held: set[str] | None = None  # listing keys in quarantine, read once when needed
+        self.stored = 0
+
+    def store(self, rejects: Iterable[dict[str, Any]], partition: str | None = None) -> int:
         operations = []
-        for reject in batch:
-            doc = {**reject, "stage": stage, "partition": partition, "runId": run_id}
+        for reject in rejects:
+            doc = {**reject, "stage": self.stage, "partition": partition, "runId": self.run_id}
             doc["rejectKey"] = reject_key(doc)
             operations.append(UpdateOne({"rejectKey": doc["rejectKey"]}, {"$set": doc}, upsert=True))
-        if operations:
-            collection.bulk_write(operations, ordered=False)
-            stored += len(operations)
-    return stored
+            if self._held is not None and doc.get("listingKey"):
+                self._held.add(doc["listingKey"])
+        for batch in batched(operations, 500):
+            self.collection.bulk_write(batch, ordered=False)
+        self.stored += len(operations)
+        return len(operations)
 
-
-def clear_rejects(collection: Collection, listing_keys: Iterable[str]) -> int:
-    """Listings that now transform cleanly leave the quarantine (the quarantine is small,
-    so it is read whole rather than probed once per listing)."""
-    quarantined = set(collection.distinct("listingKey"))
-    if not quarantined:
-        return 0
-    cleared = [key for key in listing_keys if key in quarantined]
-    removed = 0
-    for batch in batched(cleared, 500):
-        removed += collection.delete_many({"listingKey": {"$in": batch}}).deleted_count
-    return removed
+    def release(self, listing_keys: Iterable[str]) -> int:
+        """Listings that now pass leave the quarantine (it is small: read whole, once)."""
+        if self._held is None:
+            self._held = set(self.collection.distinct("listingKey"))
+        cleared = [key for key in listing_keys if key in self._held]
+        removed = 0
+        for batch in batched(cleared, LOOKUP_CHUNK):
+            removed += self.collection.delete_many({"listingKey": {"$in": batch}}).deleted_count
+        self._held.difference_update(cleared)
+        return removed

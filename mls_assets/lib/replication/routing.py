@@ -1,8 +1,10 @@
 """Routing: every listing into exactly one status collection of its feed.
 
-Given a batch of flattened listings and what the status collections hold for them now,
-decide where each goes, which ones leave every collection (deleted, or expired beyond
-the 90-day window), and which status transitions that makes (status history).
+`home_of` says where a listing belongs (its status class, or nowhere once it is deleted or
+expired beyond the 90-day window); `transitions` compares a batch of changed listings with
+where they are stored now and says which status moves that makes (the status history).
+The writes themselves (the move, the CRM fields carried along) are the IO manager's, from
+the catalogue's sibling collections.
 """
 
 from __future__ import annotations
@@ -14,73 +16,69 @@ from typing import Any
 
 from pymongo.database import Database
 
-from mls_assets.lib.replication.collections import STATUS_COLLECTIONS
-from mls_assets.lib.tenants import FeedConfig
-from mls_assets.lib.transform.fields import CRM_OWNED_FIELDS
-from mls_assets.lib.transform.status import within_retention
+from mls_assets.lib.catalogue import STATUS_COLLECTIONS
+from mls_assets.lib.store.naming import FeedKey
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, batched, is_older
+from mls_assets.lib.transform.status import EXPIRED_RETENTION, StatusClass, status_class
 
 
-@dataclass
-class Routed:
-    """The decisions for one batch."""
+def home_of(status: Any, status_changed: datetime | None, now: datetime) -> str | None:
+    """The status class whose collection a listing belongs in, or None (it leaves them all)."""
+    klass = status_class(status)
+    if klass is None or klass is StatusClass.DELETED:
+        return None
+    if klass is StatusClass.EXPIRED and (status_changed is None or status_changed + EXPIRED_RETENTION <= now):
+        return None  # kept 90 days after the status change
+    return klass.value
 
-    by_class: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {k: [] for k in STATUS_COLLECTIONS})
-    leaving: list[dict[str, Any]] = field(default_factory=list)  # removed from every collection
-    transitions: list[dict[str, Any]] = field(default_factory=list)
-    stale: int = 0
-    out_of_window: int = 0
+
+def home_of_listing(doc: dict[str, Any], now: datetime) -> str | None:
+    """`home_of` for a flattened listing."""
+    return home_of(doc.get("standardStatus"), doc.get("statusChangeTimestamp") or doc.get("modificationTimestamp"), now)
 
 
-def stored_versions(database: Database, feed: FeedConfig, keys: list[str]) -> dict[str, dict]:
-    """Where each key is stored now: `{key: {collection class, status, version}}`."""
+def stored_places(database: Database, feed: FeedKey, keys: list[str]) -> dict[str, dict]:
+    """Where each key is stored now: `{key: {class, standardStatus, modificationTimestamp}}`
+    (the newest copy, should a crash have left two)."""
     found: dict[str, dict] = {}
-    if not keys:
-        return found
-    projection = {"_id": 0, "listingKey": 1, "standardStatus": 1, "modificationTimestamp": 1,
-                  **{name: 1 for name in CRM_OWNED_FIELDS}}  # fmt: skip
-    for klass, name in STATUS_COLLECTIONS.items():
-        for doc in database[feed.collection(name)].find({"listingKey": {"$in": keys}}, projection):
-            current = found.get(doc["listingKey"])
-            if current is None or doc["modificationTimestamp"] > current["modificationTimestamp"]:
-                found[doc["listingKey"]] = {**doc, "class": klass}
+    projection = {"_id": 0, "listingKey": 1, "standardStatus": 1, "modificationTimestamp": 1}
+    for klass, spec in STATUS_COLLECTIONS.items():
+        collection = database[spec.collection_name(feed)]
+        for chunk in batched(keys, LOOKUP_CHUNK):
+            for doc in collection.find({"listingKey": {"$in": chunk}}, projection):
+                current = found.get(doc["listingKey"])
+                if current is None or is_older(current["modificationTimestamp"], doc["modificationTimestamp"]):
+                    found[doc["listingKey"]] = {**doc, "class": klass}
     return found
 
 
-def route(
-    listings: Iterable[dict[str, Any]],
-    stored: dict[str, dict],
-    now: datetime,
-    run_id: str,
-) -> Routed:
-    routed = Routed()
+@dataclass
+class Transitions:
+    """The status moves of one batch, and what the batch held."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    stale: int = 0
+    leaving: int = 0
+
+
+def transitions(listings: Iterable[dict[str, Any]], stored: dict[str, dict], now: datetime, run_id: str) -> Transitions:
+    """One history event per listing whose status differs from the stored copy's; a listing
+    older than its stored copy is stale and changes nothing."""
+    found = Transitions()
     for doc in listings:
-        key = doc["listingKey"]
-        previous = stored.get(key)
-        if previous is not None and previous["modificationTimestamp"] > doc["modificationTimestamp"]:
-            routed.stale += 1  # a newer version is already routed: never go back
+        previous = stored.get(doc["listingKey"])
+        if previous is not None and is_older(doc["modificationTimestamp"], previous["modificationTimestamp"]):
+            found.stale += 1
             continue
-        klass = doc["statusClass"]
-        if klass == "expired" and not within_retention(doc, now):
-            routed.out_of_window += 1
-            klass = None
-        if klass not in STATUS_COLLECTIONS:
-            routed.leaving.append(doc)
-        else:
-            if previous is not None and previous["class"] != klass:
-                # moving: what the CRM wrote on the listing moves with it
-                doc = {**doc, **{name: previous[name] for name in CRM_OWNED_FIELDS if name in previous}}
-            routed.by_class[klass].append(doc)
+        if home_of_listing(doc, now) is None:
+            found.leaving += 1
         if previous is not None and previous["standardStatus"] != doc["standardStatus"]:
-            routed.transitions.append(
-                {
-                    "listingKey": key,
-                    "listingId": doc.get("listingId"),
-                    "from": previous["standardStatus"],
-                    "to": doc["standardStatus"],
-                    "at": doc.get("statusChangeTimestamp") or doc["modificationTimestamp"],
-                    "partition": doc.get("_partitionKey"),
-                    "runId": run_id,
-                    "_partitionKey": doc.get("_partitionKey"),
-                }
-            )
-    return routed
+            found.events.append({
+                "listingKey": doc["listingKey"],
+                "listingId": doc.get("listingId"),
+                "from": previous["standardStatus"],
+                "to": doc["standardStatus"],
+                "at": doc.get("statusChangeTimestamp") or doc["modificationTimestamp"],
+                "runId": run_id,
+            })  # fmt: skip
+    return found

@@ -2,10 +2,11 @@
 
 Spark's replication feed does not announce deletions, so a periodic sweep pulls every
 ListingKey in the feed's scope (`_select=ListingKey`) and removes stored listings that are
-no longer there. It acts only after a complete sweep (a paging failure raises before
-anything is touched) and never when the sweep returned fewer keys than a fraction of what
-is stored (a truncated or mis-filtered answer must not empty a feed). Each removal is
-written to the status history.
+no longer there from every collection the catalogue marks as swept. It acts only after a
+complete sweep (a paging failure raises before anything is touched) and never when the
+sweep returned fewer keys than a fraction of what is stored (a truncated or mis-filtered
+answer must not empty a feed). Each removal is a `Deleted` status-history event, and the
+CRM properties linked to a removed listing are marked broken.
 """
 
 from __future__ import annotations
@@ -15,25 +16,16 @@ from datetime import datetime
 
 from pymongo.database import Database
 
-from mls_assets.lib.crm import break_links
-from mls_assets.lib.replication.collections import (
-    ACTIVE,
-    CLOSED,
-    EXPIRED,
-    EXPIRED_PHOTOS,
-    FLATTENED,
-    HISTORY,
-    PHOTOS,
-    RAW,
-)
+from mls_assets.lib import crm
+from mls_assets.lib.catalogue import FEED_COLLECTIONS, HISTORY, RAW, STATUS_COLLECTIONS
 from mls_assets.lib.replication.window import PullWindow, listings_filter
 from mls_assets.lib.spark.client import SparkClient
-from mls_assets.lib.store.merge import batched
+from mls_assets.lib.store.changes import FeedSequence
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, CollectionWriter, batched
 from mls_assets.lib.tenants import FeedConfig
 from mls_assets.lib.transform.screen import key_or_none
 
 DEFAULT_MIN_FRACTION = 0.9
-STATUS = (ACTIVE, CLOSED, EXPIRED)
 
 
 class SweepRefused(RuntimeError):
@@ -44,8 +36,9 @@ class SweepRefused(RuntimeError):
 class SweepResult:
     source_keys: int
     stored_keys: int
-    removed: int
     history_events: int
+    links_broken: int
+    removed: dict[str, int] = field(default_factory=dict)  # per collection
 
 
 @dataclass
@@ -78,29 +71,25 @@ def source_keys(client: SparkClient, feed: FeedConfig) -> SourceKeys:
 def sweep(database: Database, feed: FeedConfig, keys_in_source: set[str], now: datetime, run_id: str,
           min_fraction: float = DEFAULT_MIN_FRACTION) -> SweepResult:  # fmt: skip
     status_of: dict[str, str] = {}
-    for name in STATUS:
-        for doc in database[feed.collection(name)].find({}, {"_id": 0, "listingKey": 1, "standardStatus": 1}):
+    for spec in STATUS_COLLECTIONS.values():
+        for doc in database[spec.collection_name(feed.key)].find({}, {"_id": 0, "listingKey": 1, "standardStatus": 1}):
             status_of[doc["listingKey"]] = doc.get("standardStatus")
-    stored = set(database[feed.collection(RAW)].distinct("listingKey")) | set(status_of)
+    stored = set(database[RAW.collection_name(feed.key)].distinct("listingKey")) | set(status_of)
     if stored and len(keys_in_source) < min_fraction * len(status_of):
         raise SweepRefused(
             f"sweep of {feed.key} returned {len(keys_in_source)} keys for {len(status_of)} stored "
             f"listings (< {min_fraction:.0%}): refusing to delete anything"
         )
     gone = sorted(stored - keys_in_source)
-    events = [
-        {"listingKey": key, "from": status_of[key], "to": "Deleted", "at": now, "partition": "sweep",
-         "runId": run_id}  # fmt: skip
-        for key in gone if key in status_of
-    ]
-    if events:
-        database[feed.collection(HISTORY)].insert_many(events)
-    break_links(database, feed.key, gone)  # linked CRM properties keep no dangling reference
-    removed = 0
-    for batch in batched(gone, 500):
-        query = {"listingKey": {"$in": batch}}
-        for name in STATUS:
-            removed += database[feed.collection(name)].delete_many(query).deleted_count
-        for name in (RAW, FLATTENED, PHOTOS, EXPIRED_PHOTOS):
-            database[feed.collection(name)].delete_many(query)
-    return SweepResult(len(keys_in_source), len(stored), removed, len(events))
+    events = [{"listingKey": key, "from": status_of[key], "to": "Deleted", "at": now, "runId": run_id}
+              for key in gone if key in status_of]  # fmt: skip
+    history = CollectionWriter(database[HISTORY.collection_name(feed.key)], HISTORY,
+                               sequence=FeedSequence(database, feed.key), run_id=run_id)  # fmt: skip
+    history.write(events)
+    broken = crm.break_links(database, feed.key, gone, now)  # linked CRM properties keep no dangling reference
+    removed: dict[str, int] = {}
+    for spec in (s for s in FEED_COLLECTIONS if s.swept):
+        collection = database[spec.collection_name(feed.key)]
+        removed[spec.name] = sum(collection.delete_many({"listingKey": {"$in": chunk}}).deleted_count
+                                 for chunk in batched(gone, LOOKUP_CHUNK))  # fmt: skip
+    return SweepResult(len(keys_in_source), len(stored), len(events), broken, removed)

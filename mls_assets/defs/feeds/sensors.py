@@ -13,10 +13,10 @@ import json
 
 import dagster as dg
 
-from mls_assets.defs.feeds import load_and_register_configs, partition_changes
+from mls_assets.defs.feeds.registration import load_and_register_configs, partition_changes
 from mls_assets.defs.partitions import FEEDS_PARTITION_NAME
 from mls_assets.defs.resources import MongoResource
-from mls_assets.lib.replication.collections import ensure_feed_collections
+from mls_assets.lib.catalogue import ensure_feed_collections
 from mls_assets.lib.tenants import TenantsFileError, read_tenants_file
 
 
@@ -55,5 +55,5 @@ def feed_discovery_sensor(context: dg.SensorEvaluationContext, mongo: MongoResou
     if added and not changed:  # a feed added in MongoDB directly: its collections too
         for feed in feeds.feeds:
             if str(feed.key) in added:
-                ensure_feed_collections(database, feed)
+                ensure_feed_collections(database, feed.key)
     return dg.SensorResult(dynamic_partitions_requests=requests, cursor=cursor)

@@ -4,7 +4,7 @@ import dagster as dg
 from pymongo.database import Database
 
 from mls_assets.defs.partitions import FEEDS_PARTITION_NAME
-from mls_assets.lib.replication.collections import ensure_feed_collections
+from mls_assets.lib.catalogue import ensure_feed_collections
 from mls_assets.lib.tenants import LoadedFeeds, load_tenants_file, read_feeds, sync_configs
 
 
@@ -20,7 +20,7 @@ def load_and_register_configs(database: Database, load_file: bool = True) -> Loa
     current = read_feeds(database)
     if load_file:
         for feed in current.feeds:
-            ensure_feed_collections(database, feed)
+            ensure_feed_collections(database, feed.key)
     return LoadedFeeds(current.feeds, problems + current.problems)
 
 

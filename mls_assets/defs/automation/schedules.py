@@ -1,12 +1,12 @@
-"""Intraday status sync (seed 003): today's partition of every enabled feed, every 15
-minutes by default (`MLS_INTRADAY_CRON`), pulling only from each feed's cursor."""
+"""The intraday status sync: today's partition of every enabled feed, every 15 minutes by
+default (`MLS_INTRADAY_CRON`), pulling only from each feed's cursor."""
 
 import os
 
 import dagster as dg
 
+from mls_assets.defs.automation.jobs import replication_job
 from mls_assets.defs.automation.run_requests import chain_run
-from mls_assets.defs.jobs import replication_job
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.tenants import read_configs
 

@@ -1,4 +1,4 @@
-"""Hourly re-scrape of CRM-active properties (seed 001), cron from
+"""Hourly re-scrape of CRM-active properties, cron from
 `ACTIVE_PROPERTIES_SCRAPING_FREQUENCY` (default every hour).
 
 For each feed, re-pulls exactly the listings that properties with `crm_status: "active"`
@@ -10,8 +10,8 @@ import os
 
 import dagster as dg
 
+from mls_assets.defs.automation.jobs import replication_job
 from mls_assets.defs.automation.run_requests import chain_run
-from mls_assets.defs.jobs import replication_job
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib import crm
 from mls_assets.lib.tenants import read_configs

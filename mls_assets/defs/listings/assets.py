@@ -1,0 +1,197 @@
+"""The listings domain: `raw_listings` (the feed's Spark records of one day, screened) and
+`flattened_listings` (flat camelCase documents with derived fields)."""
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+
+import dagster as dg
+
+from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.io_manager import Streamed
+from mls_assets.defs.leases import LeaseResource
+from mls_assets.defs.partitions import feed_day_partitions, split_key
+from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL
+from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS
+from mls_assets.lib.replication.rejects import Quarantine
+from mls_assets.lib.replication.window import PullWindow, listings_filter, window_for
+from mls_assets.lib.spark.client import SparkClient
+from mls_assets.lib.store.changes import ChangeSet
+from mls_assets.lib.store.cursors import advance_cursor, pull_since, read_cursor
+from mls_assets.lib.store.naming import FeedKey
+from mls_assets.lib.tenants import FeedConfig, feed_config
+from mls_assets.lib.transform.batch import make_reject, transform_record
+from mls_assets.lib.transform.screen import screen
+from mls_assets.lib.transform.values import FieldError
+
+MAX_PULL_MINUTES = float(os.environ.get("MLS_MAX_PULL_MINUTES", "30"))
+REJECT_RATE_THRESHOLD = float(os.environ.get("MLS_REJECT_RATE_THRESHOLD", "0.01"))
+
+
+class RawListingsConfig(dg.Config):
+    """`listing_keys`: re-pull exactly these listings (the CRM re-scrape) instead of the
+    partition's time window; the feed cursor is left alone."""
+
+    listing_keys: list[str] = []
+
+
+class PullStats:
+    """What one partition's pull saw, reported as output metadata once it is stored."""
+
+    def __init__(self, partition: str, window: PullWindow) -> None:
+        self.partition, self.window = partition, window
+        self.pages = self.listings = self.rejects = 0
+        self.statuses: Counter[str] = Counter()
+        self.started = time.monotonic()
+        self.seconds = 0.0
+
+
+def _pull(client: SparkClient, leases: LeaseResource, feed: FeedConfig, page_size: int, window: PullWindow,
+          stats: PullStats, quarantine: Quarantine, now: datetime) -> Iterator[dict]:  # fmt: skip
+    """Stream the partition's records page by page, each through the screen: what passes is
+    stored, what does not goes to the quarantine with the reason; one record never costs its
+    page. Holds one of the token's pull slots while pulling."""
+    with client:
+        if window.empty:
+            return
+        with leases.pulling(feed, client.fingerprint):
+            for page in client.pages(listings_filter(feed, window), limit=page_size, expand=["Photos"]):
+                stats.pages += 1
+                rejects = []
+                for record in page.results:
+                    try:
+                        screened = screen(record, now)
+                    except FieldError as error:
+                        rejects.append(make_reject(record, error.reason, error.field, now))
+                        continue
+                    stats.listings += 1
+                    stats.statuses[str(screened.status)[:40]] += 1
+                    document = {"listingKey": screened.key, "modificationTimestamp": screened.modified,
+                                "standardStatus": screened.status, "record": screened.record}  # fmt: skip
+                    if screened.dropped_fields:
+                        document["droppedFields"] = screened.dropped_fields
+                    yield document
+                stats.rejects += quarantine.store(rejects, stats.partition)
+    stats.seconds = time.monotonic() - stats.started
+
+
+@dg.asset(
+    partitions_def=feed_day_partitions,
+    group_name="listings",
+    kinds={"mongodb", "python"},
+    metadata={"collection": RAW.name},
+    retry_policy=NETWORK_RETRY,
+    backfill_policy=SINGLE_RUN_BACKFILL,
+    check_specs=[dg.AssetCheckSpec(
+        "pull_duration_within_limit", asset="raw_listings",
+        description=f"The run's Spark pull took less than {MAX_PULL_MINUTES:g} minutes (MLS_MAX_PULL_MINUTES): "
+        "a slower pull means rate limits, an overloaded source or a runaway window.")],
+)  # fmt: skip
+@fails_clearly
+def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, mongo: MongoResource,
+                 spark: SparkResource, clock: ClockResource, leases: LeaseResource):  # fmt: skip
+    """The feed's listings whose ModificationTimestamp falls in the partition's day, pulled
+    from the Spark replication endpoint with photos expanded, screened, newest version per
+    ListingKey. Today's partition pulls from the feed cursor (minus 20 minutes) to now and
+    advances the cursor only once the records are stored."""
+    database = mongo.get_database()
+    now = clock.now()
+    leases.hold_feeds(context)
+    streams, stats, cursors, feeds = {}, [], [], {}
+    for key in context.partition_keys:
+        feed_key, day = split_key(key)
+        feed = feeds.setdefault(feed_key, feed_config(database, feed_key))
+        client = spark.client_for(feed)  # a bad config fails here, before anything is written
+        window = window_for(day, now, pull_since(read_cursor(database, feed_key)), tuple(config.listing_keys))
+        if window.incremental and not window.only_keys:
+            cursors.append((feed_key, now))
+        stat = PullStats(str(key), window)
+        stats.append(stat)
+        quarantine = Quarantine(database[REJECTS.collection_name(feed.key)], "raw", context.run.run_id)
+        streams[str(key)] = _pull(client, leases, feed, spark.page_size, window, stat, quarantine, now)
+        context.log.info(f"{key}: {window.describe()}")
+
+    def report() -> dict:
+        return {
+            "pulled": sum(s.listings for s in stats),
+            "pages": sum(s.pages for s in stats),
+            "rejects": sum(s.rejects for s in stats),
+            "status_counts": dict(sum((s.statuses for s in stats), Counter())),
+            "windows": {s.partition: s.window.describe() for s in stats},
+            "pull_seconds": round(sum(s.seconds for s in stats), 2),
+        }
+
+    yield dg.Output(Streamed(streams, report))
+    for feed_key, started in cursors:  # the records are stored: the next pull may start here
+        advance_cursor(database, feed_key, started, context.run.run_id)
+    seconds = sum(s.seconds for s in stats)
+    yield dg.AssetCheckResult(
+        check_name="pull_duration_within_limit", passed=seconds < MAX_PULL_MINUTES * 60,
+        severity=dg.AssetCheckSeverity.WARN, description=f"pull took {seconds:.1f}s (limit {MAX_PULL_MINUTES:g} min)",
+        metadata={"pull_seconds": round(seconds, 2), "limit_seconds": MAX_PULL_MINUTES * 60},
+    )  # fmt: skip
+
+
+@dg.asset(
+    partitions_def=feed_day_partitions,
+    group_name="listings",
+    kinds={"mongodb", "python"},
+    metadata={"collection": FLATTENED.name},
+    backfill_policy=SINGLE_RUN_BACKFILL,
+    ins={"raw_listings": dg.AssetIn(metadata={"changes": True})},
+    check_specs=[dg.AssetCheckSpec(
+        "reject_rate_below_threshold", asset="flattened_listings",
+        description=f"Fewer than {REJECT_RATE_THRESHOLD:.0%} of the records this run read were quarantined "
+        "(MLS_REJECT_RATE_THRESHOLD).")],
+)  # fmt: skip
+@fails_clearly
+def flattened_listings(context: dg.AssetExecutionContext, raw_listings: ChangeSet, mongo: MongoResource,
+                       clock: ClockResource, leases: LeaseResource):  # fmt: skip
+    """Every raw listing written since this asset last ran, flattened to camelCase, with
+    slugs, GeoJSON location, land lease details, status class, lead fields for expired
+    listings and a `contentHash` of its source content. Records that cannot be made valid go
+    to the quarantine with the reason and never fail the batch."""
+    database = mongo.get_database()
+    now = clock.now()
+    leases.hold_feeds(context)
+    seen = {"flattened": 0, "rejected": 0, "classes": Counter(), "samples": []}
+
+    def documents(feed_key: FeedKey) -> Iterator[dict]:
+        feed = feed_config(database, str(feed_key))
+        quarantine = Quarantine(database[REJECTS.collection_name(feed_key)], "flatten", context.run.run_id)
+        for _, batch in raw_listings.batches(feed_key):
+            rejects, passed = [], []
+            for raw in batch:
+                result = transform_record(raw["record"], feed.identity, now, screened=True)
+                if result.reject is not None:
+                    rejects.append(result.reject)
+                    continue
+                passed.append(result.listing["listingKey"])
+                seen["classes"][result.listing["statusClass"]] += 1
+                yield result.listing
+            seen["flattened"] += len(passed)
+            seen["rejected"] += quarantine.store(rejects)
+            seen["samples"].extend(f"{r.get('listingKey')}: {r['field']}: {r['reason']}" for r in rejects[:10])
+            quarantine.release(passed)
+
+    started = time.monotonic()
+
+    def report() -> dict:
+        total = seen["flattened"] + seen["rejected"]
+        return {"flattened": seen["flattened"], "rejected": seen["rejected"],
+                "reject_rate": round(seen["rejected"] / total, 4) if total else 0.0,
+                "status_class_counts": dict(seen["classes"]), "transform_seconds": round(time.monotonic() - started, 2)}  # fmt: skip
+
+    yield dg.Output(Streamed({str(feed): documents(feed) for feed in raw_listings.feeds}, report))
+    raw_listings.commit(context.run.run_id)  # stored: this consumer has seen these changes
+    total = seen["flattened"] + seen["rejected"]
+    rate = seen["rejected"] / total if total else 0.0
+    yield dg.AssetCheckResult(
+        check_name="reject_rate_below_threshold", passed=rate < REJECT_RATE_THRESHOLD,
+        severity=dg.AssetCheckSeverity.WARN, description=f"{rate:.2%} of records quarantined "
+        f"({seen['rejected']} of {total})",
+        metadata={"reject_rate": round(rate, 4), "rejects": seen["rejected"], "first_rejects": seen["samples"][:10]},
+    )  # fmt: skip

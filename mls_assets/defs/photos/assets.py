@@ -1,0 +1,61 @@
+"""The photos domain: `listing_photos` and `expired_listing_photos`, one document per photo,
+following its listing."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.leases import LeaseResource
+from mls_assets.defs.partitions import feed_day_partitions
+from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
+from mls_assets.defs.quality.results import check_result
+from mls_assets.defs.resources import MongoResource
+from mls_assets.lib.catalogue import EXPIRED_PHOTOS, PHOTOS, CollectionSpec
+from mls_assets.lib.quality import measures
+from mls_assets.lib.replication.photos import RAW_PROJECTION, Places, plan_photos
+from mls_assets.lib.store.changes import ChangeSet
+from mls_assets.lib.store.naming import FeedKey
+
+OUTPUTS = {"listing_photos": PHOTOS, "expired_listing_photos": EXPIRED_PHOTOS}
+
+
+@dg.multi_asset(
+    partitions_def=feed_day_partitions,
+    backfill_policy=SINGLE_RUN_BACKFILL,
+    group_name="photos",
+    ins={"raw_listings": dg.AssetIn(metadata={"changes": True})},
+    deps=["active_listings", "closed_listings", "expired_listings"],
+    outs={name: dg.AssetOut(description=spec.description, kinds={"mongodb"}, metadata={"collection": spec.name})
+          for name, spec in OUTPUTS.items()},
+    check_specs=[dg.AssetCheckSpec(
+        "no_orphan_or_wiped_photos", asset="listing_photos",
+        description="For the listings this run changed: no photo without its listing, and no listing with photos "
+        "whose photos are gone (an empty expansion must never wipe them).")],
+)  # fmt: skip
+@fails_clearly
+def photo_collections(context: dg.AssetExecutionContext, raw_listings: ChangeSet, mongo: MongoResource,
+                      leases: LeaseResource):  # fmt: skip
+    """Replaces a listing's photos only when its photo set changed, never wipes them for a
+    record without the Photos expansion, moves them with their listing between the two
+    collections, and removes those of listings that left every status collection. Reads the
+    raw records changed since it last ran (they carry the Photos expansion)."""
+    database = mongo.get_database()
+    leases.hold_feeds(context)
+    changes = ChangeSet(database, raw_listings.consumer, raw_listings.sources, raw_listings.batch_size, RAW_PROJECTION)
+    places = {feed: Places(database, feed, expected=changes.count(feed)) for feed in changes.feeds}
+    changed: dict[FeedKey, list[str]] = {feed: [] for feed in changes.feeds}
+
+    def planned(feed: FeedKey, target: CollectionSpec, empty: bool) -> Iterator:
+        for _, batch in changes.batches(feed):
+            if target is PHOTOS:
+                changed[feed].extend(raw["listingKey"] for raw in batch)
+            yield from plan_photos(database, feed, target, batch, places[feed], empty)
+
+    for name, spec in OUTPUTS.items():
+        empty = {feed: database[spec.collection_name(feed)].find_one({}, {"_id": 1}) is None for feed in changes.feeds}
+        yield dg.Output({str(feed): planned(feed, spec, empty[feed]) for feed in changes.feeds}, output_name=name)
+    changes.commit(context.run.run_id)
+    finding = measures.merge_findings((str(f), measures.orphan_photos(database, f, keys)) for f, keys in changed.items())
+    yield check_result(finding, "orphan photos or listings missing their photos", "listing_photos",
+                       "no_orphan_or_wiped_photos", dg.AssetCheckSeverity.WARN)  # fmt: skip

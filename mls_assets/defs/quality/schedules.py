@@ -1,0 +1,10 @@
+"""The audits' schedule (`MLS_AUDIT_CRON`, default daily 05:00 UTC, after the nightly syncs)."""
+
+import os
+
+import dagster as dg
+
+from mls_assets.defs.quality.jobs import quality_audit_job
+
+quality_audit = dg.ScheduleDefinition(name="quality_audit", job=quality_audit_job, execution_timezone="UTC",
+                                      cron_schedule=os.environ.get("MLS_AUDIT_CRON", "0 5 * * *"))  # fmt: skip

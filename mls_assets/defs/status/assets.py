@@ -1,0 +1,161 @@
+"""The status domain: every listing in exactly one of the active, closed or expired
+collections of its feed, and the history of its status moves.
+
+One multi-asset owns the four collections because they are decided together: where a
+listing was stored decides which transition is recorded, and a listing written to one
+collection leaves the other two (the IO manager moves it, with its CRM fields, from the
+catalogue's siblings). The history is written first: a run that stopped after moving a
+listing but before recording the move would otherwise find nothing to record when run
+again.
+"""
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+
+import dagster as dg
+
+from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.io_manager import Streamed
+from mls_assets.defs.leases import LeaseResource
+from mls_assets.defs.partitions import feed_day_partitions
+from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
+from mls_assets.defs.quality.results import check_result
+from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.lib.catalogue import HISTORY, REJECTS, STATUS_COLLECTIONS
+from mls_assets.lib.quality import measures
+from mls_assets.lib.replication.routing import home_of_listing, stored_places, transitions
+from mls_assets.lib.spark import sparkql
+from mls_assets.lib.store.changes import ChangeSet, high_water
+from mls_assets.lib.store.naming import FeedKey
+from mls_assets.lib.store.writes import Tombstone
+from mls_assets.lib.tenants import feed_config
+
+COUNT_TOLERANCE = float(os.environ.get("MLS_COUNT_TOLERANCE", "0.02"))
+ACTIVE_STATUSES = ("Active", "Active Under Contract", "Coming Soon", "Pending")
+ASSET_OF_CLASS = {"active": "active_listings", "closed": "closed_listings", "expired": "expired_listings"}
+
+
+def _check(name: str, asset: str, description: str, blocking: bool = False) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking)
+
+
+CHECKS = [
+    *(_check("unique_listing_key", asset, "Each listingKey is stored once (a unique index enforces it).", True)
+      for asset in ASSET_OF_CLASS.values()),
+    *(_check("required_fields", asset, "The listings this run wrote carry listingKey, listingId, standardStatus, "
+             "modificationTimestamp, tenantId and mlsProvider.") for asset in ASSET_OF_CLASS.values()),
+    _check("one_status_collection", "active_listings", "Every listing this run wrote lives in exactly one of the "
+           "active, closed and expired collections of its feed.", blocking=True),
+    _check("expires_at_is_a_date_within_retention", "expired_listings", "The expired listings this run wrote carry "
+           "`expiresAt` as a BSON date (else the TTL index never fires) in the future."),
+    _check("count_matches_source", "active_listings", f"Stored (plus quarantined) active listings are within "
+           f"{COUNT_TOLERANCE:.0%} of the source's count (_pagination=count; MLS_COUNT_TOLERANCE)."),
+]  # fmt: skip
+
+
+@dg.multi_asset(
+    partitions_def=feed_day_partitions,
+    backfill_policy=SINGLE_RUN_BACKFILL,
+    group_name="status",
+    ins={"flattened_listings": dg.AssetIn(metadata={"changes": True})},
+    outs={
+        "listing_status_history": dg.AssetOut(description=HISTORY.description, kinds={"mongodb"},
+                                              metadata={"collection": HISTORY.name}),
+        **{asset: dg.AssetOut(description=STATUS_COLLECTIONS[klass].description, kinds={"mongodb"},
+                              metadata={"collection": STATUS_COLLECTIONS[klass].name})
+           for klass, asset in ASSET_OF_CLASS.items()},
+    },
+    check_specs=CHECKS,
+)  # fmt: skip
+@fails_clearly
+def status_collections(context: dg.AssetExecutionContext, flattened_listings: ChangeSet, mongo: MongoResource,
+                       clock: ClockResource, spark: SparkResource, leases: LeaseResource):  # fmt: skip
+    """Routes each flattened listing changed since this asset last ran into exactly one
+    status collection of its feed, moving it out of the other two, and records each
+    observed status transition."""
+    database = mongo.get_database()
+    now = clock.now()
+    leases.hold_feeds(context)
+    feeds = flattened_listings.feeds
+    before = {(feed, klass): high_water(database[spec.collection_name(feed)])
+              for feed in feeds for klass, spec in STATUS_COLLECTIONS.items()}  # fmt: skip
+    seen = {"listings": 0, "stale": 0, "leaving": 0, "moves": Counter(), "routed": Counter()}
+
+    def history(feed: FeedKey) -> Iterator[dict]:
+        for _, batch in flattened_listings.batches(feed):
+            found = transitions(batch, stored_places(database, feed, [d["listingKey"] for d in batch]), now,
+                                context.run.run_id)  # fmt: skip
+            seen["listings"] += len(batch)
+            seen["stale"] += found.stale
+            seen["leaving"] += found.leaving
+            seen["moves"].update(f"{e['from']} -> {e['to']}" for e in found.events)
+            yield from found.events
+
+    def summary() -> dict:  # the sync result an operator reads first
+        errors = sum(database[REJECTS.collection_name(f)].count_documents({"runId": context.run.run_id}) for f in feeds)
+        return {"summary": {"totalListings": seen["listings"], "statusChanges": dict(seen["moves"]),
+                            "leaving": seen["leaving"], "staleSkipped": seen["stale"], "errors": errors}}  # fmt: skip
+
+    yield dg.Output(Streamed({str(f): history(f) for f in feeds}, summary), output_name="listing_status_history")
+
+    def routed(feed: FeedKey, klass: str) -> Iterator[dict | Tombstone]:
+        """The changed listings that belong in `klass`; a tombstone for each that belongs
+        nowhere (deleted, or expired beyond the 90-day window)."""
+        for _, batch in flattened_listings.batches(feed):
+            for doc in batch:
+                home = home_of_listing(doc, now)
+                if home == klass:
+                    seen["routed"][klass] += 1
+                    yield doc
+                elif home is None:
+                    yield Tombstone((doc["listingKey"],), doc["modificationTimestamp"])
+
+    for klass, asset in ASSET_OF_CLASS.items():
+        yield dg.Output({str(f): routed(f, klass) for f in feeds}, output_name=asset)
+    flattened_listings.commit(context.run.run_id)
+    context.log.info(f"routed {dict(seen['routed'])}, transitions {dict(seen['moves'])}")
+    yield from _checks(database, feeds, before, spark, now)
+
+
+def _checks(database, feeds: list[FeedKey], before: dict, spark: SparkResource, now) -> Iterator[dg.AssetCheckResult]:
+    """The run's own writes, checked where the rule can break; whole-collection audits are
+    the quality domain's scheduled checks."""
+    for klass, asset in ASSET_OF_CLASS.items():
+        spec = STATUS_COLLECTIONS[klass]
+        unique = measures.merge_findings((str(f), measures.key_index_is_unique(database[spec.collection_name(f)], spec))
+                                         for f in feeds)  # fmt: skip
+        yield check_result(unique, "collections without their unique listingKey index", asset,
+                                    "unique_listing_key")  # fmt: skip
+        written = measures.merge_findings(
+            (str(f), measures.missing_required(database[spec.collection_name(f)], before[(f, klass)])) for f in feeds)
+        yield check_result(written, "listings missing a required field", asset, "required_fields")
+    twins = measures.merge_findings((str(f), measures.in_several_collections(database, f, before)) for f in feeds)
+    yield check_result(twins, "listings in more than one status collection", "active_listings",
+                                "one_status_collection")  # fmt: skip
+    expiry = measures.merge_findings(
+        (str(f), measures.bad_expiry(database[STATUS_COLLECTIONS["expired"].collection_name(f)],
+                                     before[(f, "expired")], now)) for f in feeds)  # fmt: skip
+    yield check_result(expiry, "expired listings with a bad or past expiresAt", "expired_listings",
+                                "expires_at_is_a_date_within_retention")  # fmt: skip
+    yield _count_matches_source(database, feeds, spark)
+
+
+def _count_matches_source(database, feeds: list[FeedKey], spark: SparkResource) -> dg.AssetCheckResult:
+    counts, worst = {}, 0.0
+    for key in feeds:
+        feed = feed_config(database, str(key))
+        scope = sparkql.all_of(sparkql.eq("MlsId", feed.mls_id), sparkql.one_of("PropertyType", feed.property_types),
+                               sparkql.one_of("StandardStatus", ACTIVE_STATUSES))  # fmt: skip
+        with spark.client_for(feed) as client:
+            source = client.count(scope)
+        stored = measures.stored_active(database, key, ACTIVE_STATUSES)
+        gap = abs(stored - source) / source if source else float(stored > 0)
+        counts[str(key)] = {"stored": stored, "source": source, "gap": round(gap, 4)}
+        worst = max(worst, gap)
+    return dg.AssetCheckResult(
+        asset_key="active_listings", check_name="count_matches_source", passed=worst <= COUNT_TOLERANCE,
+        severity=dg.AssetCheckSeverity.WARN, metadata={"counts": counts, "largest_gap": round(worst, 4)},
+        description=f"largest gap between stored and source counts: {worst:.1%} (tolerance {COUNT_TOLERANCE:.0%})",
+    )  # fmt: skip
+

@@ -1,0 +1,128 @@
+"""The catalogue: every collection the pipeline keeps, in one place.
+
+For each collection: its name (per feed, `{tenant}_{mls}_<name>`, or per tenant), the
+fields that identify a document, the version that orders writes, the fields the CRM owns
+(written on insert only), the fields whose change alone is no change, its indexes, which
+status class it holds, whether the deletion sweep removes vanished listings from it, and
+whether it is replaced per group (a listing's photos) rather than merged per document.
+Assets, the IO manager, feed discovery, the sweep, the CRM code and the checks all read
+their facts from here; nothing else lists collections.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.database import Database
+
+from mls_assets.lib.store.indexes import ensure_indexes
+from mls_assets.lib.store.naming import FeedKey, tenant_collection
+from mls_assets.lib.transform.fields import CRM_OWNED_FIELDS
+
+# Seconds after `expiresAt` before MongoDB's TTL monitor deletes an expired listing (0: at
+# expiresAt). Set once per collection: an existing TTL index is not changed.
+EXPIRED_TTL_SECONDS = int(os.environ.get("MLS_EXPIRED_TTL_SECONDS", "0"))
+SEQUENCE_FIELD = "_seq"  # the feed's write sequence, stamped on every written document
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """How one collection is named, keyed, versioned, protected and indexed."""
+
+    name: str
+    key: tuple[str, ...]
+    version: str | None = None
+    protected: tuple[str, ...] = ()
+    volatile: tuple[str, ...] = ()
+    indexes: tuple[dict[str, Any], ...] = ()
+    status_class: str | None = None  # active / closed / expired
+    swept: bool = False  # the deletion sweep removes vanished listings here
+    group: str | None = None  # documents are replaced as a group per this field (photos)
+    sequenced: bool = True  # written documents carry the feed's write sequence (consumers read changes)
+    patched: bool = False  # documents owned by another system: only `Patch`es of our fields, no inserts
+    per_tenant: bool = False
+    description: str = ""
+
+    def collection_name(self, feed: FeedKey) -> str:
+        return tenant_collection(feed.tenant, self.name) if self.per_tenant else feed.collection(self.name)
+
+    def all_indexes(self) -> list[dict[str, Any]]:
+        """The declared indexes plus the unique key and, if sequenced, the write sequence."""
+        found = [] if self.key == ("_id",) else [{"keys": [[name, 1] for name in self.key], "unique": True}]
+        if self.sequenced:
+            found.append({"keys": [[SEQUENCE_FIELD, 1]]})
+        return [*found, *self.indexes]
+
+
+_LISTING_INDEXES = (
+    {"keys": [["listingId", 1]]},
+    {"keys": [["city", 1], ["standardStatus", 1]]},
+    {"keys": [["listPrice", 1]]},
+    {"keys": [["location", "2dsphere"]]},
+    {"keys": [["modificationTimestamp", 1]]},
+    {"keys": [["crm_property_ids", 1]]},
+)
+_PHOTO_INDEXES = ({"keys": [["listingKey", 1], ["order", 1]]}, {"keys": [["listingId", 1]]})
+
+
+def _status(name: str, klass: str, description: str, extra: tuple = ()) -> CollectionSpec:
+    return CollectionSpec(name, ("listingKey",), "modificationTimestamp", protected=CRM_OWNED_FIELDS,
+                          volatile=("lastSyncedAt",), indexes=_LISTING_INDEXES + extra, status_class=klass,
+                          swept=True, description=description)  # fmt: skip
+
+
+RAW = CollectionSpec("raw_listings", ("listingKey",), "modificationTimestamp",
+                     indexes=({"keys": [["modificationTimestamp", 1]]},), swept=True,
+                     description="Spark records with photos expanded, screened, newest version per ListingKey.")  # fmt: skip
+FLATTENED = CollectionSpec("flattened_listings", ("listingKey",), "modificationTimestamp", volatile=("lastSyncedAt",),
+                           indexes=({"keys": [["standardStatus", 1]]}, {"keys": [["modificationTimestamp", 1]]}),
+                           swept=True, description="Flat camelCase listings with derived fields and contentHash.")  # fmt: skip
+ACTIVE = _status("listings", "active", "On-market listings (Active, Active Under Contract, Pending, Coming Soon).")
+CLOSED = _status("closed_listings", "closed", "Closed (sold) listings.")
+EXPIRED = _status(
+    "expired_listings", "expired",
+    "Expired, Canceled and Withdrawn listings within 90 days of their status change: `expiresAt` is a BSON date "
+    "with a TTL index; lead fields are set on insert only.",
+    ({"keys": [["expiresAt", 1]], "expireAfterSeconds": EXPIRED_TTL_SECONDS},  # TTL: expiresAt must be a date
+     {"keys": [["leadStatus", 1], ["statusChangeDate", -1]]}),
+)  # fmt: skip
+HISTORY = CollectionSpec("status_history", ("listingKey", "at", "to"),
+                         description="Append-only status transitions {listingKey, from, to, at, runId}.")  # fmt: skip
+PHOTOS = CollectionSpec("photos", ("photoId",), group="listingKey", indexes=_PHOTO_INDEXES, swept=True,
+                        sequenced=False,
+                        description="Photos of active and closed listings, one document per photo, every CDN size.")  # fmt: skip
+EXPIRED_PHOTOS = CollectionSpec("expired_photos", ("photoId",), group="listingKey", indexes=_PHOTO_INDEXES, swept=True,
+                                sequenced=False, description="Photos of expired and cancelled listings.")  # fmt: skip
+REJECTS = CollectionSpec("rejects", ("rejectKey",), indexes=({"keys": [["listingKey", 1]]},), sequenced=False,
+                         description="The quarantine: records that could not be stored, with the reason.")  # fmt: skip
+CRM_PROPERTIES = CollectionSpec("crm_properties", ("_id",), per_tenant=True, sequenced=False, patched=True,
+                                indexes=({"keys": [["mls_feed", 1], ["mls_property_id", 1]]},),
+                                description="The tenant's CRM properties (the CRM's own documents).")  # fmt: skip
+
+FEED_COLLECTIONS = (RAW, FLATTENED, ACTIVE, CLOSED, EXPIRED, HISTORY, PHOTOS, EXPIRED_PHOTOS, REJECTS)
+STATUS_COLLECTIONS: dict[str, CollectionSpec] = {s.status_class: s for s in (ACTIVE, CLOSED, EXPIRED)}
+PHOTOS_OF_CLASS: dict[str, CollectionSpec] = {"active": PHOTOS, "closed": PHOTOS, "expired": EXPIRED_PHOTOS}
+BY_NAME: dict[str, CollectionSpec] = {s.name: s for s in (*FEED_COLLECTIONS, CRM_PROPERTIES)}
+
+
+# A listing lives in exactly one collection of its group: written to one, it leaves the others.
+SIBLING_GROUPS = ((ACTIVE, CLOSED, EXPIRED), (PHOTOS, EXPIRED_PHOTOS))
+
+
+def siblings_of(spec: CollectionSpec) -> tuple[CollectionSpec, ...]:
+    for group in SIBLING_GROUPS:
+        if spec in group:
+            return tuple(s for s in group if s is not spec)
+    return ()
+
+
+def ensure_feed_collections(database: Database, feed: FeedKey) -> list[str]:
+    """Create every collection of a feed (and its tenant's) with its indexes."""
+    names = []
+    for spec in (*FEED_COLLECTIONS, CRM_PROPERTIES):
+        collection = database[spec.collection_name(feed)]
+        ensure_indexes(collection, spec.all_indexes())
+        names.append(collection.name)
+    return names

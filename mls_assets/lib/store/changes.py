@@ -1,0 +1,138 @@
+"""Change tracking without a second write: a write sequence per feed, a watermark per consumer.
+
+Every document a producer writes carries `_seq`, a number from its feed's sequence (one
+counter per feed, taken in blocks, one round trip per written batch). A consumer keeps its
+own watermark per source collection: the highest `_seq` it has processed. "What changed in
+my upstream since I last ran" is then one indexed range query, `_seq` in (watermark,
+high water], and the consumer moves its watermark only after its own output is stored: a
+consumer that fails midway starts again from the same watermark; producers know nothing
+of their consumers. Writers of one feed never overlap (the feed lease), so no document
+with a lower `_seq` can appear after a consumer has read past it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pymongo import ReturnDocument
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from mls_assets.lib.catalogue import SEQUENCE_FIELD
+from mls_assets.lib.store.naming import FeedKey
+
+SEQUENCES_COLLECTION = "sequences"
+WATERMARKS_COLLECTION = "watermarks"
+
+
+class FeedSequence:
+    """The write sequence of one feed."""
+
+    def __init__(self, database: Database, feed: FeedKey) -> None:
+        self._collection = database[SEQUENCES_COLLECTION]
+        self.feed = str(feed)
+
+    def take(self, count: int) -> int:
+        """Reserve `count` numbers; returns the first."""
+        doc = self._collection.find_one_and_update({"_id": self.feed}, {"$inc": {"value": count}}, upsert=True,
+                                                   return_document=ReturnDocument.AFTER)  # fmt: skip
+        return doc["value"] - count + 1
+
+
+def high_water(collection: Collection) -> int:
+    """The highest `_seq` written to a collection (0 when none)."""
+    doc = collection.find_one({SEQUENCE_FIELD: {"$exists": True}}, {SEQUENCE_FIELD: 1, "_id": 0},
+                              sort=[(SEQUENCE_FIELD, -1)])  # fmt: skip
+    return int(doc[SEQUENCE_FIELD]) if doc else 0
+
+
+def _watermark_id(consumer: str, source: Collection) -> str:
+    return f"{consumer}|{source.name}"
+
+
+def read_watermark(database: Database, consumer: str, source: Collection) -> int:
+    doc = database[WATERMARKS_COLLECTION].find_one({"_id": _watermark_id(consumer, source)})
+    return int(doc["seq"]) if doc else 0
+
+
+def advance_watermark(database: Database, consumer: str, source: Collection, seq: int, run_id: str) -> None:
+    """Move a consumer's watermark forward (never back)."""
+    database[WATERMARKS_COLLECTION].update_one(
+        {"_id": _watermark_id(consumer, source)},
+        {"$max": {"seq": seq}, "$set": {"runId": run_id, "updatedAt": datetime.now(UTC)}},
+        upsert=True,
+    )
+
+
+@dataclass
+class ChangeSource:
+    """One feed's changes in one upstream collection: `_seq` in (after, upto]."""
+
+    feed: FeedKey
+    collection: Collection
+    after: int
+    upto: int
+
+    @property
+    def empty(self) -> bool:
+        return self.upto <= self.after
+
+    def batches(self, batch_size: int, projection: dict | None = None) -> Iterator[list[dict]]:
+        if self.empty:
+            return
+        query = {SEQUENCE_FIELD: {"$gt": self.after, "$lte": self.upto}}
+        cursor = self.collection.find(query, projection).sort(SEQUENCE_FIELD, 1).batch_size(batch_size)
+        batch: list[dict] = []
+        for doc in cursor:
+            batch.append(doc)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+@dataclass
+class ChangeSet:
+    """What changed in an upstream collection for a consumer, per feed; read as often as
+    needed (the range is fixed when it is opened) and committed once the consumer's output
+    is stored."""
+
+    database: Database
+    consumer: str
+    sources: list[ChangeSource] = field(default_factory=list)
+    batch_size: int = 1000
+    projection: dict | None = None
+
+    @classmethod
+    def open(cls, database: Database, consumer: str, collections: dict[FeedKey, Collection],
+             batch_size: int = 1000, projection: dict | None = None) -> ChangeSet:  # fmt: skip
+        sources = [ChangeSource(feed, collection, read_watermark(database, consumer, collection), high_water(collection))
+                   for feed, collection in collections.items()]  # fmt: skip
+        return cls(database, consumer, sources, batch_size, projection)
+
+    @property
+    def feeds(self) -> list[FeedKey]:
+        return [s.feed for s in self.sources]
+
+    @property
+    def empty(self) -> bool:
+        return all(s.empty for s in self.sources)
+
+    def batches(self, feed: FeedKey | None = None) -> Iterator[tuple[FeedKey, list[dict]]]:
+        for source in self.sources:
+            if feed is None or source.feed == feed:
+                for batch in source.batches(self.batch_size, self.projection):
+                    yield source.feed, batch
+
+    def count(self, feed: FeedKey | None = None) -> int:
+        """How many documents changed (one indexed count per source)."""
+        return sum(s.collection.count_documents({SEQUENCE_FIELD: {"$gt": s.after, "$lte": s.upto}})
+                   for s in self.sources if not s.empty and (feed is None or s.feed == feed))  # fmt: skip
+
+    def commit(self, run_id: str) -> None:
+        for source in self.sources:
+            if not source.empty:
+                advance_watermark(self.database, self.consumer, source.collection, source.upto, run_id)

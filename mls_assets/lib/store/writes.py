@@ -1,0 +1,360 @@
+"""Writing documents to a catalogued collection: each stored document written once per change.
+
+Why not delete-then-insert: downstream users (the CRM, lead tools) write their own fields
+onto our documents, and partitions may be re-run in any order. So a write
+- inserts documents that are new with `insert_many` (several times faster than upserts);
+  into a collection that was empty when the write began it looks nothing up at all;
+- updates existing ones only when their content changed (a content hash per document) and
+  skips the unchanged without a write (the cheapest write is the one not sent);
+- never lets an older version (the collection's version field) overwrite a newer one,
+  enforced in the update filter too, so overlapping writers stay safe;
+- writes the CRM-owned fields on insert only, and carries them over when a listing moves
+  in from a sibling collection (active -> expired), which it then leaves;
+- stamps every written document with the feed's write sequence (`_seq`), the bookkeeping
+  consumers read changes by, on the same write;
+- removes what a `Tombstone` names (a listing that left, a vanished photo set), never a
+  stored version newer than the tombstone's.
+Grouped collections (a listing's photos) are replaced group by group: the documents of a
+group in the output are its whole new set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+import bson
+import orjson
+from pymongo import DeleteOne, ReplaceOne, UpdateOne
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError
+
+from mls_assets.lib.catalogue import SEQUENCE_FIELD, CollectionSpec
+from mls_assets.lib.store.indexes import ensure_indexes
+
+DUPLICATE_KEY = 11000
+HASH_FIELD = "_hash"
+RUN_FIELD = "_runId"
+BOOKKEEPING = (HASH_FIELD, RUN_FIELD, SEQUENCE_FIELD, "_id")
+LOOKUP_CHUNK = 100  # `$in` slows down superlinearly with its length on the embedded server
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """Remove the document with this key (a group's documents, for a grouped collection),
+    unless the stored version is newer than `version`."""
+
+    key: tuple
+    version: Any = None
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Field updates to a document another system owns (a CRM property): set, unset, rename
+    and push exactly these fields; never insert."""
+
+    key: tuple
+    set: dict[str, Any] = field(default_factory=dict)
+    unset: tuple[str, ...] = ()
+    rename: dict[str, str] = field(default_factory=dict)
+    push: dict[str, Any] = field(default_factory=dict)
+
+    def update(self) -> dict[str, Any]:
+        update: dict[str, Any] = {}
+        if self.rename:
+            update["$rename"] = dict(self.rename)
+        if self.set:
+            update["$set"] = dict(self.set)
+        if self.unset:
+            update["$unset"] = {name: "" for name in self.unset}
+        if self.push:
+            update["$push"] = dict(self.push)
+        return update
+
+
+@dataclass
+class WriteCounts:
+    """What a write did; `stale` documents lost to a newer stored version."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    removed: int = 0
+    by_day: Counter = field(default_factory=Counter)  # documents of the output per version day
+
+    def __iadd__(self, other: WriteCounts) -> WriteCounts:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "by_day"}
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def content_hash(doc: Mapping[str, Any], exclude: Iterable[str] = ()) -> str:
+    """Stable hash of a document's fields (key order does not matter)."""
+    skip = set(exclude) | set(BOOKKEEPING)
+    content = {k: v for k, v in doc.items() if k not in skip}
+    try:
+        payload = orjson.dumps(content, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits: the slow, exact path
+        payload = bson.encode(_sorted_deep(content))
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def _sorted_deep(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _sorted_deep(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [_sorted_deep(v) for v in value]
+    return value
+
+
+def version_guard(spec: CollectionSpec, version: Any) -> dict:
+    """Match a stored document only if its version is not newer (missing counts as older).
+
+    One `$not: {$gt}` on the version field, not an `$or`: next to the key's equality it keeps
+    the key's index usable (an `$or` made the embedded server scan the collection)."""
+    return {spec.version: {"$not": {"$gt": version}}} if spec.version and version is not None else {}
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.replace(tzinfo=None) - value.utcoffset()
+    return value
+
+
+def is_older(version: Any, than: Any) -> bool:
+    if version is None or than is None:
+        return False
+    try:
+        return _comparable(version) < _comparable(than)
+    except TypeError:  # incomparable versions: let the write through
+        return False
+
+
+class Sequencer:
+    """Hands out write sequence numbers (see `mls_assets.lib.store.changes.FeedSequence`)."""
+
+    def take(self, count: int) -> int:  # pragma: no cover - an interface
+        raise NotImplementedError
+
+
+class CollectionWriter:
+    """Writes a stream of documents and tombstones to one collection of one feed."""
+
+    def __init__(self, collection: Collection, spec: CollectionSpec, *, siblings: Sequence[Collection] = (),
+                 sequence: Sequencer | None = None, run_id: str = "", batch_size: int = 1000) -> None:  # fmt: skip
+        self.collection, self.spec, self.siblings = collection, spec, list(siblings)
+        ensure_indexes(collection, spec.all_indexes())  # the unique key index is what makes writes safe
+        self.sequence = sequence if spec.sequenced else None
+        self.run_id, self.batch_size = run_id, batch_size
+        # a collection empty when the write begins needs no lookups (a first sync)
+        self.empty = collection.find_one({}, {"_id": 1}) is None
+        self.live_siblings = [s for s in self.siblings if s.find_one({}, {"_id": 1}) is not None]
+
+    def write(self, items: Iterable[Mapping[str, Any] | Tombstone]) -> WriteCounts:
+        counts = WriteCounts()
+        write = self._patch_batch if self.spec.patched else self._group_batch if self.spec.group else self._keyed_batch
+        for batch in batched(items, self.batch_size):
+            counts += write(batch)
+        return counts
+
+    # -- shared -------------------------------------------------------------------------
+
+    def key_of(self, doc: Mapping[str, Any]) -> tuple:
+        try:
+            return tuple(doc[name] for name in self.spec.key)
+        except KeyError as missing:
+            raise ValueError(f"a document for {self.collection.name} has no key field {missing}") from None
+
+    def _key_filter(self, key: tuple) -> dict:
+        return dict(zip(self.spec.key, key, strict=True))
+
+    def _lookup(self, collection: Collection, keys: list[tuple], extra: Iterable[str] = ()) -> dict[tuple, dict]:
+        projection = {name: 1 for name in (*self.spec.key, HASH_FIELD, *extra)} | {"_id": 0}
+        if self.spec.version:
+            projection[self.spec.version] = 1
+        found: dict[tuple, dict] = {}
+        for chunk in batched(keys, LOOKUP_CHUNK):
+            if len(self.spec.key) == 1:
+                query: dict = {self.spec.key[0]: {"$in": [k[0] for k in chunk]}}
+            else:
+                query = {"$or": [self._key_filter(k) for k in chunk]}
+            for doc in collection.find(query, projection):
+                found[tuple(doc.get(name) for name in self.spec.key)] = doc
+        return found
+
+    def _stamp(self, docs: list[dict]) -> None:
+        if self.sequence is not None and docs:
+            first = self.sequence.take(len(docs))
+            for offset, doc in enumerate(docs):
+                doc[SEQUENCE_FIELD] = first + offset
+        for doc in docs:
+            doc[RUN_FIELD] = self.run_id
+
+    def _count_days(self, docs: Iterable[Mapping[str, Any]], counts: WriteCounts) -> None:
+        if self.spec.version:
+            for doc in docs:
+                version = doc.get(self.spec.version)
+                if isinstance(version, datetime):
+                    counts.by_day[version.astimezone(UTC).date().isoformat()] += 1
+
+    # -- documents merged one by one ------------------------------------------------------
+
+    def _keyed_batch(self, batch: list) -> WriteCounts:
+        counts = WriteCounts()
+        tombstones = [item for item in batch if isinstance(item, Tombstone)]
+        latest: dict[tuple, dict] = {}
+        for item in batch:
+            if isinstance(item, Tombstone):
+                continue
+            doc = {k: v for k, v in item.items() if k not in BOOKKEEPING}
+            key = self.key_of(doc)
+            previous = latest.get(key)
+            if previous is not None:
+                counts.stale += 1  # two copies in one batch: the newer wins
+                if is_older(doc.get(self.spec.version), previous.get(self.spec.version)):
+                    continue
+            doc[HASH_FIELD] = content_hash(doc, exclude=self.spec.volatile)
+            latest[key] = doc
+        self._count_days(latest.values(), counts)
+
+        keys = list(latest)
+        stored = {} if self.empty else self._lookup(self.collection, keys)
+        in_siblings: dict[tuple, dict] = {}
+        for sibling in self.live_siblings:
+            for key, doc in self._lookup(sibling, keys, self.spec.protected).items():
+                held = in_siblings.get(key)
+                if held is None or is_older(held.get(self.spec.version), doc.get(self.spec.version)):
+                    in_siblings[key] = doc
+        inserts, updates, leaving_siblings = [], [], []
+        for key, doc in latest.items():
+            version = doc.get(self.spec.version) if self.spec.version else None
+            elsewhere = in_siblings.get(key)
+            if elsewhere is not None and is_older(version, elsewhere.get(self.spec.version)):
+                counts.stale += 1  # a newer version lives in a sibling: never go back
+                continue
+            current = stored.get(key)
+            if current is None:
+                if elsewhere is not None:  # moving in: what the CRM wrote moves with it
+                    doc.update({name: elsewhere[name] for name in self.spec.protected if name in elsewhere})
+                inserts.append(doc)
+            elif is_older(version, current.get(self.spec.version)):
+                counts.stale += 1
+                continue
+            elif current.get(HASH_FIELD) == doc[HASH_FIELD]:
+                counts.unchanged += 1
+            else:
+                updates.append(doc)
+            if elsewhere is not None:
+                leaving_siblings.append((key, version))
+
+        self._stamp(inserts + updates)
+        retry = self._insert(inserts, counts)
+        operations = [self._update(doc, upsert=False) for doc in updates]
+        operations += [self._update(doc, upsert=True) for doc in retry]
+        if operations:
+            self._bulk(operations, counts)
+        for sibling in self.live_siblings:
+            removals = [DeleteOne({**self._key_filter(key), **version_guard(self.spec, version)})
+                        for key, version in leaving_siblings]  # fmt: skip
+            if removals:
+                sibling.bulk_write(removals, ordered=False)
+        if tombstones and not self.empty:
+            removals = [DeleteOne({**self._key_filter(t.key), **version_guard(self.spec, t.version)}) for t in tombstones]
+            counts.removed += self.collection.bulk_write(removals, ordered=False).deleted_count
+        return counts
+
+    def _update(self, doc: dict, upsert: bool) -> UpdateOne:
+        key = self.key_of(doc)
+        query = {**self._key_filter(key), **version_guard(self.spec, doc.get(self.spec.version))}
+        protected = set(self.spec.protected)
+        update: dict[str, Any] = {"$set": {k: v for k, v in doc.items() if k not in protected}}
+        on_insert = {k: v for k, v in doc.items() if k in protected}
+        if upsert and on_insert:
+            update["$setOnInsert"] = on_insert
+        return UpdateOne(query, update, upsert=upsert)
+
+    def _insert(self, docs: list[dict], counts: WriteCounts) -> list[dict]:
+        """Insert new documents; return the ones another writer stored first."""
+        if not docs:
+            return []
+        try:
+            counts.inserted += len(self.collection.insert_many(docs, ordered=False).inserted_ids)
+            return []
+        except BulkWriteError as error:
+            counts.inserted += error.details.get("nInserted", 0)
+            lost = []
+            for write_error in error.details.get("writeErrors", []):
+                if write_error.get("code") != DUPLICATE_KEY:
+                    raise
+                lost.append(docs[write_error["index"]])
+            for doc in lost:
+                doc.pop("_id", None)  # insert_many assigned one
+            return lost
+
+    def _bulk(self, operations: list, counts: WriteCounts) -> None:
+        """Guarded updates (and upserts for inserts another writer won): what matches nothing
+        lost to a newer stored version."""
+        try:
+            result = self.collection.bulk_write(operations, ordered=False)
+            matched, upserted = result.matched_count, result.upserted_count
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise
+            matched, upserted = error.details.get("nMatched", 0), error.details.get("nUpserted", 0)
+        counts.updated += matched
+        counts.inserted += upserted
+        counts.stale += len(operations) - matched - upserted
+
+    # -- documents owned elsewhere, patched field by field ---------------------------------
+
+    def _patch_batch(self, batch: list) -> WriteCounts:
+        counts = WriteCounts()
+        operations = [UpdateOne(self._key_filter(p.key), p.update()) for p in batch if p.update()]
+        if operations:
+            result = self.collection.bulk_write(operations, ordered=False)
+            counts.updated += result.modified_count
+            counts.unchanged += result.matched_count - result.modified_count
+            counts.stale += len(operations) - result.matched_count  # the document is gone
+        return counts
+
+    # -- documents replaced group by group ------------------------------------------------
+
+    def _group_batch(self, batch: list) -> WriteCounts:
+        counts = WriteCounts()
+        group = self.spec.group
+        docs = [{k: v for k, v in item.items() if k not in BOOKKEEPING} for item in batch
+                if not isinstance(item, Tombstone)]  # fmt: skip
+        written = sorted({doc[group] for doc in docs})
+        removed = sorted({t.key[0] for t in batch if isinstance(t, Tombstone)} | set(written))
+        if not self.empty:
+            for chunk in batched(removed, LOOKUP_CHUNK):
+                counts.removed += self.collection.delete_many({group: {"$in": chunk}}).deleted_count
+        for sibling in self.live_siblings:  # a group moving in leaves its old collection
+            for chunk in batched(written, LOOKUP_CHUNK):
+                sibling.delete_many({group: {"$in": chunk}})
+        self._stamp(docs)
+        self._count_days(docs, counts)
+        retry = self._insert(docs, counts)
+        if retry:  # another writer stored these first: this write's set wins
+            self.collection.bulk_write([ReplaceOne(self._key_filter(self.key_of(d)), d, upsert=True) for d in retry])
+            counts.inserted += len(retry)
+        return counts
