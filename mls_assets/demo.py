@@ -46,7 +46,7 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, day: st
 
 
 def run_demo() -> int:
-    from mls_assets.definitions import defs
+    from mls_assets.definitions import defs as definitions
     from mls_assets.defs.feeds.registration import sync_feed_partitions
     from mls_assets.lib.local_mode import is_local_mode
     from mls_assets.lib.spark.simulator import process
@@ -82,7 +82,7 @@ def run_demo() -> int:
     # the first day first: with no cursor yet it pulls the whole feed; the days before then
     # re-pull their own listings (and change nothing that is already current)
     days = [first.isoformat()] + [(first - timedelta(days=n)).isoformat() for n in range(days_back, 0, -1)]
-    job = defs.resolve_job_def(MAIN_JOB)
+    job = definitions().resolve_job_def(MAIN_JOB)
     ok = True
     print(f"replicating {days[0]} (the whole feed on the first run), then {days[1]} .. {days[-1]}")
     for feed in feeds:

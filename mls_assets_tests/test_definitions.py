@@ -2,21 +2,42 @@ import dagster as dg
 
 from mls_assets.definitions import defs
 
+DEFINITIONS = defs()
+
 
 def test_definitions_load_and_validate():
-    dg.Definitions.validate_loadable(defs)
-    graph = defs.resolve_asset_graph()
-    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert {"smoke_listings", "smoke_summary"} <= keys
+    dg.Definitions.validate_loadable(DEFINITIONS)
+    keys = {key.to_user_string() for key in DEFINITIONS.resolve_asset_graph().get_all_asset_keys()}
+    assert "raw_listings" in keys and not [k for k in keys if "smoke" in k]
 
 
 def test_every_asset_is_documented_grouped_and_kinded():
-    for asset in defs.resolve_asset_graph().assets_defs:
+    for asset in DEFINITIONS.resolve_asset_graph().assets_defs:
         for key in asset.keys:
             spec = asset.specs_by_key[key]
             assert spec.description, f"{key} has no docstring"
             assert spec.group_name and spec.group_name != "default", f"{key} has no group"
             assert "mongodb" in spec.kinds, f"{key} is not kinded mongodb"
+
+
+def test_every_asset_names_a_catalogued_collection_so_the_io_manager_stores_it():
+    from mls_assets.lib.catalogue import BY_NAME
+
+    for asset in DEFINITIONS.resolve_asset_graph().assets_defs:
+        for key in asset.keys:
+            if key.to_user_string() == "deleted_listings_sweep":  # reports what it removed; stores nothing
+                continue
+            collection = asset.specs_by_key[key].metadata.get("collection")
+            assert collection in BY_NAME, f"{key} names no catalogued collection"
+
+
+def test_the_replication_job_runs_the_checks_of_the_run_not_the_audits():
+    from mls_assets.defs.quality.checks import AUDIT_CHECKS
+
+    job = DEFINITIONS.resolve_job_def("replication_job")
+    checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
+    audits = {key.name for check in AUDIT_CHECKS for key in check.check_keys}
+    assert "one_status_collection" in checks and not checks & audits
 
 
 def test_workspace_points_at_the_definitions_module():
@@ -30,5 +51,5 @@ def test_workspace_points_at_the_definitions_module():
 
 
 def test_every_job_runs_in_one_process_so_no_step_outlives_its_run():
-    for job in defs.resolve_all_job_defs():
+    for job in DEFINITIONS.resolve_all_job_defs():
         assert job.executor_def.name == "in_process", job.name

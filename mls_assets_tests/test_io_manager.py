@@ -1,162 +1,131 @@
-"""The IO manager through real materializations: partitions, ranges, idempotence, loads."""
+"""The IO manager with real assets on the real server: partitions, ranges, feeds, changes."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
-import pandas as pd
 import pytest
 
-from mls_assets.defs.partitions import feed_day_partitions
-from mls_assets.defs.smoke import SMOKE_ROWS_PER_PARTITION, smoke_listings, smoke_summary
+from mls_assets.defs.io_manager import Streamed
+from mls_assets.defs.partitions import feed_day_key, feed_day_partitions
+from mls_assets.lib.catalogue import FLATTENED, RAW
+from mls_assets.lib.store.changes import ChangeSet
 
-GPS_DAY = "2026-11-20|jpsrealtor.gps"
-RANGE_TAGS = {
-    "dagster/asset_partition_range_start": "2026-11-18|jpsrealtor.gps",
-    "dagster/asset_partition_range_end": "2026-11-20|jpsrealtor.gps",
-}
-
-
-def materialization_metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    events = [
-        e for e in result.get_asset_materialization_events()
-        if e.asset_key == dg.AssetKey(asset)
-    ]  # fmt: skip
-    metadata = events[-1].materialization.metadata
-    return {k: getattr(v, "value", v) for k, v in metadata.items()}
+GPS, OTHER = "jpsrealtor.gps", "otheragent.gps"
+DAY = "2026-11-20"
 
 
-def test_partition_is_written_then_rewritten_idempotently(instance, mongo_resources, mongo_db):
-    assets = [smoke_listings, smoke_summary]
-    first = dg.materialize(assets, instance=instance, resources=mongo_resources, partition_key=GPS_DAY)
-    second = dg.materialize(assets, instance=instance, resources=mongo_resources, partition_key=GPS_DAY)
-
-    meta1 = materialization_metadata(first, "smoke_listings")
-    meta2 = materialization_metadata(second, "smoke_listings")
-    rows = SMOKE_ROWS_PER_PARTITION
-    assert (meta1["inserted"], meta1["updated"], meta1["unchanged"]) == (rows, 0, 0)
-    assert (meta2["inserted"], meta2["updated"], meta2["unchanged"]) == (0, 0, rows)
-    assert meta1["dagster/partition_row_count"] == meta2["dagster/partition_row_count"] == rows
-    assert meta1["dagster/table_name"] == f"{mongo_db.name}.jpsrealtor_gps_smoke_listings"
-
-    collection = mongo_db["jpsrealtor_gps_smoke_listings"]
-    assert collection.count_documents({}) == rows
-    assert len(collection.distinct("listingKey")) == rows
-    summary = mongo_db["jpsrealtor_gps_smoke_summary"].find_one({"partition": GPS_DAY})
-    assert summary["rows"] == rows
+def docs_for(feed: str, day: str, count: int = 5, price: int = 1) -> list[dict]:
+    at = datetime.fromisoformat(f"{day}T12:00:00+00:00")
+    return [{"listingKey": f"{day}-{i}", "modificationTimestamp": at, "price": price, "feed": feed}
+            for i in range(count)]  # fmt: skip
 
 
-def test_indexes_declared_by_the_asset_are_created(instance, mongo_resources, mongo_db):
-    dg.materialize([smoke_listings], instance=instance, resources=mongo_resources, partition_key=GPS_DAY)
-    indexes = mongo_db["jpsrealtor_gps_smoke_listings"].index_information()
-    keys = {tuple(k for k, _ in spec["key"]): spec.get("unique", False) for spec in indexes.values()}
-    assert keys[("listingKey",)] is True
-    assert ("_partitionKey",) in keys and ("listPrice",) in keys
+PRICES: dict[str, int] = {}
 
 
-def test_a_feed_only_writes_its_own_tenant_collections(instance, mongo_resources, mongo_db):
-    dg.materialize([smoke_listings], instance=instance, resources=mongo_resources, partition_key=GPS_DAY)
-    assert mongo_db.list_collection_names() == ["jpsrealtor_gps_smoke_listings"]
+@dg.asset(partitions_def=feed_day_partitions, metadata={"collection": RAW.name})
+def produced(context: dg.AssetExecutionContext):
+    """One feed-day's documents (a mapping per partition in a range run)."""
+    return {key: docs_for(*reversed(key.split("|")), price=PRICES.get(key, 1)) for key in context.partition_keys}
 
 
-def test_a_partition_range_is_handled_in_one_run(mongo_resources, mongo_db):
-    with dg.instance_for_test() as one_feed:
-        one_feed.add_dynamic_partitions("feeds", ["jpsrealtor.gps"])
-        result = dg.materialize(
-            [smoke_listings, smoke_summary], instance=one_feed, resources=mongo_resources, tags=RANGE_TAGS
-        )
-    assert result.success
-    meta = materialization_metadata(result, "smoke_listings")
-    assert meta["inserted"] == 3 * SMOKE_ROWS_PER_PARTITION
-    listings = mongo_db["jpsrealtor_gps_smoke_listings"]
-    for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
-        key = f"{day}|jpsrealtor.gps"
-        assert listings.count_documents({"_partitionKey": key}) == SMOKE_ROWS_PER_PARTITION
-        summary = mongo_db["jpsrealtor_gps_smoke_summary"].find_one({"_partitionKey": key})
-        assert summary["rows"] == SMOKE_ROWS_PER_PARTITION
+@dg.asset(partitions_def=feed_day_partitions, metadata={"collection": FLATTENED.name},
+          ins={"produced": dg.AssetIn(metadata={"changes": True})})  # fmt: skip
+def consumed(context: dg.AssetExecutionContext, produced: ChangeSet):
+    """What changed upstream, copied; fails before committing when asked to."""
+    seen = []
+
+    def copies():
+        for _, batch in produced.batches():
+            seen.extend(doc["listingKey"] for doc in batch)
+            yield from batch
+
+    yield dg.Output(Streamed(copies(), lambda: {"seen": len(seen)}))
+    if PRICES.get("fail_consumer"):
+        raise RuntimeError("the consumer fails after storing, before committing")
+    produced.commit(context.run.run_id)
 
 
-VERSIONED = {
-    "collection": "{tenant}_{mls}_versioned",
-    "key_fields": ["listingKey"],
-    "version_field": "modificationTimestamp",
-    "protected_fields": ["leadStatus"],
-    "remove_missing": True,
-}
+def run(instance, resources, *assets, **kwargs) -> dg.ExecuteInProcessResult:
+    return dg.materialize(list(assets), instance=instance, resources=resources, **kwargs)
 
 
-def versioned_asset(docs: list[dict]) -> dg.AssetsDefinition:
-    @dg.asset(name="versioned", partitions_def=feed_day_partitions, metadata=VERSIONED)
-    def _versioned() -> pd.DataFrame:
-        return pd.DataFrame(docs)
-
-    return _versioned
+def meta(result, asset: str) -> dict:
+    return {k: v.value for k, v in result.asset_materializations_for_node(asset)[0].metadata.items()}
 
 
-def at(hours: int) -> datetime:
-    return datetime(2026, 11, 20, tzinfo=UTC) + timedelta(hours=hours)
+def test_a_partition_is_written_then_rewritten_idempotently(instance, mongo_resources, mongo_db):
+    key = str(feed_day_key(GPS, DAY))
+    first = meta(run(instance, mongo_resources, produced, partition_key=key), "produced")
+    second = meta(run(instance, mongo_resources, produced, partition_key=key), "produced")
+    assert (first["inserted"], first["unchanged"]) == (5, 0) and (second["inserted"], second["unchanged"]) == (0, 5)
+    assert first["dagster/table_name"] == f"{mongo_db.name}.jpsrealtor_gps_raw_listings"
+    assert first["dagster/partition_row_count"] == 5 and first["documents_by_day"] == {DAY: 5}
+    assert mongo_db["jpsrealtor_gps_raw_listings"].count_documents({}) == 5
+    indexes = mongo_db["jpsrealtor_gps_raw_listings"].index_information().values()
+    assert any(i["key"] == [("listingKey", 1)] and i.get("unique") for i in indexes)
 
 
-def test_guard_protection_and_removal_through_the_io_manager(instance, mongo_resources, mongo_db):
-    run = lambda docs: dg.materialize(
-        [versioned_asset(docs)], instance=instance, resources=mongo_resources, partition_key=GPS_DAY
-    )
-    run([
-        {"listingKey": "A", "listPrice": 100, "modificationTimestamp": at(5), "leadStatus": "new"},
-        {"listingKey": "B", "listPrice": 200, "modificationTimestamp": at(5), "leadStatus": "new"},
-    ])  # fmt: skip
-    stored = mongo_db["jpsrealtor_gps_versioned"]
-    stored.update_one({"listingKey": "A"}, {"$set": {"leadStatus": "contacted"}})
-
-    result = run([
-        {"listingKey": "A", "listPrice": 90, "modificationTimestamp": at(1), "leadStatus": "new"},
-    ])  # fmt: skip
-    meta = materialization_metadata(result, "versioned")
-    assert (meta["stale"], meta["updated"], meta["removed"]) == (1, 0, 1)
-    doc = stored.find_one({"listingKey": "A"})
-    assert (doc["listPrice"], doc["leadStatus"]) == (100, "contacted")
-    assert stored.find_one({"listingKey": "B"}) is None
+def test_a_range_run_writes_each_day_and_a_feed_only_its_own_collections(mongo_resources, mongo_db):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("feeds", [GPS, OTHER])
+        tags = {"dagster/asset_partition_range_start": str(feed_day_key(GPS, "2026-11-18")),
+                "dagster/asset_partition_range_end": str(feed_day_key(GPS, "2026-11-20"))}  # fmt: skip
+        result = run(instance, mongo_resources, produced, tags=tags)
+    assert meta(result, "produced")["documents_by_day"] == {"2026-11-18": 5, "2026-11-19": 5, "2026-11-20": 5}
+    feed_collections = [n for n in mongo_db.list_collection_names() if n.endswith("raw_listings")]
+    assert feed_collections == ["jpsrealtor_gps_raw_listings"]  # nothing of the other tenant's feed
 
 
-def test_an_upstream_slice_loads_as_list_dataframe_or_batches(instance, mongo_resources):
-    seen = {}
-
-    @dg.asset(partitions_def=feed_day_partitions)
-    def as_list(smoke_listings: list) -> None:
-        seen["list"] = smoke_listings
-
-    @dg.asset(partitions_def=feed_day_partitions)
-    def as_frame(smoke_listings: pd.DataFrame) -> None:
-        seen["frame"] = smoke_listings
-
-    @dg.asset(
-        partitions_def=feed_day_partitions,
-        ins={"smoke_listings": dg.AssetIn(metadata={"load_as": "batches"})},
-    )
-    def as_batches(smoke_listings) -> None:
-        seen["batches"] = list(smoke_listings)
-
-    dg.materialize(
-        [smoke_listings, as_list, as_frame, as_batches],
-        instance=instance,
-        resources=mongo_resources,
-        partition_key=GPS_DAY,
-    )
-    rows = SMOKE_ROWS_PER_PARTITION
-    assert len(seen["list"]) == rows and isinstance(seen["list"][0], dict)
-    assert "_id" not in seen["list"][0] and "_hash" not in seen["list"][0]
-    assert seen["list"][0]["_partitionKey"] == GPS_DAY
-    assert isinstance(seen["frame"], pd.DataFrame) and len(seen["frame"]) == rows
-    assert sorted(seen["frame"]["listingKey"]) == [d["listingKey"] for d in seen["list"]]
-    assert all(isinstance(batch, list) for batch in seen["batches"])
-    assert sum(len(batch) for batch in seen["batches"]) == rows
+def test_a_consumer_gets_what_changed_since_it_last_committed(instance, mongo_resources, mongo_db):
+    key = str(feed_day_key(GPS, DAY))
+    run(instance, mongo_resources, produced, consumed, partition_key=key)
+    copies = mongo_db["jpsrealtor_gps_flattened_listings"]
+    assert copies.count_documents({}) == 5
+    nothing = run(instance, mongo_resources, produced, consumed, partition_key=key)
+    assert meta(nothing, "consumed")["seen"] == 0  # nothing changed upstream: nothing to read
+    PRICES[key] = 2
+    try:
+        changed = run(instance, mongo_resources, produced, consumed, partition_key=key)
+    finally:
+        PRICES.clear()
+    assert meta(changed, "consumed")["seen"] == 5 and copies.count_documents({"price": 2}) == 5
 
 
-def test_range_output_must_say_which_partition_each_document_belongs_to(mongo_resources):
-    @dg.asset(name="unlabelled", partitions_def=feed_day_partitions)
-    def unlabelled() -> list[dict]:
-        return [{"_key": "x"}]
+def test_a_consumer_that_fails_midway_resumes_where_it_stopped(instance, mongo_resources, mongo_db):
+    key = str(feed_day_key(GPS, DAY))
+    run(instance, mongo_resources, produced, partition_key=key)
+    PRICES["fail_consumer"] = 1
+    try:
+        failed = run(instance, mongo_resources, produced, consumed, partition_key=key, raise_on_error=False,
+                     selection=[consumed])  # fmt: skip
+    finally:
+        PRICES.clear()
+    assert not failed.success
+    again = run(instance, mongo_resources, produced, consumed, partition_key=key, selection=[consumed])
+    assert meta(again, "consumed")["seen"] == 5  # the changes were not lost with the failed run
+    done = run(instance, mongo_resources, produced, consumed, partition_key=key, selection=[consumed])
+    assert meta(done, "consumed")["seen"] == 0
 
-    with dg.instance_for_test() as one_feed:
-        one_feed.add_dynamic_partitions("feeds", ["jpsrealtor.gps"])
-        with pytest.raises(ValueError, match="must return"):
-            dg.materialize([unlabelled], instance=one_feed, resources=mongo_resources, tags=RANGE_TAGS)
+
+def test_a_plain_input_is_the_partitions_slice(instance, mongo_resources):
+    @dg.asset(partitions_def=feed_day_partitions, metadata={"collection": FLATTENED.name})
+    def sliced(context: dg.AssetExecutionContext, produced):
+        documents = [doc for batch in produced for doc in batch]
+        assert {d["listingKey"] for d in documents} == {f"{DAY}-{i}" for i in range(5)}
+        return documents
+
+    key = str(feed_day_key(GPS, DAY))
+    run(instance, mongo_resources, produced, partition_key=key)
+    run(instance, mongo_resources, produced, partition_key=str(feed_day_key(GPS, "2026-11-19")))
+    assert run(instance, mongo_resources, produced, sliced, partition_key=key, selection=[sliced]).success
+
+
+def test_an_asset_without_a_catalogued_collection_fails_clearly(instance, mongo_resources):
+    @dg.asset(partitions_def=feed_day_partitions, metadata={"collection": "nowhere"})
+    def uncatalogued():
+        return []
+
+    with pytest.raises(Exception, match="names no catalogued collection"):
+        run(instance, mongo_resources, uncatalogued, partition_key=str(feed_day_key(GPS, DAY)))
+

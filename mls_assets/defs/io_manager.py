@@ -22,6 +22,7 @@ Inputs come two ways:
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from itertools import chain
 from typing import Any
 
 import dagster as dg
@@ -94,17 +95,20 @@ class MongoCollectionIOManager(dg.IOManager):
         totals, tables = WriteCounts(), []
         for feed, data in streams:
             collection = self._database[spec.collection_name(feed)]
+            if collection.name not in tables:
+                tables.append(collection.name)
+            items = iter(data or ())
+            first = next(items, None)
+            if first is None:  # nothing to write: no index check, no probe
+                continue
             writer = CollectionWriter(
                 collection, spec, siblings=[self._database[s.collection_name(feed)] for s in siblings_of(spec)],
                 sequence=FeedSequence(self._database, feed), run_id=context.run_id, batch_size=self._batch_size,
             )  # fmt: skip
-            totals += writer.write(data or ())
-            if collection.name not in tables:
-                tables.append(collection.name)
+            totals += writer.write(chain([first], items))
         table = TableMetadataSet(
             table_name=", ".join(f"{self._database.name}.{name}" for name in tables),
-            partition_row_count=totals.written + totals.unchanged if partitions else None,
-            row_count=None if partitions else self._database[tables[0]].estimated_document_count(),
+            partition_row_count=totals.written + totals.unchanged,
         )  # fmt: skip
         metadata: dict[str, Any] = {**totals.as_dict(), **table}
         if totals.by_day:

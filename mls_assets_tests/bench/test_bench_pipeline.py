@@ -1,88 +1,125 @@
-"""`make bench` (pipeline): a full sync of one 50k-listing feed with photos into the embedded
-server, then an incremental run with 1% of the listings changed."""
+"""`make bench` (pipeline): side by side in one run, on the same simulated feed and a fresh
+disk-backed embedded server per contender: the fetch+insert floor, the seed script
+pipeline, `replication_job`'s full sync, an incremental run with 1% of the listings changed
+and a run with nothing to do. Each contender runs in a process of its own (its peak RSS is
+its own). At 10k and 50k listings; `BENCH_SIZES=10000` runs one size.
+"""
 
-import resource
-import time
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-import yaml
 
-from mls_assets.defs.io_manager import MongoIOManager
-from mls_assets.defs.partitions import feed_day_key
-from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.spark.simulator import GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.store.client import get_client
+from mls_assets.lib.tenants import FeedConfig, sync_configs
+from mls_assets_tests.bench.contenders import FEED
 from mls_assets_tests.conftest import free_port, start_ephemeral_server
-from mls_assets_tests.pipeline.conftest import CHAIN
 
 pytestmark = pytest.mark.bench
 ANCHOR = datetime(2026, 6, 1, 12, tzinfo=UTC)
-FEED = "bench.gps"
+SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "10000,50000").split(",")]
+TARGETS = "full >= 3x the seed pipeline, <= 2x the floor; written/stored <= 1.1; incremental <= 5% of full; " \
+          "nothing to do <= 3 s; RSS at 50k <= 1.2x at 10k"  # fmt: skip
 
 
-def written(result) -> int:
-    total = 0
-    for event in result.get_asset_materialization_events():
-        meta = event.materialization.metadata
-        for name in ("inserted", "updated", "photos_written"):
-            if name in meta:
-                total += meta[name].value
-    return total
+class Server:
+    """A fresh disk-backed embedded server."""
+
+    def __init__(self, path):
+        self.port = free_port()
+        self.process = start_ephemeral_server(self.port, str(path), "--cache-size", "2G")
+        self.uri = f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=120)
 
 
-@pytest.fixture
-def disk_server(tmp_path):
-    """A disk-backed embedded server, as `make run` uses (an in-memory one cannot hold 50k
-    listings with their photos: WiredTiger's cache is its whole storage)."""
-    port = free_port()
-    process = start_ephemeral_server(port, str(tmp_path / "db"), "--cache-size", "2G")
-    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    yield uri
-    process.terminate()
-    process.wait(timeout=60)
+def contend(name: str, spec: dict, env: dict) -> dict:
+    """Run one contender in its own process; its result plus its peak RSS (MiB)."""
+    process = subprocess.Popen([sys.executable, "-m", "mls_assets_tests.bench.contenders", name, json.dumps(spec)],
+                               stdout=subprocess.PIPE, env=env, text=True)  # fmt: skip
+    _, status, usage = os.wait4(process.pid, 0)
+    out = process.stdout.read()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode == 0, f"{name} failed"
+    result = json.loads(out.strip().splitlines()[-1])
+    result["rss_mib"] = usage.ru_maxrss / 1024
+    return result
 
 
-def test_bench_full_then_incremental_sync(tmp_path, monkeypatch, disk_server):
-    mongo_uri = disk_server
-    mongo_db = get_client(mongo_uri)["bench"]
-    market = Market(listings=57_500, seed=3, anchor=ANCHOR, mls_ids=(GPS_MLS_ID,))
-    visible = len(market.states())
-    with SimulatorServer(market) as server:
-        path = tmp_path / "tenants.yaml"
-        path.write_text(yaml.safe_dump({"tenants": [{"tenant_id": "bench", "feeds": [
-            {"mls": "gps", "mls_id": GPS_MLS_ID, "base_url": server.url, "token_env": "BENCH_TOKEN_UNSET"}]}]}))  # fmt: skip
-        monkeypatch.setenv("MLS_TENANTS_FILE", str(path))
-        mongo = MongoResource(uri=mongo_uri, database=mongo_db.name)
+def change_one_percent(market: Market) -> int:
+    changed = 0
+    for state in market.states()[::100]:
+        state.timeline.times.append(market._clock + 600)
+        state.timeline.events.append(("price", int(state.price * 0.98)))
+        changed += 1
+    market._state_cache = None
+    market.advance(timedelta(hours=1))
+    return changed
 
-        def run(instance):
-            resources = {"mongo": mongo, "io_manager": MongoIOManager(mongo=mongo), "spark": SparkResource(),
-                         "clock": ClockResource(fixed_now=market.now.isoformat())}  # fmt: skip
-            started = time.perf_counter()
-            result = dg.materialize(CHAIN, instance=instance, resources=resources,
-                                    partition_key=str(feed_day_key(FEED, market.now.date().isoformat())))  # fmt: skip
-            assert result.success
-            return result, time.perf_counter() - started
 
-        with dg.instance_for_test() as instance:
-            instance.add_dynamic_partitions("feeds", [FEED])
-            full, full_s = run(instance)
-            full_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            photos = mongo_db["bench_gps_photos"].estimated_document_count() + mongo_db[
-                "bench_gps_expired_photos"].estimated_document_count()
-            print(f"\n[bench] full sync: {visible} listings, {photos} photos in {full_s:.1f}s = "
-                  f"{visible / full_s:,.0f} listings/s, {written(full):,} documents written, "
-                  f"peak RSS {full_rss:,.0f} MiB")  # fmt: skip
+def run_size(listings: int, tmp_path) -> dict:
+    market = Market(listings=listings, seed=5, anchor=ANCHOR, mls_ids=(GPS_MLS_ID,))
+    rows: dict[str, dict] = {}
+    with SimulatorServer(market) as simulator:
+        env = {**os.environ, "MLS_LOCAL_MODE": "1", "MLS_EXPIRED_TTL_SECONDS": "2000000000",
+               "DAGSTER_HOME": str(tmp_path / "dagster_home")}  # fmt: skip
+        (tmp_path / "dagster_home").mkdir(parents=True)
+        base = {"sim_url": simulator.url, "database": "bench", "workdir": str(tmp_path)}
+        for name in ("floor", "seed"):
+            server = Server(tmp_path / f"db_{name}")
+            try:
+                rows[name] = contend(name, {**base, "uri": server.uri}, env)
+            finally:
+                server.stop()
 
-            changed = 0
-            for state in market.states()[:: 100]:  # 1% of the listings change price
-                state.timeline.times.append(market._clock + 600)
-                state.timeline.events.append(("price", int(state.price * 0.98)))
-                changed += 1
-            market._state_cache = None
-            market.advance(timedelta(hours=1))
-            incremental, inc_s = run(instance)
-            print(f"[bench] incremental ({changed} changed = 1%): {inc_s:.1f}s, "
-                  f"{written(incremental):,} documents written; full/incremental time ratio "
-                  f"{full_s / inc_s:.1f}x; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")  # fmt: skip
+        server = Server(tmp_path / "db_chain")
+        try:
+            database = get_client(server.uri)["bench"]
+            sync_configs(database, [FeedConfig(tenant_id="bench", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url)])
+            with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
+                instance.add_dynamic_partitions("feeds", [FEED])
+            chain = {**base, "uri": server.uri, "day": market.now.date().isoformat()}
+            rows["full"] = contend("chain", {**chain, "now": market.now.isoformat()}, env)
+            rows["full"]["changed"] = len(market.states())
+            changed = change_one_percent(market)
+            rows["incremental"] = contend("chain", {**chain, "now": market.now.isoformat()}, env)
+            rows["incremental"]["changed"] = changed
+            market.advance(timedelta(minutes=10))
+            rows["nothing"] = contend("chain", {**chain, "now": market.now.isoformat()}, env)
+            rows["nothing"]["changed"] = 0
+        finally:
+            server.stop()
+    return rows
+
+
+def report(listings: int, rows: dict) -> None:
+    full, seed, floor = rows["full"]["seconds"], rows["seed"]["seconds"], rows["floor"]["seconds"]
+    print(f"\n[bench] {listings:,} listings per MLS ({rows['full']['changed']:,} visible)")
+    print(f"{'contender':<12}{'seconds':>9}{'written':>10}{'stored':>10}{'w/stored':>9}{'RSS MiB':>9}")
+    for name, row in rows.items():
+        print(f"{name:<12}{row['seconds']:>9.1f}{row['written']:>10,}{row['stored']:>10,}"
+              f"{row['written'] / max(row['stored'], 1):>9.2f}{row['rss_mib']:>9.0f}")  # fmt: skip
+    print(f"ratios: seed/full {seed / full:.2f}x (target >= 3), full/floor {full / floor:.2f}x (target <= 2), "
+          f"incremental/full {rows['incremental']['seconds'] / full:.1%} (target <= 5%), "
+          f"nothing to do {rows['nothing']['seconds']:.1f} s (target <= 3)")  # fmt: skip
+    for name in ("full", "incremental", "nothing"):
+        print(f"  {name} steps: {rows[name].get('steps')}")
+
+
+def test_bench_pipeline_side_by_side(tmp_path):
+    results = {}
+    for listings in SIZES:
+        results[listings] = run_size(listings, tmp_path / str(listings))
+        report(listings, results[listings])
+    if len(results) == 2:
+        small, large = (results[n]["full"]["rss_mib"] for n in sorted(results))
+        print(f"\n[bench] peak RSS of the full sync: {large:.0f} MiB at {max(results):,} vs {small:.0f} MiB at "
+              f"{min(results):,} = {large / small:.2f}x (target <= 1.2)")  # fmt: skip
+    print(f"[bench] targets: {TARGETS}")

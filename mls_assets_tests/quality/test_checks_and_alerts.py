@@ -1,22 +1,30 @@
-"""Each check passes on good data and fails on data broken in exactly its way; blocking
+"""Each check passes on good data and fails on data broken in exactly its way: the checks
+that run with the chain on what the run wrote, the audits on whole collections; blocking
 checks stop what is downstream; the alert sensor raises one alert per failure."""
 
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
 
 from mls_assets.defs.partitions import feed_day_key
-from mls_assets.defs.quality.checks import CHECKS
+from mls_assets.defs.quality.checks import AUDIT_CHECKS
 from mls_assets.defs.quality.sensors import failure_alert_sensor
 from mls_assets.lib.spark.simulator import Market
+from mls_assets.lib.store.cursors import CURSORS_COLLECTION
 from mls_assets_tests.conftest import free_port
 from mls_assets_tests.pipeline.conftest import ANCHOR, CHAIN
 
 GPS = "jpsrealtor.gps"
+IN_RUN = {"raw_listings:pull_duration_within_limit", "flattened_listings:reject_rate_below_threshold",
+          *(f"{a}:{c}" for a in ("active_listings", "closed_listings", "expired_listings")
+            for c in ("unique_listing_key", "required_fields")),
+          "active_listings:one_status_collection",
+          "expired_listings:expires_at_is_a_date_within_retention", "listing_photos:no_orphan_or_wiped_photos",
+          "crm_linked_properties:crm_links_consistent"}  # fmt: skip
 
 
 @pytest.fixture
@@ -25,74 +33,203 @@ def market():
     return Market(listings=70, seed=21, anchor=ANCHOR, bad_record_rate=0.0)
 
 
-def run_with_checks(pipeline, checks_only=False) -> tuple[dg.ExecuteInProcessResult, dict]:
-    """The chain and its checks for today's partition (or the checks alone, on the data as is)."""
-    selection = dg.AssetSelection.all_asset_checks() if checks_only else None
-    partition = None if checks_only else str(feed_day_key(GPS, pipeline.market.now.date().isoformat()))
-    result = dg.materialize([*CHAIN, *CHECKS], instance=pipeline.instance, resources=pipeline.resources(),
-                            partition_key=partition, tags={"mls/feed": GPS}, raise_on_error=False,
-                            selection=selection)  # fmt: skip
-    evaluations = {}
-    for event in result.get_asset_check_evaluations():
-        evaluations[f"{event.asset_key.to_user_string()}:{event.check_name}"] = event
-    return result, evaluations
+def run_chain(pipeline, **spark) -> tuple[dg.ExecuteInProcessResult, dict]:
+    """The chain with its own checks, for today's partition."""
+    result = dg.materialize(CHAIN, instance=pipeline.instance, resources=pipeline.resources(**spark),
+                            partition_key=str(feed_day_key(GPS, pipeline.market.now.date().isoformat())),
+                            tags={"mls/feed": GPS}, raise_on_error=False)  # fmt: skip
+    return result, evaluations_of(result)
 
 
-def sample(evaluation) -> list[str]:
-    return evaluation.metadata["first_offending_keys"].value if "first_offending_keys" in evaluation.metadata else []
+def run_audits(pipeline) -> tuple[dg.ExecuteInProcessResult, dict]:
+    result = dg.materialize([*CHAIN, *AUDIT_CHECKS], instance=pipeline.instance, resources=pipeline.resources(),
+                            selection=dg.AssetSelection.checks(*AUDIT_CHECKS), raise_on_error=False)  # fmt: skip
+    return result, evaluations_of(result)
+
+
+def evaluations_of(result) -> dict:
+    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in result.get_asset_check_evaluations()}
+
+
+def sample(evaluation) -> str:
+    meta = evaluation.metadata
+    return " ".join(meta["first_offending_keys"].value) if "first_offending_keys" in meta else ""
 
 
 def test_every_check_passes_on_good_data(pipeline):
-    pipeline.sync(GPS)
-    result, evaluations = run_with_checks(pipeline)
-    assert len(evaluations) == 14
+    for feed in ("jpsrealtor.crmls", "otheragent.gps"):  # the audits cover every enabled feed
+        pipeline.sync(feed)
+    result, evaluations = run_chain(pipeline)
+    assert set(evaluations) == IN_RUN
     assert evaluations["raw_listings:pull_duration_within_limit"].metadata["pull_seconds"].value > 0
-    failed = {name: e.description for name, e in evaluations.items() if not e.passed}
-    assert failed == {}
+    assert {name: e.description for name, e in evaluations.items() if not e.passed} == {}
     assert result.success
+    _, audits = run_audits(pipeline)
+    assert len(audits) == len(AUDIT_CHECKS)
+    assert {name: e.description for name, e in audits.items() if not e.passed} == {}
 
 
-def test_each_check_fails_on_data_broken_its_way(pipeline):
+def change(market, states, **moves) -> None:
+    """New versions of these listings, a minute from now (a price cut, or a status move)."""
+    for state in states:
+        state.timeline.times.append(market._clock + 60)
+        state.timeline.events.append(("status", moves["status"]) if "status" in moves else ("price", 99_000))
+    market._state_cache = None
+    market.set_clock(market.now + timedelta(minutes=5))
+
+
+def gps_active(market) -> list:
+    return [s for s in market.states() if s.status == "Active" and s.timeline.mls_id.startswith("2019")]
+
+
+def test_a_written_listing_without_a_required_field_fails_its_check(pipeline, market, monkeypatch):
+    import mls_assets.defs.listings.assets as listings
+
+    target = gps_active(market)[0]  # written for the first time by this run
+    breaking(listings, monkeypatch, target.timeline.key, listingId=None)
+    _, evaluations = run_chain(pipeline)
+    required = evaluations["active_listings:required_fields"]
+    assert not required.passed and target.timeline.key in sample(required)
+    assert evaluations["closed_listings:required_fields"].passed
+
+
+def test_a_listing_left_in_two_collections_fails_the_blocking_check_and_stops_the_photos(pipeline, market,
+                                                                                        monkeypatch):  # fmt: skip
+    from mls_assets.lib.store import writes
+
     pipeline.sync(GPS)
+    target = gps_active(market)[0]
+    change(market, [target], status="Closed")
+    monkeypatch.setattr(writes.CollectionWriter, "live_siblings", property(lambda self: [], lambda self, v: None),
+                        raising=False)
+    result, evaluations = run_chain(pipeline)  # the move writes closed but never leaves active
+    twins = evaluations["active_listings:one_status_collection"]
+    assert not twins.passed and target.timeline.key in sample(twins)
+    ran = {e.step_key for e in result.get_step_success_events()}
+    assert "photo_collections" not in ran and "crm_linked_properties" not in ran
+
+
+def breaking(listings_module, monkeypatch, key: str, **changes) -> None:
+    """The flattened listing `key` comes out of the transform with these fields changed."""
+    transform = listings_module.transform_record
+
+    def broken(record, *args, **kwargs):
+        result = transform(record, *args, **kwargs)
+        if result.listing and result.listing["listingKey"] == key:
+            result.listing.update(changes)
+        return result
+
+    monkeypatch.setattr(listings_module, "transform_record", broken)
+
+
+def test_an_expired_listing_written_without_a_date_fails_its_check(pipeline, market, monkeypatch):
+    import mls_assets.defs.listings.assets as listings
+
+    pipeline.sync(GPS)
+    target = gps_active(market)[0]
+    change(market, [target], status="Expired")
+    breaking(listings, monkeypatch, target.timeline.key, expiresAt="in 90 days")
+    _, evaluations = run_chain(pipeline)
+    expiry = evaluations["expired_listings:expires_at_is_a_date_within_retention"]
+    assert not expiry.passed and target.timeline.key in sample(expiry)
+
+
+def test_photos_lost_by_a_run_fail_its_check(pipeline, monkeypatch):
+    import mls_assets.lib.replication.photos as photos
+
+    monkeypatch.setattr(photos, "extract_photos", lambda *args: ([], []))
+    _, evaluations = run_chain(pipeline)
+    wiped = evaluations["listing_photos:no_orphan_or_wiped_photos"]
+    assert not wiped.passed and wiped.metadata["listings_missing_photos_in_photos"].value > 0
+
+
+def test_a_link_the_run_finds_one_sided_fails_its_check(pipeline, market):
+    pipeline.sync(GPS)
+    target = gps_active(market)[0]
+    pipeline.database["jpsrealtor_crm_properties"].insert_one(
+        {"_id": "P9", "mls_feed": "gps", "mls_property_id": target.timeline.key, "mls_content_hash": "old"})
+    change(market, [target])
+    _, evaluations = run_chain(pipeline)
+    links = evaluations["crm_linked_properties:crm_links_consistent"]
+    assert not links.passed and "P9" in sample(links)
+
+
+def test_each_audit_fails_on_data_broken_its_way(pipeline):
+    for feed in (GPS, "jpsrealtor.crmls", "otheragent.gps"):  # the audits cover every enabled feed
+        pipeline.sync(feed)
     col = lambda name: pipeline.collection(GPS, name)
-    active = list(col("listings").find({}, {"_id": 0}))
-    gone = active[: max(2, len(active) // 10)]
     expired = col("expired_listings").find_one()
     col("expired_listings").update_one({"_id": expired["_id"]}, {"$set": {"expiresAt": "2026-09-01T00:00:00Z"}})
     col("photos").insert_one({"listingKey": "NO-SUCH-LISTING", "photoId": "orphan-1", "order": 0})
-    gone_keys = [d["listingKey"] for d in gone]
-    wiped = col("listings").find_one({"photoCount": {"$gt": 0}, "listingKey": {"$nin": gone_keys}})["listingKey"]
+    wiped = col("listings").find_one({"photoCount": {"$gt": 0}})["listingKey"]
     col("photos").delete_many({"listingKey": wiped})  # photos gone for a listing that has some
-    col("listings").delete_many({"listingKey": {"$in": [d["listingKey"] for d in gone]}})  # truncated vs source
-    partition = str(feed_day_key(GPS, pipeline.market.now.date().isoformat()))
-    flattened = col("flattened_listings").count_documents({"_partitionKey": partition})
-    col("rejects").insert_many([{"rejectKey": f"raw:{n}", "listingKey": f"BAD{n}", "reason": "bad", "field": "x",
-                                 "raw": "{}", "partition": partition} for n in range(int(flattened * 0.05) + 1)])  # fmt: skip
-
-    result, evaluations = run_with_checks(pipeline, checks_only=True)  # the photo sync would mend photos
-    failed = {name for name, e in evaluations.items() if not e.passed}
-    assert wiped in " ".join(sample(evaluations["listing_photos:no_orphan_or_wiped_photos"]))
-    assert expired["listingKey"] in " ".join(sample(evaluations["expired_listings:expires_at_is_a_date_within_retention"]))
-    assert "NO-SUCH-LISTING" in " ".join(sample(evaluations["listing_photos:no_orphan_or_wiped_photos"]))
-    assert "active_listings:count_matches_source" in failed
-    assert evaluations["flattened_listings:reject_rate_below_threshold"].metadata["reject_rate"].value >= 0.04
-    assert "flattened_listings:reject_rate_below_threshold" in failed
-    assert {"active_listings:unique_listing_key", "expired_listings:required_fields"}.isdisjoint(failed)
-
-
-def test_blocking_checks_fail_on_duplicates_and_twins_and_stop_the_assets_downstream(pipeline):
-    pipeline.sync(GPS)
-    col = lambda name: pipeline.collection(GPS, name)
-    dup, twin = list(col("listings").find({}, {"_id": 0}).limit(2))
-    col("listings").drop_index("listingKey_1")
-    col("listings").insert_one(dict(dup))  # a duplicate key
+    twin = col("listings").find_one({"listingKey": {"$ne": wiped}}, {"_id": 0})
     col("closed_listings").insert_one(dict(twin))  # one listing in two collections
-    result, evaluations = run_with_checks(pipeline)
-    assert dup["listingKey"] in " ".join(sample(evaluations["active_listings:unique_listing_key"]))
-    assert twin["listingKey"] in " ".join(sample(evaluations["active_listings:one_status_collection"]))
-    assert evaluations["active_listings:unique_listing_key"].severity == dg.AssetCheckSeverity.ERROR
+    col("closed_listings").update_one({"listingKey": twin["listingKey"]}, {"$unset": {"listingId": ""}})
+    dup = col("expired_listings").find_one({"listingKey": {"$ne": expired["listingKey"]}}, {"_id": 0})
+    col("expired_listings").drop_index("listingKey_1")
+    col("expired_listings").insert_one(dict(dup))  # a duplicate key
+    pipeline.database["jpsrealtor_crm_properties"].insert_one(
+        {"_id": "P1", "mls_feed": "gps", "mls_property_id": twin["listingKey"]})  # linked one way only
+    pipeline.database[CURSORS_COLLECTION].update_one({"_id": GPS}, {"$set": {"cursor": datetime(2020, 1, 1, tzinfo=UTC)}})
+
+    _, audits = run_audits(pipeline)
+    failed = {name for name, e in audits.items() if not e.passed}
+    assert failed == {"expired_listings:audit_expires_at_within_retention", "listing_photos:audit_orphan_or_wiped_photos",
+                      "active_listings:audit_one_status_collection", "closed_listings:audit_required_fields",
+                      "expired_listings:audit_unique_listing_key", "crm_linked_properties:audit_crm_links_consistent",
+                      "raw_listings:feed_is_fresh"}  # fmt: skip
+    assert expired["listingKey"] in sample(audits["expired_listings:audit_expires_at_within_retention"])
+    assert wiped in sample(audits["listing_photos:audit_orphan_or_wiped_photos"])
+    assert "NO-SUCH-LISTING" in sample(audits["listing_photos:audit_orphan_or_wiped_photos"])
+    assert twin["listingKey"] in sample(audits["active_listings:audit_one_status_collection"])
+    assert twin["listingKey"] in sample(audits["closed_listings:audit_required_fields"])
+    assert dup["listingKey"] in sample(audits["expired_listings:audit_unique_listing_key"])
+    assert "P1" in sample(audits["crm_linked_properties:audit_crm_links_consistent"])
+    assert not audits["raw_listings:feed_is_fresh"].passed
+
+
+def test_a_high_reject_rate_fails_its_check(pipeline, market):
+    market.bad_record_rate = 0.2
+    _, evaluations = run_chain(pipeline)
+    rate = evaluations["flattened_listings:reject_rate_below_threshold"]
+    assert not rate.passed and rate.metadata["reject_rate"].value >= 0.1
+    assert "ListPrice" in " ".join(rate.metadata["first_rejects"].value)
+
+
+def test_a_source_count_far_from_the_stored_one_fails_its_check(pipeline, market):
+    pipeline.sync(GPS)
+    stored = pipeline.collection(GPS, "listings")
+    stored.delete_many({"listingKey": {"$in": [d["listingKey"] for d in stored.find().limit(10)]}})
+    _, audits = run_audits(pipeline)
+    count = audits["active_listings:count_matches_source"]
+    assert not count.passed and count.metadata["counts"].value[GPS]["source"] > count.metadata["counts"].value[GPS]["stored"]
+
+
+def test_a_slow_pull_fails_its_check(pipeline, monkeypatch):
+    import mls_assets.defs.listings.assets as listings
+
+    monkeypatch.setattr(listings, "MAX_PULL_MINUTES", 0.0)
+    _, evaluations = run_chain(pipeline)
+    assert not evaluations["raw_listings:pull_duration_within_limit"].passed
+
+
+def test_a_lost_unique_index_fails_the_blocking_check_and_stops_the_assets_downstream(pipeline):
+    pipeline.sync(GPS)
+    pipeline.collection(GPS, "listings").drop_index("listingKey_1")
+    import mls_assets.lib.store.writes as writes
+
+    original = writes.ensure_indexes
+    writes.ensure_indexes = lambda collection, specs: None  # as if the index could not be rebuilt
+    try:
+        result, evaluations = run_chain(pipeline)
+    finally:
+        writes.ensure_indexes = original
+    unique = evaluations["active_listings:unique_listing_key"]
+    assert not unique.passed and unique.severity == dg.AssetCheckSeverity.ERROR
+    assert "listings" in sample(unique)
     ran = {e.step_key for e in result.get_step_success_events()}
-    assert "status_collections" in ran and "photo_collections" not in ran
+    assert "photo_collections" not in ran and "crm_linked_properties" not in ran
     assert not result.success
 
 
@@ -130,7 +267,7 @@ def test_the_alert_sensor_raises_one_alert_per_failure_and_survives_a_dead_webho
     pipeline.sync(GPS)
     twin = pipeline.collection(GPS, "listings").find_one({}, {"_id": 0})
     pipeline.collection(GPS, "closed_listings").insert_one(twin)
-    result, evaluations = run_with_checks(pipeline)
+    result, evaluations = run_audits(pipeline)
     failures = [name for name, e in evaluations.items() if not e.passed]
     assert failures
 
@@ -140,7 +277,6 @@ def test_the_alert_sensor_raises_one_alert_per_failure_and_survives_a_dead_webho
     check_alerts = list(alerts.find({"kind": "asset_check"}))
     assert sorted(f"{a['asset']}:{a['check']}" for a in check_alerts) == sorted(failures)
     assert all(a["delivered"] is False and "ConnectError" in a["deliveryError"] for a in check_alerts)
-    assert alerts.count_documents({"kind": "run_failure", "runId": result.run_id}) == 1
 
     webhook = Webhook()
     try:
@@ -149,10 +285,9 @@ def test_the_alert_sensor_raises_one_alert_per_failure_and_survives_a_dead_webho
         evaluate_sensor(pipeline)  # from scratch: the same failures are not alerted twice
     finally:
         webhook.close()
-    assert alerts.count_documents({}) == len(failures) + 1
-    assert len(webhook.received) == len(failures) + 1
-    posted = next(p for p in webhook.received if p["check"] == "one_status_collection")
+    assert alerts.count_documents({}) == len(failures)
+    assert len(webhook.received) == len(failures)
+    posted = next(p for p in webhook.received if p["check"] == "audit_one_status_collection")
     assert posted["asset"] == "active_listings" and posted["severity"] == "ERROR" and posted["runId"] == result.run_id
     assert posted["link"].endswith(f"/runs/{result.run_id}") and posted["message"]
-    assert posted["partition"] is None or GPS in posted["partition"]
     assert datetime.fromisoformat(posted["createdAt"]) <= datetime.now(UTC)

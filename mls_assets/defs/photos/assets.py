@@ -14,7 +14,7 @@ from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.catalogue import EXPIRED_PHOTOS, PHOTOS, CollectionSpec
 from mls_assets.lib.quality import measures
 from mls_assets.lib.replication.photos import RAW_PROJECTION, Places, plan_photos
-from mls_assets.lib.store.changes import ChangeSet
+from mls_assets.lib.store.changes import ChangeSet, WriteMarks
 from mls_assets.lib.store.naming import FeedKey
 
 OUTPUTS = {"listing_photos": PHOTOS, "expired_listing_photos": EXPIRED_PHOTOS}
@@ -45,6 +45,7 @@ def photo_collections(context: dg.AssetExecutionContext, raw_listings: ChangeSet
     changes = ChangeSet(database, raw_listings.consumer, raw_listings.sources, raw_listings.batch_size, RAW_PROJECTION)
     places = {feed: Places(database, feed, expected=changes.count(feed)) for feed in changes.feeds}
     changed: dict[FeedKey, list[str]] = {feed: [] for feed in changes.feeds}
+    marks = WriteMarks(database)
 
     def planned(feed: FeedKey, target: CollectionSpec, empty: bool) -> Iterator:
         for _, batch in changes.batches(feed):
@@ -53,7 +54,7 @@ def photo_collections(context: dg.AssetExecutionContext, raw_listings: ChangeSet
             yield from plan_photos(database, feed, target, batch, places[feed], empty)
 
     for name, spec in OUTPUTS.items():
-        empty = {feed: database[spec.collection_name(feed)].find_one({}, {"_id": 1}) is None for feed in changes.feeds}
+        empty = {feed: marks.last(database[spec.collection_name(feed)]) is None for feed in changes.feeds}
         yield dg.Output({str(feed): planned(feed, spec, empty[feed]) for feed in changes.feeds}, output_name=name)
     changes.commit(context.run.run_id)
     finding = measures.merge_findings((str(f), measures.orphan_photos(database, f, keys)) for f, keys in changed.items())

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from mls_assets.defs.quality.results import check_result
-from mls_assets.defs.resources import ClockResource, MongoResource
+from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.catalogue import STATUS_COLLECTIONS
 from mls_assets.lib.quality import measures
+from mls_assets.lib.spark import sparkql
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import read_configs
@@ -22,6 +23,8 @@ FRESHNESS_MINUTES = int(os.environ.get("MLS_FRESHNESS_MINUTES", "60"))
 # MongoDB's TTL monitor deletes expired documents once a minute, later under load.
 TTL_GRACE = timedelta(minutes=float(os.environ.get("MLS_TTL_GRACE_MINUTES", "15")))
 BUSINESS_HOURS_UTC = tuple(int(h) for h in os.environ.get("MLS_BUSINESS_HOURS_UTC", "15-3").split("-"))
+COUNT_TOLERANCE = float(os.environ.get("MLS_COUNT_TOLERANCE", "0.02"))
+ACTIVE_STATUSES = ("Active", "Active Under Contract", "Coming Soon", "Pending")
 ASSET_OF_CLASS = {"active": "active_listings", "closed": "closed_listings", "expired": "expired_listings"}
 
 
@@ -83,6 +86,28 @@ def audit_crm_links(mongo: MongoResource) -> dg.AssetCheckResult:
     return audit(mongo, measures.inconsistent_crm_links, "broken CRM links")
 
 
+@dg.asset_check(asset="active_listings", name="count_matches_source",
+                description=f"Each enabled feed's stored (plus quarantined) active listings are within "
+                f"{COUNT_TOLERANCE:.0%} of the source's count (_pagination=count; MLS_COUNT_TOLERANCE).")  # fmt: skip
+def count_matches_source(mongo: MongoResource, spark: SparkResource) -> dg.AssetCheckResult:
+    database = mongo.get_database()
+    counts, worst = {}, 0.0
+    for feed in (f for f in read_configs(database) if f.enabled):
+        scope = sparkql.all_of(sparkql.eq("MlsId", feed.mls_id), sparkql.one_of("PropertyType", feed.property_types),
+                               sparkql.one_of("StandardStatus", ACTIVE_STATUSES))  # fmt: skip
+        with spark.client_for(feed) as client:
+            source = client.count(scope)
+        stored = measures.stored_active(database, feed.key, ACTIVE_STATUSES)
+        gap = abs(stored - source) / source if source else float(stored > 0)
+        counts[str(feed.key)] = {"stored": stored, "source": source, "gap": round(gap, 4)}
+        worst = max(worst, gap)
+    return dg.AssetCheckResult(
+        passed=worst <= COUNT_TOLERANCE, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"counts": counts, "largest_gap": round(worst, 4)},
+        description=f"largest gap between stored and source counts: {worst:.1%} (tolerance {COUNT_TOLERANCE:.0%})",
+    )  # fmt: skip
+
+
 def business_hours(now: datetime) -> bool:
     start, end = BUSINESS_HOURS_UTC
     return start <= now.hour < end if start < end else now.hour >= start or now.hour < end
@@ -112,4 +137,4 @@ def feed_is_fresh(mongo: MongoResource, clock: ClockResource) -> dg.AssetCheckRe
 
 
 AUDIT_CHECKS = [*(c for klass in STATUS_COLLECTIONS for c in _status_audits(klass)), audit_one_status_collection,
-                audit_expires_at, audit_orphan_photos, audit_crm_links, feed_is_fresh]  # fmt: skip
+                audit_expires_at, audit_orphan_photos, audit_crm_links, count_matches_source, feed_is_fresh]  # fmt: skip

@@ -9,7 +9,6 @@ listing but before recording the move would otherwise find nothing to record whe
 again.
 """
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 
@@ -21,18 +20,14 @@ from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import feed_day_partitions
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.quality.results import check_result
-from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.defs.resources import ClockResource, MongoResource
 from mls_assets.lib.catalogue import HISTORY, REJECTS, STATUS_COLLECTIONS
 from mls_assets.lib.quality import measures
 from mls_assets.lib.replication.routing import home_of_listing, stored_places, transitions
-from mls_assets.lib.spark import sparkql
-from mls_assets.lib.store.changes import ChangeSet, high_water
+from mls_assets.lib.store.changes import ChangeSet, FeedSequence, WriteMarks
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import Tombstone
-from mls_assets.lib.tenants import feed_config
 
-COUNT_TOLERANCE = float(os.environ.get("MLS_COUNT_TOLERANCE", "0.02"))
-ACTIVE_STATUSES = ("Active", "Active Under Contract", "Coming Soon", "Pending")
 ASSET_OF_CLASS = {"active": "active_listings", "closed": "closed_listings", "expired": "expired_listings"}
 
 
@@ -49,8 +44,6 @@ CHECKS = [
            "active, closed and expired collections of its feed.", blocking=True),
     _check("expires_at_is_a_date_within_retention", "expired_listings", "The expired listings this run wrote carry "
            "`expiresAt` as a BSON date (else the TTL index never fires) in the future."),
-    _check("count_matches_source", "active_listings", f"Stored (plus quarantined) active listings are within "
-           f"{COUNT_TOLERANCE:.0%} of the source's count (_pagination=count; MLS_COUNT_TOLERANCE)."),
 ]  # fmt: skip
 
 
@@ -70,7 +63,7 @@ CHECKS = [
 )  # fmt: skip
 @fails_clearly
 def status_collections(context: dg.AssetExecutionContext, flattened_listings: ChangeSet, mongo: MongoResource,
-                       clock: ClockResource, spark: SparkResource, leases: LeaseResource):  # fmt: skip
+                       clock: ClockResource, leases: LeaseResource):  # fmt: skip
     """Routes each flattened listing changed since this asset last ran into exactly one
     status collection of its feed, moving it out of the other two, and records each
     observed status transition."""
@@ -78,8 +71,7 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
     now = clock.now()
     leases.hold_feeds(context)
     feeds = flattened_listings.feeds
-    before = {(feed, klass): high_water(database[spec.collection_name(feed)])
-              for feed in feeds for klass, spec in STATUS_COLLECTIONS.items()}  # fmt: skip
+    before = {feed: FeedSequence(database, feed).current() for feed in feeds}
     seen = {"listings": 0, "stale": 0, "leaving": 0, "moves": Counter(), "routed": Counter()}
 
     def history(feed: FeedKey) -> Iterator[dict]:
@@ -115,47 +107,34 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
         yield dg.Output({str(f): routed(f, klass) for f in feeds}, output_name=asset)
     flattened_listings.commit(context.run.run_id)
     context.log.info(f"routed {dict(seen['routed'])}, transitions {dict(seen['moves'])}")
-    yield from _checks(database, feeds, before, spark, now)
+    yield from _checks(database, feeds, before, now)
 
 
-def _checks(database, feeds: list[FeedKey], before: dict, spark: SparkResource, now) -> Iterator[dg.AssetCheckResult]:
-    """The run's own writes, checked where the rule can break; whole-collection audits are
-    the quality domain's scheduled checks."""
+def _checks(database, feeds: list[FeedKey], before: dict[FeedKey, int], now) -> Iterator[dg.AssetCheckResult]:
+    """The run's own writes (`_seq` beyond the feed's sequence when the run began), checked
+    where the rule can break; a collection the run did not write is not read at all.
+    Whole-collection audits are the quality domain's scheduled checks."""
+    marks = WriteMarks(database)
+
+    def written(spec, feed: FeedKey) -> bool:
+        return (marks.last(database[spec.collection_name(feed)]) or 0) > before[feed]
+
+    def scoped(measure, spec) -> measures.Finding:
+        return measures.merge_findings((str(f), measure(database[spec.collection_name(f)], f))
+                                       for f in feeds if written(spec, f))  # fmt: skip
+
     for klass, asset in ASSET_OF_CLASS.items():
         spec = STATUS_COLLECTIONS[klass]
         unique = measures.merge_findings((str(f), measures.key_index_is_unique(database[spec.collection_name(f)], spec))
                                          for f in feeds)  # fmt: skip
-        yield check_result(unique, "collections without their unique listingKey index", asset,
-                                    "unique_listing_key")  # fmt: skip
-        written = measures.merge_findings(
-            (str(f), measures.missing_required(database[spec.collection_name(f)], before[(f, klass)])) for f in feeds)
-        yield check_result(written, "listings missing a required field", asset, "required_fields")
-    twins = measures.merge_findings((str(f), measures.in_several_collections(database, f, before)) for f in feeds)
+        yield check_result(unique, "collections without their unique listingKey index", asset, "unique_listing_key")
+        missing = scoped(lambda collection, f: measures.missing_required(collection, before[f]), spec)
+        yield check_result(missing, "listings missing a required field", asset, "required_fields")
+    twins = measures.merge_findings(
+        (str(f), measures.in_several_collections(database, f, {(f, k): before[f] for k in STATUS_COLLECTIONS}))
+        for f in feeds if any(written(spec, f) for spec in STATUS_COLLECTIONS.values()))  # fmt: skip
     yield check_result(twins, "listings in more than one status collection", "active_listings",
-                                "one_status_collection")  # fmt: skip
-    expiry = measures.merge_findings(
-        (str(f), measures.bad_expiry(database[STATUS_COLLECTIONS["expired"].collection_name(f)],
-                                     before[(f, "expired")], now)) for f in feeds)  # fmt: skip
+                       "one_status_collection")  # fmt: skip
+    expiry = scoped(lambda collection, f: measures.bad_expiry(collection, before[f], now), STATUS_COLLECTIONS["expired"])
     yield check_result(expiry, "expired listings with a bad or past expiresAt", "expired_listings",
-                                "expires_at_is_a_date_within_retention")  # fmt: skip
-    yield _count_matches_source(database, feeds, spark)
-
-
-def _count_matches_source(database, feeds: list[FeedKey], spark: SparkResource) -> dg.AssetCheckResult:
-    counts, worst = {}, 0.0
-    for key in feeds:
-        feed = feed_config(database, str(key))
-        scope = sparkql.all_of(sparkql.eq("MlsId", feed.mls_id), sparkql.one_of("PropertyType", feed.property_types),
-                               sparkql.one_of("StandardStatus", ACTIVE_STATUSES))  # fmt: skip
-        with spark.client_for(feed) as client:
-            source = client.count(scope)
-        stored = measures.stored_active(database, key, ACTIVE_STATUSES)
-        gap = abs(stored - source) / source if source else float(stored > 0)
-        counts[str(key)] = {"stored": stored, "source": source, "gap": round(gap, 4)}
-        worst = max(worst, gap)
-    return dg.AssetCheckResult(
-        asset_key="active_listings", check_name="count_matches_source", passed=worst <= COUNT_TOLERANCE,
-        severity=dg.AssetCheckSeverity.WARN, metadata={"counts": counts, "largest_gap": round(worst, 4)},
-        description=f"largest gap between stored and source counts: {worst:.1%} (tolerance {COUNT_TOLERANCE:.0%})",
-    )  # fmt: skip
-
+                       "expires_at_is_a_date_within_retention")  # fmt: skip

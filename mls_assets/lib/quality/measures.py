@@ -63,11 +63,13 @@ def _scope(since: int | None) -> dict:
 
 
 def key_index_is_unique(collection: Collection, spec: CollectionSpec) -> Finding:
-    """The unique index on the key exists (so no key can be stored twice): O(1)."""
+    """The unique index on the key exists (so no key can be stored twice): O(1). A
+    collection that does not exist yet holds nothing twice."""
     keys = [(name, 1) for name in spec.key]
-    unique = any(info["key"] == keys and info.get("unique") for info in collection.index_information().values())
+    indexes = collection.index_information()
+    unique = any(info["key"] == keys and info.get("unique") for info in indexes.values())
     finding = Finding()
-    if not unique:
+    if indexes and not unique:
         finding.add([collection.name])
     return finding
 

@@ -25,6 +25,7 @@ from mls_assets.lib.store.naming import FeedKey
 
 SEQUENCES_COLLECTION = "sequences"
 WATERMARKS_COLLECTION = "watermarks"
+MARKS_COLLECTION = "write_marks"
 
 
 class FeedSequence:
@@ -40,12 +41,30 @@ class FeedSequence:
                                                    return_document=ReturnDocument.AFTER)  # fmt: skip
         return doc["value"] - count + 1
 
+    def current(self) -> int:
+        """The last number handed out (0 when none): every document written so far has a
+        `_seq` at most this (one read, whatever the size of the feed)."""
+        doc = self._collection.find_one({"_id": self.feed})
+        return int(doc["value"]) if doc else 0
 
-def high_water(collection: Collection) -> int:
-    """The highest `_seq` written to a collection (0 when none)."""
-    doc = collection.find_one({SEQUENCE_FIELD: {"$exists": True}}, {SEQUENCE_FIELD: 1, "_id": 0},
-                              sort=[(SEQUENCE_FIELD, -1)])  # fmt: skip
-    return int(doc[SEQUENCE_FIELD]) if doc else 0
+
+class WriteMarks:
+    """Which collections this pipeline has written, and the last sequence it wrote there.
+
+    The embedded server answers `find_one({})` or a count in time proportional to the
+    collection, so "was this collection written before?" and "did this run write here?"
+    are kept here, one small document per collection, read in O(1)."""
+
+    def __init__(self, database: Database) -> None:
+        self._collection = database[MARKS_COLLECTION]
+
+    def last(self, collection: Collection) -> int | None:
+        """The last sequence written to the collection (0 if unsequenced), None if never."""
+        doc = self._collection.find_one({"_id": collection.name})
+        return None if doc is None else int(doc.get("seq", 0))
+
+    def record(self, collection: Collection, seq: int = 0) -> None:
+        self._collection.update_one({"_id": collection.name}, {"$max": {"seq": seq}}, upsert=True)
 
 
 def _watermark_id(consumer: str, source: Collection) -> str:
@@ -109,8 +128,8 @@ class ChangeSet:
     @classmethod
     def open(cls, database: Database, consumer: str, collections: dict[FeedKey, Collection],
              batch_size: int = 1000, projection: dict | None = None) -> ChangeSet:  # fmt: skip
-        sources = [ChangeSource(feed, collection, read_watermark(database, consumer, collection), high_water(collection))
-                   for feed, collection in collections.items()]  # fmt: skip
+        sources = [ChangeSource(feed, collection, read_watermark(database, consumer, collection),
+                                FeedSequence(database, feed).current()) for feed, collection in collections.items()]  # fmt: skip
         return cls(database, consumer, sources, batch_size, projection)
 
     @property

@@ -21,6 +21,7 @@ group in the output are its whole new set.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -28,13 +29,13 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-import bson
 import orjson
 from pymongo import DeleteOne, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
 from mls_assets.lib.catalogue import SEQUENCE_FIELD, CollectionSpec
+from mls_assets.lib.store.changes import WriteMarks
 from mls_assets.lib.store.indexes import ensure_indexes
 
 DUPLICATE_KEY = 11000
@@ -114,16 +115,8 @@ def content_hash(doc: Mapping[str, Any], exclude: Iterable[str] = ()) -> str:
     try:
         payload = orjson.dumps(content, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits: the slow, exact path
-        payload = bson.encode(_sorted_deep(content))
+        payload = json.dumps(content, sort_keys=True, default=str).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
-
-
-def _sorted_deep(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _sorted_deep(value[k]) for k in sorted(value, key=str)}
-    if isinstance(value, list | tuple):
-        return [_sorted_deep(v) for v in value]
-    return value
 
 
 def version_guard(spec: CollectionSpec, version: Any) -> dict:
@@ -165,15 +158,20 @@ class CollectionWriter:
         ensure_indexes(collection, spec.all_indexes())  # the unique key index is what makes writes safe
         self.sequence = sequence if spec.sequenced else None
         self.run_id, self.batch_size = run_id, batch_size
-        # a collection empty when the write begins needs no lookups (a first sync)
-        self.empty = collection.find_one({}, {"_id": 1}) is None
-        self.live_siblings = [s for s in self.siblings if s.find_one({}, {"_id": 1}) is not None]
+        # A collection never written before needs no lookups (a first sync): skipping them is
+        # always safe, as the unique index turns a surprise duplicate into a guarded upsert.
+        self.marks = WriteMarks(collection.database)
+        self.empty = self.marks.last(collection) is None
+        self.live_siblings = [s for s in self.siblings if self.marks.last(s) is not None]
+        self._last_seq = 0
 
     def write(self, items: Iterable[Mapping[str, Any] | Tombstone]) -> WriteCounts:
         counts = WriteCounts()
         write = self._patch_batch if self.spec.patched else self._group_batch if self.spec.group else self._keyed_batch
         for batch in batched(items, self.batch_size):
             counts += write(batch)
+        if counts.written:
+            self.marks.record(self.collection, self._last_seq)
         return counts
 
     # -- shared -------------------------------------------------------------------------
@@ -206,6 +204,7 @@ class CollectionWriter:
             first = self.sequence.take(len(docs))
             for offset, doc in enumerate(docs):
                 doc[SEQUENCE_FIELD] = first + offset
+            self._last_seq = first + len(docs) - 1
         for doc in docs:
             doc[RUN_FIELD] = self.run_id
 

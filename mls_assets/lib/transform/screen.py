@@ -160,7 +160,11 @@ def _clean_value(value: Any, depth: int, path: str, dropped: list[str]) -> Any:
         if not value.isascii() and not is_valid_text(value):
             raise FieldError(path, "text that is not valid UTF-8")
         return value
-    if kind is int or kind is bool:
+    if kind is bool:
+        return value
+    if kind is int:
+        if not -(2**63) <= value < 2**63:
+            raise FieldError(path, "an integer too large to store")
         return value
     if kind is float:
         if not math.isfinite(value):

@@ -1,0 +1,131 @@
+"""The pipeline benchmark's contenders, each run in a process of its own so that its peak
+RSS is its own (`python -m mls_assets_tests.bench.contenders <name> '<json spec>'`; prints
+one JSON line: seconds, documents written, documents stored).
+
+- `floor`: fetch every page (`_limit=1000`, photos expanded) and `insert_many` the listings
+  and their photos, unordered, no indexes: what a first sync cannot beat.
+- `seed`: the script pipeline this project replaces, as its documentation describes it:
+  fetch everything into one JSON file, flatten it into another, then `UpdateOne(upsert)`
+  batches of 500 by listingId, then the same for the photos.
+- `chain`: `replication_job` for today's partition of the feed, checks included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pymongo import MongoClient, UpdateOne
+
+from mls_assets.lib.feeds import FeedIdentity
+from mls_assets.lib.spark.client import SparkClient
+from mls_assets.lib.spark.simulator import DEMO_TOKEN, GPS_MLS_ID
+
+FEED = "bench.gps"
+IDENTITY = FeedIdentity("bench", "gps", GPS_MLS_ID)
+
+
+def _database(spec: dict):
+    return MongoClient(spec["uri"], tz_aware=True)[spec["database"]]
+
+
+def _photos(record: dict) -> list[dict]:
+    fields = record.get("StandardFields", {})
+    return [{**photo, "ListingKey": fields.get("ListingKey"), "Order": n} for n, photo in enumerate(fields.get("Photos") or [])]
+
+
+def floor(spec: dict) -> dict:
+    database = _database(spec)
+    written = 0
+    with SparkClient(spec["sim_url"], DEMO_TOKEN) as client:
+        for page in client.pages(limit=1000, expand=["Photos"]):
+            database["listings"].insert_many([dict(r) for r in page.results], ordered=False)
+            photos = [p for r in page.results for p in _photos(r)]
+            if photos:
+                database["photos"].insert_many(photos, ordered=False)
+            written += len(page.results) + len(photos)
+    return {"written": written}
+
+
+def seed(spec: dict) -> dict:
+    from mls_assets.lib.transform.flatten import flatten
+    from mls_assets.lib.transform.screen import clean
+
+    database = _database(spec)
+    work = Path(spec["workdir"])
+    now = __import__("datetime").datetime.now(__import__("datetime").UTC)
+    listings: list[dict] = []
+    with SparkClient(spec["sim_url"], DEMO_TOKEN) as client:  # fetch.py: everything, then one file
+        for page in client.pages(limit=1000, expand=["Photos"]):
+            listings.extend(clean(r) for r in page.results)
+    (work / "all_listings_with_expansions.json").write_text(json.dumps(listings))
+    raw = json.loads((work / "all_listings_with_expansions.json").read_text())  # flatten.py
+    flat, photos = [], []
+    for record in raw:
+        try:
+            doc, listing_photos = flatten(record, IDENTITY, now)
+        except ValueError:
+            continue
+        flat.append(doc)
+        photos.extend(listing_photos)
+    (work / "flattened_all_listings_preserved.json").write_text(json.dumps(flat, default=str))
+    database["listings"].create_index("listingId", unique=True)
+    database["photos"].create_index("photoId", unique=True)
+    written = 0
+    for start in range(0, len(flat), 500):  # seed.py: UpdateOne(upsert) by listingId, batches of 500
+        batch = [UpdateOne({"listingId": d["listingId"]}, {"$set": d}, upsert=True) for d in flat[start:start + 500]]
+        written += len(batch)
+        database["listings"].bulk_write(batch, ordered=False)
+    for start in range(0, len(photos), 500):  # cache_photos.py: the same for every photo
+        batch = [UpdateOne({"photoId": p["photoId"]}, {"$set": p}, upsert=True) for p in photos[start:start + 500]]
+        written += len(batch)
+        database["photos"].bulk_write(batch, ordered=False)
+    return {"written": written}
+
+
+def chain(spec: dict) -> dict:
+    import dagster as dg
+
+    from mls_assets.definitions import defs
+    from mls_assets.defs.partitions import feed_day_key
+
+    os.environ["MONGODB_URI"] = spec["uri"]
+    os.environ["MONGODB_DATABASE"] = spec["database"]
+    os.environ["SPARK_API_BASE_URL"] = spec["sim_url"]
+    instance = dg.DagsterInstance.get()
+    job = defs().resolve_job_def("replication_job")
+    run_config = {"resources": {"clock": {"config": {"fixed_now": spec["now"]}}}}
+    result = job.execute_in_process(instance=instance, partition_key=str(feed_day_key(FEED, spec["day"])),
+                                    run_config=run_config, raise_on_error=False)  # fmt: skip
+    if not result.success:
+        raise SystemExit("the chain failed")
+    written, steps = 0, {}
+    for event in result.get_asset_materialization_events():
+        meta = event.materialization.metadata
+        written += sum(meta[name].value for name in ("inserted", "updated") if name in meta)
+    for stat in instance.get_run_step_stats(result.run_id):
+        steps[stat.step_key] = round(stat.end_time - stat.start_time, 2)
+    return {"written": written, "steps": steps}
+
+
+def stored(spec: dict) -> int:
+    database = _database(spec)
+    return sum(database[name].estimated_document_count() for name in database.list_collection_names())
+
+
+def main() -> int:
+    name, spec = sys.argv[1], json.loads(sys.argv[2])
+    started = time.perf_counter()
+    outcome: dict[str, Any] = {"floor": floor, "seed": seed, "chain": chain}[name](spec)
+    outcome["seconds"] = time.perf_counter() - started
+    outcome["stored"] = stored(spec)
+    print(json.dumps(outcome), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
