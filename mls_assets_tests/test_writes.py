@@ -1,6 +1,7 @@
 """The write engine against the real server: counts, idempotence, the version guard,
 protection, moves between siblings, tombstones, grouped sets, patches, the write sequence."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,8 +28,9 @@ def listings(mongo_db):
 
 
 def write(collection, docs, spec=SPEC, siblings=(), batch_size=1000):
+    """One write, as one run does it."""
     sequence = FeedSequence(collection.database, FEED)
-    return CollectionWriter(collection, spec, siblings=siblings, sequence=sequence, run_id="r",
+    return CollectionWriter(collection, spec, siblings=siblings, sequence=sequence, run_id=uuid.uuid4().hex,
                             batch_size=batch_size).write(docs)  # fmt: skip
 
 
@@ -234,3 +236,31 @@ def test_indexes_already_there_are_not_requested_again(mongo_db):
     mongo_db["geo"].drop()
     ensure_indexes(mongo_db["geo"], specs)  # a dropped collection gets its indexes back
     assert len(mongo_db["geo"].index_information()) == 3
+
+
+def test_a_first_load_builds_its_indexes_at_the_end_and_keeps_the_newest_of_a_key_seen_twice(listings):
+    docs = [listing(f"K{i}", i) for i in range(30)] + [listing("K3", 300, T0 + timedelta(hours=1)), listing("K4", 4, T0 - timedelta(hours=1))]
+    counts = write(listings, docs, batch_size=10)
+    assert listings.count_documents({}) == 30 and listings.find_one({"listingKey": "K3"})["listPrice"] == 300
+    assert counts.stale == 1 and listings.find_one({"listingKey": "K4"})["listPrice"] == 4
+    assert any(i["key"] == [("listingKey", 1)] and i.get("unique") for i in listings.index_information().values())
+
+
+def test_a_first_load_that_stopped_midway_is_repaired_by_the_next_write(listings):
+    from mls_assets.lib.store.changes import WriteMarks
+
+    WriteMarks(listings.database).loading(listings, "dead-run")  # the load began, then its process died
+    listings.insert_many([listing("A", 1), listing("A", 2, T0 + timedelta(hours=1)), listing("B", 1)])
+    counts = write(listings, [listing("B", 5, T0 + timedelta(hours=2)), listing("C", 1)])
+    assert sorted((d["listingKey"], d["listPrice"]) for d in listings.find()) == [("A", 2), ("B", 5), ("C", 1)]
+    assert (counts.inserted, counts.updated) == (1, 1)
+    assert any(i["key"] == [("listingKey", 1)] and i.get("unique") for i in listings.index_information().values())
+
+
+def test_a_group_larger_than_a_batch_is_written_whole(mongo_db):
+    photos = mongo_db[PHOTOS.collection_name(FEED)]
+    sets = [{"listingKey": key, "photoId": f"{key}-{n}", "order": n} for key in "ABC" for n in range(7)]
+    write(photos, sets, PHOTOS, batch_size=5)
+    assert photos.count_documents({}) == 21
+    write(photos, sets, PHOTOS, batch_size=5)  # replaced set by set, not batch by batch
+    assert sorted(photos.distinct("photoId")) == sorted(p["photoId"] for p in sets)

@@ -64,7 +64,7 @@ _LISTING_INDEXES = (
     {"keys": [["modificationTimestamp", 1]]},
     {"keys": [["crm_property_ids", 1]]},
 )
-_PHOTO_INDEXES = ({"keys": [["listingKey", 1], ["order", 1]]}, {"keys": [["listingId", 1]]})
+_PHOTO_INDEXES = ({"keys": [["listingKey", 1], ["order", 1]]},)  # a listing's photos, in order
 
 
 def _status(name: str, klass: str, description: str, extra: tuple = ()) -> CollectionSpec:

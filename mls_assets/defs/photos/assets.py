@@ -13,7 +13,8 @@ from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.catalogue import EXPIRED_PHOTOS, PHOTOS, CollectionSpec
 from mls_assets.lib.quality import measures
-from mls_assets.lib.replication.photos import RAW_PROJECTION, Places, plan_photos
+from mls_assets.lib.replication.photos import RAW_PROJECTION, plan_photos
+from mls_assets.lib.replication.routing import Places
 from mls_assets.lib.store.changes import ChangeSet, WriteMarks
 from mls_assets.lib.store.naming import FeedKey
 

@@ -23,7 +23,7 @@ from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import ClockResource, MongoResource
 from mls_assets.lib.catalogue import HISTORY, REJECTS, STATUS_COLLECTIONS
 from mls_assets.lib.quality import measures
-from mls_assets.lib.replication.routing import home_of_listing, stored_places, transitions
+from mls_assets.lib.replication.routing import Places, home_of_listing, transitions
 from mls_assets.lib.store.changes import ChangeSet, FeedSequence, WriteMarks
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import Tombstone
@@ -75,9 +75,9 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
     seen = {"listings": 0, "stale": 0, "leaving": 0, "moves": Counter(), "routed": Counter()}
 
     def history(feed: FeedKey) -> Iterator[dict]:
+        places = Places(database, feed, expected=flattened_listings.count(feed))
         for _, batch in flattened_listings.batches(feed):
-            found = transitions(batch, stored_places(database, feed, [d["listingKey"] for d in batch]), now,
-                                context.run.run_id)  # fmt: skip
+            found = transitions(batch, places.of([d["listingKey"] for d in batch]), now, context.run.run_id)
             seen["listings"] += len(batch)
             seen["stale"] += found.stale
             seen["leaving"] += found.leaving

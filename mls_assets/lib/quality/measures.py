@@ -5,6 +5,8 @@ see what to look at, not just "failed").
 Each measure takes a scope: `since` (a write sequence: only documents written after it, the
 run's own writes, read through the `_seq` index) or `keys` (only these listings); without
 one it audits the whole collection, which belongs in a scheduled check, not in every run.
+A scope of more than `SCAN_ABOVE` listings (a first sync) is measured like the whole
+collection: one projected scan costs less than that many point lookups.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from mls_assets.lib.catalogue import (
     siblings_of,
 )
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.store.writes import LOOKUP_CHUNK, batched
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, SCAN_ABOVE, batched
 
 REQUIRED = ("listingKey", "listingId", "standardStatus", "modificationTimestamp", "tenantId", "mlsProvider")
 SAMPLE = 10
@@ -100,6 +102,8 @@ def in_several_collections(database: Database, feed: FeedKey, since: dict | None
             seen.update(set(collection.distinct("listingKey")))
             continue
         written = [d["listingKey"] for d in collection.find(_scope(since[(feed, klass)]), {"listingKey": 1, "_id": 0})]
+        if len(written) > SCAN_ABOVE:
+            return in_several_collections(database, feed)
         for sibling in siblings_of(spec):
             for chunk in batched(written, LOOKUP_CHUNK):
                 twins = database[sibling.collection_name(feed)].find({"listingKey": {"$in": chunk}}, {"listingKey": 1})
@@ -148,7 +152,7 @@ def orphan_photos(database: Database, feed: FeedKey, keys: list[str] | None = No
 
 
 def _key_queries(keys: list[str] | None) -> Iterable[dict]:
-    if keys is None:
+    if keys is None or len(keys) > SCAN_ABOVE:
         yield {}
         return
     for chunk in batched(keys, LOOKUP_CHUNK):
@@ -180,7 +184,7 @@ def inconsistent_crm_links(database: Database, feed: FeedKey, keys: list[str] | 
     for chunk in batched(listed, LOOKUP_CHUNK):  # properties named by these listings, whatever they link to
         linked.update({str(p["_id"]): p.get("mls_property_id") for p in
                        properties.find({"_id": {"$in": chunk}, "mls_feed": feed.mls}, {"mls_property_id": 1})})  # fmt: skip
-    scoped = None if keys is None else set(keys)
+    scoped = None if keys is None or len(keys) > SCAN_ABOVE else set(keys)
     broken = [pid for pid, key in linked.items() if key is not None and pid not in reverse.get(key, set())
               and (scoped is None or key in scoped)]  # fmt: skip
     broken += [f"{key}->{pid}" for key, ids in reverse.items() for pid in ids if linked.get(pid) != key]

@@ -16,7 +16,8 @@ from typing import Any
 
 from pymongo.database import Database
 
-from mls_assets.lib.catalogue import PHOTOS_OF_CLASS, STATUS_COLLECTIONS, CollectionSpec, siblings_of
+from mls_assets.lib.catalogue import PHOTOS_OF_CLASS, CollectionSpec, siblings_of
+from mls_assets.lib.replication.routing import Places
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import LOOKUP_CHUNK, Tombstone, batched
 from mls_assets.lib.transform.photos import extract_photos
@@ -25,7 +26,6 @@ from mls_assets.lib.transform.values import FieldError, parse_datetime
 # A raw document as the photo plan needs it (the photos, not the whole record).
 RAW_PROJECTION = {"_id": 0, "listingKey": 1, "modificationTimestamp": 1, "record.StandardFields.Photos": 1,
                   "record.StandardFields.ListingId": 1, "record.StandardFields.PhotosChangeTimestamp": 1}  # fmt: skip
-SCAN_ABOVE = 2000  # more changed listings than this: one projected scan beats point lookups
 
 
 def photo_set_hash(photos: list[dict[str, Any]], changed_at: Any) -> str:
@@ -34,31 +34,6 @@ def photo_set_hash(photos: list[dict[str, Any]], changed_at: Any) -> str:
         for p in photos
     ]
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
-
-
-class Places:
-    """Which status collection each listing of a feed lives in now. Few keys are looked up;
-    many are answered from one projected scan of the three collections."""
-
-    def __init__(self, database: Database, feed: FeedKey, expected: int) -> None:
-        self.database, self.feed = database, feed
-        self._all: dict[str, str] | None = None
-        if expected > SCAN_ABOVE:
-            self._all = {}
-            for klass, spec in STATUS_COLLECTIONS.items():
-                for doc in database[spec.collection_name(feed)].find({}, {"_id": 0, "listingKey": 1}):
-                    self._all[doc["listingKey"]] = klass
-
-    def of(self, keys: list[str]) -> dict[str, str]:
-        if self._all is not None:
-            return {key: self._all[key] for key in keys if key in self._all}
-        found: dict[str, str] = {}
-        for klass, spec in STATUS_COLLECTIONS.items():
-            collection = self.database[spec.collection_name(self.feed)]
-            for chunk in batched(keys, LOOKUP_CHUNK):
-                found.update({d["listingKey"]: klass for d in collection.find({"listingKey": {"$in": chunk}},
-                                                                                {"_id": 0, "listingKey": 1})})  # fmt: skip
-        return found
 
 
 def _stored_sets(database: Database, spec: CollectionSpec, feed: FeedKey, keys: list[str]) -> dict[str, str]:
@@ -78,7 +53,7 @@ def plan_photos(database: Database, feed: FeedKey, target: CollectionSpec, raws:
     photo documents of the sets it takes, tombstones for the sets it gives up. `empty`: the
     collection held nothing when the run began (a first sync: nothing to compare with)."""
     keys = [raw["listingKey"] for raw in raws]
-    where = places.of(keys)
+    where = {key: place["class"] for key, place in places.of(keys).items()}
     stored = {} if empty else _stored_sets(database, target, feed, keys)
     (sibling,) = siblings_of(target)
     moving_in: list[str] = []

@@ -58,13 +58,23 @@ class WriteMarks:
     def __init__(self, database: Database) -> None:
         self._collection = database[MARKS_COLLECTION]
 
+    def state(self, collection: Collection) -> dict | None:
+        """`{seq, indexed, loadedBy}` of a collection, None if it was never written."""
+        return self._collection.find_one({"_id": collection.name})
+
     def last(self, collection: Collection) -> int | None:
         """The last sequence written to the collection (0 if unsequenced), None if never."""
-        doc = self._collection.find_one({"_id": collection.name})
+        doc = self.state(collection)
         return None if doc is None else int(doc.get("seq", 0))
 
+    def loading(self, collection: Collection, run_id: str) -> None:
+        """A first load begins: the collection is written before its indexes exist."""
+        self._collection.update_one({"_id": collection.name},
+                                    {"$set": {"indexed": False, "loadedBy": run_id}, "$max": {"seq": 0}}, upsert=True)
+
     def record(self, collection: Collection, seq: int = 0) -> None:
-        self._collection.update_one({"_id": collection.name}, {"$max": {"seq": seq}}, upsert=True)
+        self._collection.update_one({"_id": collection.name}, {"$max": {"seq": seq}, "$set": {"indexed": True}},
+                                    upsert=True)  # fmt: skip
 
 
 def _watermark_id(consumer: str, source: Collection) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 from pymongo import DeleteOne, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from mls_assets.lib.catalogue import SEQUENCE_FIELD, CollectionSpec
 from mls_assets.lib.store.changes import WriteMarks
@@ -43,6 +43,7 @@ HASH_FIELD = "_hash"
 RUN_FIELD = "_runId"
 BOOKKEEPING = (HASH_FIELD, RUN_FIELD, SEQUENCE_FIELD, "_id")
 LOOKUP_CHUNK = 100  # `$in` slows down superlinearly with its length on the embedded server
+SCAN_ABOVE = 2000  # more keys than this: one projected scan of the collection beats point lookups
 
 
 @dataclass(frozen=True)
@@ -154,25 +155,74 @@ class CollectionWriter:
 
     def __init__(self, collection: Collection, spec: CollectionSpec, *, siblings: Sequence[Collection] = (),
                  sequence: Sequencer | None = None, run_id: str = "", batch_size: int = 1000) -> None:  # fmt: skip
-        self.collection, self.spec, self.siblings = collection, spec, list(siblings)
-        ensure_indexes(collection, spec.all_indexes())  # the unique key index is what makes writes safe
+        self.collection, self.spec = collection, spec
         self.sequence = sequence if spec.sequenced else None
         self.run_id, self.batch_size = run_id, batch_size
-        # A collection never written before needs no lookups (a first sync): skipping them is
-        # always safe, as the unique index turns a surprise duplicate into a guarded upsert.
         self.marks = WriteMarks(collection.database)
-        self.empty = self.marks.last(collection) is None
-        self.live_siblings = [s for s in self.siblings if self.marks.last(s) is not None]
+        state = self.marks.state(collection)
+        if state is not None and not state.get("indexed", True):
+            self._repair()  # a first load that never finished
+        # A collection never written before is loaded in bulk: no lookups, and its indexes
+        # are built once the load is complete (several times faster than inserting into
+        # indexed collections on the embedded server). Skipping lookups is always safe: a key
+        # seen twice is resolved here, and a unique index turns a surprise duplicate into a
+        # guarded upsert.
+        self.bulk = state is None
+        self.empty = self.bulk
+        self._loaded: dict[tuple, Any] = {}  # bulk load: key (or group) -> version written
+        if self.bulk:
+            self.marks.loading(collection, run_id)
+        else:
+            ensure_indexes(collection, spec.all_indexes())
+        # Siblings first loaded by this same run hold only this run's other documents, which
+        # the producer routed elsewhere (each key lives in one member): nothing to look up.
+        self.live_siblings = []
+        for sibling in siblings:
+            mark = self.marks.state(sibling)
+            if mark is not None and not (mark.get("loadedBy") == run_id and run_id):
+                self.live_siblings.append(sibling)
         self._last_seq = 0
 
     def write(self, items: Iterable[Mapping[str, Any] | Tombstone]) -> WriteCounts:
         counts = WriteCounts()
         write = self._patch_batch if self.spec.patched else self._group_batch if self.spec.group else self._keyed_batch
-        for batch in batched(items, self.batch_size):
+        batches = self._whole_groups(items) if self.spec.group else batched(items, self.batch_size)
+        for batch in batches:
             counts += write(batch)
-        if counts.written:
+        if self.bulk:
+            self._build_indexes()
+        if counts.written or self.bulk:
             self.marks.record(self.collection, self._last_seq)
         return counts
+
+    def _build_indexes(self) -> None:
+        try:
+            ensure_indexes(self.collection, self.spec.all_indexes())
+        except OperationFailure as error:
+            if error.code != DUPLICATE_KEY:
+                raise
+            self._repair()
+
+    def _repair(self) -> None:
+        """Keep the newest document per key (a first load that stopped midway may have
+        stored some twice), then build the indexes."""
+        newest: dict[tuple, dict] = {}
+        extra = []
+        projection = {name: 1 for name in self.spec.key} | ({self.spec.version: 1} if self.spec.version else {})
+        for doc in self.collection.find({}, projection):
+            key = tuple(doc.get(name) for name in self.spec.key)
+            kept = newest.get(key)
+            if kept is None:
+                newest[key] = doc
+            elif is_older(kept.get(self.spec.version), doc.get(self.spec.version)):
+                extra.append(kept["_id"])
+                newest[key] = doc
+            else:
+                extra.append(doc["_id"])
+        for chunk in batched(extra, LOOKUP_CHUNK):
+            self.collection.delete_many({"_id": {"$in": chunk}})
+        ensure_indexes(self.collection, self.spec.all_indexes())
+        self.marks.record(self.collection)
 
     # -- shared -------------------------------------------------------------------------
 
@@ -236,7 +286,10 @@ class CollectionWriter:
         self._count_days(latest.values(), counts)
 
         keys = list(latest)
-        stored = {} if self.empty else self._lookup(self.collection, keys)
+        if self.bulk:  # nothing was stored before this write: only what it wrote itself
+            stored = {key: {self.spec.version: self._loaded[key], HASH_FIELD: None} for key in keys if key in self._loaded}
+        else:
+            stored = self._lookup(self.collection, keys)
         in_siblings: dict[tuple, dict] = {}
         for sibling in self.live_siblings:
             for key, doc in self._lookup(sibling, keys, self.spec.protected).items():
@@ -266,6 +319,8 @@ class CollectionWriter:
                 leaving_siblings.append((key, version))
 
         self._stamp(inserts + updates)
+        if self.bulk:
+            self._loaded.update((self.key_of(doc), doc.get(self.spec.version)) for doc in inserts + updates)
         retry = self._insert(inserts, counts)
         operations = [self._update(doc, upsert=False) for doc in updates]
         operations += [self._update(doc, upsert=True) for doc in retry]
@@ -337,6 +392,20 @@ class CollectionWriter:
 
     # -- documents replaced group by group ------------------------------------------------
 
+    def _whole_groups(self, items: Iterable[Mapping[str, Any] | Tombstone]) -> Iterator[list]:
+        """Batches that never split a group (a batch replaces each group it holds)."""
+        batch: list = []
+        last = None
+        for item in items:
+            group = item.key[0] if isinstance(item, Tombstone) else item[self.spec.group]
+            if len(batch) >= self.batch_size and group != last:
+                yield batch
+                batch = []
+            batch.append(item)
+            last = group
+        if batch:
+            yield batch
+
     def _group_batch(self, batch: list) -> WriteCounts:
         counts = WriteCounts()
         group = self.spec.group
@@ -344,7 +413,10 @@ class CollectionWriter:
                 if not isinstance(item, Tombstone)]  # fmt: skip
         written = sorted({doc[group] for doc in docs})
         removed = sorted({t.key[0] for t in batch if isinstance(t, Tombstone)} | set(written))
-        if not self.empty:
+        if self.bulk:  # only groups this load already wrote can be replaced
+            removed = [value for value in removed if (value,) in self._loaded]
+            self._loaded.update(((value,), None) for value in written)
+        if removed:
             for chunk in batched(removed, LOOKUP_CHUNK):
                 counts.removed += self.collection.delete_many({group: {"$in": chunk}}).deleted_count
         for sibling in self.live_siblings:  # a group moving in leaves its old collection
