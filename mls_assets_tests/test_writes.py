@@ -264,3 +264,20 @@ def test_a_group_larger_than_a_batch_is_written_whole(mongo_db):
     assert photos.count_documents({}) == 21
     write(photos, sets, PHOTOS, batch_size=5)  # replaced set by set, not batch by batch
     assert sorted(photos.distinct("photoId")) == sorted(p["photoId"] for p in sets)
+
+
+def test_prefetching_keeps_the_order_and_raises_the_producers_error_in_place():
+    from mls_assets.lib.prefetch import prefetched
+
+    assert list(prefetched(iter(range(50)))) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise RuntimeError("page 3 failed")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="page 3 failed"):
+        for item in prefetched(failing()):
+            seen.append(item)
+    assert seen == [1, 2]

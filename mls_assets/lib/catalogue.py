@@ -73,11 +73,9 @@ def _status(name: str, klass: str, description: str, extra: tuple = ()) -> Colle
                           swept=True, description=description)  # fmt: skip
 
 
-RAW = CollectionSpec("raw_listings", ("listingKey",), "modificationTimestamp",
-                     indexes=({"keys": [["modificationTimestamp", 1]]},), swept=True,
+RAW = CollectionSpec("raw_listings", ("listingKey",), "modificationTimestamp", swept=True,
                      description="Spark records with photos expanded, screened, newest version per ListingKey.")  # fmt: skip
 FLATTENED = CollectionSpec("flattened_listings", ("listingKey",), "modificationTimestamp", volatile=("lastSyncedAt",),
-                           indexes=({"keys": [["standardStatus", 1]]}, {"keys": [["modificationTimestamp", 1]]}),
                            swept=True, description="Flat camelCase listings with derived fields and contentHash.")  # fmt: skip
 ACTIVE = _status("listings", "active", "On-market listings (Active, Active Under Contract, Pending, Coming Soon).")
 CLOSED = _status("closed_listings", "closed", "Closed (sold) listings.")

@@ -16,6 +16,7 @@ from mls_assets.defs.partitions import feed_day_partitions, split_key
 from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS
+from mls_assets.lib.prefetch import prefetched
 from mls_assets.lib.replication.rejects import Quarantine
 from mls_assets.lib.replication.window import PullWindow, listings_filter, window_for
 from mls_assets.lib.spark.client import SparkClient
@@ -58,7 +59,7 @@ def _pull(client: SparkClient, leases: LeaseResource, feed: FeedConfig, page_siz
         if window.empty:
             return
         with leases.pulling(feed, client.fingerprint):
-            for page in client.pages(listings_filter(feed, window), limit=page_size, expand=["Photos"]):
+            for page in prefetched(client.pages(listings_filter(feed, window), limit=page_size, expand=["Photos"])):
                 stats.pages += 1
                 rejects = []
                 for record in page.results:

@@ -11,7 +11,7 @@ from mls_assets.defs.partitions import feed_day_partitions
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import MongoResource
-from mls_assets.lib.catalogue import EXPIRED_PHOTOS, PHOTOS, CollectionSpec
+from mls_assets.lib.catalogue import EXPIRED_PHOTOS, PHOTOS
 from mls_assets.lib.quality import measures
 from mls_assets.lib.replication.photos import RAW_PROJECTION, plan_photos
 from mls_assets.lib.replication.routing import Places
@@ -44,19 +44,34 @@ def photo_collections(context: dg.AssetExecutionContext, raw_listings: ChangeSet
     database = mongo.get_database()
     leases.hold_feeds(context)
     changes = ChangeSet(database, raw_listings.consumer, raw_listings.sources, raw_listings.batch_size, RAW_PROJECTION)
-    places = {feed: Places(database, feed, expected=changes.count(feed)) for feed in changes.feeds}
-    changed: dict[FeedKey, list[str]] = {feed: [] for feed in changes.feeds}
     marks = WriteMarks(database)
+    homes: dict[FeedKey, dict[str, str | None]] = {feed: {} for feed in changes.feeds}
 
-    def planned(feed: FeedKey, target: CollectionSpec, empty: bool) -> Iterator:
+    def first_pass(feed: FeedKey, empty: bool) -> Iterator:
+        """Every changed listing: where it lives now, and the photos that belong in PHOTOS."""
+        places = Places(database, feed, expected=changes.count(feed))
         for _, batch in changes.batches(feed):
-            if target is PHOTOS:
-                changed[feed].extend(raw["listingKey"] for raw in batch)
-            yield from plan_photos(database, feed, target, batch, places[feed], empty)
+            where = {key: place["class"] for key, place in places.of([r["listingKey"] for r in batch]).items()}
+            homes[feed].update((raw["listingKey"], where.get(raw["listingKey"])) for raw in batch)
+            yield from plan_photos(database, feed, PHOTOS, batch, where, empty)
 
-    for name, spec in OUTPUTS.items():
+    def second_pass(feed: FeedKey, empty: bool) -> Iterator:
+        """Only the expired listings' raw records are read again; the others matter only if
+        EXPIRED_PHOTOS holds their photos (they left)."""
+        expired = [key for key, home in homes[feed].items() if home == "expired"]
+        where = {key: "expired" for key in expired}
+        for batch in changes.documents(feed, expired):
+            yield from plan_photos(database, feed, EXPIRED_PHOTOS, batch, where, empty)
+        if not empty:
+            others = [{"listingKey": key} for key, home in homes[feed].items() if home != "expired"]
+            for start in range(0, len(others), changes.batch_size):
+                yield from plan_photos(database, feed, EXPIRED_PHOTOS, others[start:start + changes.batch_size],
+                                       homes[feed], empty)  # fmt: skip
+
+    for (name, spec), plan in zip(OUTPUTS.items(), (first_pass, second_pass), strict=True):
         empty = {feed: marks.last(database[spec.collection_name(feed)]) is None for feed in changes.feeds}
-        yield dg.Output({str(feed): planned(feed, spec, empty[feed]) for feed in changes.feeds}, output_name=name)
+        yield dg.Output({str(feed): plan(feed, empty[feed]) for feed in changes.feeds}, output_name=name)
+    changed = {feed: list(keys) for feed, keys in homes.items()}
     changes.commit(context.run.run_id)
     finding = measures.merge_findings((str(f), measures.orphan_photos(database, f, keys)) for f, keys in changed.items())
     yield check_result(finding, "orphan photos or listings missing their photos", "listing_photos",

@@ -17,7 +17,6 @@ from typing import Any
 from pymongo.database import Database
 
 from mls_assets.lib.catalogue import PHOTOS_OF_CLASS, CollectionSpec, siblings_of
-from mls_assets.lib.replication.routing import Places
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import LOOKUP_CHUNK, Tombstone, batched
 from mls_assets.lib.transform.photos import extract_photos
@@ -48,12 +47,12 @@ def _stored_sets(database: Database, spec: CollectionSpec, feed: FeedKey, keys: 
 
 
 def plan_photos(database: Database, feed: FeedKey, target: CollectionSpec, raws: list[dict[str, Any]],
-                places: Places, empty: bool) -> Iterator[dict[str, Any] | Tombstone]:  # fmt: skip
-    """What `target` (photos or expired photos) does for a batch of changed raw listings:
-    photo documents of the sets it takes, tombstones for the sets it gives up. `empty`: the
-    collection held nothing when the run began (a first sync: nothing to compare with)."""
+                where: dict[str, str], empty: bool) -> Iterator[dict[str, Any] | Tombstone]:  # fmt: skip
+    """What `target` (photos or expired photos) does for a batch of changed raw listings
+    (`where`: the status class each lives in now): photo documents of the sets it takes,
+    tombstones for the sets it gives up. `empty`: the collection held nothing when the run
+    began (a first sync: nothing to compare with)."""
     keys = [raw["listingKey"] for raw in raws]
-    where = {key: place["class"] for key, place in places.of(keys).items()}
     stored = {} if empty else _stored_sets(database, target, feed, keys)
     (sibling,) = siblings_of(target)
     moving_in: list[str] = []

@@ -156,6 +156,19 @@ class ChangeSet:
                 for batch in source.batches(self.batch_size, self.projection):
                     yield source.feed, batch
 
+    def documents(self, feed: FeedKey, keys: list[str], key_field: str = "listingKey") -> Iterator[list[dict]]:
+        """The changed documents of these keys, in batches (point lookups, for a pass that
+        needs only some of the changes again)."""
+        for source in self.sources:
+            if source.feed != feed or source.empty:
+                continue
+            for start in range(0, len(keys), 100):
+                query = {key_field: {"$in": keys[start:start + 100]},
+                         SEQUENCE_FIELD: {"$gt": source.after, "$lte": source.upto}}  # fmt: skip
+                found = list(source.collection.find(query, self.projection))
+                if found:
+                    yield found
+
     def count(self, feed: FeedKey | None = None) -> int:
         """How many documents changed (one indexed count per source)."""
         return sum(s.collection.count_documents({SEQUENCE_FIELD: {"$gt": s.after, "$lte": s.upto}})
