@@ -11,7 +11,7 @@ from mls_assets.defs.crm.schedules import crm_active_rescrape
 from mls_assets.defs.feeds.sensors import feed_discovery_sensor
 from mls_assets.defs.maintenance.schedules import weekly_deletion_sweep
 from mls_assets.lib.catalogue import EXPIRED_TTL_SECONDS
-from mls_assets.lib.tenants import CONFIGS_COLLECTION, load_feeds, read_configs, sync_configs
+from mls_assets.lib.tenants import load_feeds, read_configs, sync_configs
 
 GPS_ID, CRMLS_ID = "20190211172710340762000000", "20200218121507636729000000"
 
@@ -101,7 +101,6 @@ def test_intraday_sync_requests_today_for_every_enabled_feed(tmp_path, mongo_res
             requests = list(intraday_status_sync(context))
     assert [(r.partition_key, r.run_key, r.tags["mls/feed"]) for r in requests] == [
         ("2026-11-20|jpsrealtor.gps", "intraday|jpsrealtor.gps|2026-11-20T14:15:00+00:00", "jpsrealtor.gps")]
-    assert intraday_status_sync.cron_schedule == "*/15 * * * *"
 
 
 def test_crm_rescrape_says_it_has_nothing_to_do_until_properties_are_linked(tmp_path, mongo_resources, mongo_db):
@@ -120,7 +119,6 @@ def test_crm_rescrape_says_it_has_nothing_to_do_until_properties_are_linked(tmp_
     assert request.partition_key == "2026-11-20|jpsrealtor.gps" and request.tags["mls/trigger"] == "crm-rescrape"
     # exactly the linked listings are re-pulled
     assert request.run_config == {"ops": {"raw_listings": {"config": {"listing_keys": ["K1"]}}}}
-    assert crm_active_rescrape.cron_schedule == "0 * * * *"
 
 
 def test_weekly_sweep_requests_one_run_per_enabled_feed(tmp_path, mongo_resources, mongo_db):
@@ -144,4 +142,3 @@ def test_runs_of_one_feed_are_queued_not_run_together():
     with dg.instance_for_test(overrides={"concurrency": config["concurrency"]}) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": "mls/feed", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
-    assert CONFIGS_COLLECTION == "agent_mls_configs"

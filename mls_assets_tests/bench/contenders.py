@@ -99,8 +99,10 @@ def chain(spec: dict) -> dict:
     instance = dg.DagsterInstance.get()
     job = defs().resolve_job_def("replication_job")
     run_config = {"resources": {"clock": {"config": {"fixed_now": spec["now"]}}}}
+    started = time.perf_counter()  # the run itself: the process and its imports are Dagster's fixed cost
     result = job.execute_in_process(instance=instance, partition_key=str(feed_day_key(FEED, spec["day"])),
                                     run_config=run_config, raise_on_error=False)  # fmt: skip
+    seconds = time.perf_counter() - started
     if not result.success:
         raise SystemExit("the chain failed")
     written, steps = 0, {}
@@ -109,7 +111,7 @@ def chain(spec: dict) -> dict:
         written += sum(meta[name].value for name in ("inserted", "updated") if name in meta)
     for stat in instance.get_run_step_stats(result.run_id):
         steps[stat.step_key] = round(stat.end_time - stat.start_time, 2)
-    return {"written": written, "steps": steps}
+    return {"written": written, "steps": steps, "run_seconds": seconds}
 
 
 def stored(spec: dict) -> int:
@@ -121,7 +123,8 @@ def main() -> int:
     name, spec = sys.argv[1], json.loads(sys.argv[2])
     started = time.perf_counter()
     outcome: dict[str, Any] = {"floor": floor, "seed": seed, "chain": chain}[name](spec)
-    outcome["seconds"] = time.perf_counter() - started
+    outcome["process_seconds"] = time.perf_counter() - started
+    outcome["seconds"] = outcome.pop("run_seconds", outcome["process_seconds"])
     outcome["stored"] = stored(spec)
     print(json.dumps(outcome), flush=True)
     return 0

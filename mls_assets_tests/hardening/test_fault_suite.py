@@ -12,10 +12,13 @@ import dagster as dg
 import pytest
 
 from mls_assets.defs.maintenance.assets import deleted_listings_sweep
+from mls_assets.lib.catalogue import FLATTENED, RAW
 from mls_assets.lib.spark.simulator import GPS_MLS_ID
 from mls_assets.lib.spark.simulator.faults import RETRYABLE_FAULTS, FaultPlan
+from mls_assets.lib.store.changes import ChangeSet
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.cursors import read_cursor
+from mls_assets.lib.store.naming import FeedKey
 from mls_assets_tests.conftest import free_port, start_ephemeral_server
 from mls_assets_tests.pipeline.conftest import CHAIN, Pipeline
 from mls_assets_tests.pipeline.test_replication_chain import GPS, keys, snapshot
@@ -41,10 +44,13 @@ def reference(pipeline, other_database, tenants_file, *syncs) -> tuple[Pipeline,
     return clean, snapshot(clean, GPS, bookkeeping=True)
 
 
-def no_pending_flags(pipeline, feed) -> bool:
-    names = ("raw_listings", "flattened_listings")
-    return all(pipeline.collection(feed, n).count_documents({"$or": [{"_pending_flattened": True},
-               {"_pending_status": True}, {"_pending_photos": True}]}) == 0 for n in names)  # fmt: skip
+def no_change_left_behind(pipeline, feed) -> bool:
+    """Every consumer's watermark has reached what its upstream wrote."""
+    database, key = pipeline.database, FeedKey.parse(feed)
+    consumers = {"flattened_listings": RAW, "photo_collections": RAW, "status_collections": FLATTENED,
+                 "crm_linked_properties": FLATTENED}  # fmt: skip
+    return all(ChangeSet.open(database, consumer, {key: database[spec.collection_name(key)]}).empty
+               for consumer, spec in consumers.items())  # fmt: skip
 
 
 def test_every_transient_fault_kind_during_a_full_and_an_incremental_sync_ends_as_a_clean_run(
@@ -134,7 +140,7 @@ def test_a_run_killed_at_any_point_converges_when_run_again_and_its_cursor_is_ne
 
         pipeline.sync(GPS)
         assert snapshot(pipeline, GPS, bookkeeping=True) == expected, fraction
-        assert no_pending_flags(pipeline, GPS)
+        assert no_change_left_behind(pipeline, GPS)
 
 
 @pytest.mark.parametrize("same_day", [True, False], ids=["one-partition-twice", "two-days-of-one-feed"])
@@ -149,7 +155,7 @@ def test_two_runs_of_one_feed_started_together_end_as_one_run_and_lose_no_change
     outcomes = [json.loads(run.communicate(timeout=180)[0].strip().splitlines()[-1]) for run in runs]
     assert [o["success"] for o in outcomes] == [True, True]
     assert snapshot(pipeline, GPS, bookkeeping=True) == expected
-    assert no_pending_flags(pipeline, GPS)
+    assert no_change_left_behind(pipeline, GPS)
 
 
 def test_a_database_lost_midway_fails_the_run_in_one_line_and_a_rerun_converges(

@@ -137,7 +137,7 @@ def test_a_status_change_moves_the_listing_and_its_photos_and_writes_one_event(p
     pipeline.sync(GPS)  # again: still one event, nothing duplicated
     history = next(e for e in moved_run.get_asset_materialization_events()
                    if e.asset_key.to_user_string() == "listing_status_history")  # fmt: skip
-    summary = history.materialization.metadata["summary"].value  # seed 003's sync result
+    summary = history.materialization.metadata["summary"].value  # the sync result an operator reads first
     assert summary["statusChanges"][f"Active -> {target}"] >= 1 and summary["totalListings"] >= 1
 
     assert pipeline.collection(GPS, "listings").find_one({"listingKey": key}) is None

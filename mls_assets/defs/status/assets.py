@@ -29,6 +29,8 @@ from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import Tombstone
 
 ASSET_OF_CLASS = {"active": "active_listings", "closed": "closed_listings", "expired": "expired_listings"}
+ROUTING_FIELDS = {"_id": 0, "listingKey": 1, "listingId": 1, "standardStatus": 1, "statusChangeTimestamp": 1,
+                  "modificationTimestamp": 1}  # fmt: skip
 
 
 def _check(name: str, asset: str, description: str, blocking: bool = False) -> dg.AssetCheckSpec:
@@ -72,36 +74,39 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
     leases.hold_feeds(context)
     feeds = flattened_listings.feeds
     before = {feed: FeedSequence(database, feed).current() for feed in feeds}
-    seen = {"listings": 0, "stale": 0, "leaving": 0, "moves": Counter(), "routed": Counter()}
+    seen = {"listings": 0, "stale": 0, "moves": Counter(), "routed": Counter()}
+    leaving: dict[FeedKey, list[Tombstone]] = {feed: [] for feed in feeds}
 
     def history(feed: FeedKey) -> Iterator[dict]:
+        """Pass one, over the routing fields only: the transitions, and who leaves."""
         places = Places(database, feed, expected=flattened_listings.count(feed))
-        for _, batch in flattened_listings.batches(feed):
+        for _, batch in flattened_listings.batches(feed, projection=ROUTING_FIELDS):
             found = transitions(batch, places.of([d["listingKey"] for d in batch]), now, context.run.run_id)
             seen["listings"] += len(batch)
             seen["stale"] += found.stale
-            seen["leaving"] += found.leaving
             seen["moves"].update(f"{e['from']} -> {e['to']}" for e in found.events)
+            leaving[feed].extend(Tombstone((doc["listingKey"],), doc["modificationTimestamp"])
+                                 for doc in batch if home_of_listing(doc, now) is None)  # fmt: skip
             yield from found.events
 
     def summary() -> dict:  # the sync result an operator reads first
         errors = sum(database[REJECTS.collection_name(f)].count_documents({"runId": context.run.run_id}) for f in feeds)
         return {"summary": {"totalListings": seen["listings"], "statusChanges": dict(seen["moves"]),
-                            "leaving": seen["leaving"], "staleSkipped": seen["stale"], "errors": errors}}  # fmt: skip
+                            "leaving": sum(map(len, leaving.values())), "staleSkipped": seen["stale"],
+                            "errors": errors}}  # fmt: skip
 
     yield dg.Output(Streamed({str(f): history(f) for f in feeds}, summary), output_name="listing_status_history")
 
     def routed(feed: FeedKey, klass: str) -> Iterator[dict | Tombstone]:
-        """The changed listings that belong in `klass`; a tombstone for each that belongs
-        nowhere (deleted, or expired beyond the 90-day window)."""
-        for _, batch in flattened_listings.batches(feed):
+        """The changed listings that belong in `klass` (read by their class, so each listing
+        is read whole once); a tombstone for each that belongs nowhere (deleted, or expired
+        beyond the 90-day window)."""
+        for _, batch in flattened_listings.batches(feed, where={"statusClass": klass}):
             for doc in batch:
-                home = home_of_listing(doc, now)
-                if home == klass:
+                if home_of_listing(doc, now) == klass:
                     seen["routed"][klass] += 1
                     yield doc
-                elif home is None:
-                    yield Tombstone((doc["listingKey"],), doc["modificationTimestamp"])
+        yield from leaving[feed]
 
     for klass, asset in ASSET_OF_CLASS.items():
         yield dg.Output({str(f): routed(f, klass) for f in feeds}, output_name=asset)

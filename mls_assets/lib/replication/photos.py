@@ -14,11 +14,14 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from pymongo.database import Database
 
 from mls_assets.lib.catalogue import PHOTOS_OF_CLASS, CollectionSpec, siblings_of
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import LOOKUP_CHUNK, Tombstone, batched
+from mls_assets.lib.transform.fields import PHOTO_URI_FIELDS
+from mls_assets.lib.transform.naming import camel_case
 from mls_assets.lib.transform.photos import extract_photos
 from mls_assets.lib.transform.values import FieldError, parse_datetime
 
@@ -27,12 +30,13 @@ RAW_PROJECTION = {"_id": 0, "listingKey": 1, "modificationTimestamp": 1, "record
                   "record.StandardFields.ListingId": 1, "record.StandardFields.PhotosChangeTimestamp": 1}  # fmt: skip
 
 
+SIGNATURE_FIELDS = ("photoId", "order", "primary", *(camel_case(name) for name in PHOTO_URI_FIELDS))
+
+
 def photo_set_hash(photos: list[dict[str, Any]], changed_at: Any) -> str:
-    parts = [str(changed_at)] + [
-        "|".join(f"{k}={p[k]}" for k in sorted(p) if k.startswith("uri") or k in ("photoId", "order", "primary"))
-        for p in photos
-    ]
-    return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
+    """What makes a photo set "the same": its change time, ids, order, primary and URIs."""
+    payload = orjson.dumps([str(changed_at), [[p.get(name) for name in SIGNATURE_FIELDS] for p in photos]])
+    return hashlib.blake2b(payload, digest_size=12).hexdigest()
 
 
 def _stored_sets(database: Database, spec: CollectionSpec, feed: FeedKey, keys: list[str]) -> dict[str, str]:

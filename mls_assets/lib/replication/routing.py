@@ -76,7 +76,6 @@ class Transitions:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     stale: int = 0
-    leaving: int = 0
 
 
 def transitions(listings: Iterable[dict[str, Any]], stored: dict[str, dict], now: datetime, run_id: str) -> Transitions:
@@ -88,8 +87,6 @@ def transitions(listings: Iterable[dict[str, Any]], stored: dict[str, dict], now
         if previous is not None and is_older(doc["modificationTimestamp"], previous["modificationTimestamp"]):
             found.stale += 1
             continue
-        if home_of_listing(doc, now) is None:
-            found.leaving += 1
         if previous is not None and previous["standardStatus"] != doc["standardStatus"]:
             found.events.append({
                 "listingKey": doc["listingKey"],

@@ -1,4 +1,5 @@
-"""What one (feed, day) partition pulls from Spark (ARCHITECTURE sections 3 and 4)."""
+"""What one (feed, day) partition pulls from Spark: a past day whole, today from the feed
+cursor (minus an overlap), or exactly some listings."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
         store(page.results)
         checkpoint(page.next_token)   # resume later with start_token=...
 
-Paging (seed 000): the first request sends `_skiptoken=` (empty), then the returned
+Paging: the first request sends `_skiptoken=` (empty), then the returned
 `D.SkipToken`; it ends on empty `Results` or when the token stops changing. A full page
 whose token did not advance is a stuck server, not the end: it is retried, never taken
 as the end of the data (that would silently drop the rest of the feed).

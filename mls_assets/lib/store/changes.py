@@ -108,11 +108,12 @@ class ChangeSource:
     def empty(self) -> bool:
         return self.upto <= self.after
 
-    def batches(self, batch_size: int, projection: dict | None = None) -> Iterator[list[dict]]:
+    def batches(self, batch_size: int, projection: dict | None = None, where: dict | None = None) -> Iterator[list[dict]]:
+        """The changed documents (matching `where`), in batches, in no particular order."""
         if self.empty:
             return
-        query = {SEQUENCE_FIELD: {"$gt": self.after, "$lte": self.upto}}
-        cursor = self.collection.find(query, projection).sort(SEQUENCE_FIELD, 1).batch_size(batch_size)
+        query = {SEQUENCE_FIELD: {"$gt": self.after, "$lte": self.upto}, **(where or {})}
+        cursor = self.collection.find(query, projection).batch_size(batch_size)
         batch: list[dict] = []
         for doc in cursor:
             batch.append(doc)
@@ -150,10 +151,13 @@ class ChangeSet:
     def empty(self) -> bool:
         return all(s.empty for s in self.sources)
 
-    def batches(self, feed: FeedKey | None = None) -> Iterator[tuple[FeedKey, list[dict]]]:
+    def batches(self, feed: FeedKey | None = None, *, where: dict | None = None,
+                projection: dict | None = None) -> Iterator[tuple[FeedKey, list[dict]]]:  # fmt: skip
+        """What changed (of `feed`, matching `where`), in batches (`projection` narrows
+        the documents read)."""
         for source in self.sources:
             if feed is None or source.feed == feed:
-                for batch in source.batches(self.batch_size, self.projection):
+                for batch in source.batches(self.batch_size, projection or self.projection, where):
                     yield source.feed, batch
 
     def documents(self, feed: FeedKey, keys: list[str], key_field: str = "listingKey") -> Iterator[list[dict]]:

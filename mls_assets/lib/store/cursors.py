@@ -1,4 +1,4 @@
-"""Per-feed replication cursors (ARCHITECTURE section 4).
+"""Per-feed replication cursors.
 
 The cursor is the start time of the last successful pull of a feed, advanced only after
 the pulled data is committed; it is never derived from MAX() of stored data. An empty

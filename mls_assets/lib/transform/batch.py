@@ -1,6 +1,6 @@
 """Streaming batch transform: raw records in, flattened documents, photos and rejects out.
 
-One bad record never stops a batch (seed 003): whatever goes wrong with a record becomes
+One bad record never stops a batch: whatever goes wrong with a record becomes
 a reject `{listingKey?, reason, field, raw}` that the pipeline stores for a data
 engineer to look at.
 """

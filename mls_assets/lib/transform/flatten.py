@@ -1,6 +1,6 @@
 """One Spark listing record -> one flat camelCase document (+ its photos, kept aside).
 
-Rules (seed 000 flatten.py, seed 002 fields): StandardFields to camelCase; boolean
+Rules: StandardFields to camelCase; boolean
 dictionaries to `"Pool, Spa"`; schema-numeric strings to numbers; dates and timestamps to
 UTC datetimes; slugs, primary photo, land lease details, GeoJSON `location`; the feed's
 identity; the status class and, for expired listings, the lead fields.

@@ -34,8 +34,6 @@ _BY_STATUS = {
     "incomplete": StatusClass.DELETED,
 }
 
-KNOWN_STATUSES = tuple(sorted(_BY_STATUS))
-
 
 def status_class(standard_status: Any) -> StatusClass | None:
     """The class of a RESO StandardStatus, or None when the status is unknown."""
@@ -61,9 +59,3 @@ def expired_fields(doc: dict[str, Any]) -> dict[str, Any]:
     if days is not None:
         fields["totalDaysOnMarket"] = days
     return fields
-
-
-def within_retention(doc: dict[str, Any], now: datetime) -> bool:
-    """An expired/cancelled listing is kept for 90 days after its status change."""
-    expires = doc.get("expiresAt")
-    return expires is not None and expires > now
