@@ -42,6 +42,7 @@ class CollectionSpec:
     group: str | None = None  # documents are replaced as a group per this field (photos)
     sequenced: bool = True  # written documents carry the feed's write sequence (consumers read changes)
     patched: bool = False  # documents owned by another system: only `Patch`es of our fields, no inserts
+    key_is_id: bool = False  # the (single) key is stored as `_id`: its uniqueness costs no index of its own
     per_tenant: bool = False
     description: str = ""
 
@@ -50,7 +51,8 @@ class CollectionSpec:
 
     def all_indexes(self) -> list[dict[str, Any]]:
         """The declared indexes plus the unique key and, if sequenced, the write sequence."""
-        found = [] if self.key == ("_id",) else [{"keys": [[name, 1] for name in self.key], "unique": True}]
+        found = [] if self.key == ("_id",) or self.key_is_id else [{"keys": [[name, 1] for name in self.key],
+                                                                     "unique": True}]  # fmt: skip
         if self.sequenced:
             found.append({"keys": [[SEQUENCE_FIELD, 1]]})
         return [*found, *self.indexes]
@@ -89,10 +91,11 @@ EXPIRED = _status(
 HISTORY = CollectionSpec("status_history", ("listingKey", "at", "to"),
                          description="Append-only status transitions {listingKey, from, to, at, runId}.")  # fmt: skip
 PHOTOS = CollectionSpec("photos", ("photoId",), group="listingKey", indexes=_PHOTO_INDEXES, swept=True,
-                        sequenced=False,
+                        sequenced=False, key_is_id=True,
                         description="Photos of active and closed listings, one document per photo, every CDN size.")  # fmt: skip
 EXPIRED_PHOTOS = CollectionSpec("expired_photos", ("photoId",), group="listingKey", indexes=_PHOTO_INDEXES, swept=True,
-                                sequenced=False, description="Photos of expired and cancelled listings.")  # fmt: skip
+                                sequenced=False, key_is_id=True,
+                                description="Photos of expired and cancelled listings.")  # fmt: skip
 REJECTS = CollectionSpec("rejects", ("rejectKey",), indexes=({"keys": [["listingKey", 1]]},), sequenced=False,
                          description="The quarantine: records that could not be stored, with the reason.")  # fmt: skip
 CRM_PROPERTIES = CollectionSpec("crm_properties", ("_id",), per_tenant=True, sequenced=False, patched=True,

@@ -111,11 +111,18 @@ class FeedConfig(BaseModel):
 
 @dataclass(frozen=True)
 class FeedProblem:
-    """One feed entry that was refused, said in one line."""
+    """One feed entry that was refused, said in one line. `tenant` and `mls` are the ids as
+    written (valid or not), for saying which feed it was."""
 
     where: str
-    feed: str | None
+    tenant: str | None
+    mls: str | None
     reason: str
+
+    @property
+    def feed(self) -> str | None:
+        """`tenant.mls` as written, when both could be read (a label, not a `FeedKey`)."""
+        return f"{self.tenant}.{self.mls}" if self.tenant and self.mls else None
 
     def __str__(self) -> str:
         return f"{self.where}{f' ({self.feed})' if self.feed else ''}: {self.reason}"
@@ -195,35 +202,35 @@ def parse_tenants(text: bytes, source: str = "tenants file") -> LoadedFeeds:
     for t, tenant in enumerate(tenants):
         where = f"tenants[{t}]"
         if not isinstance(tenant, dict) or set(tenant) - {"tenant_id", "name", "feeds"}:
-            loaded.problems.append(FeedProblem(where, None, "a tenant is a mapping of tenant_id, name and feeds"))
+            loaded.problems.append(FeedProblem(where, None, None, "a tenant is a mapping of tenant_id, name and feeds"))
             continue
         try:
             tenant_id = validate_id(tenant.get("tenant_id"), "tenant")
         except InvalidIdentifier as error:
-            loaded.problems.append(FeedProblem(where, None, str(error)))
+            loaded.problems.append(FeedProblem(where, None, None, str(error)))
             continue
         feeds = tenant.get("feeds") or []
         if not isinstance(feeds, list):
-            loaded.problems.append(FeedProblem(where, None, "'feeds' must be a list"))
+            loaded.problems.append(FeedProblem(where, tenant_id, None, "'feeds' must be a list"))
             continue
         for f, entry in enumerate(feeds):
             entry_where = f"{where}.feeds[{f}]"
             if not isinstance(entry, dict):
-                loaded.problems.append(FeedProblem(entry_where, None, "a feed is a mapping of its settings"))
+                loaded.problems.append(FeedProblem(entry_where, tenant_id, None, "a feed is a mapping of its settings"))
                 continue
-            label = _label(tenant_id, entry.get("mls"))
+            mls = _shown_id(entry.get("mls"))
             if "tenant_id" in entry:
-                loaded.problems.append(FeedProblem(entry_where, label, "tenant_id belongs to the tenant, not the feed"))
+                loaded.problems.append(FeedProblem(entry_where, tenant_id, mls, "tenant_id belongs to the tenant, not the feed"))
                 continue
             try:
                 feed = FeedConfig(tenant_id=tenant_id, **entry)
             except (ValidationError, TypeError, EndpointRefused) as error:
-                loaded.problems.append(FeedProblem(entry_where, label, describe_error(error)))
+                loaded.problems.append(FeedProblem(entry_where, tenant_id, mls, describe_error(error)))
                 continue
             key = str(feed.key)
             if key in seen:
-                loaded.problems.append(FeedProblem(entry_where, key, f"declared twice (also at {seen[key]}): "
-                                                   "both ignored until one is removed"))  # fmt: skip
+                loaded.problems.append(FeedProblem(entry_where, feed.tenant_id, feed.mls, f"declared twice (also at "
+                                                   f"{seen[key]}): both ignored until one is removed"))  # fmt: skip
                 continue
             seen[key] = entry_where
             loaded.feeds.append(feed)
@@ -233,8 +240,8 @@ def parse_tenants(text: bytes, source: str = "tenants file") -> LoadedFeeds:
     return loaded
 
 
-def _label(tenant: str, mls: Any) -> str | None:
-    return f"{tenant}.{mls}" if isinstance(mls, str) and len(mls) <= 60 else None
+def _shown_id(value: Any) -> str | None:
+    return value if isinstance(value, str) and len(value) <= 60 else None
 
 
 def load_tenants_file(path: Path | None = None) -> LoadedFeeds:
@@ -282,8 +289,8 @@ def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[
         by_tenant.setdefault(feed.tenant_id, []).append(feed)
     refused: dict[str, list[FeedProblem]] = {}
     for problem in problems:
-        if problem.feed:
-            refused.setdefault(problem.feed.split(".", 1)[0], []).append(problem)
+        if problem.tenant:
+            refused.setdefault(problem.tenant, []).append(problem)
     for tenant in sorted(set(by_tenant) | set(refused)):
         existing = collection.find_one({"tenantId": tenant}) or {}
         stored = {c.get("provider"): c for c in existing.get("mlsConfigs", []) if isinstance(c, dict)}
@@ -297,10 +304,9 @@ def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[
         written = {c["provider"] for c in configs}
         tenant_problems = refused.get(tenant, [])
         for problem in tenant_problems:  # a refused entry leaves the feed's stored config alone
-            mls = problem.feed.split(".", 1)[1]
-            if mls in stored and mls not in written:
-                configs.append(stored[mls])
-                written.add(mls)
+            if problem.mls in stored and problem.mls not in written:
+                configs.append(stored[problem.mls])
+                written.add(problem.mls)
         collection.update_one(
             {"tenantId": tenant},
             {"$set": {"mlsConfigs": configs, "configProblems": [str(p) for p in tenant_problems], "updatedAt": now},
@@ -332,13 +338,13 @@ def read_feeds(database: Any) -> LoadedFeeds:
         for n, config in enumerate(tenant.get("mlsConfigs") or []):
             where = f"{CONFIGS_COLLECTION} {tenant_id!r:.50}.mlsConfigs[{n}]"
             if not isinstance(config, dict):
-                loaded.problems.append(FeedProblem(where, None, "not a document"))
+                loaded.problems.append(FeedProblem(where, _shown_id(tenant_id), None, "not a document"))
                 continue
             try:
                 loaded.feeds.append(_from_document(tenant_id, config))
             except (ValidationError, TypeError, EndpointRefused, InvalidIdentifier) as error:
-                label = _label(tenant_id, config.get("provider")) if isinstance(tenant_id, str) else None
-                loaded.problems.append(FeedProblem(where, label, describe_error(error)))
+                loaded.problems.append(FeedProblem(where, _shown_id(tenant_id), _shown_id(config.get("provider")),
+                                                   describe_error(error)))  # fmt: skip
     return loaded
 
 

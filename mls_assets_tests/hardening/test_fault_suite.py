@@ -49,7 +49,7 @@ def no_change_left_behind(pipeline, feed) -> bool:
     database, key = pipeline.database, FeedKey.parse(feed)
     consumers = {"flattened_listings": RAW, "photo_collections": RAW, "status_collections": FLATTENED,
                  "crm_linked_properties": FLATTENED}  # fmt: skip
-    return all(ChangeSet.open(database, consumer, {key: database[spec.collection_name(key)]}).empty
+    return all(ChangeSet.open(database, consumer, {key: database[spec.collection_name(key)]}).count() == 0
                for consumer, spec in consumers.items())  # fmt: skip
 
 

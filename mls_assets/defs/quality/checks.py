@@ -12,6 +12,7 @@ import dagster as dg
 
 from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.defs.status.assets import ASSET_OF_CLASS
 from mls_assets.lib.catalogue import STATUS_COLLECTIONS
 from mls_assets.lib.quality import measures
 from mls_assets.lib.spark import sparkql
@@ -25,7 +26,6 @@ TTL_GRACE = timedelta(minutes=float(os.environ.get("MLS_TTL_GRACE_MINUTES", "15"
 BUSINESS_HOURS_UTC = tuple(int(h) for h in os.environ.get("MLS_BUSINESS_HOURS_UTC", "15-3").split("-"))
 COUNT_TOLERANCE = float(os.environ.get("MLS_COUNT_TOLERANCE", "0.02"))
 ACTIVE_STATUSES = ("Active", "Active Under Contract", "Coming Soon", "Pending")
-ASSET_OF_CLASS = {"active": "active_listings", "closed": "closed_listings", "expired": "expired_listings"}
 
 
 def audit(mongo: MongoResource, measure: Callable[..., measures.Finding], what: str,

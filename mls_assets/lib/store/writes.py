@@ -42,6 +42,7 @@ DUPLICATE_KEY = 11000
 HASH_FIELD = "_hash"
 RUN_FIELD = "_runId"
 BOOKKEEPING = (HASH_FIELD, RUN_FIELD, SEQUENCE_FIELD, "_id")
+BOOKKEEPING_SET = frozenset(BOOKKEEPING)
 LOOKUP_CHUNK = 100  # `$in` slows down superlinearly with its length on the embedded server
 SCAN_ABOVE = 2000  # more keys than this: one projected scan of the collection beats point lookups
 
@@ -233,6 +234,8 @@ class CollectionWriter:
             raise ValueError(f"a document for {self.collection.name} has no key field {missing}") from None
 
     def _key_filter(self, key: tuple) -> dict:
+        if self.spec.key_is_id:
+            return {"_id": key[0]}
         return dict(zip(self.spec.key, key, strict=True))
 
     def _lookup(self, collection: Collection, keys: list[tuple], extra: Iterable[str] = ()) -> dict[tuple, dict]:
@@ -409,8 +412,11 @@ class CollectionWriter:
     def _group_batch(self, batch: list) -> WriteCounts:
         counts = WriteCounts()
         group = self.spec.group
-        docs = [{k: v for k, v in item.items() if k not in BOOKKEEPING} for item in batch
-                if not isinstance(item, Tombstone)]  # fmt: skip
+        docs = [item if BOOKKEEPING_SET.isdisjoint(item) else {k: v for k, v in item.items() if k not in BOOKKEEPING}
+                for item in batch if not isinstance(item, Tombstone)]  # fmt: skip
+        if self.spec.key_is_id:
+            for doc in docs:
+                doc["_id"] = doc[self.spec.key[0]]
         written = sorted({doc[group] for doc in docs})
         removed = sorted({t.key[0] for t in batch if isinstance(t, Tombstone)} | set(written))
         if self.bulk:  # only groups this load already wrote can be replaced
