@@ -7,6 +7,11 @@ one JSON line: seconds, documents written, documents stored).
 - `seed`: the script pipeline this project replaces, as its documentation describes it:
   fetch everything into one JSON file, flatten it into another, then `UpdateOne(upsert)`
   batches of 500 by listingId, then the same for the photos.
+- `floor_contract`: the floor for what a correct first sync must store here: the raw
+  record, the flattened listing, the listing in its status collection and its photos in
+  theirs, `insert_many` only (no lookups, no hashing, no history, no checks), then the
+  indexes the collection catalogue declares (unique keys, the write sequence, 2dsphere,
+  TTL...). What the chain does beyond this is its bookkeeping.
 - `chain`: `replication_job` for today's partition of the feed, checks included.
 """
 
@@ -48,6 +53,45 @@ def floor(spec: dict) -> dict:
             if photos:
                 database["photos"].insert_many(photos, ordered=False)
             written += len(page.results) + len(photos)
+    return {"written": written}
+
+
+def floor_contract(spec: dict) -> dict:
+    from datetime import datetime
+
+    from mls_assets.lib.catalogue import EXPIRED_PHOTOS, FLATTENED, PHOTOS, PHOTOS_OF_CLASS, RAW, STATUS_COLLECTIONS
+    from mls_assets.lib.replication.routing import home_of_listing
+    from mls_assets.lib.store.indexes import ensure_indexes
+    from mls_assets.lib.store.naming import FeedKey
+    from mls_assets.lib.transform.flatten import flatten
+    from mls_assets.lib.transform.screen import clean
+
+    database, feed = _database(spec), FeedKey.parse(FEED)
+    now = datetime.fromisoformat(spec["now"])
+    specs = [RAW, FLATTENED, *STATUS_COLLECTIONS.values(), PHOTOS, EXPIRED_PHOTOS]
+    written = 0
+    with SparkClient(spec["sim_url"], DEMO_TOKEN) as client:
+        for page in client.pages(limit=1000, expand=["Photos"]):
+            out: dict[str, list[dict]] = {s.name: [] for s in specs}
+            for record in page.results:
+                record = clean(record)
+                fields = record.get("StandardFields", {})
+                out[RAW.name].append({"listingKey": fields.get("ListingKey"), "record": record})
+                try:
+                    doc, photos = flatten(record, IDENTITY, now)
+                except ValueError:
+                    continue
+                out[FLATTENED.name].append(doc)
+                home = home_of_listing(doc, now)
+                if home is not None:
+                    out[STATUS_COLLECTIONS[home].name].append(dict(doc))
+                    out[PHOTOS_OF_CLASS[home].name].extend({"_id": p["photoId"], **p} for p in photos)
+            for collection_spec in specs:
+                if out[collection_spec.name]:
+                    database[collection_spec.collection_name(feed)].insert_many(out[collection_spec.name], ordered=False)
+                    written += len(out[collection_spec.name])
+    for collection_spec in specs:
+        ensure_indexes(database[collection_spec.collection_name(feed)], collection_spec.all_indexes())
     return {"written": written}
 
 
@@ -122,7 +166,7 @@ def stored(spec: dict) -> int:
 def main() -> int:
     name, spec = sys.argv[1], json.loads(sys.argv[2])
     started = time.perf_counter()
-    outcome: dict[str, Any] = {"floor": floor, "seed": seed, "chain": chain}[name](spec)
+    outcome: dict[str, Any] = {"floor": floor, "floor_contract": floor_contract, "seed": seed, "chain": chain}[name](spec)
     outcome["process_seconds"] = time.perf_counter() - started
     outcome["seconds"] = outcome.pop("run_seconds", outcome["process_seconds"])
     outcome["stored"] = stored(spec)

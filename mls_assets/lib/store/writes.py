@@ -35,6 +35,7 @@ from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, OperationFailure
 
 from mls_assets.lib.catalogue import SEQUENCE_FIELD, CollectionSpec
+from mls_assets.lib.prefetch import prefetched
 from mls_assets.lib.store.changes import WriteMarks
 from mls_assets.lib.store.indexes import ensure_indexes
 
@@ -188,7 +189,10 @@ class CollectionWriter:
         counts = WriteCounts()
         write = self._patch_batch if self.spec.patched else self._group_batch if self.spec.group else self._keyed_batch
         batches = self._whole_groups(items) if self.spec.group else batched(items, self.batch_size)
-        for batch in batches:
+        # The producer (the asset's transform and its reads) makes the next batch while this
+        # one is written: the server's time and the client's overlap. A key is in one batch
+        # only, so no batch reads what an earlier one is still writing.
+        for batch in prefetched(batches):
             counts += write(batch)
         if self.bulk:
             self._build_indexes()
