@@ -28,11 +28,12 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make dev: the Dagster UI and daemon on the same defaults (http://127.0.0.1:3000)
+## make dev: the Dagster UI and daemon (http://127.0.0.1:3000) and the leads API (http://127.0.0.1:8000/docs)
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mls-assets db start
 	$(BIN)/mls-assets sim start
 	$(BIN)/mls-assets feeds sync
+	$(BIN)/mls-assets api --port $${MLS_API_PORT:-8000} & api=$$!; trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
 
 ## make bench: benchmarks (not part of make test)

@@ -103,6 +103,54 @@ def _crm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mls_assets.api.app import default_app
+
+    uvicorn.run(default_app(), host=args.host, port=args.port, log_level="info", access_log=False)
+    return 0
+
+
+def _api_keys(args: argparse.Namespace) -> int:
+    import json
+
+    from mls_assets.lib.leads import keys
+    from mls_assets.lib.store.client import get_database
+    from mls_assets.lib.store.naming import InvalidIdentifier
+
+    database = get_database(start=True)
+    try:
+        if args.action == "create":
+            if not args.tenant or not args.name:
+                print("error: create needs TENANT and --name", file=sys.stderr)
+                return 2
+            token, record = keys.create_key(database, args.tenant, args.name)
+            if args.key_only:
+                print(token)
+            elif args.json:
+                print(json.dumps({**record.shown(), "key": token}))
+            else:
+                print(f"API key {record.key_id} for {record.tenant} ({record.name}), shown once, keep it safe:\n{token}")
+        elif args.action == "revoke":
+            if not args.key_id:
+                print("error: revoke needs --key-id", file=sys.stderr)
+                return 2
+            record = keys.revoke_key(database, args.key_id, args.tenant)
+            print(json.dumps(record.shown()) if args.json else f"revoked {record.key_id} ({record.tenant}, {record.name})")
+        else:
+            records = [k.shown() for k in keys.list_keys(database, args.tenant)]
+            if args.json:
+                print(json.dumps(records))
+            for r in [] if args.json else records:
+                print(f"{r['keyId']}  {r['tenant']:<20} {r['name']:<20} created {r['createdAt']}"
+                      + (f"  REVOKED {r['revokedAt']}" if r["revokedAt"] else ""))  # fmt: skip
+    except (keys.UnknownKey, InvalidIdentifier) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mls-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     crm_cmd.add_argument("--mls", help="MLS of the listing (link)")
     crm_cmd.add_argument("--listing", help="ListingKey (link)")
     crm_cmd.set_defaults(handler=_crm)
+
+    api = commands.add_parser("api", help="serve the expired-leads API (OpenAPI docs at /docs)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.set_defaults(handler=_api)
+
+    api_keys = commands.add_parser("api-keys", help="create, revoke and list tenants' API keys")
+    api_keys.add_argument("action", choices=["create", "revoke", "list"])
+    api_keys.add_argument("tenant", nargs="?", help="tenant id (create, list; optional scope for revoke)")
+    api_keys.add_argument("--name", help="who the key is for (create)")
+    api_keys.add_argument("--key-id", help="the key to revoke (revoke)")
+    api_keys.add_argument("--json", action="store_true", help="machine-readable output")
+    api_keys.add_argument("--key-only", action="store_true", help="create: print only the key (for scripts)")
+    api_keys.set_defaults(handler=_api_keys)
 
     run = commands.add_parser("run", help="run the main job end to end on the embedded defaults")
     run.set_defaults(handler=_run)

@@ -102,10 +102,14 @@ CRM_PROPERTIES = CollectionSpec("crm_properties", ("_id",), per_tenant=True, seq
                                 indexes=({"keys": [["mls_feed", 1], ["mls_property_id", 1]]},),
                                 description="The tenant's CRM properties (the CRM's own documents).")  # fmt: skip
 
+LEAD_EVENTS = CollectionSpec("lead_events", ("_id",), per_tenant=True, sequenced=False,
+                             indexes=({"keys": [["listingKey", 1], ["at", -1]]},),
+                             description="Every change the CRM made to a lead: who, when, before, after.")  # fmt: skip
+
 FEED_COLLECTIONS = (RAW, FLATTENED, ACTIVE, CLOSED, EXPIRED, HISTORY, PHOTOS, EXPIRED_PHOTOS, REJECTS)
 STATUS_COLLECTIONS: dict[str, CollectionSpec] = {s.status_class: s for s in (ACTIVE, CLOSED, EXPIRED)}
 PHOTOS_OF_CLASS: dict[str, CollectionSpec] = {"active": PHOTOS, "closed": PHOTOS, "expired": EXPIRED_PHOTOS}
-BY_NAME: dict[str, CollectionSpec] = {s.name: s for s in (*FEED_COLLECTIONS, CRM_PROPERTIES)}
+BY_NAME: dict[str, CollectionSpec] = {s.name: s for s in (*FEED_COLLECTIONS, CRM_PROPERTIES, LEAD_EVENTS)}
 
 
 # A listing lives in exactly one collection of its group: written to one, it leaves the others.
@@ -122,7 +126,7 @@ def siblings_of(spec: CollectionSpec) -> tuple[CollectionSpec, ...]:
 def ensure_feed_collections(database: Database, feed: FeedKey) -> list[str]:
     """Create every collection of a feed (and its tenant's) with its indexes."""
     names = []
-    for spec in (*FEED_COLLECTIONS, CRM_PROPERTIES):
+    for spec in (*FEED_COLLECTIONS, CRM_PROPERTIES, LEAD_EVENTS):
         collection = database[spec.collection_name(feed)]
         ensure_indexes(collection, spec.all_indexes())
         names.append(collection.name)

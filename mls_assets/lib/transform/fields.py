@@ -60,4 +60,5 @@ CRM_OWNED_FIELDS = (
     *LEAD_FIELD_DEFAULTS,
     "skipTraceDate", "voicemailSentDate", "emailSentDate", "ownerName", "ownerPhone",
     "ownerEmail", "crm_status", "notes", "crm_property_ids",
+    "leadVersion",  # bumped by every CRM write to the lead (optimistic concurrency)
 )  # fmt: skip

@@ -1,0 +1,1 @@
+"""The expired-leads HTTP API that the CRM calls (`mls-assets api`)."""

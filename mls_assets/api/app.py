@@ -1,0 +1,154 @@
+"""The expired-leads API: a tenant's leads, one lead with its photos, the CRM's writes to a
+lead, and a CSV export. Every route is scoped by the tenant its API key belongs to: a key of
+tenant A is answered 404 on every path of tenant B (what exists elsewhere is not revealed);
+no key, a malformed, unknown or revoked one is answered 401.
+
+The handlers are plain `def`s: pymongo blocks, so FastAPI runs them in its thread pool.
+"""
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import Field
+from pymongo.database import Database
+
+from mls_assets.lib.leads import query, updates
+from mls_assets.lib.leads.keys import ApiKey, ensure_key_indexes, tenant_of
+from mls_assets.lib.leads.query import CSV_COLUMNS, BadCursor, LeadFilter
+from mls_assets.lib.store.indexes import ensure_indexes
+from mls_assets.lib.tenants import CONFIGS_COLLECTION
+
+PREFIX = "/v1/tenants/{tenant}/expired-listings"
+
+
+class LeadPage(LeadFilter):
+    """A page of leads: the filter, the page size and the cursor of the previous page."""
+
+    limit: int = Field(default=50, ge=1, le=query.MAX_PAGE)
+    cursor: str | None = None
+
+
+def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json", headers=headers)
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _database(request: Request) -> Database:
+    """The app's database, opened (and its key and config indexes made) on first use."""
+    state = request.app.state
+    if state.database is None:
+        state.database = database = state.database_factory()
+        ensure_key_indexes(database)
+        ensure_indexes(database[CONFIGS_COLLECTION], [{"keys": [["tenantId", 1]]}])
+    return state.database
+
+
+def _tenant_key(request: Request, tenant: str, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
+    """The caller's key, if it is valid (else 401) and belongs to the path's tenant (else 404)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    key = tenant_of(_database(request), token.strip()) if scheme.lower() == "bearer" else None
+    if key is None:
+        raise HTTPException(401, "a valid API key is required (Authorization: Bearer <key>)",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    if key.tenant != tenant:
+        raise HTTPException(404, "not found")
+    return key
+
+
+Key = Annotated[ApiKey, Depends(_tenant_key)]
+Db = Annotated[Database, Depends(_database)]
+
+
+def create_app(database_factory: Callable[[], Database]) -> FastAPI:
+    """The ASGI app on the database `database_factory` returns (called on first use)."""
+    app = FastAPI(title="mls_assets expired leads", version="1",
+                  description="A tenant's expired and cancelled listings as CRM leads. Bearer API keys: "
+                              "`mls-assets api-keys create TENANT --name NAME`.")  # fmt: skip
+    app.state.database_factory, app.state.database = database_factory, None
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz(database: Db) -> dict[str, str]:
+        database.command("ping")
+        return {"status": "ok"}
+
+    @app.get(PREFIX, summary="List leads")
+    def list_leads(key: Key, database: Db, page: Annotated[LeadPage, Query()]) -> Response:
+        """The tenant's leads across all its MLSs, newest status change first, one copy per
+        ListingKey. `total` counts every match; pass `next_cursor` back as `cursor`."""
+        where = LeadFilter(**page.model_dump(exclude={"limit", "cursor"}))
+        try:
+            return _json(query.list_leads(database, key.tenant, where, page.limit, page.cursor))
+        except BadCursor as error:
+            raise HTTPException(422, [{"loc": ["query", "cursor"], "msg": str(error), "type": "value_error"}])
+
+    @app.get(PREFIX + ".csv", summary="Export leads as CSV")
+    def export_leads(key: Key, database: Db, where: Annotated[LeadFilter, Query()]) -> StreamingResponse:
+        """Every matching lead as CSV, streamed (for skip-tracing and dialer tools)."""
+        rows = query.iter_leads(database, key.tenant, where)
+
+        def lines() -> Iterator[str]:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(CSV_COLUMNS)
+            for n, lead in enumerate(rows, 1):
+                writer.writerow([_csv_value(lead.get(name)) for name in CSV_COLUMNS])
+                if n % 200 == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
+
+        return StreamingResponse(lines(), media_type="text/csv",
+                                 headers={"Content-Disposition": f'attachment; filename="{key.tenant}-leads.csv"'})
+
+    @app.get(PREFIX + "/{listing_key}", summary="One lead with its photos")
+    def get_lead(key: Key, database: Db, listing_key: str) -> Response:
+        """The lead and its photos in order; its `ETag` is what a PATCH names in `If-Match`."""
+        lead = query.find_lead(database, key.tenant, listing_key)
+        if lead is None:
+            raise HTTPException(404, "not found")
+        photos = query.lead_photos(database, key.tenant, lead)
+        return _json({"listing": lead, "photos": photos}, headers={"ETag": lead["etag"]})
+
+    @app.patch(PREFIX + "/{listing_key}", summary="Update a lead's CRM fields")
+    def patch_lead(key: Key, database: Db, listing_key: str, patch: updates.LeadPatch,
+                   if_match: Annotated[str | None, Header()] = None) -> Response:  # fmt: skip
+        """Only the lead fields; `If-Match` must carry the ETag last read (412 if the lead
+        changed since, with the current ETag). Every change is recorded as a lead event."""
+        if not patch.changes():
+            raise HTTPException(422, [{"loc": ["body"], "msg": "no lead field to change", "type": "value_error"}])
+        if if_match is None:
+            raise HTTPException(428, "If-Match is required: send the ETag of the lead as you read it")
+        version = updates.parse_etag(if_match)
+        if version is None:
+            raise HTTPException(412, "If-Match does not name a version of this lead")
+        try:
+            lead = updates.patch_lead(database, key.tenant, listing_key, patch, version,
+                                      actor=f"{key.name} ({key.key_id})")  # fmt: skip
+        except updates.LeadGone:
+            raise HTTPException(404, "not found")
+        except updates.StaleLead as stale:
+            raise HTTPException(412, "the lead changed since you read it; read it again", headers={"ETag": str(stale)})
+        return _json({"listing": lead}, headers={"ETag": lead["etag"]})
+
+    return app
+
+
+def default_app() -> FastAPI:
+    """The app on the pipeline's MongoDB configuration (`MONGODB_URI`, `MONGODB_DATABASE`)."""
+    from mls_assets.lib.store.client import get_database
+
+    return create_app(get_database)

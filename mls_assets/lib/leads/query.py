@@ -1,0 +1,209 @@
+"""Reading a tenant's leads: its expired listings across all of its MLSs as one list.
+
+The merge happens in MongoDB: one aggregation unions the tenant's expired collections,
+keeps one copy per ListingKey (a listing syndicated to two MLSs is one lead: the copy with
+the newest status change wins, then the MLS id in order), sorts newest first and cuts a page
+by keyset (status change date, ListingKey), so paging neither skips nor repeats a lead
+while new ones arrive. The aggregation carries only the sort keys; the page's documents are
+then read by key. Every collection name comes from the tenant resolved from an API key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, field_validator
+from pymongo.database import Database
+
+from mls_assets.lib.catalogue import EXPIRED, EXPIRED_PHOTOS
+from mls_assets.lib.store.naming import FeedKey, InvalidIdentifier, validate_id
+from mls_assets.lib.tenants import CONFIGS_COLLECTION
+
+LEAD_STATUSES = ("new", "contacted", "skipped", "converted")
+# The API's status names and the spellings the MLSs use for them.
+STATUS_SPELLINGS = {"Expired": ("Expired",), "Canceled": ("Canceled", "Cancelled"), "Withdrawn": ("Withdrawn",)}
+HIDDEN_FIELDS = {"_id": 0, "_hash": 0, "_runId": 0, "_seq": 0}
+MAX_PAGE = 500
+# Columns of the CSV export, in order (what skip-tracing and dialer tools read).
+CSV_COLUMNS = ("mls", "listingKey", "listingId", "standardStatus", "statusChangeDate", "unparsedAddress", "city",
+               "postalCode", "listPrice", "bedsTotal", "totalDaysOnMarket", "leadStatus", "skipTraced",
+               "skipTraceDate", "voicemailSent", "voicemailSentDate", "emailSent", "emailSentDate", "ownerName",
+               "ownerPhone", "ownerEmail")  # fmt: skip
+
+
+class BadCursor(ValueError):
+    """A paging cursor that this service did not hand out."""
+
+
+class LeadFilter(BaseModel):
+    """What a list of leads is narrowed to (every field optional)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    leadStatus: Literal["new", "contacted", "skipped", "converted"] | None = None
+    city: str | None = None
+    mls: str | None = None
+    status: Literal["Expired", "Canceled", "Withdrawn"] | None = None
+    since: datetime | None = None  # status change on or after
+    until: datetime | None = None  # status change before
+
+    @field_validator("since", "until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @field_validator("mls")
+    @classmethod
+    def _mls(cls, value: str | None) -> str | None:
+        return None if value is None else validate_id(value, "MLS")
+
+    def match(self) -> dict[str, Any]:
+        query: dict[str, Any] = {"statusChangeDate": {"$type": "date"}}
+        if self.since is not None:
+            query["statusChangeDate"]["$gte"] = self.since
+        if self.until is not None:
+            query["statusChangeDate"]["$lt"] = self.until
+        if self.leadStatus is not None:
+            query["leadStatus"] = self.leadStatus
+        if self.city is not None:
+            query["city"] = self.city
+        if self.status is not None:
+            query["standardStatus"] = {"$in": list(STATUS_SPELLINGS[self.status])}
+        return query
+
+
+def tenant_feeds(database: Database, tenant: str) -> list[FeedKey]:
+    """The tenant's MLS feeds, as configured (enabled or not: their leads stay theirs)."""
+    validate_id(tenant, "tenant")
+    doc = database[CONFIGS_COLLECTION].find_one({"tenantId": tenant}, {"_id": 0, "mlsConfigs.provider": 1}) or {}
+    feeds = []
+    for config in doc.get("mlsConfigs") or []:
+        try:
+            feeds.append(FeedKey(tenant, config.get("provider")))
+        except (InvalidIdentifier, AttributeError):
+            continue  # a config the feed loader refuses too
+    return sorted(set(feeds), key=str)
+
+
+def encode_cursor(changed: datetime, listing_key: str) -> str:
+    payload = orjson.dumps([changed.astimezone(UTC).isoformat(), listing_key])
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        changed, key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(changed), str(key)
+    except (binascii.Error, ValueError, TypeError) as error:
+        raise BadCursor("cursor is not one this service handed out") from error
+
+
+def _union(database: Database, feeds: list[FeedKey], match: dict[str, Any]) -> list[dict[str, Any]]:
+    """Stages that read the matching keys of every feed's expired collection, tagged by MLS."""
+
+    def branch(feed: FeedKey) -> list[dict[str, Any]]:
+        return [{"$match": match}, {"$project": {"_id": 0, "listingKey": 1, "statusChangeDate": 1}},
+                {"$addFields": {"mls": feed.mls}}]  # fmt: skip
+
+    first, *rest = feeds
+    stages = branch(first)
+    stages += [{"$unionWith": {"coll": EXPIRED.collection_name(f), "pipeline": branch(f)}} for f in rest]
+    # One copy per ListingKey: the newest status change, then the first MLS id.
+    stages += [{"$sort": {"listingKey": 1, "statusChangeDate": -1, "mls": 1}},
+               {"$group": {"_id": "$listingKey", "statusChangeDate": {"$first": "$statusChangeDate"},
+                           "mls": {"$first": "$mls"}}}]  # fmt: skip
+    return stages
+
+
+def _after(cursor: str | None) -> dict[str, Any]:
+    if cursor is None:
+        return {}
+    changed, key = decode_cursor(cursor)
+    return {"$or": [{"statusChangeDate": {"$lt": changed}}, {"statusChangeDate": changed, "_id": {"$gt": key}}]}
+
+
+def etag_of(doc: dict[str, Any]) -> str:
+    """The lead's version as an HTTP entity tag (it changes with every PATCH, not with syncs)."""
+    return f'"{int(doc.get("leadVersion") or 0)}"'
+
+
+def _shown(doc: dict[str, Any], mls: str) -> dict[str, Any]:
+    return {"mls": mls, **doc, "etag": etag_of(doc)}
+
+
+def _documents(database: Database, tenant: str, picks: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The full documents of `(listingKey, mls)` picks, in the picks' order."""
+    by_mls: dict[str, list[str]] = {}
+    for key, mls in picks:
+        by_mls.setdefault(mls, []).append(key)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for mls, keys in by_mls.items():
+        collection = database[EXPIRED.collection_name(FeedKey(tenant, mls))]
+        for doc in collection.find({"listingKey": {"$in": keys}}, HIDDEN_FIELDS):
+            found[(doc["listingKey"], mls)] = _shown(doc, mls)
+    return [found[pick] for pick in picks if pick in found]
+
+
+def list_leads(database: Database, tenant: str, where: LeadFilter, limit: int = 50,
+               cursor: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """One page of the tenant's leads, newest status change first: `leads`, `total`
+    (all that match, across pages) and `next_cursor` (None on the last page)."""
+    feeds = [f for f in tenant_feeds(database, tenant) if where.mls is None or f.mls == where.mls]
+    limit = max(1, min(limit, MAX_PAGE))
+    after = _after(cursor)
+    if not feeds:
+        return {"leads": [], "total": 0, "next_cursor": None}
+    pipeline = _union(database, feeds, where.match())
+    pipeline.append({"$facet": {
+        "total": [{"$count": "n"}],
+        "page": [*([{"$match": after}] if after else []), {"$sort": {"statusChangeDate": -1, "_id": 1}},
+                 {"$limit": limit + 1}],
+    }})  # fmt: skip
+    (result,) = database[EXPIRED.collection_name(feeds[0])].aggregate(pipeline)
+    page = result["page"]
+    more = len(page) > limit
+    page = page[:limit]
+    leads = _documents(database, tenant, [(p["_id"], p["mls"]) for p in page])
+    last = page[-1] if more else None
+    return {"leads": leads, "total": result["total"][0]["n"] if result["total"] else 0,
+            "next_cursor": encode_cursor(last["statusChangeDate"], last["_id"]) if last else None}  # fmt: skip
+
+
+def iter_leads(database: Database, tenant: str, where: LeadFilter, batch: int = 500) -> Iterator[dict[str, Any]]:
+    """Every matching lead in list order, read `batch` at a time from one aggregation's
+    cursor (memory stays flat however many there are)."""
+    feeds = [f for f in tenant_feeds(database, tenant) if where.mls is None or f.mls == where.mls]
+    if not feeds:
+        return
+    pipeline = [*_union(database, feeds, where.match()), {"$sort": {"statusChangeDate": -1, "_id": 1}}]
+    picks: list[tuple[str, str]] = []
+    for pick in database[EXPIRED.collection_name(feeds[0])].aggregate(pipeline, batchSize=batch):
+        picks.append((pick["_id"], pick["mls"]))
+        if len(picks) >= batch:
+            yield from _documents(database, tenant, picks)
+            picks = []
+    if picks:
+        yield from _documents(database, tenant, picks)
+
+
+def find_lead(database: Database, tenant: str, listing_key: str) -> dict[str, Any] | None:
+    """The tenant's lead for a ListingKey (the same copy the list shows), or None."""
+    best: dict[str, Any] | None = None
+    for feed in tenant_feeds(database, tenant):
+        doc = database[EXPIRED.collection_name(feed)].find_one({"listingKey": listing_key}, HIDDEN_FIELDS)
+        if doc is None or not isinstance(doc.get("statusChangeDate"), datetime):
+            continue
+        if best is None or doc["statusChangeDate"] > best["statusChangeDate"]:
+            best = _shown(doc, feed.mls)
+    return best
+
+
+def lead_photos(database: Database, tenant: str, lead: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lead's photos, in order."""
+    photos = database[EXPIRED_PHOTOS.collection_name(FeedKey(tenant, lead["mls"]))]
+    return list(photos.find({"listingKey": lead["listingKey"]}, HIDDEN_FIELDS).sort("order", 1))

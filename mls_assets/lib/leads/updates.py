@@ -1,0 +1,96 @@
+"""The CRM's writes to a lead: only the lead fields, never two users over each other.
+
+Each lead carries `leadVersion` (a CRM-owned field: the sync never writes it and moves it
+with the listing). A PATCH names the version it read (`If-Match`); the update matches that
+version and increments it in one operation, so a stale write changes nothing and is told so.
+Every accepted change is an event in `{tenant}_lead_events`: who, when, before, after.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pymongo.database import Database
+
+from mls_assets.lib.catalogue import EXPIRED, LEAD_EVENTS
+from mls_assets.lib.leads.query import etag_of, find_lead
+from mls_assets.lib.store.naming import FeedKey
+
+
+class StaleLead(Exception):
+    """The lead changed since the version the writer read."""
+
+
+class LeadGone(LookupError):
+    """No such lead (any more) for this tenant."""
+
+
+class LeadPatch(BaseModel):
+    """The lead fields a CRM may write. Status and flags cannot be cleared (null is refused);
+    dates and owner details can."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    leadStatus: Literal["new", "contacted", "skipped", "converted"] = None  # type: ignore[assignment]
+    skipTraced: StrictBool = None  # type: ignore[assignment]
+    skipTraceDate: datetime | None = None
+    voicemailSent: StrictBool = None  # type: ignore[assignment]
+    voicemailSentDate: datetime | None = None
+    emailSent: StrictBool = None  # type: ignore[assignment]
+    emailSentDate: datetime | None = None
+    ownerName: str | None = Field(default=None, max_length=200)
+    ownerPhone: str | None = Field(default=None, max_length=40)
+    ownerEmail: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    @field_validator("skipTraceDate", "voicemailSentDate", "emailSentDate")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+LEAD_FIELDS = tuple(LeadPatch.model_fields)
+
+
+def parse_etag(value: str) -> int | None:
+    """The version an `If-Match` value names (None if it names none)."""
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    return int(value) if value.isdigit() else None
+
+
+def patch_lead(database: Database, tenant: str, listing_key: str, patch: LeadPatch, version: int,
+               actor: str, now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """Apply `patch` to the lead if it is still at `version`; the lead as stored after it.
+    Raises `LeadGone` or `StaleLead`."""
+    lead = find_lead(database, tenant, listing_key)
+    if lead is None:
+        raise LeadGone(listing_key)
+    if int(lead.get("leadVersion") or 0) != version:
+        raise StaleLead(etag_of(lead))
+    changes = patch.changes()
+    feed = FeedKey(tenant, lead["mls"])
+    collection = database[EXPIRED.collection_name(feed)]
+    current = {"$in": [0, None]} if version == 0 else version
+    result = collection.update_one({"listingKey": listing_key, "leadVersion": current},
+                                   {"$set": changes, "$inc": {"leadVersion": 1}})  # fmt: skip
+    if result.matched_count == 0:  # another writer got there first, or the listing moved
+        latest = find_lead(database, tenant, listing_key)
+        if latest is None:
+            raise LeadGone(listing_key)
+        raise StaleLead(etag_of(latest))
+    at = now or datetime.now(UTC)
+    database[LEAD_EVENTS.collection_name(feed)].insert_one({
+        "listingKey": listing_key, "mls": feed.mls, "at": at, "actor": actor, "version": version + 1,
+        "before": {name: lead.get(name) for name in changes}, "after": changes,
+    })  # fmt: skip
+    updated = find_lead(database, tenant, listing_key)
+    if updated is None:
+        raise LeadGone(listing_key)
+    return updated
