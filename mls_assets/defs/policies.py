@@ -17,3 +17,8 @@ NETWORK_RETRY = dg.RetryPolicy(
 # A backfill over a date window of one feed runs as one run; the assets and the IO
 # manager handle partition ranges.
 SINGLE_RUN_BACKFILL = dg.BackfillPolicy.single_run()
+
+# The steps that call the Spark API share this concurrency pool: a deployment caps how many
+# of them run at once across all runs (`concurrency.pools` in the instance's dagster.yaml,
+# or `dagster instance concurrency set spark_api N`); unset, it does not limit anything.
+SPARK_POOL = "spark_api"

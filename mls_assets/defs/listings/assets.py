@@ -13,7 +13,7 @@ from mls_assets.defs.failures import fails_clearly
 from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import feed_day_partitions, split_key
-from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL
+from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL, SPARK_POOL
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS
 from mls_assets.lib.prefetch import prefetched
@@ -86,6 +86,7 @@ def _pull(client: SparkClient, leases: LeaseResource, feed: FeedConfig, page_siz
     metadata={"collection": RAW.name},
     retry_policy=NETWORK_RETRY,
     backfill_policy=SINGLE_RUN_BACKFILL,
+    pool=SPARK_POOL,
     check_specs=[dg.AssetCheckSpec(
         "pull_duration_within_limit", asset="raw_listings",
         description=f"The run's Spark pull took less than {MAX_PULL_MINUTES:g} minutes (MLS_MAX_PULL_MINUTES): "

@@ -1,0 +1,99 @@
+"""The deployment files are consistent with the code: they parse, name only images that are
+built here or official ones, set only environment variables something reads, and start
+modules that exist."""
+
+import importlib
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from mls_assets.defs.automation.run_requests import FEED_TAG
+from mls_assets.lib.paths import project_root
+
+ROOT = project_root()
+DEPLOY = ROOT / "deploy"
+OFFICIAL_IMAGES = {"postgres", "mongo"}
+# Read by the images we do not build: the postgres image's own settings.
+IMAGE_SETTINGS = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}
+
+
+def variables_read_by_the_code() -> set[str]:
+    """Environment variables the package or the instance config reads."""
+    found = set()
+    # Read directly, or named by a constant or a config default (`token_env="SPARK_ACCESS_TOKEN"`).
+    pattern = re.compile(r"""["']((?:MLS|SPARK|MONGODB|DAGSTER|ALERT|ACTIVE)_[A-Z0-9_]+)["']""")
+    for path in (ROOT / "mls_assets").rglob("*.py"):
+        found.update(pattern.findall(path.read_text()))
+    for path in DEPLOY.rglob("dagster.yaml"):
+        found.update(re.findall(r"env:\s*([A-Z][A-Z0-9_]+)", path.read_text()))
+    return found
+
+
+def dockerfile_command() -> list[str]:
+    (line,) = [line for line in (DEPLOY / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")]
+    return json.loads(line[4:])
+
+
+def test_the_dockerfile_copies_what_exists_and_starts_the_code_location_module():
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
+    command = dockerfile_command()
+    assert command[:3] == ["dagster", "api", "grpc"]
+    module = importlib.import_module(command[command.index("--module-name") + 1])
+    assert module.defs().resolve_job_def("replication_job")
+    workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())
+    (server,) = [entry["grpc_server"] for entry in workspace["load_from"]]
+    assert str(server["port"]) == command[command.index("--port") + 1]
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'code_location_name = "{server["location_name"]}"' in pyproject
+
+
+def test_compose_uses_our_image_or_official_ones_and_only_variables_that_are_read():
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yaml").read_text())
+    services = compose["services"]
+    built = {services[name]["image"] for name in services if "build" in services[name]}
+    assert built == {"mls-assets:0.1.0"}
+    assert (ROOT / services["code"]["build"]["context"].replace("..", ".") / services["code"]["build"]["dockerfile"]).exists()
+    for name, service in services.items():
+        image = service["image"]
+        assert image in built or image.split(":")[0] in OFFICIAL_IMAGES, f"{name} runs an unknown image {image}"
+        for dependency in service.get("depends_on", []):
+            assert dependency in services
+    read = variables_read_by_the_code() | IMAGE_SETTINGS
+    for name, service in services.items():
+        for variable in service.get("environment", {}):
+            assert variable in read, f"{name} sets {variable}, which nothing reads"
+    commands = {name: s.get("command") for name, s in services.items()}
+    assert commands["daemon"][:2] == ["dagster-daemon", "run"]
+    assert commands["webserver"][0] == "dagster-webserver"
+    assert commands["api"][:2] == ["mls-assets", "api"]
+
+
+def test_helm_values_run_our_module_with_secrets_and_the_per_feed_queue_limit():
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    args = deployment["dagsterApiGrpcArgs"]
+    importlib.import_module(args[args.index("--module-name") + 1])
+    assert deployment["envSecrets"] and values["runLauncher"]["type"] == "K8sRunLauncher"
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert launcher["envSecrets"] == deployment["envSecrets"]
+    memory = launcher["runK8sConfig"]["containerConfig"]["resources"]["requests"]["memory"]
+    assert memory.endswith("Mi") and int(memory[:-2]) >= 512  # above the full sync's measured peak RSS
+    queue = values["dagsterDaemon"]["runCoordinator"]
+    assert queue["type"] == "QueuedRunCoordinator"
+    (limit,) = queue["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
+    assert limit == {"key": FEED_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    for variable in deployment["env"]:
+        assert variable in variables_read_by_the_code()
+    assert values["postgresql"]["enabled"] is False and values["global"]["postgresqlSecretName"]
+
+
+def test_the_local_and_production_instances_limit_runs_per_feed_alike():
+    local = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    production = yaml.safe_load((DEPLOY / "dagster_home" / "dagster.yaml").read_text())
+    assert local["concurrency"]["runs"]["tag_concurrency_limits"] == production["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert Path(DEPLOY / ".env.example").exists()

@@ -1,0 +1,156 @@
+"""The production instance (`deploy/dagster_home/dagster.yaml`) on a real PostgreSQL: the
+definitions load against it, a real `dagster-daemon` launches the queued runs of three feeds
+(never two of one feed at once) and they leave MongoDB as the local path does, and the
+sensors' cursors and the `feeds` partitions survive a daemon restart."""
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from dagster._core.run_coordinator import QueuedRunCoordinator
+
+from mls_assets.definitions import defs
+from mls_assets.defs.automation.run_requests import FEED_TAG
+from mls_assets.defs.partitions import feed_day_key
+from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
+from mls_assets.lib.store.client import get_client
+from mls_assets.lib.tenants import load_feeds, sync_configs
+from mls_assets.operate.runs import submit_chain_runs
+
+ANCHOR = datetime(2026, 6, 1, 12, tzinfo=UTC)
+FEEDS = {"t1.gps": GPS_MLS_ID, "t2.gps": GPS_MLS_ID, "t3.crmls": CRMLS_MLS_ID}
+DAYS = [(ANCHOR - timedelta(days=n)).date().isoformat() for n in (1, 2)]
+# Fields a run stamps with its own id or time: the rest of every document must match.
+RUN_FIELDS = {"_id", "_runId", "_seq", "runId", "lastSyncedAt", "syncRunId", "mlsLastSyncedAt", "updatedAt"}
+BOOKKEEPING = {"leases", "write_marks", "watermarks", "sequences", "feed_cursors", "agent_mls_configs", "alerts"}
+
+
+def test_the_production_instance_keeps_everything_in_postgres(production_home):
+    with dg.DagsterInstance.from_config(str(production_home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == 10
+        assert any(limit["key"] == FEED_TAG and limit["limit"] == 1 for limit in queue.tag_concurrency_limits)
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 8
+        instance.add_dynamic_partitions("feeds", ["a.gps"])
+        job = defs().resolve_job_def("replication_job")
+        assert job.partitions_def.get_partition_keys(dynamic_partitions_store=instance, current_time=ANCHOR)
+
+
+def _daemon(home: Path, env: dict, log: Path) -> subprocess.Popen:
+    daemon = Path(sys.executable).parent / "dagster-daemon"
+    return subprocess.Popen([str(daemon), "run", "-w", str(Path.cwd() / "workspace.yaml")], env=env, cwd=Path.cwd(),
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _wait_for(condition, what: str, log: Path, seconds: float = 300):
+    """Poll until `condition()` is truthy (the daemon works in its own process)."""
+    deadline = time.monotonic() + seconds
+    while not (found := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}; daemon log:\n{log.read_text()[-4000:]}"
+        time.sleep(0.5)
+    return found
+
+
+def _state(database) -> dict:
+    """Every feed collection's documents, without what a run stamps with its own id or time."""
+    state = {}
+    for name in sorted(database.list_collection_names()):
+        if name in BOOKKEEPING:
+            continue
+        docs = [{k: v for k, v in doc.items() if k not in RUN_FIELDS} for doc in database[name].find()]
+        if docs:  # (the discovery sensor also creates the collections of feeds nothing wrote yet)
+            state[name] = sorted(docs, key=repr)
+    return state
+
+
+@pytest.fixture
+def feeds_on_simulator(tmp_path, monkeypatch, mongo_uri):
+    market = Market(listings=150, seed=11, anchor=ANCHOR, mls_ids=(GPS_MLS_ID, CRMLS_MLS_ID))
+    with SimulatorServer(market) as simulator:
+        tenants = {"tenants": [{"tenant_id": feed.split(".")[0], "feeds": [
+            {"mls": feed.split(".")[1], "mls_id": mls_id, "base_url": simulator.url, "sync_schedule": "0 0 1 1 *"}]}
+            for feed, mls_id in FEEDS.items()]}  # fmt: skip
+        path = tmp_path / "tenants.yaml"
+        path.write_text(yaml.safe_dump(tenants))
+        monkeypatch.setenv("MLS_TENANTS_FILE", str(path))
+        monkeypatch.setenv("MLS_LOCAL_MODE", "1")
+        yield market
+
+
+def test_a_daemon_on_postgres_runs_queued_feeds_one_at_a_time_each_like_the_local_path(
+        production_home, feeds_on_simulator, mongo_uri, monkeypatch, tmp_path):  # fmt: skip
+    client = get_client(mongo_uri)
+    queued_db, local_db = (f"deploy_{kind}_{os.getpid()}_{int(time.monotonic() * 1000)}" for kind in ("queued", "local"))
+    run_config = {"resources": {"clock": {"config": {"fixed_now": feeds_on_simulator.now.isoformat()}}}}
+    partitions = [(feed, day) for day in DAYS for feed in FEEDS]
+    log = tmp_path / "daemon.log"
+    for name in (queued_db, local_db):
+        sync_configs(client[name], load_feeds())
+    try:
+        # The local path: the same partitions in process, on an ephemeral instance.
+        monkeypatch.setenv("MONGODB_DATABASE", local_db)
+        job = defs().resolve_job_def("replication_job")
+        with dg.instance_for_test() as local:
+            local.add_dynamic_partitions("feeds", list(FEEDS))
+            for feed, day in partitions:
+                assert job.execute_in_process(instance=local, partition_key=str(feed_day_key(feed, day)),
+                                              run_config=run_config).success  # fmt: skip
+
+        # The production path: queued on the Postgres instance, launched by a real daemon.
+        monkeypatch.setenv("MONGODB_DATABASE", queued_db)
+        env = dict(os.environ)
+        with dg.DagsterInstance.from_config(str(production_home)) as instance:
+            instance.add_dynamic_partitions("feeds", list(FEEDS))
+            run_ids = submit_chain_runs(instance, partitions, trigger="deploy-test", run_config=run_config)
+            assert {r.status for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids))} == {dg.DagsterRunStatus.QUEUED}
+            daemon = _daemon(production_home, env, log)
+            try:
+                finished = _wait_for(lambda: all(r.is_finished for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids)))
+                                     and instance.get_runs(dg.RunsFilter(run_ids=run_ids)), "the queued runs", log)
+                assert {r.status for r in finished} == {dg.DagsterRunStatus.SUCCESS}, log.read_text()[-4000:]
+                records = instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
+                for feed in FEEDS:
+                    spans = sorted((r.start_time, r.end_time) for r in records if r.dagster_run.tags[FEED_TAG] == feed)
+                    assert len(spans) == len(DAYS)
+                    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), feed
+                sensor = _wait_for(lambda: next((s for s in instance.all_instigator_state()
+                                                 if s.name == "feed_discovery_sensor" and s.instigator_data
+                                                 and s.instigator_data.cursor), None), "a sensor tick", log)  # fmt: skip
+                cursor = sensor.instigator_data.cursor
+            finally:
+                _stop(daemon)
+            assert _state(client[queued_db]) == _state(client[local_db])
+
+            # A restarted daemon finds the sensor's cursor and the partitions where it left them.
+            before = max(h.timestamp for h in instance.get_daemon_heartbeats().values())
+            daemon = _daemon(production_home, env, log)
+            try:
+                _wait_for(lambda: max(h.timestamp for h in instance.get_daemon_heartbeats().values()) > before,
+                          "the restarted daemon's heartbeat", log)  # fmt: skip
+                again = next(s for s in instance.all_instigator_state() if s.name == "feed_discovery_sensor")
+                assert again.instigator_data.cursor == cursor
+                assert set(instance.get_dynamic_partitions("feeds")) == set(FEEDS)
+            finally:
+                _stop(daemon)
+    finally:
+        client.drop_database(queued_db)
+        client.drop_database(local_db)
