@@ -58,27 +58,6 @@ def _simulator(args: argparse.Namespace) -> int:
     return 0
 
 
-def _feeds(args: argparse.Namespace) -> int:
-    import dagster as dg
-
-    from mls_assets.defs.feeds.registration import sync_feed_partitions
-    from mls_assets.lib.dagster_home import ensure_dagster_home
-    from mls_assets.lib.store.client import get_database
-    from mls_assets.lib.tenants import TenantsFileError
-
-    ensure_dagster_home()
-    database = get_database(start=True)
-    try:
-        feeds, added, removed = sync_feed_partitions(dg.DagsterInstance.get(), database)
-    except TenantsFileError as error:
-        print(f"error: {error}; nothing was changed", file=sys.stderr)
-        return 2
-    for problem in feeds.problems:
-        print(f"refused: {problem}", file=sys.stderr)
-    print(f"feeds registered: {len(feeds.feeds)} valid, added {added or 'none'}, removed {removed or 'none'}")
-    return 1 if feeds.problems else 0
-
-
 def _crm(args: argparse.Namespace) -> int:
     import json
 
@@ -175,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim_service.add_argument("action", choices=["start", "stop", "status"])
     sim_service.set_defaults(handler=_sim)
 
-    feeds = commands.add_parser("feeds", help="feed configs and partitions")
-    feeds.add_argument("action", choices=["sync"], help="sync: tenants file -> configs, collections, partitions")
-    feeds.set_defaults(handler=_feeds)
+    from mls_assets.operate.cli import add_commands
+
+    add_commands(commands)
 
     crm_cmd = commands.add_parser("crm", help="link CRM properties to MLS listings, sync, show")
     crm_cmd.add_argument("action", choices=["link", "unlink", "sync", "show"])

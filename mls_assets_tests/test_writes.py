@@ -58,7 +58,8 @@ def test_a_first_write_into_an_empty_collection_looks_nothing_up(listings):
     class Listener(monitoring.CommandListener):
         def started(self, event):
             if event.database_name == listings.database.name and event.command_name in ("find", "aggregate"):
-                commands.append(str(event.command.get(event.command_name)))
+                name = str(event.command.get(event.command_name))
+                commands.append(name if event.command.get("limit") != 1 else f"{name} (is it empty?)")
 
         def succeeded(self, event):
             pass
@@ -79,7 +80,8 @@ def test_a_first_write_into_an_empty_collection_looks_nothing_up(listings):
         client.close()
     assert counts.inserted == 300
     assert listings.name not in commands  # no lookups in the collection itself
-    assert commands == ["write_marks"]  # the one O(1) "written before?" question
+    # the O(1) "written before?" question, and one probe of at most one document
+    assert commands == ["write_marks (is it empty?)", f"{listings.name} (is it empty?)"]
 
 
 def test_changed_content_updates_only_changed_documents(listings):
@@ -281,3 +283,20 @@ def test_prefetching_keeps_the_order_and_raises_the_producers_error_in_place():
         for item in prefetched(failing()):
             seen.append(item)
     assert seen == [1, 2]
+
+
+def test_writers_keep_each_collections_count_through_inserts_moves_tombstones_and_group_replacements(mongo_db):
+    from mls_assets.lib.store.changes import WriteMarks
+
+    active, closed = mongo_db[ACTIVE.collection_name(FEED)], mongo_db[CLOSED.collection_name(FEED)]
+    photos = mongo_db[PHOTOS.collection_name(FEED)]
+    marks = WriteMarks(mongo_db)
+    write(active, [listing(f"K{i}", i) for i in range(5)], ACTIVE, siblings=[closed])  # a first (bulk) load
+    write(closed, [listing("K1", 1, T0 + timedelta(days=1)), listing("C9", 9)], CLOSED, siblings=[active])  # a move
+    write(active, [Tombstone(("K2",), T0 + timedelta(days=1)), listing("K7", 7)], ACTIVE, siblings=[closed])
+    photo = lambda key, n: {"listingKey": key, "photoId": f"{key}-{n}", "order": n}
+    write(photos, [photo("A", 0), photo("A", 1), photo("B", 0)], PHOTOS)
+    write(photos, [photo("A", 5), Tombstone(("B",))], PHOTOS)
+    for collection in (active, closed, photos):
+        assert marks.count(collection) == collection.count_documents({}), collection.name
+    assert (marks.count(active), marks.count(closed), marks.count(photos)) == (4, 2, 1)

@@ -10,6 +10,7 @@ from pydantic import Field
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from mls_assets.lib.credentials import TokenKeyError, decrypt_token
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint, is_loopback_url
 from mls_assets.lib.local_mode import is_local_mode
 from mls_assets.lib.spark.client import RetryPolicy, SparkClient
@@ -106,6 +107,12 @@ class SparkResource(dg.ConfigurableResource):
         return running.url, True
 
     def token_for(self, feed: FeedConfig, simulated: bool) -> str:
+        """The feed's stored token (decrypted here, at call time), else its `token_env`."""
+        if feed.token_ciphertext:
+            try:
+                return decrypt_token(feed.token_ciphertext)
+            except TokenKeyError as error:
+                raise SparkConfigurationError(f"feed {feed.key}: its stored token is unusable: {error}") from None
         token = os.environ.get(feed.token_env)
         if token:
             return token
@@ -123,6 +130,9 @@ class SparkResource(dg.ConfigurableResource):
         def rotated_token() -> str:
             """A feed refreshes by having its token rotated in the environment (a secrets
             manager, an operator); the same token again means there is no fresh one."""
+            if feed.token_ciphertext:
+                raise SparkTokenExpired(f"the stored Spark access token of feed {feed.key} expired (code 1020): store "
+                                        "a new one with `mls-assets feeds set-token`", code=1020, status=401)  # fmt: skip
             fresh = os.environ.get(feed.token_env)
             if not fresh or fresh == token:
                 raise SparkTokenExpired(

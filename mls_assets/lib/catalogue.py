@@ -123,6 +123,12 @@ def siblings_of(spec: CollectionSpec) -> tuple[CollectionSpec, ...]:
     return ()
 
 
+def feed_collections_exist(feed: FeedKey, existing: set[str]) -> bool:
+    """Whether every collection of a feed is among `existing` (one listing of names serves
+    thousands of feeds)."""
+    return all(spec.collection_name(feed) in existing for spec in (*FEED_COLLECTIONS, CRM_PROPERTIES, LEAD_EVENTS))
+
+
 def ensure_feed_collections(database: Database, feed: FeedKey) -> list[str]:
     """Create every collection of a feed (and its tenant's) with its indexes."""
     names = []

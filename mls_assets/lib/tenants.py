@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from croniter import croniter
@@ -75,7 +75,12 @@ class FeedConfig(BaseModel):
     enabled: bool = True
     sync_schedule: str = "0 2 * * *"
     max_listings: int | None = Field(default=None, ge=0)
+    enforce_quota: bool = False  # stop inserting new listings once max_listings are stored
     rate_limit: RateLimit = RateLimit()
+    # The feed's token stored encrypted (`mls-assets feeds set-token`); else `token_env`.
+    token_ciphertext: str | None = Field(default=None, repr=False, exclude=True)
+    # Who owns the entry: the tenants file (rewritten when it changes) or the operator commands.
+    managed_by: Literal["file", "command"] = "file"
 
     @field_validator("tenant_id")
     @classmethod
@@ -222,6 +227,10 @@ def parse_tenants(text: bytes, source: str = "tenants file") -> LoadedFeeds:
             if "tenant_id" in entry:
                 loaded.problems.append(FeedProblem(entry_where, tenant_id, mls, "tenant_id belongs to the tenant, not the feed"))
                 continue
+            if {"token_ciphertext", "managed_by"} & set(entry):
+                loaded.problems.append(FeedProblem(entry_where, tenant_id, mls, "token_ciphertext and managed_by are set "
+                                                   "by the operator commands, not in the tenants file"))  # fmt: skip
+                continue
             try:
                 feed = FeedConfig(tenant_id=tenant_id, **entry)
             except (ValidationError, TypeError, EndpointRefused) as error:
@@ -257,7 +266,7 @@ def load_feeds(path: Path | None = None) -> list[FeedConfig]:
     return loaded.feeds
 
 
-def _config_document(feed: FeedConfig) -> dict[str, Any]:
+def config_document(feed: FeedConfig) -> dict[str, Any]:
     """The `mlsConfigs` entry of a feed (no secrets: only the token's variable)."""
     return {
         "provider": feed.mls,
@@ -271,8 +280,15 @@ def _config_document(feed: FeedConfig) -> dict[str, Any]:
         "syncSchedule": feed.sync_schedule,
         "collectionName": feed.collection("listings"),
         "maxListings": feed.max_listings,
+        "enforceQuota": feed.enforce_quota,
         "rateLimit": feed.rate_limit.model_dump(),
+        "managedBy": feed.managed_by,
+        **({"tokenCiphertext": feed.token_ciphertext} if feed.token_ciphertext else {}),
     }
+
+
+# Written by the pipeline or the operator commands, not by the file: a file sync keeps them.
+KEPT_ON_SYNC = ("lastSyncedAt", "currentListings", "tokenCiphertext")
 
 
 def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[FeedProblem] = ()) -> None:
@@ -296,12 +312,16 @@ def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[
         stored = {c.get("provider"): c for c in existing.get("mlsConfigs", []) if isinstance(c, dict)}
         configs = []
         for feed in by_tenant.get(tenant, []):
-            config = _config_document(feed)
-            for kept in ("lastSyncedAt", "currentListings"):
-                if kept in stored.get(feed.mls, {}):
+            config = config_document(feed)
+            for kept in KEPT_ON_SYNC:
+                if kept in stored.get(feed.mls, {}) and kept not in config:
                     config[kept] = stored[feed.mls][kept]
             configs.append(config)
         written = {c["provider"] for c in configs}
+        for mls, config in stored.items():  # feeds the operator commands added stay theirs
+            if config.get("managedBy") == "command" and mls not in written:
+                configs.append(config)
+                written.add(mls)
         tenant_problems = refused.get(tenant, [])
         for problem in tenant_problems:  # a refused entry leaves the feed's stored config alone
             if problem.mls in stored and problem.mls not in written:
@@ -315,7 +335,7 @@ def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[
         )  # fmt: skip
 
 
-def _from_document(tenant: Any, config: dict[str, Any]) -> FeedConfig:
+def from_document(tenant: Any, config: dict[str, Any]) -> FeedConfig:
     rate = config.get("rateLimit") or {}
     return FeedConfig(
         tenant_id=tenant, mls=config.get("provider"), mls_id=config.get("mlsId"),
@@ -325,7 +345,10 @@ def _from_document(tenant: Any, config: dict[str, Any]) -> FeedConfig:
         enabled=config.get("syncEnabled", config.get("active", True)),
         sync_schedule=config.get("syncSchedule", "0 2 * * *"),
         max_listings=config.get("maxListings"),
+        enforce_quota=config.get("enforceQuota", False),
         rate_limit=RateLimit(**rate) if isinstance(rate, dict) else rate,
+        token_ciphertext=config.get("tokenCiphertext"),
+        managed_by=config.get("managedBy", "file"),
     )  # fmt: skip
 
 
@@ -341,7 +364,7 @@ def read_feeds(database: Any) -> LoadedFeeds:
                 loaded.problems.append(FeedProblem(where, _shown_id(tenant_id), None, "not a document"))
                 continue
             try:
-                loaded.feeds.append(_from_document(tenant_id, config))
+                loaded.feeds.append(from_document(tenant_id, config))
             except (ValidationError, TypeError, EndpointRefused, InvalidIdentifier) as error:
                 loaded.problems.append(FeedProblem(where, _shown_id(tenant_id), _shown_id(config.get("provider")),
                                                    describe_error(error)))  # fmt: skip

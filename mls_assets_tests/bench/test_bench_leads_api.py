@@ -37,7 +37,7 @@ def load(database) -> list[str]:
                             FeedConfig(tenant_id="bench", mls="crmls", mls_id="20200218121507636729000000")])  # fmt: skip
     rng = random.Random(5)
     with_photos = []
-    for n, feed in enumerate(FEEDS):
+    for feed in FEEDS:
         ensure_feed_collections(database, feed)
         docs, photos = [], []
         for i in range(LEADS // 2):

@@ -16,8 +16,10 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
+from mls_assets.lib.catalogue import ensure_feed_collections
 from mls_assets.lib.spark.simulator import GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.store.client import get_client
+from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import FeedConfig, sync_configs
 from mls_assets_tests.bench.contenders import FEED
 from mls_assets_tests.conftest import free_port, start_ephemeral_server
@@ -85,6 +87,7 @@ def run_size(listings: int, tmp_path) -> dict:
         try:
             database = get_client(server.uri)["bench"]
             sync_configs(database, [FeedConfig(tenant_id="bench", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url)])
+            ensure_feed_collections(database, FeedKey.parse(FEED))  # as feed discovery does before the first run
             with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
                 instance.add_dynamic_partitions("feeds", [FEED])
             chain = {**base, "uri": server.uri, "day": market.now.date().isoformat()}

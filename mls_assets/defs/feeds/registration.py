@@ -4,7 +4,7 @@ import dagster as dg
 from pymongo.database import Database
 
 from mls_assets.defs.partitions import FEEDS_PARTITION_NAME
-from mls_assets.lib.catalogue import ensure_feed_collections
+from mls_assets.lib.catalogue import ensure_feed_collections, feed_collections_exist
 from mls_assets.lib.tenants import LoadedFeeds, load_tenants_file, read_feeds, sync_configs
 
 
@@ -19,8 +19,10 @@ def load_and_register_configs(database: Database, load_file: bool = True) -> Loa
         problems.extend(loaded.problems)
     current = read_feeds(database)
     if load_file:
-        for feed in current.feeds:
-            ensure_feed_collections(database, feed.key)
+        existing = set(database.list_collection_names())
+        for feed in current.feeds:  # a feed whose collections exist has them indexed (writers ensure it)
+            if not feed_collections_exist(feed.key, existing):
+                ensure_feed_collections(database, feed.key)
     return LoadedFeeds(current.feeds, problems + current.problems)
 
 

@@ -11,6 +11,7 @@ again.
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import dagster as dg
 
@@ -27,6 +28,8 @@ from mls_assets.lib.replication.routing import Places, home_of_listing, transiti
 from mls_assets.lib.store.changes import ChangeSet, FeedSequence, WriteMarks
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import Tombstone
+from mls_assets.lib.tenant_admin import feed as configured_feed
+from mls_assets.lib.tenant_admin import record_current_listings
 
 ASSET_OF_CLASS = {"active": "active_listings", "closed": "closed_listings", "expired": "expired_listings"}
 ROUTING_FIELDS = {"_id": 0, "listingKey": 1, "listingId": 1, "standardStatus": 1, "statusChangeTimestamp": 1,
@@ -46,6 +49,8 @@ CHECKS = [
            "active, closed and expired collections of its feed.", blocking=True),
     _check("expires_at_is_a_date_within_retention", "expired_listings", "The expired listings this run wrote carry "
            "`expiresAt` as a BSON date (else the TTL index never fires) in the future."),
+    _check("within_listing_quota", "active_listings", "The feed stores no more listings (active, closed and "
+           "expired) than its `maxListings`, the agent's plan; `enforceQuota` stops inserting new ones there."),
 ]  # fmt: skip
 
 
@@ -74,14 +79,17 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
     leases.hold_feeds(context)
     feeds = flattened_listings.feeds
     before = {feed: FeedSequence(database, feed).current() for feed in feeds}
-    seen = {"listings": 0, "stale": 0, "moves": Counter(), "routed": Counter()}
+    seen = {"listings": 0, "stale": 0, "moves": Counter(), "routed": Counter(), "over_quota": Counter()}
     leaving: dict[FeedKey, list[Tombstone]] = {feed: [] for feed in feeds}
+    quota = {feed: Quota.of(database, feed) for feed in feeds}
 
     def history(feed: FeedKey) -> Iterator[dict]:
         """Pass one, over the routing fields only: the transitions, and who leaves."""
         places = Places(database, feed, expected=flattened_listings.count(feed))
         for _, batch in flattened_listings.batches(feed, projection=ROUTING_FIELDS):
-            found = transitions(batch, places.of([d["listingKey"] for d in batch]), now, context.run.run_id)
+            stored = places.of([d["listingKey"] for d in batch])
+            quota[feed].stored_keys.update(stored)
+            found = transitions(batch, stored, now, context.run.run_id)
             seen["listings"] += len(batch)
             seen["stale"] += found.stale
             seen["moves"].update(f"{e['from']} -> {e['to']}" for e in found.events)
@@ -104,6 +112,9 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
         for _, batch in flattened_listings.batches(feed, where={"statusClass": klass}):
             for doc in batch:
                 if home_of_listing(doc, now) == klass:
+                    if not quota[feed].admits(doc["listingKey"]):
+                        seen["over_quota"][str(feed)] += 1
+                        continue
                     seen["routed"][klass] += 1
                     yield doc
         yield from leaving[feed]
@@ -112,7 +123,62 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
         yield dg.Output({str(f): routed(f, klass) for f in feeds}, output_name=asset)
     flattened_listings.commit(context.run.run_id)
     context.log.info(f"routed {dict(seen['routed'])}, transitions {dict(seen['moves'])}")
+    if seen["over_quota"]:
+        context.log.warning(f"new listings not inserted, over the feed's quota: {dict(seen['over_quota'])}")
     yield from _checks(database, feeds, before, now)
+    quota_findings = []
+    for feed in feeds:
+        current = quota[feed].record(database, feed)
+        quota_findings.append((str(feed), quota[feed].finding(current, seen["over_quota"][str(feed)])))
+    yield check_result(measures.merge_findings(quota_findings), "listings over the feed's maxListings",
+                       "active_listings", "within_listing_quota", dg.AssetCheckSeverity.WARN)  # fmt: skip
+
+
+@dataclass
+class Quota:
+    """A feed's listing quota (`maxListings`) during one run: how many it may still insert
+    when it enforces it, and which of the changed listings are stored already (not new)."""
+
+    max_listings: int | None
+    room: int | None  # None: no limit on inserting
+    stored_keys: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, database, feed: FeedKey) -> "Quota":
+        config = configured_feed(database, feed)
+        if config.max_listings is None or not config.enforce_quota:
+            return cls(config.max_listings, None)
+        return cls(config.max_listings, config.max_listings - stored_listings(database, feed))
+
+    def admits(self, key: str) -> bool:
+        """A listing may be written unless it is new and the feed is at its enforced quota."""
+        if self.room is None or key in self.stored_keys:
+            return True
+        if self.room <= 0:
+            return False
+        self.room -= 1
+        return True
+
+    def record(self, database, feed: FeedKey) -> int:
+        current = stored_listings(database, feed)
+        record_current_listings(database, feed, current)
+        return current
+
+    def finding(self, current: int, skipped: int) -> measures.Finding:
+        finding = measures.Finding(details={"current_listings": current, "over_quota_skipped": skipped})
+        if self.max_listings is not None:
+            finding.details["max_listings"] = self.max_listings
+            if current > self.max_listings:
+                finding.offending = current - self.max_listings
+                finding.sample = [f"{current} stored, maxListings {self.max_listings}"]
+        return finding
+
+
+def stored_listings(database, feed: FeedKey) -> int:
+    """Listings the feed stores in its status collections, as the writers counted them (O(1);
+    the quality audit recounts them, which absorbs TTL expiries)."""
+    marks = WriteMarks(database)
+    return sum(marks.count(database[spec.collection_name(feed)]) for spec in STATUS_COLLECTIONS.values())
 
 
 def _checks(database, feeds: list[FeedKey], before: dict[FeedKey, int], now) -> Iterator[dg.AssetCheckResult]:

@@ -29,6 +29,7 @@ from mls_assets.lib.catalogue import (
     CollectionSpec,
     siblings_of,
 )
+from mls_assets.lib.store.changes import WriteMarks
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import LOOKUP_CHUNK, SCAN_ABOVE, batched
 
@@ -161,7 +162,9 @@ def _key_queries(keys: list[str] | None) -> Iterable[dict]:
 
 def stored_active(database: Database, feed: FeedKey, statuses: Iterable[str]) -> int:
     """Active listings held for a feed: stored, plus quarantined ones (the quarantine is small)."""
-    active = database[STATUS_COLLECTIONS["active"].collection_name(feed)].estimated_document_count()
+    marks = WriteMarks(database)  # recounted here: the audit also corrects the writers' counts (TTL expiries)
+    counts = {klass: marks.recount(database[spec.collection_name(feed)]) for klass, spec in STATUS_COLLECTIONS.items()}
+    active = counts["active"]
     quarantined = database[REJECTS.collection_name(feed)].count_documents({"raw": {"$regex": "|".join(statuses)}})
     return active + quarantined
 

@@ -20,7 +20,7 @@ from mls_assets.lib import crm
 from mls_assets.lib.catalogue import FEED_COLLECTIONS, HISTORY, RAW, STATUS_COLLECTIONS
 from mls_assets.lib.replication.window import PullWindow, listings_filter
 from mls_assets.lib.spark.client import SparkClient
-from mls_assets.lib.store.changes import FeedSequence
+from mls_assets.lib.store.changes import FeedSequence, WriteMarks
 from mls_assets.lib.store.writes import LOOKUP_CHUNK, CollectionWriter, batched
 from mls_assets.lib.tenants import FeedConfig
 from mls_assets.lib.transform.screen import key_or_none
@@ -92,4 +92,5 @@ def sweep(database: Database, feed: FeedConfig, keys_in_source: set[str], now: d
         collection = database[spec.collection_name(feed.key)]
         removed[spec.name] = sum(collection.delete_many({"listingKey": {"$in": chunk}}).deleted_count
                                  for chunk in batched(gone, LOOKUP_CHUNK))  # fmt: skip
+        WriteMarks(database).adjust_count(collection, -removed[spec.name])
     return SweepResult(len(keys_in_source), len(stored), len(events), broken, removed)

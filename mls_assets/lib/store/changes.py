@@ -67,14 +67,41 @@ class WriteMarks:
         doc = self.state(collection)
         return None if doc is None else int(doc.get("seq", 0))
 
-    def loading(self, collection: Collection, run_id: str) -> None:
-        """A first load begins: the collection is written before its indexes exist."""
-        self._collection.update_one({"_id": collection.name},
-                                    {"$set": {"indexed": False, "loadedBy": run_id}, "$max": {"seq": 0}}, upsert=True)
+    def loading(self, collection: Collection, run_id: str, empty: bool = False) -> None:
+        """A first load begins: the collection is written before its indexes exist (and
+        counted from zero when it starts empty)."""
+        update: dict = {"$set": {"indexed": False, "loadedBy": run_id}, "$max": {"seq": 0}}
+        if empty:
+            update["$set"]["count"] = 0
+        self._collection.update_one({"_id": collection.name}, update, upsert=True)
 
     def record(self, collection: Collection, seq: int = 0) -> None:
         self._collection.update_one({"_id": collection.name}, {"$max": {"seq": seq}, "$set": {"indexed": True}},
                                     upsert=True)  # fmt: skip
+
+    def adjust_count(self, collection: Collection, delta: int) -> None:
+        """Documents added (or removed, negative) by a writer: the count stays O(1) to read.
+        A collection without a count yet is counted once, now."""
+        if delta == 0:
+            return
+        found = self._collection.update_one({"_id": collection.name, "count": {"$exists": True}},
+                                            {"$inc": {"count": delta}})  # fmt: skip
+        if found.matched_count == 0:
+            self.recount(collection)
+
+    def recount(self, collection: Collection) -> int:
+        """Count the collection (O(collection) here: a first use, or an audit that absorbs
+        what no writer saw, such as TTL expiries)."""
+        count = collection.count_documents({})
+        self._collection.update_one({"_id": collection.name}, {"$set": {"count": count}}, upsert=True)
+        return count
+
+    def count(self, collection: Collection) -> int:
+        """The collection's document count as the writers kept it (counted once if unknown)."""
+        doc = self.state(collection)
+        if doc is None or "count" not in doc:
+            return self.recount(collection)
+        return int(doc["count"])
 
 
 def _watermark_id(consumer: str, source: Collection) -> str:

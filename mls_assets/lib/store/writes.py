@@ -173,7 +173,10 @@ class CollectionWriter:
         self.empty = self.bulk
         self._loaded: dict[tuple, Any] = {}  # bulk load: key (or group) -> version written
         if self.bulk:
-            self.marks.loading(collection, run_id)
+            empty = collection.find_one({}, {"_id": 1}) is None  # never written: at most feed discovery's empty one
+            self.marks.loading(collection, run_id, empty)
+            if empty:
+                collection.drop_indexes()  # made empty by feed discovery: rebuilt once the load is in
         else:
             ensure_indexes(collection, spec.all_indexes())
         # Siblings first loaded by this same run hold only this run's other documents, which
@@ -184,6 +187,7 @@ class CollectionWriter:
             if mark is not None and not (mark.get("loadedBy") == run_id and run_id):
                 self.live_siblings.append(sibling)
         self._last_seq = 0
+        self._left_siblings: Counter = Counter()  # sibling collection -> documents moved out of it
 
     def write(self, items: Iterable[Mapping[str, Any] | Tombstone]) -> WriteCounts:
         counts = WriteCounts()
@@ -198,6 +202,10 @@ class CollectionWriter:
             self._build_indexes()
         if counts.written or self.bulk:
             self.marks.record(self.collection, self._last_seq)
+        if not self.spec.patched:
+            self.marks.adjust_count(self.collection, counts.inserted - counts.removed)
+        for sibling, left in self._left_siblings.items():
+            self.marks.adjust_count(sibling, -left)
         return counts
 
     def _build_indexes(self) -> None:
@@ -228,6 +236,7 @@ class CollectionWriter:
             self.collection.delete_many({"_id": {"$in": chunk}})
         ensure_indexes(self.collection, self.spec.all_indexes())
         self.marks.record(self.collection)
+        self.marks.recount(self.collection)
 
     # -- shared -------------------------------------------------------------------------
 
@@ -337,7 +346,7 @@ class CollectionWriter:
             removals = [DeleteOne({**self._key_filter(key), **version_guard(self.spec, version)})
                         for key, version in leaving_siblings]  # fmt: skip
             if removals:
-                sibling.bulk_write(removals, ordered=False)
+                self._left_siblings[sibling] += sibling.bulk_write(removals, ordered=False).deleted_count
         if tombstones and not self.empty:
             removals = [DeleteOne({**self._key_filter(t.key), **version_guard(self.spec, t.version)}) for t in tombstones]
             counts.removed += self.collection.bulk_write(removals, ordered=False).deleted_count
@@ -431,7 +440,7 @@ class CollectionWriter:
                 counts.removed += self.collection.delete_many({group: {"$in": chunk}}).deleted_count
         for sibling in self.live_siblings:  # a group moving in leaves its old collection
             for chunk in batched(written, LOOKUP_CHUNK):
-                sibling.delete_many({group: {"$in": chunk}})
+                self._left_siblings[sibling] += sibling.delete_many({group: {"$in": chunk}}).deleted_count
         self._stamp(docs)
         self._count_days(docs, counts)
         retry = self._insert(docs, counts)
