@@ -22,7 +22,7 @@ GPS = "jpsrealtor.gps"
 IN_RUN = {"raw_listings:pull_duration_within_limit", "flattened_listings:reject_rate_below_threshold",
           *(f"{a}:{c}" for a in ("active_listings", "closed_listings", "expired_listings")
             for c in ("unique_listing_key", "required_fields")),
-          "active_listings:one_status_collection",
+          "active_listings:one_status_collection", "active_listings:within_listing_quota",
           "expired_listings:expires_at_is_a_date_within_retention", "listing_photos:no_orphan_or_wiped_photos",
           "crm_linked_properties:crm_links_consistent"}  # fmt: skip
 
