@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
 from mls_assets.lib.feeds import FeedIdentity
 from mls_assets.lib.paths import project_root
+from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.store.naming import FeedKey, InvalidIdentifier, validate_id
 
 CONFIGS_COLLECTION = "agent_mls_configs"
@@ -300,6 +301,7 @@ def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[
     """
     now = datetime.now(UTC)
     collection = database[CONFIGS_COLLECTION]
+    ensure_indexes(collection, [{"keys": [["tenantId", 1]]}])  # one lookup per tenant, not a scan
     by_tenant: dict[str, list[FeedConfig]] = {}
     for feed in feeds:
         by_tenant.setdefault(feed.tenant_id, []).append(feed)
