@@ -26,7 +26,7 @@ def _tenant_doc(database: Database, tenant: str) -> dict[str, Any] | None:
     return database[CONFIGS_COLLECTION].find_one({"tenantId": validate_id(tenant, "tenant")})
 
 
-def _entry(database: Database, key: FeedKey) -> dict[str, Any]:
+def entry(database: Database, key: FeedKey) -> dict[str, Any]:
     doc = _tenant_doc(database, key.tenant)
     for config in (doc or {}).get("mlsConfigs") or []:
         if isinstance(config, dict) and config.get("provider") == key.mls:
@@ -36,7 +36,7 @@ def _entry(database: Database, key: FeedKey) -> dict[str, Any]:
 
 def feed(database: Database, key: FeedKey) -> FeedConfig:
     try:
-        return from_document(key.tenant, _entry(database, key))
+        return from_document(key.tenant, entry(database, key))
     except ValidationError as error:
         raise AdminError(f"feed {key} has an invalid stored config: {describe_error(error)}") from None
 
@@ -53,7 +53,7 @@ def add_feed(database: Database, config: FeedConfig, token: str | None = None) -
     encrypted, or the feed reads its `token_env`."""
     key = config.key
     try:
-        _entry(database, key)
+        entry(database, key)
     except AdminError:
         pass
     else:
@@ -89,7 +89,7 @@ def update_feed(database: Database, key: FeedKey, token: str | None = None, **ch
     if token is not None:
         values["token_ciphertext"] = _encrypted(token)
     updated = _validated(values)
-    document = {**_entry(database, key), **config_document(updated)}
+    document = {**entry(database, key), **config_document(updated)}
     result = database[CONFIGS_COLLECTION].update_one(
         {"tenantId": key.tenant, "mlsConfigs.provider": key.mls},
         {"$set": {"mlsConfigs.$": document, "updatedAt": datetime.now(UTC)}},

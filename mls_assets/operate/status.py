@@ -16,9 +16,8 @@ from mls_assets.lib.catalogue import FEED_COLLECTIONS, REJECTS
 from mls_assets.lib.quality.alerts import ALERTS_COLLECTION
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.tenant_admin import feed as feed_config
+from mls_assets.lib.tenant_admin import entry as stored_entry
 from mls_assets.lib.tenant_admin import shown
-from mls_assets.lib.tenants import config_document
 
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]  # fmt: skip
@@ -67,7 +66,7 @@ def _run_line(instance: dg.DagsterInstance, record: dg.RunRecord, counts: bool =
 def feed_status(instance: dg.DagsterInstance, database: Database, key: FeedKey) -> dict[str, Any]:
     """One feed at a glance: config, cursor, counts per collection, runs in progress, the
     last success, the last failure and its cause, open check alerts."""
-    config = feed_config(database, key)
+    stored = stored_entry(database, key)  # a configured feed, or a clear error
     succeeded = _runs(instance, key, [dg.DagsterRunStatus.SUCCESS], limit=1)
     failed = _runs(instance, key, [dg.DagsterRunStatus.FAILURE], limit=1)
     cursor = read_cursor(database, str(key))
@@ -76,7 +75,7 @@ def feed_status(instance: dg.DagsterInstance, database: Database, key: FeedKey) 
         {"check": 1, "asset": 1, "partition": 1, "message": 1, "createdAt": 1}).sort("createdAt", -1).limit(10))
     return {
         "feed": str(key),
-        "config": shown(config_document(config)),
+        "config": shown(stored),  # as stored: with what the pipeline wrote (currentListings, ...)
         "cursor": cursor.isoformat() if cursor else None,
         "lastSuccess": _run_line(instance, succeeded[0]) if succeeded else None,
         "lastFailure": _run_line(instance, failed[0]) if failed else None,
