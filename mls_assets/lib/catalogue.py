@@ -109,7 +109,8 @@ LEAD_EVENTS = CollectionSpec("lead_events", ("_id",), per_tenant=True, sequenced
 FEED_COLLECTIONS = (RAW, FLATTENED, ACTIVE, CLOSED, EXPIRED, HISTORY, PHOTOS, EXPIRED_PHOTOS, REJECTS)
 STATUS_COLLECTIONS: dict[str, CollectionSpec] = {s.status_class: s for s in (ACTIVE, CLOSED, EXPIRED)}
 PHOTOS_OF_CLASS: dict[str, CollectionSpec] = {"active": PHOTOS, "closed": PHOTOS, "expired": EXPIRED_PHOTOS}
-BY_NAME: dict[str, CollectionSpec] = {s.name: s for s in (*FEED_COLLECTIONS, CRM_PROPERTIES, LEAD_EVENTS)}
+TENANT_COLLECTIONS = (CRM_PROPERTIES, LEAD_EVENTS)  # one per tenant, shared by its feeds
+BY_NAME: dict[str, CollectionSpec] = {s.name: s for s in (*FEED_COLLECTIONS, *TENANT_COLLECTIONS)}
 
 
 # A listing lives in exactly one collection of its group: written to one, it leaves the others.
@@ -126,13 +127,13 @@ def siblings_of(spec: CollectionSpec) -> tuple[CollectionSpec, ...]:
 def feed_collections_exist(feed: FeedKey, existing: set[str]) -> bool:
     """Whether every collection of a feed is among `existing` (one listing of names serves
     thousands of feeds)."""
-    return all(spec.collection_name(feed) in existing for spec in (*FEED_COLLECTIONS, CRM_PROPERTIES, LEAD_EVENTS))
+    return all(spec.collection_name(feed) in existing for spec in (*FEED_COLLECTIONS, *TENANT_COLLECTIONS))
 
 
 def ensure_feed_collections(database: Database, feed: FeedKey) -> list[str]:
     """Create every collection of a feed (and its tenant's) with its indexes."""
     names = []
-    for spec in (*FEED_COLLECTIONS, CRM_PROPERTIES, LEAD_EVENTS):
+    for spec in (*FEED_COLLECTIONS, *TENANT_COLLECTIONS):
         collection = database[spec.collection_name(feed)]
         ensure_indexes(collection, spec.all_indexes())
         names.append(collection.name)

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from pymongo.database import Database
 
 from mls_assets.lib import credentials
-from mls_assets.lib.catalogue import CRM_PROPERTIES, FEED_COLLECTIONS, LEAD_EVENTS, ensure_feed_collections
-from mls_assets.lib.store.naming import FeedKey, validate_id
+from mls_assets.lib.catalogue import FEED_COLLECTIONS, TENANT_COLLECTIONS, ensure_feed_collections
+from mls_assets.lib.store.naming import FeedKey, tenant_collection, validate_id
 from mls_assets.lib.tenants import CONFIGS_COLLECTION, FeedConfig, config_document, describe_error, from_document
 
 
@@ -126,8 +126,7 @@ def remove(database: Database, tenant: str, mls: str | None = None, purge: bool 
             for spec in FEED_COLLECTIONS:
                 dropped.append(spec.collection_name(key))
         if not left:
-            anyone = FeedKey(tenant, "x")
-            dropped += [CRM_PROPERTIES.collection_name(anyone), LEAD_EVENTS.collection_name(anyone)]
+            dropped += [tenant_collection(tenant, spec.name) for spec in TENANT_COLLECTIONS]
         existing = set(database.list_collection_names())
         dropped = [name for name in dropped if name in existing]
         for name in dropped:

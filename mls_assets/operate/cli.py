@@ -61,7 +61,8 @@ def _tenants(args: argparse.Namespace) -> int:
     from mls_assets.lib.tenants import FeedConfig, RateLimit
 
     if args.action == "new-key":
-        _print(args, {"key": credentials.new_key()}, human=credentials.new_key() if not args.json else None)
+        key = credentials.new_key()
+        _print(args, {"key": key}, human=key)
         return 0
     database = _database()
     if args.action == "add":

@@ -90,6 +90,10 @@ def tenant_feeds(database: Database, tenant: str) -> list[FeedKey]:
     return sorted(set(feeds), key=str)
 
 
+def _filtered_feeds(database: Database, tenant: str, where: LeadFilter) -> list[FeedKey]:
+    return [f for f in tenant_feeds(database, tenant) if where.mls is None or f.mls == where.mls]
+
+
 def encode_cursor(changed: datetime, listing_key: str) -> str:
     payload = orjson.dumps([changed.astimezone(UTC).isoformat(), listing_key])
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
@@ -103,7 +107,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor("cursor is not one this service handed out") from error
 
 
-def _union(database: Database, feeds: list[FeedKey], match: dict[str, Any]) -> list[dict[str, Any]]:
+def _union(feeds: list[FeedKey], match: dict[str, Any]) -> list[dict[str, Any]]:
     """Stages that read the matching keys of every feed's expired collection, tagged by MLS."""
 
     def branch(feed: FeedKey) -> list[dict[str, Any]]:
@@ -153,12 +157,12 @@ def list_leads(database: Database, tenant: str, where: LeadFilter, limit: int = 
                cursor: str | None = None) -> dict[str, Any]:  # fmt: skip
     """One page of the tenant's leads, newest status change first: `leads`, `total`
     (all that match, across pages) and `next_cursor` (None on the last page)."""
-    feeds = [f for f in tenant_feeds(database, tenant) if where.mls is None or f.mls == where.mls]
+    feeds = _filtered_feeds(database, tenant, where)
     limit = max(1, min(limit, MAX_PAGE))
     after = _after(cursor)
     if not feeds:
         return {"leads": [], "total": 0, "next_cursor": None}
-    pipeline = _union(database, feeds, where.match())
+    pipeline = _union(feeds, where.match())
     pipeline.append({"$facet": {
         "total": [{"$count": "n"}],
         "page": [*([{"$match": after}] if after else []), {"$sort": {"statusChangeDate": -1, "_id": 1}},
@@ -177,10 +181,10 @@ def list_leads(database: Database, tenant: str, where: LeadFilter, limit: int = 
 def iter_leads(database: Database, tenant: str, where: LeadFilter, batch: int = 500) -> Iterator[dict[str, Any]]:
     """Every matching lead in list order, read `batch` at a time from one aggregation's
     cursor (memory stays flat however many there are)."""
-    feeds = [f for f in tenant_feeds(database, tenant) if where.mls is None or f.mls == where.mls]
+    feeds = _filtered_feeds(database, tenant, where)
     if not feeds:
         return
-    pipeline = [*_union(database, feeds, where.match()), {"$sort": {"statusChangeDate": -1, "_id": 1}}]
+    pipeline = [*_union(feeds, where.match()), {"$sort": {"statusChangeDate": -1, "_id": 1}}]
     picks: list[tuple[str, str]] = []
     for pick in database[EXPIRED.collection_name(feeds[0])].aggregate(pipeline, batchSize=batch):
         picks.append((pick["_id"], pick["mls"]))
