@@ -23,22 +23,27 @@ SUMMARY = (("raw", "raw_listings"), ("flattened", "flattened_listings"), ("rejec
            ("photos", "photos"), ("exp.photos", "expired_photos"), ("history", "status_history"))  # fmt: skip
 
 
-def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, day: str, now: datetime | None) -> bool:
-    """One partition of the chain; `now` is the pipeline's clock (the simulator's market time)."""
+def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, first: str, last: str,
+         now: datetime | None) -> bool:  # fmt: skip
+    """The chain over days `first`..`last` of one feed, as one run (each day partition gets
+    its own counts); `now` is the pipeline's clock (the simulator's market time)."""
     from mls_assets.defs.partitions import feed_day_key
 
     run_config = dict(QUIET_CONSOLE)
     if now is not None:
         run_config["resources"] = {"clock": {"config": {"fixed_now": now.isoformat()}}}
-    result = job.execute_in_process(
-        instance=instance,
-        partition_key=str(feed_day_key(feed, day)),
-        raise_on_error=False,
-        tags={"mls/feed": feed},
-        run_config=run_config,
-    )
+    tags = {"mls/feed": feed}
+    if first == last:
+        partition = {"partition_key": str(feed_day_key(feed, first))}
+    else:
+        partition = {}
+        tags |= {"dagster/asset_partition_range_start": str(feed_day_key(feed, first)),
+                 "dagster/asset_partition_range_end": str(feed_day_key(feed, last))}  # fmt: skip
+    result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config,
+                                    **partition)  # fmt: skip
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    print(f"  {feed} {day}: {'ok' if result.success else 'FAILED'}", flush=True)
+    days = first if first == last else f"{first}..{last}"
+    print(f"  {feed} {days}: {'ok' if result.success else 'FAILED'}", flush=True)
     for evaluation in failed_checks:
         print(f"    check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
               f"({evaluation.severity.value}): {evaluation.description}")  # fmt: skip
@@ -48,6 +53,7 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, day: st
 def run_demo() -> int:
     from mls_assets.definitions import defs as definitions
     from mls_assets.defs.feeds.registration import sync_feed_partitions
+    from mls_assets.defs.partitions import FIRST_DAY
     from mls_assets.lib.local_mode import is_local_mode
     from mls_assets.lib.spark.simulator import process
     from mls_assets.lib.store.client import get_database
@@ -78,21 +84,20 @@ def run_demo() -> int:
     start = now - timedelta(hours=72) if simulator is not None else None
     if start is not None:
         httpx.post(f"{process.admin_url(simulator.url)}/clock", json={"now": start.isoformat()}).raise_for_status()
-    first = (start or now).date()
-    # the first day first: with no cursor yet it pulls the whole feed; the days before then
-    # re-pull their own listings (and change nothing that is already current)
-    days = [first.isoformat()] + [(first - timedelta(days=n)).isoformat() for n in range(days_back, 0, -1)]
+    last = (start or now).date()
+    # the first load is one range run over the last days: with no cursor yet it pulls the
+    # whole feed once, and each day partition reports its own listings
+    first = max(last - timedelta(days=days_back), FIRST_DAY).isoformat()
     job = definitions().resolve_job_def(MAIN_JOB)
     ok = True
-    print(f"replicating {days[0]} (the whole feed on the first run), then {days[1]} .. {days[-1]}")
+    print(f"first load: the whole feed in one run over the day partitions {first} .. {last}")
     for feed in feeds:
-        for day in days:
-            ok &= _run(job, instance, feed, day, start)
+        ok &= _run(job, instance, feed, first, last.isoformat(), start)
     if start is not None:
         moved = httpx.post(f"{process.admin_url(simulator.url)}/clock", json={"now": now.isoformat()}).json()
         print(f"simulator clock moved 72h ahead to {moved['now']}: syncing today from the cursor")
         for feed in feeds:
-            ok &= _run(job, instance, feed, now.date().isoformat(), now)
+            ok &= _run(job, instance, feed, now.date().isoformat(), now.date().isoformat(), now)
     _print_summary(database, read_configs(database))
     print("OK" if ok else "FAILED: see the runs in the UI (make dev)")
     return 0 if ok else 1

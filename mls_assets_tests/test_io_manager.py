@@ -21,12 +21,14 @@ def docs_for(feed: str, day: str, count: int = 5, price: int = 1) -> list[dict]:
 
 
 PRICES: dict[str, int] = {}
+COUNTS: dict[str, int] = {}  # documents per day (5 unless said)
 
 
 @dg.asset(partitions_def=feed_day_partitions, metadata={"collection": RAW.name})
 def produced(context: dg.AssetExecutionContext):
     """One feed-day's documents (a mapping per partition in a range run)."""
-    return {key: docs_for(*reversed(key.split("|")), price=PRICES.get(key, 1)) for key in context.partition_keys}
+    return {key: docs_for(*reversed(key.split("|")), count=COUNTS.get(key.split("|")[0], 5), price=PRICES.get(key, 1))
+            for key in context.partition_keys}  # fmt: skip
 
 
 @dg.asset(partitions_def=feed_day_partitions, metadata={"collection": FLATTENED.name},
@@ -54,6 +56,11 @@ def meta(result, asset: str) -> dict:
     return {k: v.value for k, v in result.asset_materializations_for_node(asset)[0].metadata.items()}
 
 
+def meta_by_partition(result, asset: str) -> dict[str, dict]:
+    return {str(m.partition): {k: v.value for k, v in m.metadata.items()}
+            for m in result.asset_materializations_for_node(asset)}  # fmt: skip
+
+
 def test_a_partition_is_written_then_rewritten_idempotently(instance, mongo_resources, mongo_db):
     key = str(feed_day_key(GPS, DAY))
     first = meta(run(instance, mongo_resources, produced, partition_key=key), "produced")
@@ -67,14 +74,36 @@ def test_a_partition_is_written_then_rewritten_idempotently(instance, mongo_reso
 
 
 def test_a_range_run_writes_each_day_and_a_feed_only_its_own_collections(mongo_resources, mongo_db):
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("feeds", [GPS, OTHER])
-        tags = {"dagster/asset_partition_range_start": str(feed_day_key(GPS, "2026-11-18")),
-                "dagster/asset_partition_range_end": str(feed_day_key(GPS, "2026-11-20"))}  # fmt: skip
-        result = run(instance, mongo_resources, produced, tags=tags)
-    assert meta(result, "produced")["documents_by_day"] == {"2026-11-18": 5, "2026-11-19": 5, "2026-11-20": 5}
+    COUNTS.update({"2026-11-19": 2, "2026-11-20": 0})
+    try:
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("feeds", [GPS, OTHER])
+            tags = {"dagster/asset_partition_range_start": str(feed_day_key(GPS, "2026-11-18")),
+                    "dagster/asset_partition_range_end": str(feed_day_key(GPS, "2026-11-20"))}  # fmt: skip
+            result = run(instance, mongo_resources, produced, tags=tags)
+    finally:
+        COUNTS.clear()
+    by_partition = meta_by_partition(result, "produced")
+    # every day reports its own figures, not the run's totals
+    own = {key.split("|")[0]: (m["documents"], m["dagster/partition_row_count"]) for key, m in by_partition.items()}
+    assert own == {"2026-11-18": (5, 5), "2026-11-19": (2, 2), "2026-11-20": (0, 0)}
+    first = by_partition[str(feed_day_key(GPS, "2026-11-18"))]
+    assert first["run_inserted"] == 7 and first["run_partitions"] == 3 and "inserted" not in first
+    assert first["run_documents_by_day"] == {"2026-11-18": 5, "2026-11-19": 2}
     feed_collections = [n for n in mongo_db.list_collection_names() if n.endswith("raw_listings")]
     assert feed_collections == ["jpsrealtor_gps_raw_listings"]  # nothing of the other tenant's feed
+
+
+def test_a_partition_row_count_is_what_the_day_holds_not_what_the_run_wrote(instance, mongo_resources, mongo_db):
+    """A second run that writes part of a day reports the day's stored documents."""
+    key = str(feed_day_key(GPS, DAY))
+    run(instance, mongo_resources, produced, partition_key=key)
+    COUNTS[DAY] = 2
+    try:
+        second = meta(run(instance, mongo_resources, produced, partition_key=key), "produced")
+    finally:
+        COUNTS.clear()
+    assert (second["documents"], second["dagster/partition_row_count"]) == (2, 5)
 
 
 def test_a_consumer_gets_what_changed_since_it_last_committed(instance, mongo_resources, mongo_db):

@@ -10,6 +10,10 @@ of partition key or feed key to such streams (a range run over several days, a r
 several feeds), optionally wrapped in `Streamed` to report what the stream saw once it is
 stored. Each materialization reports `inserted`, `updated`, `unchanged`, `stale`,
 `removed`, documents per day of their version, and the table metadata (`TableMetadataSet`).
+Every partition of the run also gets its own figures (a range run's totals would be wrong
+on each of its days): `documents` (this run's documents whose version falls in that day)
+and, for versioned collections, `dagster/partition_row_count`, the documents stored for
+that feed and day (the first day also holds everything older).
 
 Inputs come two ways:
 - `AssetIn(metadata={"changes": True})`: a `ChangeSet`, what changed in the upstream
@@ -19,9 +23,10 @@ Inputs come two ways:
   feed-day partition, or the whole feed), in batches, so a large slice never sits in memory.
 """
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import chain
 from typing import Any
 
@@ -30,7 +35,7 @@ from dagster._core.definitions.metadata import TableMetadataSet
 from pymongo.database import Database
 
 from mls_assets.defs.failures import failing_clearly
-from mls_assets.defs.partitions import split_key
+from mls_assets.defs.partitions import FIRST_DAY, split_key
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.catalogue import BY_NAME, CollectionSpec, siblings_of
 from mls_assets.lib.store.changes import ChangeSet, FeedSequence
@@ -46,6 +51,7 @@ class Streamed:
 
     data: Any
     report: Any = None  # a callable returning metadata, called after the write
+    by_partition: Any = None  # a callable returning {partition key: metadata}, after the write
 
 
 def spec_of(asset_key: dg.AssetKey, metadata: Mapping[str, Any] | None) -> CollectionSpec:
@@ -81,9 +87,9 @@ class MongoCollectionIOManager(dg.IOManager):
     def _handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         spec = spec_of(context.asset_key, context.definition_metadata)
         partitions = _partition_keys(context)
-        report = None
+        report = by_partition = None
         if isinstance(obj, Streamed):
-            obj, report = obj.data, obj.report
+            obj, report, by_partition = obj.data, obj.report, obj.by_partition
         if isinstance(obj, Mapping):
             streams = [(_feed_of(str(key), partitions), data) for key, data in obj.items()]
         else:
@@ -92,7 +98,7 @@ class MongoCollectionIOManager(dg.IOManager):
                 raise ValueError(f"{context.asset_key.to_user_string()}: a run over {len(feeds)} feeds must "
                                  "return {feed or partition key: documents}")  # fmt: skip
             streams = [(feeds.pop(), obj)]
-        totals, tables = WriteCounts(), []
+        totals, tables, per_feed = WriteCounts(), [], {}
         for feed, data in streams:
             collection = self._database[spec.collection_name(feed)]
             if collection.name not in tables:
@@ -105,17 +111,60 @@ class MongoCollectionIOManager(dg.IOManager):
                 collection, spec, siblings=[self._database[s.collection_name(feed)] for s in siblings_of(spec)],
                 sequence=FeedSequence(self._database, feed), run_id=context.run_id, batch_size=self._batch_size,
             )  # fmt: skip
-            totals += writer.write(chain([first], items))
-        table = TableMetadataSet(
-            table_name=", ".join(f"{self._database.name}.{name}" for name in tables),
-            partition_row_count=totals.written + totals.unchanged,
-        )  # fmt: skip
+            counts = writer.write(chain([first], items))
+            totals += counts
+            per_feed.setdefault(feed, WriteCounts())
+            per_feed[feed] += counts
+        table = TableMetadataSet(table_name=", ".join(f"{self._database.name}.{name}" for name in tables))
         metadata: dict[str, Any] = {**totals.as_dict(), **table}
+        if len(partitions) <= 1 or not spec.version:  # else each partition gets its own count below
+            metadata.update(TableMetadataSet(partition_row_count=totals.written + totals.unchanged))
         if totals.by_day:
             metadata["documents_by_day"] = dict(sorted(totals.by_day.items()))
         if report is not None:
             metadata.update(report())
+        if len(partitions) > 1:  # the whole run's figures, named so that no day shows them as its own
+            metadata = {"run_partitions": len(partitions),
+                        **{k if k.startswith("dagster/") else f"run_{k}": v for k, v in metadata.items()}}  # fmt: skip
         context.add_output_metadata(metadata)
+        if partitions:
+            own = by_partition() if by_partition is not None else {}
+            for key, figures in self._partition_figures(spec, partitions, per_feed).items():
+                context.step_context.add_asset_metadata({**figures, **own.get(key, {})}, asset_key=context.asset_key,
+                                                        partition_key=key)  # fmt: skip
+
+    def _partition_figures(self, spec: CollectionSpec, partitions: list[str],
+                           per_feed: dict[FeedKey, WriteCounts]) -> dict[str, dict[str, Any]]:  # fmt: skip
+        """Per partition: this run's documents of that day and, for a versioned collection,
+        the documents stored for that feed and day (one ranged, projected read per feed)."""
+        days_of: dict[FeedKey, dict[date, str]] = {}
+        for key in partitions:
+            feed_key, day = split_key(key)
+            days_of.setdefault(FeedKey.parse(feed_key), {})[day] = key
+        figures: dict[str, dict[str, Any]] = {}
+        for feed, days in days_of.items():
+            written = per_feed.get(feed, WriteCounts()).by_day
+            stored = self._stored_per_day(spec, feed, min(days), max(days)) if spec.version else None
+            for day, key in days.items():
+                figures[key] = {"documents": written.get(day.isoformat(), 0)}
+                if stored is not None:
+                    figures[key].update(TableMetadataSet(partition_row_count=stored.get(day, 0)))
+        return figures
+
+    def _stored_per_day(self, spec: CollectionSpec, feed: FeedKey, first: date, last: date) -> Counter:
+        """Documents of `feed` per day of their version in [first, last] (the partitions' first
+        day also counts everything older): one read of the version index's range."""
+        start = datetime.combine(first, time(), UTC)
+        bounds: dict[str, Any] = {"$lt": datetime.combine(last + timedelta(days=1), time(), UTC)}
+        if first != FIRST_DAY:
+            bounds["$gte"] = start
+        found: Counter = Counter()
+        cursor = self._database[spec.collection_name(feed)].find({spec.version: bounds}, {spec.version: 1, "_id": 0})
+        for doc in cursor.batch_size(10_000):
+            version = doc.get(spec.version)
+            if isinstance(version, datetime):
+                found[max(version.replace(tzinfo=version.tzinfo or UTC).astimezone(UTC).date(), first)] += 1
+        return found
 
     # -- reading ------------------------------------------------------------------------
 

@@ -18,6 +18,9 @@ day_partitions = dg.DailyPartitionsDefinition(
     timezone="UTC",
 )
 
+# The first day's partition also holds what was modified before it (the MLS's history).
+FIRST_DAY = day_partitions.start.date()
+
 feed_day_partitions = dg.MultiPartitionsDefinition({"day": day_partitions, "feed": feeds_partitions})
 
 

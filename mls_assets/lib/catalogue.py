@@ -55,6 +55,8 @@ class CollectionSpec:
                                                                      "unique": True}]  # fmt: skip
         if self.sequenced:
             found.append({"keys": [[SEQUENCE_FIELD, 1]]})
+        if self.version and not any(index["keys"] == [[self.version, 1]] for index in self.indexes):
+            found.append({"keys": [[self.version, 1]]})  # a day partition's documents are a range of it
         return [*found, *self.indexes]
 
 

@@ -21,7 +21,7 @@ from mls_assets.lib.tenant_admin import shown
 
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]  # fmt: skip
-COUNTED = ("pulled", "inserted", "updated", "unchanged", "removed", "stale")
+COUNTED = ("pulled_in_window", "inserted", "updated", "unchanged", "removed", "stale")
 
 
 def _time(value: float | None) -> str | None:
@@ -55,7 +55,9 @@ def _run_line(instance: dg.DagsterInstance, record: dg.RunRecord, counts: bool =
             materialization = event.event_log_entry.dagster_event.event_specific_data.materialization
             asset = materialization.asset_key.to_user_string()
             for name in COUNTED:
-                if name in materialization.metadata:
+                if f"run_{name}" in materialization.metadata:  # a range run: the same total on each day
+                    totals[f"{asset}.{name}"] = int(materialization.metadata[f"run_{name}"].value)
+                elif name in materialization.metadata:
                     totals[f"{asset}.{name}"] = totals.get(f"{asset}.{name}", 0) + int(materialization.metadata[name].value)
         line["counts"] = totals
     if run.status == dg.DagsterRunStatus.FAILURE:

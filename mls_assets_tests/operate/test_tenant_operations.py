@@ -160,7 +160,7 @@ def test_feed_history_errors_sync_now_and_cancel(operator, simulator, capsys, mo
         monkeypatch.setenv("DAGSTER_HOME", instance.root_directory)  # the commands read this instance
         code, out, _ = cli(capsys, "feeds", "history", FEED, "--json")
         (run,) = json.loads(out)
-        assert run["status"] == "SUCCESS" and run["counts"]["raw_listings.pulled"] > 0
+        assert run["status"] == "SUCCESS" and run["counts"]["raw_listings.pulled_in_window"] > 0
         code, out, _ = cli(capsys, "feeds", "errors", FEED, "--json")
         assert json.loads(out)["failedRuns"] == []
         code, out, _ = cli(capsys, "feeds", "status", FEED, "--json")

@@ -100,3 +100,34 @@ def test_a_run_that_fails_mid_way_converges_when_retried(pipeline, market, simul
     assert restarts, "the step should have been retried"
     assert calls["n"] > 4
     assert snapshot(pipeline, GPS, bookkeeping=True) == reference
+
+
+def _per_day(collection) -> dict:
+    found: dict = {}
+    for doc in collection.find({}, {"modificationTimestamp": 1}):
+        day = doc["modificationTimestamp"].date().isoformat()
+        found[day] = found.get(day, 0) + 1
+    return found
+
+
+def test_a_first_load_over_a_range_gives_every_day_partition_its_own_listings(pipeline, market):
+    """One range run pulls the feed once; each day's materialization reports that day's
+    listings (pulled and stored), not the run's totals, and the cursor is set for today."""
+    first, last = (ANCHOR - timedelta(days=6)).date(), ANCHOR.date()
+    result = pipeline.backfill(GPS, first.isoformat(), last.isoformat())
+    raw_by_day = _per_day(pipeline.collection(GPS, "raw_listings"))
+    active_by_day = _per_day(pipeline.collection(GPS, "listings"))
+    raw = {m.partition.keys_by_dimension["day"]: m.metadata for m in result.asset_materializations_for_node("raw_listings")}
+    assert sorted(raw) == [(first + timedelta(days=n)).isoformat() for n in range(7)]
+    for day, metadata in raw.items():
+        assert metadata["pulled"].value == raw_by_day.get(day, 0), day
+        assert metadata["dagster/partition_row_count"].value == raw_by_day.get(day, 0), day
+        assert metadata["run_pulled_in_window"].value == sum(raw_by_day.values())  # the whole history, once
+    assert len({m["pulled"].value for m in raw.values()}) > 1, "the days of this market differ"
+    active = {e.materialization.partition.keys_by_dimension["day"]: e.materialization.metadata
+              for e in result.get_asset_materialization_events()
+              if e.asset_key == dg.AssetKey("active_listings")}  # fmt: skip
+    assert {day: m["dagster/partition_row_count"].value for day, m in active.items()} == {
+        day: active_by_day.get(day, 0) for day in raw}  # fmt: skip
+    assert any(active_by_day.get(day) for day in raw)
+    assert pipeline.database["feed_cursors"].find_one({"_id": GPS}) is not None

@@ -148,5 +148,5 @@ def test_the_rescrape_pulls_exactly_the_linked_listings(pipeline, market):
         run_config={"ops": {"raw_listings": {"config": {"listing_keys": [key]}}}},
     )  # fmt: skip
     raw = next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "raw_listings")
-    assert raw.materialization.metadata["pulled"].value == 1
+    assert raw.materialization.metadata["pulled_in_window"].value == 1
     assert crm.show(pipeline.database, "jpsrealtor", "p1")["property"]["price"] == 77_000.0

@@ -5,7 +5,7 @@ from datetime import date
 
 import dagster as dg
 
-from mls_assets.defs.partitions import feed_day_key
+from mls_assets.defs.partitions import FIRST_DAY, feed_day_key
 
 FEED_TAG = "mls/feed"
 TRIGGER_TAG = "mls/trigger"
@@ -18,3 +18,15 @@ def chain_run(feed: str, day: date, trigger: str, run_key: str, run_config: dict
         tags={FEED_TAG: feed, TRIGGER_TAG: trigger},
         run_config=run_config or {},
     )
+
+
+def first_load_run(feed: str, today: date) -> dg.RunRequest:
+    """A new feed's first load: one range run over every day partition up to today, so that
+    each day shows its own listings from the start (the first day also holds the older
+    history). Its run key makes it happen once per feed."""
+    return dg.RunRequest(
+        run_key=f"first-load|{feed}",
+        tags={FEED_TAG: feed, TRIGGER_TAG: "first_load",
+              "dagster/asset_partition_range_start": str(feed_day_key(feed, FIRST_DAY.isoformat())),
+              "dagster/asset_partition_range_end": str(feed_day_key(feed, today.isoformat()))},
+    )  # fmt: skip

@@ -5,20 +5,21 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
 from mls_assets.defs.failures import fails_clearly
 from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.partitions import feed_day_partitions, split_key
+from mls_assets.defs.partitions import FIRST_DAY, feed_day_partitions, split_key
 from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL, SPARK_POOL
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS
 from mls_assets.lib.prefetch import prefetched
+from mls_assets.lib.replication.progress import PullProgress
 from mls_assets.lib.replication.rejects import Quarantine
-from mls_assets.lib.replication.window import PullWindow, listings_filter, window_for
+from mls_assets.lib.replication.window import PullWindow, contiguous, listings_filter, window_for_days
 from mls_assets.lib.spark.client import SparkClient
 from mls_assets.lib.store.changes import ChangeSet
 from mls_assets.lib.store.cursors import advance_cursor, pull_since, read_cursor
@@ -40,26 +41,36 @@ class RawListingsConfig(dg.Config):
 
 
 class PullStats:
-    """What one partition's pull saw, reported as output metadata once it is stored."""
+    """What one pull (a feed's contiguous days) saw, reported as output metadata once it is
+    stored: in total, and per day of the records' ModificationTimestamp."""
 
     def __init__(self, partition: str, window: PullWindow) -> None:
         self.partition, self.window = partition, window
         self.pages = self.listings = self.rejects = 0
         self.statuses: Counter[str] = Counter()
+        self.by_day: dict[date, Counter[str]] = {}
         self.started = time.monotonic()
         self.seconds = 0.0
 
+    def count(self, status: str, modified: datetime) -> None:
+        self.listings += 1
+        self.statuses[status] += 1
+        self.by_day.setdefault(modified.astimezone(UTC).date(), Counter())[status] += 1
+
 
 def _pull(client: SparkClient, leases: LeaseResource, feed: FeedConfig, page_size: int, window: PullWindow,
-          stats: PullStats, quarantine: Quarantine, now: datetime) -> Iterator[dict]:  # fmt: skip
-    """Stream the partition's records page by page, each through the screen: what passes is
+          stats: PullStats, quarantine: Quarantine, now: datetime, progress: PullProgress) -> Iterator[dict]:  # fmt: skip
+    """Stream the window's records page by page, each through the screen: what passes is
     stored, what does not goes to the quarantine with the reason; one record never costs its
-    page. Holds one of the token's pull slots while pulling."""
+    page. Holds one of the token's pull slots while pulling; says how far it got every few
+    pages and whenever it waits to retry."""
+    client.on_retry = progress.retrying
     with client:
         if window.empty:
             return
         with leases.pulling(feed, client.fingerprint):
             for page in prefetched(client.pages(listings_filter(feed, window), limit=page_size, expand=["Photos"])):
+                progress.page(stats.pages, stats.listings)  # the previous page is stored by now
                 stats.pages += 1
                 rejects = []
                 for record in page.results:
@@ -68,8 +79,7 @@ def _pull(client: SparkClient, leases: LeaseResource, feed: FeedConfig, page_siz
                     except FieldError as error:
                         rejects.append(make_reject(record, error.reason, error.field, now))
                         continue
-                    stats.listings += 1
-                    stats.statuses[str(screened.status)[:40]] += 1
+                    stats.count(str(screened.status)[:40], screened.modified)
                     document = {"listingKey": screened.key, "modificationTimestamp": screened.modified,
                                 "standardStatus": screened.status, "record": screened.record}  # fmt: skip
                     if screened.dropped_fields:
@@ -97,39 +107,60 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
                  spark: SparkResource, clock: ClockResource, leases: LeaseResource):  # fmt: skip
     """The feed's listings whose ModificationTimestamp falls in the partition's day, pulled
     from the Spark replication endpoint with photos expanded, screened, newest version per
-    ListingKey. Today's partition pulls from the feed cursor (minus 20 minutes) to now and
-    advances the cursor only once the records are stored."""
+    ListingKey. A range run pulls each feed's stretch of days at once and reports every day's
+    own counts. Today's partition pulls from the feed cursor (minus 20 minutes) to now and
+    advances the cursor only once the records are stored; a feed's first pull takes its
+    whole history."""
     database = mongo.get_database()
     now = clock.now()
     leases.hold_feeds(context)
-    streams, stats, cursors, feeds = {}, [], [], {}
+    streams, cursors, feeds = {}, [], {}
+    stats: dict[str, list[PullStats]] = {}
+    days_of: dict[str, dict[date, str]] = {}
     for key in context.partition_keys:
         feed_key, day = split_key(key)
+        days_of.setdefault(feed_key, {})[day] = str(key)
+    for feed_key, partitions in days_of.items():
         feed = feeds.setdefault(feed_key, feed_config(database, feed_key))
-        client = spark.client_for(feed)  # a bad config fails here, before anything is written
-        window = window_for(day, now, pull_since(read_cursor(database, feed_key)), tuple(config.listing_keys))
-        if window.incremental and not window.only_keys:
-            cursors.append((feed_key, now))
-        stat = PullStats(str(key), window)
-        stats.append(stat)
-        quarantine = Quarantine(database[REJECTS.collection_name(feed.key)], "raw", context.run.run_id)
-        streams[str(key)] = _pull(client, leases, feed, spark.page_size, window, stat, quarantine, now)
-        context.log.info(f"{key}: {window.describe()}")
+        since = pull_since(read_cursor(database, feed_key))
+        for days in contiguous(list(partitions)):  # one pull per stretch of days, not one per day
+            client = spark.client_for(feed)  # a bad config fails here, before anything is written
+            window = window_for_days(days, now, since, tuple(config.listing_keys), first_day=FIRST_DAY)
+            if window.incremental and not window.only_keys:
+                cursors.append((feed_key, now))
+            label = partitions[days[0]] if len(days) == 1 else f"{partitions[days[0]]}..{partitions[days[-1]]}"
+            stat = PullStats(label, window)
+            stats.setdefault(feed_key, []).append(stat)
+            quarantine = Quarantine(database[REJECTS.collection_name(feed.key)], "raw", context.run.run_id)
+            progress = PullProgress(context.log.info, label)
+            streams[partitions[days[0]]] = _pull(client, leases, feed, spark.page_size, window, stat, quarantine, now,
+                                                 progress)  # fmt: skip
+            context.log.info(f"{label}: {window.describe()}")
 
     def report() -> dict:
+        every = [stat for feed_stats in stats.values() for stat in feed_stats]
         return {
-            "pulled": sum(s.listings for s in stats),
-            "pages": sum(s.pages for s in stats),
-            "rejects": sum(s.rejects for s in stats),
-            "status_counts": dict(sum((s.statuses for s in stats), Counter())),
-            "windows": {s.partition: s.window.describe() for s in stats},
-            "pull_seconds": round(sum(s.seconds for s in stats), 2),
+            "pulled_in_window": sum(s.listings for s in every),  # every day the window reached
+            "pages": sum(s.pages for s in every),
+            "rejects": sum(s.rejects for s in every),
+            "status_counts": dict(sum((s.statuses for s in every), Counter())),
+            "windows": {s.partition: s.window.describe() for s in every},
+            "pull_seconds": round(sum(s.seconds for s in every), 2),
         }
 
-    yield dg.Output(Streamed(streams, report))
+    def by_partition() -> dict[str, dict]:
+        """Each day's own records (a range run's totals would be wrong on every day)."""
+        found: dict[str, dict] = {}
+        for feed_key, partitions in days_of.items():
+            for day, key in partitions.items():
+                statuses = sum((s.by_day.get(day, Counter()) for s in stats[feed_key]), Counter())
+                found[key] = {"pulled": sum(statuses.values()), "status_counts": dict(statuses)}
+        return found
+
+    yield dg.Output(Streamed(streams, report, by_partition))
     for feed_key, started in cursors:  # the records are stored: the next pull may start here
         advance_cursor(database, feed_key, started, context.run.run_id)
-    seconds = sum(s.seconds for s in stats)
+    seconds = sum(s.seconds for feed_stats in stats.values() for s in feed_stats)
     yield dg.AssetCheckResult(
         check_name="pull_duration_within_limit", passed=seconds < MAX_PULL_MINUTES * 60,
         severity=dg.AssetCheckSeverity.WARN, description=f"pull took {seconds:.1f}s (limit {MAX_PULL_MINUTES:g} min)",

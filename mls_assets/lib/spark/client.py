@@ -110,6 +110,7 @@ class SparkClient:
             timeout=timeout, headers={"X-SparkApi-User-Agent": user_agent, "Accept": "application/json"}
         )
         self.stats = ClientStats()
+        self.on_retry: Callable[[str, float], None] | None = None  # (what failed, seconds to wait), e.g. a run log
         policy = self._retry
         self._backoff = wait_exponential_jitter(multiplier=policy.floor, max=policy.cap, jitter=policy.jitter)
         self._retrying = Retrying(
@@ -186,6 +187,8 @@ class SparkClient:
         self.stats.waited_s += wait
         log.warning("Spark request retry %d/%d in %.2fs: %s", state.attempt_number,
                     self._retry.attempts - 1, wait, error)  # fmt: skip
+        if self.on_retry is not None:
+            self.on_retry(f"attempt {state.attempt_number}/{self._retry.attempts - 1}: {error}", wait)
 
     def _request(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         retrying = self._retrying
