@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import yaml
+from dagster._core.run_coordinator import QueuedRunCoordinator
 
 from mls_assets.defs.automation.run_requests import FEED_TAG
 from mls_assets.lib.paths import project_root
@@ -84,9 +85,14 @@ def test_helm_values_run_our_module_with_secrets_and_the_per_feed_queue_limit():
     memory = launcher["runK8sConfig"]["containerConfig"]["resources"]["requests"]["memory"]
     assert memory.endswith("Mi") and int(memory[:-2]) >= 512  # above the full sync's measured peak RSS
     queue = values["dagsterDaemon"]["runCoordinator"]
-    assert queue["type"] == "QueuedRunCoordinator"
-    (limit,) = queue["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
+    custom = queue["config"]["customRunCoordinator"]
+    assert queue["type"] == "CustomRunCoordinator"
+    coordinator = getattr(importlib.import_module(custom["module"]), custom["class"])
+    assert issubclass(coordinator, QueuedRunCoordinator)  # the daemon dequeues only for these
+    (limit,) = custom["config"]["tag_concurrency_limits"]
     assert limit == {"key": FEED_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    for component in ("dagsterWebserver", "dagsterDaemon"):  # they import the coordinator: our image
+        assert values[component]["image"]["repository"] == deployment["image"]["repository"]
     for variable in deployment["env"]:
         assert variable in variables_read_by_the_code()
     assert values["postgresql"]["enabled"] is False and values["global"]["postgresqlSecretName"]
@@ -96,4 +102,6 @@ def test_the_local_and_production_instances_limit_runs_per_feed_alike():
     local = yaml.safe_load((ROOT / "dagster.yaml").read_text())
     production = yaml.safe_load((DEPLOY / "dagster_home" / "dagster.yaml").read_text())
     assert local["concurrency"]["runs"]["tag_concurrency_limits"] == production["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert local["run_coordinator"] == production["run_coordinator"] == {
+        "module": "mls_assets.operate.run_coordinator", "class": "FeedQueuedRunCoordinator"}  # fmt: skip
     assert Path(DEPLOY / ".env.example").exists()

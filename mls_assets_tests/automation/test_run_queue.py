@@ -1,0 +1,43 @@
+"""Runs of one feed queue behind each other however they were launched: the coordinator
+derives the feed from Dagster's own partition tags (UI launches, backfills)."""
+
+import dagster as dg
+from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteRepositoryOrigin
+from dagster._core.run_coordinator import SubmitRunContext
+from dagster._core.test_utils import create_run_for_test
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+from mls_assets.defs.automation.run_requests import FEED_TAG
+from mls_assets.defs.partitions import feed_day_key
+from mls_assets.operate.run_coordinator import feed_of_run
+
+COORDINATOR = {"module": "mls_assets.operate.run_coordinator", "class": "FeedQueuedRunCoordinator"}
+FEED = "jpsrealtor.crmls"
+
+
+def submitted(instance: dg.DagsterInstance, tags: dict) -> dg.DagsterRun:
+    """A run of the chain as the UI or the backfill daemon submits it (origin: our module)."""
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="mls_assets.definitions"))
+    origin = RemoteRepositoryOrigin(location, "__repository__").get_job_origin("replication_job")
+    run = create_run_for_test(instance, job_name="replication_job", tags=tags, remote_job_origin=origin)
+    instance.run_coordinator.submit_run(SubmitRunContext(run, workspace=None))
+    return instance.get_run_by_id(run.run_id)
+
+
+def test_a_backfill_range_and_a_ui_launch_are_queued_under_their_feed_without_a_typed_tag():
+    with dg.instance_for_test(overrides={"run_coordinator": COORDINATOR}) as instance:
+        backfill = submitted(instance, {"dagster/asset_partition_range_start": str(feed_day_key(FEED, "2026-11-01")),
+                                        "dagster/asset_partition_range_end": str(feed_day_key(FEED, "2026-11-20")),
+                                        "dagster/backfill": "abc"})  # fmt: skip
+        ui = submitted(instance, {"dagster/partition": str(feed_day_key(FEED, "2026-11-20")),
+                                  "dagster/partition/day": "2026-11-20", "dagster/partition/feed": FEED})  # fmt: skip
+        mistyped = submitted(instance, {"dagster/partition/feed": FEED, FEED_TAG: "jpsrealtor.gps"})
+        assert [r.status for r in (backfill, ui, mistyped)] == [dg.DagsterRunStatus.QUEUED] * 3
+        assert {r.tags[FEED_TAG] for r in (backfill, ui, mistyped)} == {FEED}  # the partition's feed wins
+
+
+def test_runs_over_several_feeds_or_none_get_no_feed_tag():
+    assert feed_of_run({"dagster/asset_partition_range_start": str(feed_day_key("a.gps", "2026-11-01")),
+                        "dagster/asset_partition_range_end": str(feed_day_key("b.gps", "2026-11-02"))}) is None  # fmt: skip
+    assert feed_of_run({}) is None
+    assert feed_of_run({"dagster/partition": "a.gps"}) == "a.gps"  # the sweep: partitioned by feed only
