@@ -34,6 +34,7 @@ dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mls-assets sim start
 	$(BIN)/mls-assets feeds sync
 	$(BIN)/mls-assets api --port $${MLS_API_PORT:-8000} & api=$$!; trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
+	MLS_UI_URL=$${MLS_UI_URL:-http://127.0.0.1:$${DAGSTER_PORT:-3000}} \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
 
 ## make bench: benchmarks (not part of make test)

@@ -2,6 +2,7 @@
 
 
 import os
+from collections.abc import Mapping
 from datetime import date
 
 import dagster as dg
@@ -34,3 +35,36 @@ def split_key(key: dg.MultiPartitionKey | str) -> tuple[str, date]:
         key = feed_day_partitions.get_partition_key_from_str(str(key))
     dims = key.keys_by_dimension
     return dims["feed"], date.fromisoformat(dims["day"])
+
+
+PARTITION_TAG = "dagster/partition"
+FEED_PARTITION_TAG = "dagster/partition/feed"
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def feed_of_run(tags: Mapping[str, str]) -> str | None:
+    """The one feed a run's partitions belong to, or None (unpartitioned, several feeds, or
+    keys that are not feed-day keys)."""
+    if tags.get(FEED_PARTITION_TAG):
+        return tags[FEED_PARTITION_TAG]
+    keys = [tags[t] for t in RANGE_TAGS if tags.get(t)] or ([tags[PARTITION_TAG]] if tags.get(PARTITION_TAG) else [])
+    feeds = set()
+    for key in keys:
+        if "|" not in key:  # a feed-only partition (the sweep): the key is the feed
+            feeds.add(key)
+            continue
+        day, _, feed = key.partition("|")  # a feed-day key is `day|feed`
+        try:
+            date.fromisoformat(day)
+        except ValueError:  # not a feed-day key: no feed to queue behind
+            return None
+        feeds.add(feed)
+    return feeds.pop() if len(feeds) == 1 else None
+
+
+def partition_of_run(tags: Mapping[str, str]) -> str | None:
+    """The run's partition key, or its range as `start...end` (as the CLI writes it)."""
+    if tags.get(PARTITION_TAG):
+        return tags[PARTITION_TAG]
+    start, end = (tags.get(t) for t in RANGE_TAGS)
+    return f"{start}...{end}" if start and end else None

@@ -12,36 +12,11 @@ sets `mls/feed` before the run enters the queue. A run over several feeds gets n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from dagster._core.storage.dagster_run import DagsterRun
 
 from mls_assets.defs.automation.run_requests import FEED_TAG
-from mls_assets.defs.partitions import split_key
-
-PARTITION_TAG = "dagster/partition"
-FEED_PARTITION_TAG = "dagster/partition/feed"
-RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
-
-
-def feed_of_run(tags: Mapping[str, str]) -> str | None:
-    """The one feed a run's partitions belong to, or None (unpartitioned, several feeds, or
-    keys that are not feed-day keys)."""
-    if tags.get(FEED_PARTITION_TAG):
-        return tags[FEED_PARTITION_TAG]
-    keys = [tags[t] for t in RANGE_TAGS if tags.get(t)] or ([tags[PARTITION_TAG]] if tags.get(PARTITION_TAG) else [])
-    feeds = set()
-    for key in keys:
-        if "|" not in key:  # a feed-only partition (the sweep): the key is the feed
-            feeds.add(key)
-            continue
-        try:
-            feeds.add(split_key(key)[0])
-        except Exception:  # noqa: BLE001 - not a feed-day key: no feed to queue behind
-            return None
-    return feeds.pop() if len(feeds) == 1 else None
-
+from mls_assets.defs.partitions import feed_of_run
 
 class FeedQueuedRunCoordinator(QueuedRunCoordinator):
     """`QueuedRunCoordinator` that tags each run with its feed before queueing it."""

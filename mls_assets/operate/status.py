@@ -73,8 +73,8 @@ def feed_status(instance: dg.DagsterInstance, database: Database, key: FeedKey) 
     failed = _runs(instance, key, [dg.DagsterRunStatus.FAILURE], limit=1)
     cursor = read_cursor(database, str(key))
     failing = list(database[ALERTS_COLLECTION].find(
-        {"kind": "asset_check", "partition": {"$regex": rf"(^|\|){re.escape(str(key))}$"}},
-        {"check": 1, "asset": 1, "partition": 1, "message": 1, "createdAt": 1}).sort("createdAt", -1).limit(10))
+        {"state": "open", "feed": str(key)},
+        {"kind": 1, "check": 1, "asset": 1, "partition": 1, "message": 1, "openedAt": 1}).sort("openedAt", -1).limit(10))
     return {
         "feed": str(key),
         "config": shown(stored),  # as stored: with what the pipeline wrote (currentListings, ...)
@@ -84,8 +84,9 @@ def feed_status(instance: dg.DagsterInstance, database: Database, key: FeedKey) 
         "inProgress": [_run_line(instance, r) for r in _runs(instance, key, IN_PROGRESS, limit=20)],
         "collections": {spec.name: database[spec.collection_name(key)].estimated_document_count()
                         for spec in FEED_COLLECTIONS},  # fmt: skip
-        "failedChecks": [{"check": a.get("check"), "asset": a.get("asset"), "partition": a.get("partition"),
-                          "message": a.get("message"), "at": a["createdAt"].isoformat()} for a in failing],  # fmt: skip
+        "openAlerts": [{"kind": a.get("kind"), "check": a.get("check"), "asset": a.get("asset"),
+                        "partition": a.get("partition"), "message": a.get("message"),
+                        "at": a["openedAt"].isoformat()} for a in failing],  # fmt: skip
     }
 
 

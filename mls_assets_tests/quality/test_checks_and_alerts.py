@@ -290,4 +290,47 @@ def test_the_alert_sensor_raises_one_alert_per_failure_and_survives_a_dead_webho
     posted = next(p for p in webhook.received if p["check"] == "audit_one_status_collection")
     assert posted["asset"] == "active_listings" and posted["severity"] == "ERROR" and posted["runId"] == result.run_id
     assert posted["link"].endswith(f"/runs/{result.run_id}") and posted["message"]
-    assert datetime.fromisoformat(posted["createdAt"]) <= datetime.now(UTC)
+    assert posted["event"] == "opened" and datetime.fromisoformat(posted["openedAt"]) <= datetime.now(UTC)
+
+    # fixed: the audits pass again, and each open alert is resolved with one notice
+    pipeline.collection(GPS, "closed_listings").delete_one({"listingKey": twin["listingKey"]})
+    again, evaluations = run_audits(pipeline)
+    assert evaluations["active_listings:audit_one_status_collection"].passed
+    webhook = Webhook()
+    try:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", webhook.url)
+        evaluate_sensor(pipeline, cursor=first.cursor)
+    finally:
+        webhook.close()
+    notice = next(p for p in webhook.received if p["check"] == "audit_one_status_collection")
+    assert notice["event"] == "resolved" and notice["resolvedByRunId"] == again.run_id
+    assert alerts.count_documents({"state": "open", "check": "audit_one_status_collection"}) == 0
+
+
+def test_a_failed_run_alerts_once_with_its_feed_partition_and_cause_until_the_feed_succeeds(
+        pipeline, simulator, monkeypatch):  # fmt: skip
+    monkeypatch.setenv("MLS_UI_URL", "http://dagster.example.internal:3300/")
+    webhook = Webhook()
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", webhook.url)
+    try:
+        failed = []
+        for _ in range(2):  # the same failure twice: one alert
+            simulator.faults.enqueue("wrong_host")
+            result, _ = run_chain(pipeline)
+            assert not result.success
+            failed.append(result.run_id)
+        first = evaluate_sensor(pipeline)
+        ok, _ = run_chain(pipeline)
+        assert ok.success
+        evaluate_sensor(pipeline, cursor=first.cursor)
+    finally:
+        webhook.close()
+    (opened,) = [p for p in webhook.received if p["kind"] == "run_failure" and p["event"] == "opened"]
+    partition = str(feed_day_key(GPS, pipeline.market.now.date().isoformat()))
+    assert (opened["feed"], opened["partition"], opened["step"]) == (GPS, partition, "raw_listings")
+    assert "1021" in opened["cause"] and GPS in opened["message"] and "raw_listings" in opened["message"]
+    assert opened["link"] == f"http://dagster.example.internal:3300/runs/{failed[0]}"
+    stored = pipeline.database["alerts"].find_one({"_id": opened["id"]})
+    assert stored["occurrences"] == 2 and stored["state"] == "resolved" and stored["resolvedByRunId"] == ok.run_id
+    (resolved,) = [p for p in webhook.received if p["kind"] == "run_failure" and p["event"] == "resolved"]
+    assert resolved["id"] == opened["id"]

@@ -1,76 +1,117 @@
 """The alert sensor: Dagster OSS has no built-in alert on asset-check failures, so this
-sensor reads failed check evaluations and failed runs of the runs updated since its cursor
-and raises one alert for each (an `alerts` document, the webhook, the sensor's log).
+sensor reads the check evaluations and run outcomes of the runs updated since its cursor
+and keeps the `alerts` collection true (`lib/quality/alerts.py`): one alert per distinct
+failure, opened once and delivered to `ALERT_WEBHOOK_URL`, resolved with a notice when the
+check passes again for that partition or the feed's job succeeds again.
+
+Every alert says what on-call needs first: the feed and the partition (from the run's own
+partition tags), the failing step and its cause (the exception's class and message, secrets
+redacted) or the check, its rule and the first offending keys, and a link built from the
+UI's base URL (`MLS_UI_URL`; `make dev` sets it to the port it serves).
 
 The cursor is a run update time, not an event id: sqlite instances shard the event log per
-run, so event ids are not ordered across runs. Alert ids make a failure seen twice (a run
-updated again) raise one alert."""
+run, so event ids are not ordered across runs."""
 
 import os
 from datetime import datetime
+from typing import Any
 
 import dagster as dg
 
+from mls_assets.defs.partitions import feed_of_run, partition_of_run
 from mls_assets.defs.resources import MongoResource
-from mls_assets.lib.quality.alerts import raise_alert, redeliver
+from mls_assets.lib.quality.alerts import alert_id, raise_alert, redeliver, resolve_alerts
+from mls_assets.lib.redact import redact
 
-WATCHED = (dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.RUN_FAILURE)
-UI_URL = os.environ.get("MLS_UI_URL", "http://127.0.0.1:3000")
+WATCHED = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.RUN_FAILURE,
+           dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.STEP_FAILURE}  # fmt: skip
+CHECK_METADATA = ("offending", "first_offending_keys")
 
 
-def alert_for(entry: dg.EventLogEntry) -> dict | None:
-    event = entry.dagster_event
-    run_id = entry.run_id
-    if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-        evaluation = event.event_specific_data
-        if evaluation.passed:
-            return None
-        metadata = {k: getattr(v, "value", v) for k, v in (evaluation.metadata or {}).items()}
-        return {
-            "_id": f"check|{run_id}|{evaluation.asset_check_key.to_user_string()}",
-            "kind": "asset_check",
-            "asset": evaluation.asset_key.to_user_string(),
-            "check": evaluation.check_name,
-            "partition": evaluation.partition or metadata.get("partition"),
-            "severity": evaluation.severity.value,
-            "message": evaluation.description or f"check {evaluation.check_name} failed",
-            "offending": metadata.get("offending"),
-            "firstOffendingKeys": metadata.get("first_offending_keys"),
-            "runId": run_id,
-            "link": f"{UI_URL}/runs/{run_id}",
-        }
+def ui_url() -> str:
+    """The Dagster UI's base URL: `MLS_UI_URL`, else the local port `make dev` serves."""
+    return (os.environ.get("MLS_UI_URL") or f"http://127.0.0.1:{os.environ.get('DAGSTER_PORT', '3000')}").rstrip("/")
+
+
+def check_alert(evaluation: Any, run: dg.DagsterRun) -> dict[str, Any]:
+    metadata = {k: getattr(v, "value", v) for k, v in (evaluation.metadata or {}).items()}
+    partition = evaluation.partition or partition_of_run(run.tags)
+    keys = sorted(str(k) for k in (metadata.get("first_offending_keys") or []))
+    asset, check = evaluation.asset_key.to_user_string(), evaluation.check_name
     return {
-        "_id": f"run|{run_id}",
-        "kind": "run_failure",
-        "asset": None,
-        "check": None,
-        "partition": None,
-        "severity": "ERROR",
-        "message": event.message or "run failed",
-        "runId": run_id,
-        "link": f"{UI_URL}/runs/{run_id}",
-    }
+        "_id": alert_id("asset_check", asset, check, partition, keys),
+        "kind": "asset_check", "feed": feed_of_run(run.tags), "partition": partition, "job": run.job_name,
+        "asset": asset, "check": check, "severity": evaluation.severity.value,
+        "message": redact(evaluation.description) or f"check {check} failed",
+        "rule": {k: v for k, v in metadata.items() if k not in CHECK_METADATA and isinstance(v, (int, float, str))},
+        "offending": metadata.get("offending"), "firstOffendingKeys": keys,
+        "runId": run.run_id, "link": f"{ui_url()}/runs/{run.run_id}",
+    }  # fmt: skip
+
+
+def run_failure_alert(run: dg.DagsterRun, step_failures: list[dg.EventLogEntry], message: str | None) -> dict[str, Any]:
+    step = cause = error_class = None
+    if step_failures:  # the first failed step says why
+        entry = step_failures[0]
+        error = entry.dagster_event.event_specific_data.error
+        step = entry.dagster_event.step_key
+        if error is not None:
+            error_class, cause = error.cls_name, redact(" ".join(error.message.split())[:1000])
+    feed, partition = feed_of_run(run.tags), partition_of_run(run.tags)
+    return {
+        "_id": alert_id("run_failure", run.job_name, feed, partition, step, error_class),
+        "kind": "run_failure", "feed": feed, "partition": partition, "job": run.job_name,
+        "asset": None, "check": None, "step": step, "errorClass": error_class, "severity": "ERROR",
+        "message": f"{run.job_name} failed for {feed or 'its feeds'} ({partition or 'no partition'})"
+                   + (f" in {step}: {error_class}: {cause}" if step else f": {redact(message) or 'run failed'}"),
+        "cause": cause, "runId": run.run_id, "link": f"{ui_url()}/runs/{run.run_id}",
+    }  # fmt: skip
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def failure_alert_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource) -> dg.SensorResult:
-    """One alert per failed asset check and per failed run, never two for the same one."""
+    """Opens one alert per distinct failed check or run (never twice while it is open) and
+    resolves it, with a notice, when the check passes or the feed's job succeeds again."""
     database = mongo.get_database()
     webhook = os.environ.get("ALERT_WEBHOOK_URL") or None
     after = datetime.fromisoformat(context.cursor) if context.cursor else None
     runs = context.instance.get_run_records(filters=dg.RunsFilter(updated_after=after), limit=200,
                                             order_by="update_timestamp", ascending=True)  # fmt: skip
-    raised, last = 0, after
-    for run in runs:
-        last = max(last, run.update_timestamp) if last else run.update_timestamp
-        for entry in context.instance.all_logs(run.dagster_run.run_id, of_type=set(WATCHED)):
-            alert = alert_for(entry)
-            if alert and raise_alert(database, alert, webhook):
-                raised += 1
-                context.log.warning(f"ALERT {alert['severity']} {alert['asset'] or 'run'} {alert['check'] or ''}: "
-                                    f"{alert['message']} ({alert['link']})")  # fmt: skip
+    opened = resolved = 0
+    last = after
+    for record in runs:
+        run = record.dagster_run
+        last = max(last, record.update_timestamp) if last else record.update_timestamp
+        entries = context.instance.all_logs(run.run_id, of_type=WATCHED)
+        step_failures = [e for e in entries if e.dagster_event.event_type == dg.DagsterEventType.STEP_FAILURE]
+        for entry in entries:
+            event = entry.dagster_event
+            if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+                alert = check_alert(event.event_specific_data, run)
+                if not event.event_specific_data.passed:
+                    opened += _open(context, database, alert, webhook)
+                    continue
+                scope = {"kind": "asset_check", "asset": alert["asset"], "check": alert["check"],
+                         "partition": alert["partition"]}  # fmt: skip
+                resolved += resolve_alerts(database, scope, run.run_id, webhook)
+            elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
+                opened += _open(context, database, run_failure_alert(run, step_failures, event.message), webhook)
+            elif event.event_type == dg.DagsterEventType.RUN_SUCCESS:
+                scope = {"kind": "run_failure", "job": run.job_name, "feed": feed_of_run(run.tags)}
+                resolved += resolve_alerts(database, scope, run.run_id, webhook)
     redelivered = redeliver(database, webhook)
     cursor = last.isoformat() if last is not None else context.cursor
-    if not raised:
-        return dg.SensorResult(skip_reason=f"no new failures (redelivered {redelivered})", cursor=cursor)
-    return dg.SensorResult(cursor=cursor)
+    summary = f"sent {opened} new alerts and {resolved} resolved notices; redelivered {redelivered}"
+    if opened or resolved or redelivered:
+        context.log.info(summary)
+    return dg.SensorResult(skip_reason=summary if not (opened or resolved) else f"{summary} (see the tick's log)",
+                           cursor=cursor)  # fmt: skip
+
+
+def _open(context: dg.SensorEvaluationContext, database, alert: dict, webhook: str | None) -> int:
+    if not raise_alert(database, alert, webhook):
+        return 0
+    where = " ".join(part for part in (alert["feed"], alert["partition"]) if part)
+    what = f"{alert['asset']}:{alert['check']}" if alert["check"] else f"run {alert['runId']}"
+    context.log.warning(f"ALERT {alert['severity']} {what} [{where}]: {alert['message']} ({alert['link']})")
+    return 1

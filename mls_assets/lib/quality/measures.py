@@ -89,10 +89,17 @@ def missing_required(collection: Collection, since: int | None = None) -> Findin
     """Documents without one of the required fields (or with it null). The sequence range
     alone goes to the server and the fields are checked here: an `$or` beside the range made
     the embedded server scan the whole collection."""
-    finding = Finding()
+    finding = Finding(details={f"missing_{name}": 0 for name in REQUIRED})
     projection = {name: 1 for name in REQUIRED}
-    finding.add([str(d.get("listingKey") or d["_id"]) for d in collection.find(_scope(since), projection)
-                 if any(d.get(name) is None for name in REQUIRED)])  # fmt: skip
+    offending = []
+    for doc in collection.find(_scope(since), projection):
+        missing = [name for name in REQUIRED if doc.get(name) is None]
+        if missing:
+            offending.append(str(doc.get("listingKey") or doc["_id"]))
+            for name in missing:  # which field: what on-call needs first
+                finding.details[f"missing_{name}"] += 1
+    finding.add(offending)
+    finding.details = {k: v for k, v in finding.details.items() if v}
     return finding
 
 
