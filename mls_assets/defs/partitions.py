@@ -2,6 +2,7 @@
 
 
 import os
+import warnings
 from collections.abc import Mapping
 from datetime import date
 
@@ -23,6 +24,16 @@ day_partitions = dg.DailyPartitionsDefinition(
 FIRST_DAY = day_partitions.start.date()
 
 feed_day_partitions = dg.MultiPartitionsDefinition({"day": day_partitions, "feed": feeds_partitions})
+
+
+def run_check(name: str, asset: str, description: str, blocking: bool = False) -> dg.AssetCheckSpec:
+    """A check of what one run wrote, partitioned like its asset: its result belongs to the
+    run's feed-day partition, so a failure of one feed leaves the other feeds' checks as
+    they were in the UI (a range run's result is the run's, not a partition's)."""
+    with warnings.catch_warnings():  # partitioned checks are a preview feature of Dagster 1.13
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking,
+                                 partitions_def=feed_day_partitions)  # fmt: skip
 
 
 def feed_day_key(feed: str, day: str) -> dg.MultiPartitionKey:

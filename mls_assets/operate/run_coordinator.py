@@ -18,6 +18,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 from mls_assets.defs.automation.run_requests import FEED_TAG
 from mls_assets.defs.partitions import feed_of_run
 
+
 class FeedQueuedRunCoordinator(QueuedRunCoordinator):
     """`QueuedRunCoordinator` that tags each run with its feed before queueing it."""
 

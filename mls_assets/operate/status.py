@@ -4,7 +4,6 @@ and cancelling its runs. Nothing shown carries a token."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 

@@ -8,8 +8,7 @@ from dagster._core.test_utils import create_run_for_test
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from mls_assets.defs.automation.run_requests import FEED_TAG
-from mls_assets.defs.partitions import feed_day_key
-from mls_assets.defs.partitions import feed_of_run
+from mls_assets.defs.partitions import feed_day_key, feed_of_run
 
 COORDINATOR = {"module": "mls_assets.operate.run_coordinator", "class": "FeedQueuedRunCoordinator"}
 FEED = "jpsrealtor.crmls"

@@ -334,3 +334,19 @@ def test_a_failed_run_alerts_once_with_its_feed_partition_and_cause_until_the_fe
     assert stored["occurrences"] == 2 and stored["state"] == "resolved" and stored["resolvedByRunId"] == ok.run_id
     (resolved,) = [p for p in webhook.received if p["kind"] == "run_failure" and p["event"] == "resolved"]
     assert resolved["id"] == opened["id"]
+
+
+def test_a_run_check_belongs_to_its_feed_day_partition(pipeline):
+    """A failure of one feed does not paint the others: each run check's result is scoped
+    to the run's feed-day partition."""
+    result, evaluations = run_chain(pipeline)
+    partition = str(feed_day_key(GPS, pipeline.market.now.date().isoformat()))
+    assert {str(e.partition) for e in evaluations.values()} == {partition}
+    other = "jpsrealtor.crmls"
+    with_other = dg.materialize(CHAIN, instance=pipeline.instance, resources=pipeline.resources(),
+                                partition_key=str(feed_day_key(other, pipeline.market.now.date().isoformat())),
+                                tags={"mls/feed": other})  # fmt: skip
+    key = dg.AssetCheckKey(dg.AssetKey("active_listings"), "required_fields")
+    assert {str(e.partition) for e in with_other.get_asset_check_evaluations() if e.asset_check_key == key} == {
+        str(feed_day_key(other, pipeline.market.now.date().isoformat()))}  # fmt: skip
+    assert result.success

@@ -8,7 +8,7 @@ import dagster as dg
 from mls_assets.defs.failures import fails_clearly
 from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.partitions import feed_day_partitions
+from mls_assets.defs.partitions import feed_day_partitions, run_check
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import ClockResource, MongoResource
@@ -28,8 +28,7 @@ from mls_assets.lib.store.writes import Patch
     ins={"flattened_listings": dg.AssetIn(metadata={"changes": True, "projection": {"_id": 0, "listingKey": 1}})},
     deps=["active_listings", "closed_listings", "expired_listings"],
     metadata={"collection": CRM_PROPERTIES.name},
-    check_specs=[dg.AssetCheckSpec(
-        "crm_links_consistent", asset="crm_linked_properties",
+    check_specs=[run_check("crm_links_consistent", asset="crm_linked_properties",
         description="For the listings this run changed, CRM links agree both ways: mls_property_id on the "
         "property, crm_property_ids on the listing.")],
 )  # fmt: skip

@@ -12,7 +12,7 @@ import dagster as dg
 from mls_assets.defs.failures import fails_clearly
 from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.partitions import FIRST_DAY, feed_day_partitions, split_key
+from mls_assets.defs.partitions import FIRST_DAY, feed_day_partitions, run_check, split_key
 from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL, SPARK_POOL
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS
@@ -97,8 +97,7 @@ def _pull(client: SparkClient, leases: LeaseResource, feed: FeedConfig, page_siz
     retry_policy=NETWORK_RETRY,
     backfill_policy=SINGLE_RUN_BACKFILL,
     pool=SPARK_POOL,
-    check_specs=[dg.AssetCheckSpec(
-        "pull_duration_within_limit", asset="raw_listings",
+    check_specs=[run_check("pull_duration_within_limit", asset="raw_listings",
         description=f"The run's Spark pull took less than {MAX_PULL_MINUTES:g} minutes (MLS_MAX_PULL_MINUTES): "
         "a slower pull means rate limits, an overloaded source or a runaway window.")],
 )  # fmt: skip
@@ -175,8 +174,7 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
     metadata={"collection": FLATTENED.name},
     backfill_policy=SINGLE_RUN_BACKFILL,
     ins={"raw_listings": dg.AssetIn(metadata={"changes": True})},
-    check_specs=[dg.AssetCheckSpec(
-        "reject_rate_below_threshold", asset="flattened_listings",
+    check_specs=[run_check("reject_rate_below_threshold", asset="flattened_listings",
         description=f"Fewer than {REJECT_RATE_THRESHOLD:.0%} of the records this run read were quarantined "
         "(MLS_REJECT_RATE_THRESHOLD).")],
 )  # fmt: skip

@@ -7,7 +7,7 @@ import dagster as dg
 
 from mls_assets.defs.failures import fails_clearly
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.partitions import feed_day_partitions
+from mls_assets.defs.partitions import feed_day_partitions, run_check
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import MongoResource
@@ -29,8 +29,7 @@ OUTPUTS = {"listing_photos": PHOTOS, "expired_listing_photos": EXPIRED_PHOTOS}
     deps=["active_listings", "closed_listings", "expired_listings"],
     outs={name: dg.AssetOut(description=spec.description, kinds={"mongodb"}, metadata={"collection": spec.name})
           for name, spec in OUTPUTS.items()},
-    check_specs=[dg.AssetCheckSpec(
-        "no_orphan_or_wiped_photos", asset="listing_photos",
+    check_specs=[run_check("no_orphan_or_wiped_photos", asset="listing_photos",
         description="For the listings this run changed: no photo without its listing, and no listing with photos "
         "whose photos are gone (an empty expansion must never wipe them).")],
 )  # fmt: skip

@@ -18,7 +18,7 @@ import dagster as dg
 from mls_assets.defs.failures import fails_clearly
 from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.partitions import feed_day_partitions
+from mls_assets.defs.partitions import feed_day_partitions, run_check
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import ClockResource, MongoResource
@@ -36,20 +36,16 @@ ROUTING_FIELDS = {"_id": 0, "listingKey": 1, "listingId": 1, "standardStatus": 1
                   "modificationTimestamp": 1}  # fmt: skip
 
 
-def _check(name: str, asset: str, description: str, blocking: bool = False) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking)
-
-
 CHECKS = [
-    *(_check("unique_listing_key", asset, "Each listingKey is stored once (a unique index enforces it).", True)
+    *(run_check("unique_listing_key", asset, "Each listingKey is stored once (a unique index enforces it).", True)
       for asset in ASSET_OF_CLASS.values()),
-    *(_check("required_fields", asset, "The listings this run wrote carry listingKey, listingId, standardStatus, "
+    *(run_check("required_fields", asset, "The listings this run wrote carry listingKey, listingId, standardStatus, "
              "modificationTimestamp, tenantId and mlsProvider.") for asset in ASSET_OF_CLASS.values()),
-    _check("one_status_collection", "active_listings", "Every listing this run wrote lives in exactly one of the "
+    run_check("one_status_collection", "active_listings", "Every listing this run wrote lives in exactly one of the "
            "active, closed and expired collections of its feed.", blocking=True),
-    _check("expires_at_is_a_date_within_retention", "expired_listings", "The expired listings this run wrote carry "
+    run_check("expires_at_is_a_date_within_retention", "expired_listings", "The expired listings this run wrote carry "
            "`expiresAt` as a BSON date (else the TTL index never fires) in the future."),
-    _check("within_listing_quota", "active_listings", "The feed stores no more listings (active, closed and "
+    run_check("within_listing_quota", "active_listings", "The feed stores no more listings (active, closed and "
            "expired) than its `maxListings`, the agent's plan; `enforceQuota` stops inserting new ones there."),
 ]  # fmt: skip
 
