@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: instance/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	cp instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 ## make run: install, start the embedded services, replicate the demo feeds end to end
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

@@ -138,7 +138,7 @@ def test_runs_of_one_feed_are_queued_not_run_together():
     """The instance config limits runs per `mls/feed` value to one; every request carries it."""
     from mls_assets.lib.paths import project_root
 
-    config = yaml.safe_load((project_root() / "dagster.yaml").read_text())
+    config = yaml.safe_load((project_root() / "instance" / "dagster.yaml").read_text())
     with dg.instance_for_test(overrides={"concurrency": config["concurrency"]}) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": "mls/feed", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits

@@ -99,7 +99,7 @@ def test_helm_values_run_our_module_with_secrets_and_the_per_feed_queue_limit():
 
 
 def test_the_local_and_production_instances_limit_runs_per_feed_alike():
-    local = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    local = yaml.safe_load((ROOT / "instance" / "dagster.yaml").read_text())
     production = yaml.safe_load((DEPLOY / "dagster_home" / "dagster.yaml").read_text())
     assert local["concurrency"]["runs"]["tag_concurrency_limits"] == production["concurrency"]["runs"]["tag_concurrency_limits"]
     assert local["run_coordinator"] == production["run_coordinator"] == {
