@@ -1,6 +1,7 @@
 """Retry and backfill policies shared by the assets."""
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -15,8 +16,10 @@ NETWORK_RETRY = dg.RetryPolicy(
 )
 
 # A backfill over a date window of one feed runs as one run; the assets and the IO
-# manager handle partition ranges.
+# manager handle partition ranges. (`backfill_policy` is a beta parameter of `@asset` in
+# Dagster 1.13; we rely on it knowingly, so its warning is not repeated at every import.)
 SINGLE_RUN_BACKFILL = dg.BackfillPolicy.single_run()
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 # The steps that call the Spark API share this concurrency pool: a deployment caps how many
 # of them run at once across all runs (`concurrency.pools` in the instance's dagster.yaml,

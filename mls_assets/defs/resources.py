@@ -121,11 +121,13 @@ class SparkResource(dg.ConfigurableResource):
         raise SparkConfigurationError(
             f"feed {feed.key}: environment variable {feed.token_env} holds no Spark access token")
 
-    def client_for(self, feed: FeedConfig) -> SparkClient:
+    def client_for(self, feed: FeedConfig, attempts: int | None = None) -> SparkClient:
+        """A client of the feed's endpoint and token, counted in the token's request budget;
+        `attempts=1` for a caller that backs off on its own (the change probe)."""
         url, simulated = self.base_url_for(feed)
         token = self.token_for(feed, simulated)
         budget = budget_for(token, feed.rate_limit.requests, feed.rate_limit.per_seconds)
-        retry = RetryPolicy(attempts=self.retry_attempts, floor=self.retry_floor_s, cap=self.retry_cap_s)
+        retry = RetryPolicy(attempts=attempts or self.retry_attempts, floor=self.retry_floor_s, cap=self.retry_cap_s)
 
         def rotated_token() -> str:
             """A feed refreshes by having its token rotated in the environment (a secrets

@@ -62,3 +62,22 @@ def test_closed_listings_carry_close_price_and_date():
     assert closed
     fields = market.record(closed[0], False)["StandardFields"]
     assert fields["ClosePrice"] > 0 and fields["CloseDate"] <= ANCHOR.date().isoformat()
+
+
+def test_a_listing_changed_now_shows_the_change_stamped_now_over_http():
+    """What the freshness benchmark does to a live source: an agent's edit, seen at once."""
+    import httpx
+
+    from mls_assets.lib.spark.simulator import SimulatorServer
+    from mls_assets.lib.spark.simulator.process import admin_url
+
+    market = Market(listings=30, seed=4, anchor=ANCHOR)
+    active = next(s for s in market.states() if s.status == "Active")
+    with SimulatorServer(market) as server:
+        admin = admin_url(server.url)
+        answer = httpx.post(f"{admin}/changes", json={"listingKey": active.timeline.key, "status": "Expired",
+                                                             "price": 123000}).json()  # fmt: skip
+        bad = httpx.post(f"{admin}/changes", json={"listingKey": "nope", "status": "Expired"})
+    after = snapshot(market)[active.timeline.key]
+    assert (after.status, after.price, after.modified_at) == ("Expired", 123000, int(ANCHOR.timestamp()))
+    assert answer["modificationTimestamp"] == ANCHOR.isoformat() and bad.status_code == 400

@@ -211,6 +211,22 @@ class Market:
             self._fixed += int(delta.total_seconds())
         return self.now
 
+    def change(self, key: str, status: str | None = None, price: int | None = None) -> datetime:
+        """A listing changes now (its status, its price or both), as an agent's edit in the
+        MLS would: the change is visible from now on with ModificationTimestamp = now. Used
+        to measure freshness against a live market."""
+        timeline = next((t for t in self.timelines if t.key == key), None)
+        if timeline is None:
+            raise KeyError(f"no listing {key!r}")
+        at = self._clock
+        for kind, value in (("status", status), ("price", price)):
+            if value is not None:
+                position = bisect_right(timeline.times, at)
+                timeline.times.insert(position, at)
+                timeline.events.insert(position, (kind, value))
+        self._state_cache = None
+        return _ts(at)
+
     # -- generation ---------------------------------------------------------------------
 
     def _rng(self, *parts: Any) -> random.Random:

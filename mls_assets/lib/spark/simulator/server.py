@@ -3,7 +3,7 @@
 Implements bearer auth (401 + code 1020), `_limit` (max 1000), `_skiptoken` paging over
 ListingKey order, `_filter` (the SparkQL subset; bad syntax or unknown fields -> 1040),
 `_select`, `_expand=Photos`, `_pagination=count`, and the `D` envelope. Admin endpoints
-under `/_admin/` move the clock, inject faults and manage tokens; the same controls are
+under `/_admin/` move the clock, change listings now, inject faults and manage tokens; the same controls are
 methods when the server runs in-process (tests).
 """
 
@@ -156,6 +156,10 @@ class SimulatorServer:
         with self._lock:
             return self.market.advance(delta)
 
+    def change(self, key: str, status: str | None = None, price: int | None = None) -> datetime:
+        with self._lock:
+            return self.market.change(key, status=status, price=price)
+
     def inject(self, *kinds: str) -> None:
         """The next requests get these faults, in order."""
         self.faults.enqueue(*kinds)
@@ -306,6 +310,13 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                     if "advance_hours" in payload:
                         server.advance(timedelta(hours=float(payload["advance_hours"])))
                 return self._send(200, orjson.dumps({"now": server.market.now.isoformat()}))
+            if path == "/_admin/changes" and method == "POST":
+                try:
+                    at = server.change(str(payload["listingKey"]), status=payload.get("status"),
+                                       price=int(payload["price"]) if payload.get("price") is not None else None)  # fmt: skip
+                except (KeyError, ValueError) as error:
+                    return self._error(400, 400, f"bad change: {error}")
+                return self._send(200, orjson.dumps({"modificationTimestamp": at.isoformat()}))
             if path == "/_admin/faults" and method == "POST":
                 try:
                     plan = FaultPlan(

@@ -1,0 +1,80 @@
+"""The change probe against the simulator over HTTP: one request per feed, a run only when
+the source changed, never a second run of a busy feed, and a failing probe backs off."""
+
+import json
+from datetime import timedelta
+
+import dagster as dg
+from dagster._core.test_utils import create_run_for_test
+
+from mls_assets.defs.automation.probe import change_probe_sensor
+from mls_assets.defs.automation.run_requests import FEED_TAG
+from mls_assets_tests.pipeline.conftest import FEEDS, market, pipeline, simulator, tenants_file  # noqa: F401
+
+GPS = "jpsrealtor.gps"
+
+
+def probe(pipeline, cursor=None) -> dg.SensorResult:
+    with dg.build_sensor_context(instance=pipeline.instance, resources=pipeline.resources(), cursor=cursor) as context:
+        return change_probe_sensor(context)
+
+
+def test_a_feed_without_changes_costs_one_request_and_requests_no_run(pipeline, simulator):
+    assert probe(pipeline).run_requests == []  # no cursor anywhere yet: the first loads come first
+    pipeline.sync(GPS)
+    before = simulator.requests
+    result = probe(pipeline)
+    assert result.run_requests == [] and "unchanged: 1" in result.skip_reason.skip_message
+    assert simulator.requests - before == 1  # one question for the one feed with a cursor
+
+
+def test_a_change_in_the_source_requests_todays_partition_once_per_cursor(pipeline, market):
+    pipeline.sync(GPS)
+    market.advance(timedelta(hours=48))  # listings move on in the source
+    (request,) = probe(pipeline).run_requests
+    assert request.tags[FEED_TAG] == GPS and request.partition_key.endswith(f"|{GPS}")
+    assert request.partition_key.startswith(market.now.date().isoformat())
+    (again,) = probe(pipeline).run_requests  # a later tick before that run moved the cursor
+    assert again.run_key == request.run_key  # the same key: Dagster launches it once
+    pipeline.sync(GPS)  # the run: stores the changes and moves the cursor
+    assert probe(pipeline).run_requests == []
+
+
+def test_no_run_is_requested_for_a_feed_whose_run_is_queued_or_running(pipeline, market, simulator):
+    pipeline.sync(GPS)
+    market.advance(timedelta(hours=48))
+    create_run_for_test(pipeline.instance, job_name="replication_job", tags={FEED_TAG: GPS},
+                        status=dg.DagsterRunStatus.STARTED)  # fmt: skip
+    before = simulator.requests
+    result = probe(pipeline)
+    assert result.run_requests == [] and f"run in progress: {GPS}" in result.skip_reason.skip_message
+    assert simulator.requests == before  # the busy feed is not even asked
+
+
+def test_a_failing_probe_backs_off_reports_and_spares_the_other_feeds(pipeline, market, simulator):
+    for feed in FEEDS[:2]:
+        pipeline.sync(feed)
+    market.advance(timedelta(hours=48))
+    simulator.faults.enqueue("429")  # the first feed's probe is refused
+    first = probe(pipeline)
+    assert len(first.run_requests) == 1  # the other feed is probed and synced as usual
+    states = json.loads(first.cursor)
+    failed = next(feed for feed, state in states.items() if state["failures"] == 1)
+    assert failed not in {r.tags[FEED_TAG] for r in first.run_requests}
+    before = simulator.requests
+    second = probe(pipeline, cursor=first.cursor)  # the next tick: the failed feed is still backing off
+    assert simulator.requests - before == 1 and failed not in {r.tags[FEED_TAG] for r in second.run_requests}
+    assert json.loads(second.cursor)[failed]["failures"] == 1
+
+
+def test_backoff_doubles_up_to_a_cap_and_retry_after_wins():
+    from datetime import UTC, datetime
+
+    from mls_assets.lib.replication.probe import MAX_BACKOFF_S, ProbeState
+
+    now, state = datetime(2026, 11, 26, tzinfo=UTC), ProbeState()
+    assert [state.failed(now, None, interval_s=60) for _ in range(6)] == [60, 120, 240, 480, MAX_BACKOFF_S, MAX_BACKOFF_S]
+    assert not state.due(now) and state.due(now + timedelta(seconds=MAX_BACKOFF_S))
+    assert ProbeState().failed(now, 300.0, interval_s=60) == 300.0  # the source said when
+    state.succeeded()
+    assert state.due(now) and state.failures == 0
