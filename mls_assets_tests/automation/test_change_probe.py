@@ -5,11 +5,14 @@ import json
 from datetime import timedelta
 
 import dagster as dg
+import pytest
+from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteRepositoryOrigin
 from dagster._core.test_utils import create_run_for_test
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from mls_assets.defs.automation.probe import change_probe_sensor
 from mls_assets.defs.automation.run_requests import FEED_TAG
-from mls_assets_tests.pipeline.conftest import FEEDS, market, pipeline, simulator, tenants_file  # noqa: F401
+from mls_assets_tests.pipeline.conftest import FEEDS
 
 GPS = "jpsrealtor.gps"
 
@@ -40,11 +43,14 @@ def test_a_change_in_the_source_requests_todays_partition_once_per_cursor(pipeli
     assert probe(pipeline).run_requests == []
 
 
-def test_no_run_is_requested_for_a_feed_whose_run_is_queued_or_running(pipeline, market, simulator):
+@pytest.mark.parametrize("status", [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTED])
+def test_no_run_is_requested_for_a_feed_whose_run_is_queued_or_running(pipeline, market, simulator, status):
     pipeline.sync(GPS)
     market.advance(timedelta(hours=48))
-    create_run_for_test(pipeline.instance, job_name="replication_job", tags={FEED_TAG: GPS},
-                        status=dg.DagsterRunStatus.STARTED)  # fmt: skip
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="mls_assets.definitions"))
+    origin = RemoteRepositoryOrigin(location, "__repository__").get_job_origin("expired_listings_backfill")
+    create_run_for_test(pipeline.instance, job_name="expired_listings_backfill", tags={FEED_TAG: GPS}, status=status,
+                        remote_job_origin=origin)  # a backfill of the feed: any job counts
     before = simulator.requests
     result = probe(pipeline)
     assert result.run_requests == [] and f"run in progress: {GPS}" in result.skip_reason.skip_message

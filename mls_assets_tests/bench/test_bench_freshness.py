@@ -16,11 +16,8 @@ MLS_BENCH_QUIET_S."""
 import os
 import random
 import statistics
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -34,6 +31,7 @@ from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import load_feeds, sync_configs
 from mls_assets.lib.transform.status import status_class
+from mls_assets_tests.daemon import start_daemon, stop_process
 
 pytestmark = pytest.mark.bench
 FEEDS = {"jpsrealtor.gps": GPS_MLS_ID, "jpsrealtor.crmls": CRMLS_MLS_ID}
@@ -63,21 +61,6 @@ class Change:
                 return right and history is not None
             return doc.get("listPrice") == self.price
         return False
-
-
-def _daemon(env: dict, log: Path) -> subprocess.Popen:
-    daemon = Path(sys.executable).parent / "dagster-daemon"
-    return subprocess.Popen([str(daemon), "run", "-w", str(project_root() / "workspace.yaml")], env=env,
-                            cwd=project_root(), stdout=log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -114,7 +97,7 @@ def test_bench_freshness_of_status_and_price_changes_with_the_probe(mongo_uri, t
                 assert job.execute_in_process(instance=instance, partition_key=str(feed_day_key(feed, today)),
                                               tags={"mls/feed": feed}).success  # fmt: skip
             first_runs = len(instance.get_runs())
-            daemon = _daemon(env, log)
+            daemon = start_daemon(env, log)
             changes: list[Change] = []
             try:
                 started = time.monotonic()
@@ -134,19 +117,25 @@ def test_bench_freshness_of_status_and_price_changes_with_the_probe(mongo_uri, t
                         elif (now - change.at).total_seconds() > GIVE_UP_S:
                             pending.remove(change)
                     time.sleep(1.0)
-                changed_runs = len(instance.get_runs()) - first_runs
-                # quiet: wait for the last runs to finish, then count what nothing costs
-                deadline = time.monotonic() + 180
-                while any(not r.is_finished for r in instance.get_runs(limit=20)) and time.monotonic() < deadline:
+                # settle: the last changes' runs, and the one run per feed the probe's lag adds
+                # after a burst, are done when no run was created for 150 s
+                settled_by, last_count, last_new = time.monotonic() + 600, len(instance.get_runs()), time.monotonic()
+                while time.monotonic() < settled_by:
+                    count = len(instance.get_runs())
+                    if count != last_count:
+                        last_count, last_new = count, time.monotonic()
+                    busy = any(not r.is_finished for r in instance.get_runs(limit=20))
+                    if not busy and time.monotonic() - last_new > 150:
+                        break
                     time.sleep(2)
-                time.sleep(90)  # past the probe's lag: the last burst's extra run, if any, is done
+                changed_runs = len(instance.get_runs()) - first_runs
                 runs_before, requests_before, quiet_started = len(instance.get_runs()), simulator.requests, time.monotonic()
                 time.sleep(QUIET_S)
                 quiet_s = time.monotonic() - quiet_started
                 quiet_requests = simulator.requests - requests_before
                 quiet_runs = len(instance.get_runs()) - runs_before
             finally:
-                _stop(daemon)
+                stop_process(daemon)
         get_client(mongo_uri).drop_database(database_name)
 
     latencies = [((c.seen_at - c.at).total_seconds() if c.seen_at else float(GIVE_UP_S)) for c in changes]

@@ -4,8 +4,6 @@ definitions load against it, a real `dagster-daemon` launches the queued runs of
 sensors' cursors and the `feeds` partitions survive a daemon restart."""
 
 import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, Sim
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.tenants import load_feeds, sync_configs
 from mls_assets.operate.runs import submit_chain_runs
+from mls_assets_tests.daemon import start_daemon, stop_process
 
 ANCHOR = datetime(2026, 6, 1, 12, tzinfo=UTC)
 FEEDS = {"t1.gps": GPS_MLS_ID, "t2.gps": GPS_MLS_ID, "t3.crmls": CRMLS_MLS_ID}
@@ -44,21 +43,6 @@ def test_the_production_instance_keeps_everything_in_postgres(production_home):
         instance.add_dynamic_partitions("feeds", ["a.gps"])
         job = defs().resolve_job_def("replication_job")
         assert job.partitions_def.get_partition_keys(dynamic_partitions_store=instance, current_time=ANCHOR)
-
-
-def _daemon(home: Path, env: dict, log: Path) -> subprocess.Popen:
-    daemon = Path(sys.executable).parent / "dagster-daemon"
-    return subprocess.Popen([str(daemon), "run", "-w", str(Path.cwd() / "workspace.yaml")], env=env, cwd=Path.cwd(),
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _wait_for(condition, what: str, log: Path, seconds: float = 300):
@@ -122,7 +106,7 @@ def test_a_daemon_on_postgres_runs_queued_feeds_one_at_a_time_each_like_the_loca
             instance.add_dynamic_partitions("feeds", list(FEEDS))
             run_ids = submit_chain_runs(instance, partitions, trigger="deploy-test", run_config=run_config)
             assert {r.status for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids))} == {dg.DagsterRunStatus.QUEUED}
-            daemon = _daemon(production_home, env, log)
+            daemon = start_daemon(env, log)
             try:
                 finished = _wait_for(lambda: all(r.is_finished for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids)))
                                      and instance.get_runs(dg.RunsFilter(run_ids=run_ids)), "the queued runs", log)
@@ -137,12 +121,12 @@ def test_a_daemon_on_postgres_runs_queued_feeds_one_at_a_time_each_like_the_loca
                                                  and s.instigator_data.cursor), None), "a sensor tick", log)  # fmt: skip
                 cursor = sensor.instigator_data.cursor
             finally:
-                _stop(daemon)
+                stop_process(daemon)
             assert _state(client[queued_db]) == _state(client[local_db])
 
             # A restarted daemon finds the sensor's cursor and the partitions where it left them.
             before = max(h.timestamp for h in instance.get_daemon_heartbeats().values())
-            daemon = _daemon(production_home, env, log)
+            daemon = start_daemon(env, log)
             try:
                 _wait_for(lambda: max(h.timestamp for h in instance.get_daemon_heartbeats().values()) > before,
                           "the restarted daemon's heartbeat", log)  # fmt: skip
@@ -150,7 +134,7 @@ def test_a_daemon_on_postgres_runs_queued_feeds_one_at_a_time_each_like_the_loca
                 assert again.instigator_data.cursor == cursor
                 assert set(instance.get_dynamic_partitions("feeds")) == set(FEEDS)
             finally:
-                _stop(daemon)
+                stop_process(daemon)
     finally:
         client.drop_database(queued_db)
         client.drop_database(local_db)

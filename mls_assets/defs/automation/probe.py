@@ -37,8 +37,8 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
 
 
 def feeds_with_runs(instance: dg.DagsterInstance) -> set[str]:
-    """Feeds that have a run of the chain queued or in progress."""
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS, job_name=replication_job.name), limit=1000)
+    """Feeds that have a run queued or in progress (of any job: a backfill counts too)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS), limit=1000)
     return {run.tags[FEED_TAG] for run in runs if run.tags.get(FEED_TAG)}
 
 
