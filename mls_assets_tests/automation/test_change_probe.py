@@ -12,9 +12,15 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from mls_assets.defs.automation.probe import change_probe_sensor
 from mls_assets.defs.automation.run_requests import FEED_TAG
+from mls_assets.defs.partitions import FIRST_DAY
 from mls_assets_tests.pipeline.conftest import FEEDS
 
 GPS = "jpsrealtor.gps"
+
+
+def of_changes(result: dg.SensorResult) -> list[dg.RunRequest]:
+    """The runs requested for changes (not the first loads of feeds this test never synced)."""
+    return [r for r in result.run_requests if r.tags["mls/trigger"] == "probe"]
 
 
 def probe(pipeline, cursor=None) -> dg.SensorResult:
@@ -22,25 +28,34 @@ def probe(pipeline, cursor=None) -> dg.SensorResult:
         return change_probe_sensor(context)
 
 
+def test_a_feed_never_pulled_gets_its_first_load_as_one_range_run(pipeline, simulator):
+    before = simulator.requests
+    first = probe(pipeline).run_requests
+    assert sorted(r.tags[FEED_TAG] for r in first) == sorted(FEEDS) and simulator.requests == before
+    gps = next(r for r in first if r.tags[FEED_TAG] == GPS)
+    assert gps.tags["dagster/asset_partition_range_start"] == f"{FIRST_DAY.isoformat()}|{GPS}"
+    assert gps.run_key == f"first-load|{GPS}|0" and probe(pipeline).run_requests[0].run_key == gps.run_key
+
+
 def test_a_feed_without_changes_costs_one_request_and_requests_no_run(pipeline, simulator):
-    assert probe(pipeline).run_requests == []  # no cursor anywhere yet: the first loads come first
-    pipeline.sync(GPS)
+    for feed in FEEDS:
+        pipeline.sync(feed)
     before = simulator.requests
     result = probe(pipeline)
-    assert result.run_requests == [] and "unchanged: 1" in result.skip_reason.skip_message
-    assert simulator.requests - before == 1  # one question for the one feed with a cursor
+    assert result.run_requests == [] and f"unchanged: {len(FEEDS)}" in result.skip_reason.skip_message
+    assert simulator.requests - before == len(FEEDS)  # one question per feed
 
 
 def test_a_change_in_the_source_requests_todays_partition_once_per_cursor(pipeline, market):
     pipeline.sync(GPS)
     market.advance(timedelta(hours=48))  # listings move on in the source
-    (request,) = probe(pipeline).run_requests
+    (request,) = of_changes(probe(pipeline))
     assert request.tags[FEED_TAG] == GPS and request.partition_key.endswith(f"|{GPS}")
     assert request.partition_key.startswith(market.now.date().isoformat())
-    (again,) = probe(pipeline).run_requests  # a later tick before that run moved the cursor
+    (again,) = of_changes(probe(pipeline))  # a later tick before that run moved the cursor
     assert again.run_key == request.run_key  # the same key: Dagster launches it once
     pipeline.sync(GPS)  # the run: stores the changes and moves the cursor
-    assert probe(pipeline).run_requests == []
+    assert of_changes(probe(pipeline)) == []
 
 
 @pytest.mark.parametrize("status", [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTED])
@@ -53,8 +68,8 @@ def test_no_run_is_requested_for_a_feed_whose_run_is_queued_or_running(pipeline,
                         remote_job_origin=origin)  # a backfill of the feed: any job counts
     before = simulator.requests
     result = probe(pipeline)
-    assert result.run_requests == [] and f"run in progress: {GPS}" in result.skip_reason.skip_message
-    assert simulator.requests == before  # the busy feed is not even asked
+    assert GPS not in {r.tags[FEED_TAG] for r in result.run_requests}
+    assert simulator.requests == before  # the busy feed is not even asked (the others have no cursor)
 
 
 def test_a_failing_probe_backs_off_reports_and_spares_the_other_feeds(pipeline, market, simulator):
@@ -63,13 +78,13 @@ def test_a_failing_probe_backs_off_reports_and_spares_the_other_feeds(pipeline, 
     market.advance(timedelta(hours=48))
     simulator.faults.enqueue("429")  # the first feed's probe is refused
     first = probe(pipeline)
-    assert len(first.run_requests) == 1  # the other feed is probed and synced as usual
+    assert len(of_changes(first)) == 1  # the other feed is probed and synced as usual
     states = json.loads(first.cursor)
     failed = next(feed for feed, state in states.items() if state["failures"] == 1)
-    assert failed not in {r.tags[FEED_TAG] for r in first.run_requests}
+    assert failed not in {r.tags[FEED_TAG] for r in of_changes(first)}
     before = simulator.requests
     second = probe(pipeline, cursor=first.cursor)  # the next tick: the failed feed is still backing off
-    assert simulator.requests - before == 1 and failed not in {r.tags[FEED_TAG] for r in second.run_requests}
+    assert simulator.requests - before == 1 and failed not in {r.tags[FEED_TAG] for r in of_changes(second)}
     assert json.loads(second.cursor)[failed]["failures"] == 1
 
 

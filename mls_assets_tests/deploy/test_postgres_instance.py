@@ -18,6 +18,7 @@ from mls_assets.defs.automation.run_requests import FEED_TAG
 from mls_assets.defs.partitions import feed_day_key
 from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.store.client import get_client
+from mls_assets.lib.store.cursors import advance_cursor
 from mls_assets.lib.tenants import load_feeds, sync_configs
 from mls_assets.operate.runs import submit_chain_runs
 from mls_assets_tests.daemon import start_daemon, stop_process
@@ -102,6 +103,8 @@ def test_a_daemon_on_postgres_runs_queued_feeds_one_at_a_time_each_like_the_loca
         # The production path: queued on the Postgres instance, launched by a real daemon.
         monkeypatch.setenv("MONGODB_DATABASE", queued_db)
         env = dict(os.environ)
+        for feed in FEEDS:  # the feeds' first loads are done and nothing is newer: the change probe leaves them be
+            advance_cursor(client[queued_db], feed, ANCHOR + timedelta(days=1), "deploy-test")
         with dg.DagsterInstance.from_config(str(production_home)) as instance:
             instance.add_dynamic_partitions("feeds", list(FEEDS))
             run_ids = submit_chain_runs(instance, partitions, trigger="deploy-test", run_config=run_config)

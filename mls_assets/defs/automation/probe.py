@@ -5,14 +5,15 @@ minute.
 `MLS_PROBE_INTERVAL_S` (60 s), one cheap question: how many of the feed's listings were
 modified after its cursor (`_limit=1&_pagination=count`, the feed's filter and
 `ModificationTimestamp Gt cursor - MLS_PROBE_LAG_S`, 60 s, for records a source shows a
-little late). Only when the answer is not zero does it request today's
+little late). A feed never pulled (no cursor, e.g. just added) gets its first load instead:
+one range run over every day partition up to today. Only when the answer is not zero does it request today's
 partition of that feed; a feed with a run queued or in progress is not asked (its run will
 see the changes), and the run key names the feed and its cursor, so until that run has
 stored its records and moved the cursor no second run is requested for the same changes.
 The probe's request goes through the feed's client and its token's request budget. A failed
 probe (429, 1550, 5xx, a timeout) is not retried in the tick: that feed backs off (the
 answer's Retry-After, else 1, 2, 4 ... up to 15 minutes) and the tick's log says so; the
-other feeds are probed as usual. A feed without a cursor waits for its first load.
+other feeds are probed as usual.
 
 `intraday_status_sync` (every 15 minutes by default, `MLS_INTRADAY_CRON`) stays as the
 safety net: it syncs today's partition of every feed whatever the probe saw.
@@ -24,7 +25,7 @@ from datetime import timedelta
 import dagster as dg
 
 from mls_assets.defs.automation.jobs import replication_job
-from mls_assets.defs.automation.run_requests import FEED_TAG, chain_run
+from mls_assets.defs.automation.run_requests import FEED_TAG, TRIGGER_TAG, chain_run, first_load_run
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.replication.probe import PROBE_INTERVAL_S, PROBE_LAG_S, ProbeState
 from mls_assets.lib.replication.window import PullWindow, listings_filter
@@ -63,7 +64,10 @@ def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
             waiting.append(key)
             continue
         cursor = read_cursor(database, key)
-        if cursor is None:  # no first load yet: that run is the feed's next one
+        if cursor is None:  # a feed never pulled: its first load, once per attempt
+            attempt = len(context.instance.get_run_ids(dg.RunsFilter(tags={FEED_TAG: key, TRIGGER_TAG: "first_load"})))
+            requests.append(first_load_run(key, now.date(), attempt))
+            changed.append(f"{key} (first load)")
             continue
         try:
             with spark.client_for(feed, attempts=1) as client:

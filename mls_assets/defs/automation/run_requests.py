@@ -20,12 +20,12 @@ def chain_run(feed: str, day: date, trigger: str, run_key: str, run_config: dict
     )
 
 
-def first_load_run(feed: str, today: date) -> dg.RunRequest:
-    """A new feed's first load: one range run over every day partition up to today, so that
-    each day shows its own listings from the start (the first day also holds the older
-    history). Its run key makes it happen once per feed."""
+def first_load_run(feed: str, today: date, attempt: int = 0) -> dg.RunRequest:
+    """A feed's first load: one range run over every day partition up to today, so that each
+    day shows its own listings from the start (the first day also holds the older history).
+    Its run key names the attempt: a failed first load is requested again, a running one not."""
     return dg.RunRequest(
-        run_key=f"first-load|{feed}",
+        run_key=f"first-load|{feed}|{attempt}",
         tags={FEED_TAG: feed, TRIGGER_TAG: "first_load",
               "dagster/asset_partition_range_start": str(feed_day_key(feed, FIRST_DAY.isoformat())),
               "dagster/asset_partition_range_end": str(feed_day_key(feed, today.isoformat()))},

@@ -3,20 +3,17 @@
 Each tick reads `agent_mls_configs`, after loading the tenants file into it when the file
 changed since the last tick (so edits made directly in MongoDB stand until then). When the
 file changed it also creates every feed's collections and indexes; new feeds get their
-partition and their first load (one range run over every day partition up to today, so
-each day holds its own listings from the start), feeds deleted from the configs lose theirs. A disabled feed keeps its partition
+partition (the change probe then requests their first load), feeds deleted from the configs
+lose theirs. A disabled feed keeps its partition
 (and its history in the UI) and its data; the schedules skip it. A refused entry is logged
 and skipped, and the other feeds are registered as usual; a refused file changes nothing.
 """
 
 import hashlib
 import json
-from datetime import UTC, datetime
 
 import dagster as dg
 
-from mls_assets.defs.automation.jobs import replication_job
-from mls_assets.defs.automation.run_requests import first_load_run
 from mls_assets.defs.feeds.registration import load_and_register_configs, partition_changes
 from mls_assets.defs.partitions import FEEDS_PARTITION_NAME
 from mls_assets.defs.resources import MongoResource
@@ -24,7 +21,7 @@ from mls_assets.lib.catalogue import ensure_feed_collections
 from mls_assets.lib.tenants import TenantsFileError, read_tenants_file
 
 
-@dg.sensor(job=replication_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def feed_discovery_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource) -> dg.SensorResult:
     """Adds and removes `feeds` partitions from the feed configs (tenants file + MongoDB)."""
     database = mongo.get_database()
@@ -60,6 +57,4 @@ def feed_discovery_sensor(context: dg.SensorEvaluationContext, mongo: MongoResou
         for feed in feeds.feeds:
             if str(feed.key) in added:
                 ensure_feed_collections(database, feed.key)
-    today = datetime.now(UTC).date()
-    first_loads = [first_load_run(str(f.key), today) for f in feeds.feeds if str(f.key) in added and f.enabled]
-    return dg.SensorResult(dynamic_partitions_requests=requests, run_requests=first_loads, cursor=cursor)
+    return dg.SensorResult(dynamic_partitions_requests=requests, cursor=cursor)
