@@ -26,6 +26,7 @@ import dagster as dg
 
 from mls_assets.defs.automation.jobs import replication_job
 from mls_assets.defs.automation.run_requests import FEED_TAG, TRIGGER_TAG, chain_run, first_load_run
+from mls_assets.defs.instigators import described
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.replication.probe import PROBE_INTERVAL_S, PROBE_LAG_S, ProbeState
 from mls_assets.lib.replication.window import PullWindow, listings_filter
@@ -43,7 +44,7 @@ def feeds_with_runs(instance: dg.DagsterInstance) -> set[str]:
     return {run.tags[FEED_TAG] for run in runs if run.tags.get(FEED_TAG)}
 
 
-@dg.sensor(job=replication_job, minimum_interval_seconds=int(PROBE_INTERVAL_S),
+@described(dg.sensor, job=replication_job, minimum_interval_seconds=int(PROBE_INTERVAL_S),
            default_status=dg.DefaultSensorStatus.RUNNING)  # fmt: skip
 def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource, spark: SparkResource,
                         clock: ClockResource):

@@ -7,13 +7,14 @@ import dagster as dg
 
 from mls_assets.defs.automation.jobs import replication_job
 from mls_assets.defs.automation.run_requests import chain_run
+from mls_assets.defs.instigators import described
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.tenants import read_configs
 
 INTRADAY_CRON = os.environ.get("MLS_INTRADAY_CRON", "*/15 * * * *")
 
 
-@dg.schedule(cron_schedule=INTRADAY_CRON, job=replication_job, execution_timezone="UTC")
+@described(dg.schedule, cron_schedule=INTRADAY_CRON, job=replication_job, execution_timezone="UTC")
 def intraday_status_sync(context: dg.ScheduleEvaluationContext, mongo: MongoResource):
     """Today's partition for every enabled feed; a status change moves the listing and
     lands in the status history within one tick."""

@@ -20,6 +20,7 @@ from croniter import croniter
 
 from mls_assets.defs.automation.jobs import replication_job
 from mls_assets.defs.automation.run_requests import chain_run
+from mls_assets.defs.instigators import described
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.store.leases import release_run, stale_runs
 from mls_assets.lib.tenants import FeedConfig, read_configs
@@ -43,7 +44,7 @@ def nightly_requests(feeds: list[FeedConfig], after: datetime, now: datetime) ->
     return requests
 
 
-@dg.sensor(job=replication_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@described(dg.sensor, job=replication_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def nightly_sync_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource) -> dg.SensorResult:
     """Requests yesterday's partition of each enabled feed when the feed's cron fires."""
     now = datetime.now(UTC)
@@ -54,7 +55,7 @@ def nightly_sync_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
     return dg.SensorResult(run_requests=requests, cursor=now.isoformat())
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@described(dg.sensor, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def dead_run_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource) -> dg.SkipReason | None:
     """Marks runs whose process is gone as failed and frees their leases."""
     database = mongo.get_database()

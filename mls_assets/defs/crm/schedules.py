@@ -12,6 +12,7 @@ import dagster as dg
 
 from mls_assets.defs.automation.jobs import replication_job
 from mls_assets.defs.automation.run_requests import chain_run
+from mls_assets.defs.instigators import described
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib import crm
 from mls_assets.lib.tenants import read_configs
@@ -32,7 +33,7 @@ def active_links(database) -> dict[str, list[str]]:
     return {feed: sorted(keys) for feed, keys in sorted(links.items())}
 
 
-@dg.schedule(cron_schedule=RESCRAPE_CRON, job=replication_job, execution_timezone="UTC")
+@described(dg.schedule, cron_schedule=RESCRAPE_CRON, job=replication_job, execution_timezone="UTC")
 def crm_active_rescrape(context: dg.ScheduleEvaluationContext, mongo: MongoResource):
     """Re-pulls the feeds whose listings CRM-active properties link to."""
     when = context.scheduled_execution_time

@@ -7,13 +7,14 @@ import dagster as dg
 
 from mls_assets.defs.automation.run_requests import FEED_TAG, TRIGGER_TAG
 from mls_assets.defs.crm.jobs import crm_sync_job
+from mls_assets.defs.instigators import described
 from mls_assets.defs.partitions import feed_day_key
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib import crm
 from mls_assets.lib.tenants import read_configs
 
 
-@dg.sensor(job=crm_sync_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@described(dg.sensor, job=crm_sync_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def crm_link_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource):
     """New links since the cursor request the CRM sync of their feed's today partition."""
     database = mongo.get_database()

@@ -15,13 +15,14 @@ import json
 import dagster as dg
 
 from mls_assets.defs.feeds.registration import load_and_register_configs, partition_changes
+from mls_assets.defs.instigators import described
 from mls_assets.defs.partitions import FEEDS_PARTITION_NAME
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.catalogue import ensure_feed_collections
 from mls_assets.lib.tenants import TenantsFileError, read_tenants_file
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@described(dg.sensor, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def feed_discovery_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource) -> dg.SensorResult:
     """Adds and removes `feeds` partitions from the feed configs (tenants file + MongoDB)."""
     database = mongo.get_database()

@@ -18,6 +18,7 @@ from typing import Any
 
 import dagster as dg
 
+from mls_assets.defs.instigators import described
 from mls_assets.defs.partitions import feed_of_run, partition_of_run
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.quality.alerts import alert_id, raise_alert, redeliver, resolve_alerts
@@ -68,7 +69,7 @@ def run_failure_alert(run: dg.DagsterRun, step_failures: list[dg.EventLogEntry],
     }  # fmt: skip
 
 
-@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@described(dg.sensor, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def failure_alert_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource) -> dg.SensorResult:
     """Opens one alert per distinct failed check or run (never twice while it is open) and
     resolves it, with a notice, when the check passes or the feed's job succeeds again."""
