@@ -139,6 +139,8 @@ class MongoCollectionIOManager(dg.IOManager):
         the documents stored for that feed and day (one ranged, projected read per feed)."""
         days_of: dict[FeedKey, dict[date, str]] = {}
         for key in partitions:
+            if "|" not in key:  # a partition of a whole feed: no day to count
+                continue
             feed_key, day = split_key(key)
             days_of.setdefault(FeedKey.parse(feed_key), {})[day] = key
         figures: dict[str, dict[str, Any]] = {}
