@@ -35,6 +35,11 @@ def test_a_feed_never_pulled_gets_its_first_load_as_one_range_run(pipeline, simu
     gps = next(r for r in first if r.tags[FEED_TAG] == GPS)
     assert gps.tags["dagster/asset_partition_range_start"] == f"{FIRST_DAY.isoformat()}|{GPS}"
     assert gps.run_key == f"first-load|{GPS}|0" and probe(pipeline).run_requests[0].run_key == gps.run_key
+    create_run_for_test(pipeline.instance, job_name="replication_job", status=dg.DagsterRunStatus.FAILURE,
+                        tags={FEED_TAG: GPS, "mls/trigger": "first_load"})  # fmt: skip
+    retried = probe(pipeline)  # the first load failed: again, then not before the backoff
+    assert f"first-load|{GPS}|1" in {r.run_key for r in retried.run_requests}
+    assert GPS not in {r.tags[FEED_TAG] for r in probe(pipeline, cursor=retried.cursor).run_requests}
 
 
 def test_a_feed_without_changes_costs_one_request_and_requests_no_run(pipeline, simulator):

@@ -5,9 +5,10 @@ minute.
 `MLS_PROBE_INTERVAL_S` (60 s), one cheap question: how many of the feed's listings were
 modified after its cursor (`_limit=1&_pagination=count`, the feed's filter and
 `ModificationTimestamp Gt cursor - MLS_PROBE_LAG_S`, 60 s, for records a source shows a
-little late). A feed never pulled (no cursor, e.g. just added) gets its first load instead:
-one range run over every day partition up to today. Only when the answer is not zero does it request today's
-partition of that feed; a feed with a run queued or in progress is not asked (its run will
+little late). Only when the answer is not zero does it request today's partition of that
+feed. A feed never pulled (no cursor, e.g. just added) gets its first load instead: one
+range run over every day partition up to today; a first load that failed is requested again
+less and less often (1, 2, 4 ... 15 minutes). A feed with a run queued or in progress is not asked (its run will
 see the changes), and the run key names the feed and its cursor, so until that run has
 stored its records and moved the cursor no second run is requested for the same changes.
 The probe's request goes through the feed's client and its token's request budget. A failed
@@ -28,6 +29,7 @@ from mls_assets.defs.automation.jobs import replication_job
 from mls_assets.defs.automation.run_requests import FEED_TAG, TRIGGER_TAG, chain_run, first_load_run
 from mls_assets.defs.instigators import described
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.lib.redact import redact
 from mls_assets.lib.replication.probe import PROBE_INTERVAL_S, PROBE_LAG_S, ProbeState
 from mls_assets.lib.replication.window import PullWindow, listings_filter
 from mls_assets.lib.spark.errors import SparkApiError
@@ -67,6 +69,8 @@ def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
         cursor = read_cursor(database, key)
         if cursor is None:  # a feed never pulled: its first load, once per attempt
             attempt = len(context.instance.get_run_ids(dg.RunsFilter(tags={FEED_TAG: key, TRIGGER_TAG: "first_load"})))
+            if attempt:  # the earlier ones failed (none is in progress): again, but less and less often
+                state.failed(now, None)
             requests.append(first_load_run(key, now.date(), attempt))
             changed.append(f"{key} (first load)")
             continue
@@ -76,7 +80,8 @@ def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
                 count = client.count(listings_filter(feed, PullWindow(since, None, incremental=True, after_cursor=True)))
         except (SparkApiError, FeedConfigError) as error:
             wait = state.failed(now, getattr(error, "retry_after", None))
-            context.log.warning(f"{key}: probe failed ({type(error).__name__}: {error}); next probe in {wait:.0f}s")
+            context.log.warning(f"{key}: probe failed ({type(error).__name__}: {redact(str(error))}); "
+                                f"next probe in {wait:.0f}s")  # fmt: skip
             continue
         state.succeeded()
         if count:
