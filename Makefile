@@ -24,10 +24,10 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mls-assets sim start
 	$(BIN)/mls-assets run
 
-## make test: the whole test suite against real servers started by the tests, on every core
+## make test: the whole test suite against real servers started by the tests, on every core (idle workers take queued tests from busy ones)
 PYTEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 ## make dev: the Dagster UI and daemon (http://127.0.0.1:3000) and the leads API (http://127.0.0.1:8000/docs)
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
