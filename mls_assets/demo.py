@@ -27,7 +27,7 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, first: 
          now: datetime | None) -> bool:  # fmt: skip
     """The chain over days `first`..`last` of one feed, as one run (each day partition gets
     its own counts); `now` is the pipeline's clock (the simulator's market time)."""
-    from mls_assets.defs.partitions import feed_day_key
+    from mls_assets.defs.partitions import feed_day_key, range_tags
 
     run_config = dict(QUIET_CONSOLE)
     if now is not None:
@@ -37,8 +37,7 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, first: 
         partition = {"partition_key": str(feed_day_key(feed, first))}
     else:
         partition = {}
-        tags |= {"dagster/asset_partition_range_start": str(feed_day_key(feed, first)),
-                 "dagster/asset_partition_range_end": str(feed_day_key(feed, last))}  # fmt: skip
+        tags |= range_tags(feed, first, last)
     result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config,
                                     **partition)  # fmt: skip
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]

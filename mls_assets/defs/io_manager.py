@@ -35,7 +35,7 @@ from dagster._core.definitions.metadata import TableMetadataSet
 from pymongo.database import Database
 
 from mls_assets.defs.failures import failing_clearly
-from mls_assets.defs.partitions import FIRST_DAY, split_key
+from mls_assets.defs.partitions import FIRST_DAY, days_by_feed, split_key
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.catalogue import BY_NAME, CollectionSpec, siblings_of
 from mls_assets.lib.store.changes import ChangeSet, FeedSequence
@@ -137,14 +137,9 @@ class MongoCollectionIOManager(dg.IOManager):
                            per_feed: dict[FeedKey, WriteCounts]) -> dict[str, dict[str, Any]]:  # fmt: skip
         """Per partition: this run's documents of that day and, for a versioned collection,
         the documents stored for that feed and day (one ranged, projected read per feed)."""
-        days_of: dict[FeedKey, dict[date, str]] = {}
-        for key in partitions:
-            if "|" not in key:  # a partition of a whole feed: no day to count
-                continue
-            feed_key, day = split_key(key)
-            days_of.setdefault(FeedKey.parse(feed_key), {})[day] = key
         figures: dict[str, dict[str, Any]] = {}
-        for feed, days in days_of.items():
+        for feed_key, days in days_by_feed(partitions).items():
+            feed = FeedKey.parse(feed_key)
             written = per_feed.get(feed, WriteCounts()).by_day
             stored = self._stored_per_day(spec, feed, min(days), max(days)) if spec.version else None
             for day, key in days.items():

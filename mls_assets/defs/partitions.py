@@ -73,6 +73,23 @@ def feed_of_run(tags: Mapping[str, str]) -> str | None:
     return feeds.pop() if len(feeds) == 1 else None
 
 
+def range_tags(feed: str, first: str, last: str) -> dict[str, str]:
+    """The tags of one run over days `first`..`last` of one feed (what a single-run backfill
+    carries)."""
+    start, end = RANGE_TAGS
+    return {start: str(feed_day_key(feed, first)), end: str(feed_day_key(feed, last))}
+
+
+def days_by_feed(keys: list[str]) -> dict[str, dict[date, str]]:
+    """A run's feed-day partition keys as {feed: {day: key}} (keys of a whole feed skipped)."""
+    found: dict[str, dict[date, str]] = {}
+    for key in keys:
+        if "|" in key:
+            feed, day = split_key(key)
+            found.setdefault(feed, {})[day] = key
+    return found
+
+
 def partition_of_run(tags: Mapping[str, str]) -> str | None:
     """The run's partition key, or its range as `start...end` (as the CLI writes it)."""
     if tags.get(PARTITION_TAG):

@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 from pymongo.database import Database
 
-from mls_assets.defs.automation.run_requests import FEED_TAG
+from mls_assets.defs.automation.run_requests import FEED_TAG, IN_PROGRESS
 from mls_assets.lib.catalogue import FEED_COLLECTIONS, REJECTS
 from mls_assets.lib.quality.alerts import ALERTS_COLLECTION
 from mls_assets.lib.store.cursors import read_cursor
@@ -18,8 +18,6 @@ from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenant_admin import entry as stored_entry
 from mls_assets.lib.tenant_admin import shown
 
-IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]  # fmt: skip
 COUNTED = ("pulled_in_window", "inserted", "updated", "unchanged", "removed", "stale")
 
 

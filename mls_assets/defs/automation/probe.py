@@ -26,7 +26,7 @@ from datetime import timedelta
 import dagster as dg
 
 from mls_assets.defs.automation.jobs import replication_job
-from mls_assets.defs.automation.run_requests import FEED_TAG, TRIGGER_TAG, chain_run, first_load_run
+from mls_assets.defs.automation.run_requests import FEED_TAG, IN_PROGRESS, TRIGGER_TAG, chain_run, first_load_run
 from mls_assets.defs.instigators import described
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.redact import redact
@@ -35,9 +35,6 @@ from mls_assets.lib.replication.window import PullWindow, listings_filter
 from mls_assets.lib.spark.errors import SparkApiError
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.tenants import FeedConfigError, read_configs
-
-IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED]  # fmt: skip
 
 
 def feeds_with_runs(instance: dg.DagsterInstance) -> set[str]:

@@ -5,10 +5,13 @@ from datetime import date
 
 import dagster as dg
 
-from mls_assets.defs.partitions import FIRST_DAY, feed_day_key
+from mls_assets.defs.partitions import FIRST_DAY, feed_day_key, range_tags
 
 FEED_TAG = "mls/feed"
 TRIGGER_TAG = "mls/trigger"
+# A run in these states holds its feed's place: the queue's, the probe's, the operator's view.
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]  # fmt: skip
 
 
 def chain_run(feed: str, day: date, trigger: str, run_key: str, run_config: dict | None = None) -> dg.RunRequest:
@@ -26,7 +29,5 @@ def first_load_run(feed: str, today: date, attempt: int = 0) -> dg.RunRequest:
     Its run key names the attempt: a failed first load is requested again, a running one not."""
     return dg.RunRequest(
         run_key=f"first-load|{feed}|{attempt}",
-        tags={FEED_TAG: feed, TRIGGER_TAG: "first_load",
-              "dagster/asset_partition_range_start": str(feed_day_key(feed, FIRST_DAY.isoformat())),
-              "dagster/asset_partition_range_end": str(feed_day_key(feed, today.isoformat()))},
-    )  # fmt: skip
+        tags={FEED_TAG: feed, TRIGGER_TAG: "first_load", **range_tags(feed, FIRST_DAY.isoformat(), today.isoformat())},
+    )

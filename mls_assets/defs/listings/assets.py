@@ -12,7 +12,7 @@ import dagster as dg
 from mls_assets.defs.failures import fails_clearly
 from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.partitions import FIRST_DAY, feed_day_partitions, run_check, split_key
+from mls_assets.defs.partitions import FIRST_DAY, days_by_feed, feed_day_partitions, run_check
 from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL, SPARK_POOL
 from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
 from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS
@@ -115,10 +115,7 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
     leases.hold_feeds(context)
     streams, cursors, feeds = {}, [], {}
     stats: dict[str, list[PullStats]] = {}
-    days_of: dict[str, dict[date, str]] = {}
-    for key in context.partition_keys:
-        feed_key, day = split_key(key)
-        days_of.setdefault(feed_key, {})[day] = str(key)
+    days_of = days_by_feed([str(key) for key in context.partition_keys])
     for feed_key, partitions in days_of.items():
         feed = feeds.setdefault(feed_key, feed_config(database, feed_key))
         since = pull_since(read_cursor(database, feed_key))

@@ -89,17 +89,14 @@ def missing_required(collection: Collection, since: int | None = None) -> Findin
     """Documents without one of the required fields (or with it null). The sequence range
     alone goes to the server and the fields are checked here: an `$or` beside the range made
     the embedded server scan the whole collection."""
-    finding = Finding(details={f"missing_{name}": 0 for name in REQUIRED})
-    projection = {name: 1 for name in REQUIRED}
-    offending = []
-    for doc in collection.find(_scope(since), projection):
-        missing = [name for name in REQUIRED if doc.get(name) is None]
-        if missing:
+    offending, missing = [], Counter()  # which field: what on-call needs first
+    for doc in collection.find(_scope(since), {name: 1 for name in REQUIRED}):
+        absent = [name for name in REQUIRED if doc.get(name) is None]
+        if absent:
             offending.append(str(doc.get("listingKey") or doc["_id"]))
-            for name in missing:  # which field: what on-call needs first
-                finding.details[f"missing_{name}"] += 1
+            missing.update(f"missing_{name}" for name in absent)
+    finding = Finding(details=dict(missing))
     finding.add(offending)
-    finding.details = {k: v for k, v in finding.details.items() if v}
     return finding
 
 

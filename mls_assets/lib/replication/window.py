@@ -40,11 +40,6 @@ class PullWindow:
         return f"{self.start.isoformat()} .. {end}"
 
 
-def window_for(day: date, now: datetime, since: datetime | None, only_keys: tuple[str, ...] = ()) -> PullWindow:
-    """One day's pull (see `window_for_days`)."""
-    return window_for_days([day], now, since, only_keys=only_keys)
-
-
 def window_for_days(days: Sequence[date], now: datetime, since: datetime | None, only_keys: tuple[str, ...] = (),
                     first_day: date | None = None) -> PullWindow:  # fmt: skip
     """Contiguous `days` of one feed as one pull. Past days are pulled whole; a window that
