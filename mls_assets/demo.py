@@ -1,6 +1,7 @@
 """`make run`: replicate the demo feeds end to end on the embedded defaults.
 
-Starts (or reuses) the embedded MongoDB and the Spark simulator, loads the demo feeds,
+Starts (or reuses) the embedded MongoDB and the simulator (one market, served as Spark's
+replication API and as a RESO Web API), loads the demo feeds (Spark and RESO side by side),
 materializes the whole replication chain for each feed over the last days with the
 simulator's market 72 hours back, then moves the market to now and syncs today so that
 status moves show, and prints what each feed holds. Runs are recorded in the local Dagster
@@ -103,11 +104,12 @@ def run_demo() -> int:
 
 
 def _print_summary(database, feeds) -> None:
-    header = ("feed", *(label for label, _ in SUMMARY))
+    header = ("feed", "source", *(label for label, _ in SUMMARY))
     rows = [header]
     for feed in feeds:
-        rows.append((str(feed.key), *(database[feed.collection(name)].estimated_document_count() for _, name in SUMMARY)))
+        rows.append((str(feed.key), feed.provider,
+                     *(database[feed.collection(name)].estimated_document_count() for _, name in SUMMARY)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     print()
     for row in rows:
-        print("  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths))))
+        print("  ".join(str(v).rjust(w) if i > 1 else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths))))

@@ -8,7 +8,7 @@ import dagster as dg
 
 from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.resources import ClockResource, mongo_resource_from_env, spark_resource_from_env
+from mls_assets.defs.resources import ClockResource, mongo_resource_from_env, source_resource_from_env
 
 
 @dg.definitions
@@ -18,7 +18,7 @@ def bindings() -> dg.Definitions:
         resources={
             "mongo": mongo,
             "io_manager": MongoIOManager(mongo=mongo),
-            "spark": spark_resource_from_env(),
+            "source": source_resource_from_env(),
             "clock": ClockResource(),
             "leases": LeaseResource(mongo=mongo),
         },

@@ -13,9 +13,11 @@ from pymongo.database import Database
 from mls_assets.lib.credentials import TokenKeyError, decrypt_token
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint, is_loopback_url
 from mls_assets.lib.local_mode import is_local_mode
-from mls_assets.lib.spark.client import RetryPolicy, SparkClient
-from mls_assets.lib.spark.errors import SparkConfigurationError, SparkTokenExpired, SparkUnavailable
-from mls_assets.lib.spark.rate import budget_for
+from mls_assets.lib.providers import provider_spec
+from mls_assets.lib.providers.base import ListingsProvider
+from mls_assets.lib.providers.errors import SourceConfigurationError, SourceTokenExpired, SourceUnavailable
+from mls_assets.lib.providers.http import RetryPolicy
+from mls_assets.lib.providers.rate import budget_for
 from mls_assets.lib.spark.simulator import process
 from mls_assets.lib.spark.simulator.server import DEMO_TOKEN
 from mls_assets.lib.store import client as mongo_client
@@ -66,45 +68,49 @@ class ClockResource(dg.ConfigurableResource):
         return datetime.now(UTC)
 
 
-class SparkResource(dg.ConfigurableResource):
-    """Spark replication API access for a feed: base URL, token (by env var), retries.
+class SourceResource(dg.ConfigurableResource):
+    """Access to a feed's listings source (its provider: Spark or a RESO Web API): base
+    URL, token (by env var or stored encrypted), retries, page size.
 
-    Base URL: the feed's own, else `base_url` (SPARK_API_BASE_URL); in local mode only
-    (see `mls_assets.lib.local_mode`), else the bundled simulator of this checkout, which
-    must be running. Every URL passes the endpoint policy before a token goes there. The
-    token is read from the feed's `token_env` variable at call time and never leaves the
-    client.
+    Base URL: the feed's own, else the provider's default here (`base_url` for Spark feeds,
+    SPARK_API_BASE_URL; `reso_base_url` for RESO feeds, RESO_API_BASE_URL); in local mode
+    only (see `mls_assets.lib.local_mode`), else the bundled simulator of this checkout, which
+    speaks both dialects and must be running. Every URL passes the endpoint policy before a
+    token goes there. The token is read at call time and never leaves the client.
     """
 
-    base_url: str | None = Field(default=None, description="Replication endpoint base URL.")
+    base_url: str | None = Field(default=None, description="Spark replication endpoint (Spark feeds).")
+    reso_base_url: str | None = Field(default=None, description="RESO Web API root, e.g. https://api.mlsgrid.com/v2.")
     timeout_s: float = 30.0
     retry_attempts: int = 8
     retry_floor_s: float = 0.5
     retry_cap_s: float = 60.0
-    page_size: int = Field(default=1000, ge=1, le=1000, description="_limit per request (max 1000).")
+    page_size: int = Field(default=1000, ge=1, le=1000, description="Records per request (max 1000 with photos).")
 
     def base_url_for(self, feed: FeedConfig) -> tuple[str, bool]:
         """The base URL and whether it is the local simulator; a configuration error when
         there is none or it may not receive a token."""
         local = is_local_mode()
-        url = feed.base_url or self.base_url
+        spec = provider_spec(feed.provider)
+        default = {"spark": self.base_url, "reso": self.reso_base_url}.get(spec.name) or os.environ.get(spec.base_url_env)
+        url = feed.base_url or default
         if url:
             try:
                 check_endpoint(url, local=local)
             except EndpointRefused as error:
-                raise SparkConfigurationError(f"feed {feed.key}: {error}") from None
+                raise SourceConfigurationError(f"feed {feed.key}: {error}") from None
             return url, local and is_loopback_url(url)
         if not local:
-            raise SparkConfigurationError(
-                f"feed {feed.key} has no base URL: set base_url in its config or SPARK_API_BASE_URL (e.g. "
-                "https://replication.sparkapi.com/v1); the bundled simulator is used only in local mode "
+            raise SourceConfigurationError(
+                f"feed {feed.key} has no base URL: set base_url in its config or {spec.base_url_env} (e.g. "
+                f"{EXAMPLE_URLS.get(spec.name, 'https://...')}); the bundled simulator is used only in local mode "
                 "(MLS_LOCAL_MODE=1, or MONGODB_URI unset)"
             )
         running = process.service().status()
         if running is None:
-            raise SparkUnavailable(f"the local Spark simulator is not running ({process.service().url}): start it "
-                                   "with `mls-assets sim start` (make run and make dev do)")  # fmt: skip
-        return running.url, True
+            raise SourceUnavailable(f"the local simulator is not running ({process.service().url}): start it "
+                                    "with `mls-assets sim start` (make run and make dev do)")  # fmt: skip
+        return process.root_url(running.url) + spec.simulator_path, True
 
     def token_for(self, feed: FeedConfig, simulated: bool) -> str:
         """The feed's stored token (decrypted here, at call time), else its `token_env`."""
@@ -112,39 +118,46 @@ class SparkResource(dg.ConfigurableResource):
             try:
                 return decrypt_token(feed.token_ciphertext)
             except TokenKeyError as error:
-                raise SparkConfigurationError(f"feed {feed.key}: its stored token is unusable: {error}") from None
+                raise SourceConfigurationError(f"feed {feed.key}: its stored token is unusable: {error}") from None
         token = os.environ.get(feed.token_env)
         if token:
             return token
         if simulated:
             return DEMO_TOKEN
-        raise SparkConfigurationError(
-            f"feed {feed.key}: environment variable {feed.token_env} holds no Spark access token")
+        raise SourceConfigurationError(
+            f"feed {feed.key}: environment variable {feed.token_env} holds no access token")
 
-    def client_for(self, feed: FeedConfig, attempts: int | None = None) -> SparkClient:
-        """A client of the feed's endpoint and token, counted in the token's request budget;
-        `attempts=1` for a caller that backs off on its own (the change probe)."""
+    def provider_for(self, feed: FeedConfig, attempts: int | None = None) -> ListingsProvider:
+        """The feed's provider, its client on the feed's endpoint and token and counted in
+        the token's request budget; `attempts=1` for a caller that backs off on its own
+        (the change probe)."""
         url, simulated = self.base_url_for(feed)
         token = self.token_for(feed, simulated)
-        budget = budget_for(token, feed.rate_limit.requests, feed.rate_limit.per_seconds)
+        limit = feed.rate_limit
+        budget = budget_for(token, limit.requests, limit.per_seconds, also=limit.windows(),
+                            bytes_per_hour=limit.bytes_per_hour)  # fmt: skip
         retry = RetryPolicy(attempts=attempts or self.retry_attempts, floor=self.retry_floor_s, cap=self.retry_cap_s)
 
         def rotated_token() -> str:
             """A feed refreshes by having its token rotated in the environment (a secrets
             manager, an operator); the same token again means there is no fresh one."""
             if feed.token_ciphertext:
-                raise SparkTokenExpired(f"the stored Spark access token of feed {feed.key} expired (code 1020): store "
-                                        "a new one with `mls-assets feeds set-token`", code=1020, status=401)  # fmt: skip
+                raise SourceTokenExpired(f"the stored access token of feed {feed.key} expired: store a new one with "
+                                         "`mls-assets feeds set-token`", status=401)  # fmt: skip
             fresh = os.environ.get(feed.token_env)
             if not fresh or fresh == token:
-                raise SparkTokenExpired(
-                    f"Spark access token of feed {feed.key} expired (code 1020) and {feed.token_env} holds "
-                    "no newer one: rotate the token in that variable", code=1020, status=401)  # fmt: skip
+                raise SourceTokenExpired(
+                    f"access token of feed {feed.key} expired and {feed.token_env} holds no newer one: rotate "
+                    "the token in that variable", status=401)  # fmt: skip
             return fresh
 
-        return SparkClient(url, token, timeout=self.timeout_s, retry=retry, budget=budget, refresh_token=rotated_token,
-                           refused_is_fatal=simulated)  # fmt: skip
+        return provider_spec(feed.provider).open(feed, url, token, timeout=self.timeout_s, retry=retry, budget=budget,
+                                                 refresh_token=rotated_token, refused_is_fatal=simulated)  # fmt: skip
 
 
-def spark_resource_from_env() -> SparkResource:
-    return SparkResource(base_url=env_or_default("SPARK_API_BASE_URL", None))
+EXAMPLE_URLS = {"spark": "https://replication.sparkapi.com/v1", "reso": "https://api.mlsgrid.com/v2"}
+
+
+def source_resource_from_env() -> SourceResource:
+    return SourceResource(base_url=env_or_default("SPARK_API_BASE_URL", None),
+                          reso_base_url=env_or_default("RESO_API_BASE_URL", None))  # fmt: skip

@@ -15,6 +15,7 @@ stored config as it was.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,11 +24,12 @@ from typing import Any, Literal
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
 from mls_assets.lib.feeds import FeedIdentity
 from mls_assets.lib.paths import project_root
+from mls_assets.lib.providers import PROVIDERS, provider_spec
 from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.store.naming import FeedKey, InvalidIdentifier, validate_id
 
@@ -48,11 +50,25 @@ class FeedConfigError(ValueError):
 
 
 class RateLimit(BaseModel):
+    """A token's request limits; unset fields take the provider's defaults (Spark: 1,500
+    per 5 minutes; MLS Grid: 2 per second, 7,200 per hour, 40,000 per day, 4 GB per hour)."""
+
     model_config = ConfigDict(extra="forbid")
 
     requests: int = Field(default=1500, ge=1)
     per_seconds: float = Field(default=300.0, gt=0)
+    per_hour: int | None = Field(default=None, ge=1)
+    per_day: int | None = Field(default=None, ge=1)
+    gigabytes_per_hour: float | None = Field(default=None, gt=0)
     concurrent_pulls: int = Field(default=1, ge=1, le=16, description="Pulls at once per token, all processes.")
+
+    def windows(self) -> list[tuple[float, float]]:
+        """Every (requests, per seconds) limit beyond the first."""
+        return [(n, s) for n, s in ((self.per_hour, 3600.0), (self.per_day, 86400.0)) if n]
+
+    @property
+    def bytes_per_hour(self) -> float | None:
+        return self.gigabytes_per_hour * 1e9 if self.gigabytes_per_hour else None
 
 
 def check_cron(value: str) -> str:
@@ -68,11 +84,12 @@ class FeedConfig(BaseModel):
 
     tenant_id: str
     mls: str
-    mls_id: str = Field(pattern=r"^\d{26}$")
+    provider: str = "spark"  # where the listings come from: a key of `lib.providers.PROVIDERS`
+    mls_id: str  # what identifies the MLS at the provider (Spark: MlsId; RESO: OriginatingSystemName)
     region: str | None = Field(default=None, max_length=100)
     base_url: str | None = Field(default=None, max_length=500)
     token_env: str = Field(default="SPARK_ACCESS_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=100)
-    property_types: tuple[str, ...] = ("A", "B", "C")
+    property_types: tuple[str, ...] = ("A", "B", "C")  # unset: the provider's default scope
     enabled: bool = True
     sync_schedule: str = "0 2 * * *"
     max_listings: int | None = Field(default=None, ge=0)
@@ -92,6 +109,34 @@ class FeedConfig(BaseModel):
     @classmethod
     def _mls(cls, value: str) -> str:
         return validate_id(value, "MLS")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_defaults(cls, data: Any) -> Any:
+        """What a feed leaves unset of its rate limit and scope is its provider's (RESO's
+        limits and property types are not Spark's)."""
+        spec = PROVIDERS.get(data.get("provider", "spark")) if isinstance(data, dict) else None
+        if spec is not None:
+            if data.get("property_types") is None:
+                data = {**data, "property_types": spec.property_types}
+            given = data.get("rate_limit")
+            if given is None:
+                data = {**data, "rate_limit": dict(spec.rate_limit)}
+            elif isinstance(given, dict):
+                data = {**data, "rate_limit": {**spec.rate_limit, **given}}
+        return data
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        return provider_spec(value).name
+
+    @model_validator(mode="after")
+    def _mls_id(self) -> FeedConfig:
+        spec = PROVIDERS[self.provider]
+        if not isinstance(self.mls_id, str) or not re.fullmatch(spec.mls_id_pattern, self.mls_id):
+            raise ValueError(f"mls_id {self.mls_id!r:.60} is not {spec.mls_id_meaning} (provider {self.provider})")
+        return self
 
     @field_validator("sync_schedule")
     @classmethod
@@ -271,6 +316,7 @@ def config_document(feed: FeedConfig) -> dict[str, Any]:
     """The `mlsConfigs` entry of a feed (no secrets: only the token's variable)."""
     return {
         "provider": feed.mls,
+        "apiProvider": feed.provider,
         "mlsId": feed.mls_id,
         "region": feed.region,
         "baseUrl": feed.base_url,
@@ -340,15 +386,16 @@ def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[
 def from_document(tenant: Any, config: dict[str, Any]) -> FeedConfig:
     rate = config.get("rateLimit") or {}
     return FeedConfig(
-        tenant_id=tenant, mls=config.get("provider"), mls_id=config.get("mlsId"),
+        tenant_id=tenant, mls=config.get("provider"), provider=config.get("apiProvider", "spark"),
+        mls_id=config.get("mlsId"),
         region=config.get("region"), base_url=config.get("baseUrl"),
         token_env=config.get("tokenEnv", "SPARK_ACCESS_TOKEN"),
-        property_types=tuple(config.get("propertyTypes") or ("A", "B", "C")),
+        property_types=config.get("propertyTypes"),
         enabled=config.get("syncEnabled", config.get("active", True)),
         sync_schedule=config.get("syncSchedule", "0 2 * * *"),
         max_listings=config.get("maxListings"),
         enforce_quota=config.get("enforceQuota", False),
-        rate_limit=RateLimit(**rate) if isinstance(rate, dict) else rate,
+        rate_limit=(RateLimit(**rate) if rate else None) if isinstance(rate, dict) else rate,
         token_ciphertext=config.get("tokenCiphertext"),
         managed_by=config.get("managedBy", "file"),
     )  # fmt: skip

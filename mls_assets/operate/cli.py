@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from mls_assets.lib.providers import PROVIDERS
+
 
 def _database():
     from mls_assets.lib.store.client import get_database
@@ -58,7 +60,7 @@ def _print(args: argparse.Namespace, value: Any, human: str | None = None) -> No
 
 def _tenants(args: argparse.Namespace) -> int:
     from mls_assets.lib import credentials, tenant_admin
-    from mls_assets.lib.tenants import FeedConfig, RateLimit
+    from mls_assets.lib.tenants import FeedConfig
 
     if args.action == "new-key":
         key = credentials.new_key()
@@ -66,10 +68,10 @@ def _tenants(args: argparse.Namespace) -> int:
         return 0
     database = _database()
     if args.action == "add":
-        config = FeedConfig(tenant_id=args.tenant, mls=args.mls, mls_id=args.mls_id, base_url=args.base_url,
-                            token_env=args.token_env, sync_schedule=args.cron, max_listings=args.max_listings,
-                            enforce_quota=args.enforce_quota, enabled=not args.disabled, region=args.region,
-                            rate_limit=RateLimit())  # fmt: skip
+        config = FeedConfig(tenant_id=args.tenant, mls=args.mls, provider=args.provider, mls_id=args.mls_id,
+                            base_url=args.base_url, token_env=args.token_env, sync_schedule=args.cron,
+                            max_listings=args.max_listings, enforce_quota=args.enforce_quota, enabled=not args.disabled,
+                            region=args.region, property_types=args.property_types)  # fmt: skip
         added = tenant_admin.add_feed(database, config, _read_token(args))
         _print(args, tenant_admin.tenants(database, added.tenant_id)[0],
                human=f"added feed {added.key} ({'token stored encrypted' if added.token_ciphertext else 'token from $' + added.token_env}); "
@@ -208,8 +210,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add = actions.add_parser("add", help="add a tenant's feed (the token stored encrypted, or read from --token-env)")
     add.add_argument("tenant")
     add.add_argument("--mls", required=True, help="MLS id, e.g. gps")
-    add.add_argument("--mls-id", required=True, help="the MLS's 26-digit Spark id")
-    add.add_argument("--base-url", help="Spark replication endpoint (default: SPARK_API_BASE_URL)")
+    add.add_argument("--provider", default="spark", choices=sorted(PROVIDERS), help="where its listings come from")
+    add.add_argument("--mls-id", required=True,
+                     help="what names the MLS at the provider: Spark's 26-digit id, RESO's OriginatingSystemName")
+    add.add_argument("--base-url", help="the provider's endpoint (default: SPARK_API_BASE_URL or RESO_API_BASE_URL)")
+    add.add_argument("--property-types", type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
+                     help="comma-separated (default: Spark A,B,C; RESO every type)")
     add.add_argument("--token-env", default="SPARK_ACCESS_TOKEN", help="variable holding the token, if not stored")
     add.add_argument("--cron", default="0 2 * * *", help="nightly sync schedule (UTC)")
     add.add_argument("--max-listings", type=int, help="the agent's listing quota")

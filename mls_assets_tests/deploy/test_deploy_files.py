@@ -24,7 +24,7 @@ def variables_read_by_the_code() -> set[str]:
     """Environment variables the package or the instance config reads."""
     found = set()
     # Read directly, or named by a constant or a config default (`token_env="SPARK_ACCESS_TOKEN"`).
-    pattern = re.compile(r"""["']((?:MLS|SPARK|MONGODB|DAGSTER|ALERT|ACTIVE)_[A-Z0-9_]+)["']""")
+    pattern = re.compile(r"""["']((?:MLS|SPARK|RESO|MONGODB|DAGSTER|ALERT|ACTIVE)_[A-Z0-9_]+)["']""")
     for path in (ROOT / "mls_assets").rglob("*.py"):
         found.update(pattern.findall(path.read_text()))
     for path in DEPLOY.rglob("dagster.yaml"):

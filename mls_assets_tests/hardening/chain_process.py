@@ -49,7 +49,7 @@ def main() -> int:
 
     from mls_assets.defs.io_manager import MongoIOManager
     from mls_assets.defs.leases import LeaseResource
-    from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+    from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
     from mls_assets_tests.pipeline.conftest import CHAIN
 
     if spec.get("wait_for_go"):
@@ -58,7 +58,7 @@ def main() -> int:
     resources = {
         "mongo": mongo,
         "io_manager": MongoIOManager(mongo=mongo),
-        "spark": SparkResource(retry_floor_s=0.01, retry_cap_s=0.05, timeout_s=10, page_size=spec.get("page_size", 1000)),
+        "source": SourceResource(retry_floor_s=0.01, retry_cap_s=0.05, timeout_s=10, page_size=spec.get("page_size", 1000)),
         "clock": ClockResource(fixed_now=spec["now"]),
         "leases": LeaseResource(mongo=mongo, wait_s=120),
     }

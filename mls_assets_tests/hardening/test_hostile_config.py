@@ -13,7 +13,7 @@ from mls_assets.defs.feeds.sensors import feed_discovery_sensor
 from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.listings.assets import raw_listings
-from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
 from mls_assets.lib.spark.simulator import GPS_MLS_ID
 from mls_assets.lib.tenants import (
@@ -197,11 +197,11 @@ def no_requests(monkeypatch):
     return sent
 
 
-def run_raw(mongo_db, mongo: MongoResource, spark: SparkResource, partition_key: str, feeds=("t.gps",)):
+def run_raw(mongo_db, mongo: MongoResource, spark: SourceResource, partition_key: str, feeds=("t.gps",)):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("feeds", list(feeds))
         return dg.materialize([raw_listings], instance=instance, partition_key=partition_key, raise_on_error=False,
-                              resources={"mongo": mongo, "spark": spark, "leases": LeaseResource(mongo=mongo),
+                              resources={"mongo": mongo, "source": spark, "leases": LeaseResource(mongo=mongo),
                                          "io_manager": MongoIOManager(mongo=mongo), "clock": ClockResource()})  # fmt: skip
 
 
@@ -229,7 +229,7 @@ def test_production_without_a_base_url_refuses_to_use_the_simulator(monkeypatch,
     configure(mongo_db)
     monkeypatch.setenv("MLS_LOCAL_MODE", "0")
     monkeypatch.delenv("SPARK_API_BASE_URL", raising=False)
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SparkResource(), f"{TODAY}|t.gps")
+    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
     assert "has no base URL" in failure_of(result) and "local mode" in failure_of(result)
     assert not feed_collections(mongo_db) and not no_requests
 
@@ -238,7 +238,7 @@ def test_production_refuses_an_endpoint_edited_into_mongodb(monkeypatch, mongo_u
     configure(mongo_db, base_url="https://replication.sparkapi.com/v1")
     mongo_db[CONFIGS_COLLECTION].update_one({"tenantId": "t"}, {"$set": {"mlsConfigs.0.baseUrl": "http://169.254.169.254/"}})
     monkeypatch.setenv("MLS_LOCAL_MODE", "0")
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SparkResource(), f"{TODAY}|t.gps")
+    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
     assert "link-local" in failure_of(result)
     assert not feed_collections(mongo_db) and not no_requests
 
@@ -247,7 +247,7 @@ def test_an_unset_token_variable_fails_naming_the_feed_and_the_variable(monkeypa
     configure(mongo_db, base_url="https://replication.sparkapi.com/v1", token_env="SPARK_TOKEN_NOBODY_SET")
     monkeypatch.setenv("MLS_LOCAL_MODE", "0")
     monkeypatch.delenv("SPARK_TOKEN_NOBODY_SET", raising=False)
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SparkResource(), f"{TODAY}|t.gps")
+    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
     message = failure_of(result)
     assert "t.gps" in message and "SPARK_TOKEN_NOBODY_SET" in message
     assert not feed_collections(mongo_db) and not no_requests
@@ -255,7 +255,7 @@ def test_an_unset_token_variable_fails_naming_the_feed_and_the_variable(monkeypa
 
 def test_an_unreachable_spark_url_fails_at_once_in_one_line(mongo_uri, mongo_db):
     configure(mongo_db, base_url=f"http://127.0.0.1:{free_port()}/v1")
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SparkResource(), f"{TODAY}|t.gps")
+    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
     assert "nothing answers at http://127.0.0.1" in failure_of(result)
     assert not [n for n in feed_collections(mongo_db) if mongo_db[n].count_documents({})]
 
@@ -267,7 +267,7 @@ def test_a_stopped_local_simulator_is_reported_not_restarted(monkeypatch, tmp_pa
     monkeypatch.delenv("SPARK_API_BASE_URL", raising=False)
     monkeypatch.setenv("MLS_SIMULATOR_PORT", str(free_port()))
     monkeypatch.setenv("MLS_SIMULATOR_HOME", str(tmp_path / "sim"))
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SparkResource(), f"{TODAY}|t.gps")
+    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
     assert "mls-assets sim start" in failure_of(result)
     assert process.service().status() is None  # nothing was started behind the operator's back
 
@@ -278,7 +278,7 @@ def test_an_unreachable_mongodb_uri_fails_in_one_line_naming_the_server():
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("feeds", ["t.gps"])
         result = dg.materialize([raw_listings], instance=instance, partition_key=f"{TODAY}|t.gps", raise_on_error=False,
-                                resources={"mongo": mongo, "spark": SparkResource(), "io_manager": MongoIOManager(mongo=mongo),
+                                resources={"mongo": mongo, "source": SourceResource(), "io_manager": MongoIOManager(mongo=mongo),
                                            "leases": LeaseResource(mongo=mongo), "clock": ClockResource()})  # fmt: skip
     assert not result.success
     errors = [e.event_specific_data.error.message for e in result.all_events
@@ -288,7 +288,7 @@ def test_an_unreachable_mongodb_uri_fails_in_one_line_naming_the_server():
 
 def test_a_partition_of_an_unknown_feed_fails_in_one_line(mongo_uri, mongo_db):
     configure(mongo_db)
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SparkResource(),
+    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(),
                      f"{TODAY}|ghost.gps", feeds=("t.gps", "ghost.gps"))  # fmt: skip
     assert "feed 'ghost.gps' is not configured" in failure_of(result)
     assert not [n for n in mongo_db.list_collection_names() if n.startswith("ghost")]
@@ -301,7 +301,7 @@ def test_the_whole_chain_on_a_bad_config_writes_nothing(monkeypatch, mongo_uri, 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("feeds", ["t.gps"])
         result = dg.materialize(CHAIN, instance=instance, partition_key=f"{TODAY}|t.gps", raise_on_error=False,
-                                resources={"mongo": mongo, "spark": SparkResource(), "io_manager": MongoIOManager(mongo=mongo),
+                                resources={"mongo": mongo, "source": SourceResource(), "io_manager": MongoIOManager(mongo=mongo),
                                            "leases": LeaseResource(mongo=mongo), "clock": ClockResource()})  # fmt: skip
     assert not result.success
     assert not [n for n in feed_collections(mongo_db) if mongo_db[n].count_documents({})]

@@ -12,7 +12,7 @@ from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.listings.assets import flattened_listings, raw_listings
 from mls_assets.defs.partitions import feed_day_key
 from mls_assets.defs.photos.assets import photo_collections
-from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.defs.status.assets import status_collections
 from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.store.naming import FeedKey
@@ -62,7 +62,7 @@ class Pipeline:
         return {
             "mongo": self.mongo,
             "io_manager": MongoIOManager(mongo=self.mongo),
-            "spark": SparkResource(**spark),
+            "source": SourceResource(**spark),
             "clock": ClockResource(fixed_now=self.market.now.isoformat()),
             "leases": LeaseResource(mongo=self.mongo, wait_s=120),
         }

@@ -4,13 +4,13 @@ import logging
 
 import pytest
 
+from mls_assets.lib.providers.rate import RateBudget, budget_for
 from mls_assets.lib.spark.client import RetryPolicy, SparkClient
 from mls_assets.lib.spark.errors import (
     SparkConfigurationError,
     SparkRetryableError,
     SparkTokenExpired,
 )
-from mls_assets.lib.spark.rate import RateBudget, budget_for
 from mls_assets.lib.spark.simulator import DEMO_TOKEN
 from mls_assets.lib.spark.simulator.faults import FaultPlan
 from mls_assets_tests.spark.conftest import FAST_RETRY
@@ -152,26 +152,26 @@ def test_clients_of_one_token_draw_from_the_same_budget(simulator):
     second = SparkClient(simulator.url, "shared-token", budget=budget_for(*hourly))
     next(first.pages(limit=1))
     next(second.pages(limit=1))
-    assert budget_for(*hourly)._available == pytest.approx(3, abs=0.01)
+    assert budget_for(*hourly).remaining() == pytest.approx(3, abs=0.01)
 
 
 def test_a_feed_refreshes_an_expired_token_from_its_rotated_variable(simulator, market, monkeypatch):
-    from mls_assets.defs.resources import SparkResource
+    from mls_assets.defs.resources import SourceResource
     from mls_assets.lib.tenants import FeedConfig
 
     feed = FeedConfig(tenant_id="jpsrealtor", mls="gps", mls_id="20190211172710340762000000", token_env="TEST_TOKEN_ROT")
     simulator.add_token("old-token")
     simulator.add_token("rotated-token")
     monkeypatch.setenv("TEST_TOKEN_ROT", "old-token")
-    spark = SparkResource(base_url=simulator.url, retry_floor_s=0.01)
-    client = spark.client_for(feed)
+    source = SourceResource(base_url=simulator.url, retry_floor_s=0.01)
+    client = source.provider_for(feed).client
     simulator.expire_token("old-token")
     with pytest.raises(SparkTokenExpired, match="TEST_TOKEN_ROT holds no newer one"):
         next(client.pages(limit=5))  # not rotated yet: a clear failure, naming the variable
 
     simulator.add_token("second-token")
     monkeypatch.setenv("TEST_TOKEN_ROT", "second-token")
-    client = spark.client_for(feed)
+    client = source.provider_for(feed).client
     pages = client.pages(limit=50)
     first = next(pages)
     simulator.expire_token("second-token")  # expires mid-run ...

@@ -28,11 +28,11 @@ import dagster as dg
 from mls_assets.defs.automation.jobs import replication_job
 from mls_assets.defs.automation.run_requests import FEED_TAG, IN_PROGRESS, TRIGGER_TAG, chain_run, first_load_run
 from mls_assets.defs.instigators import described
-from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
+from mls_assets.lib.providers.errors import SourceError
 from mls_assets.lib.redact import redact
 from mls_assets.lib.replication.probe import PROBE_INTERVAL_S, PROBE_LAG_S, ProbeState
-from mls_assets.lib.replication.window import PullWindow, listings_filter
-from mls_assets.lib.spark.errors import SparkApiError
+from mls_assets.lib.replication.window import PullWindow
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.tenants import FeedConfigError, read_configs
 
@@ -45,7 +45,7 @@ def feeds_with_runs(instance: dg.DagsterInstance) -> set[str]:
 
 @described(dg.sensor, job=replication_job, minimum_interval_seconds=int(PROBE_INTERVAL_S),
            default_status=dg.DefaultSensorStatus.RUNNING)  # fmt: skip
-def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource, spark: SparkResource,
+def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource, source: SourceResource,
                         clock: ClockResource):
     """Asks each enabled feed's Spark endpoint once a minute whether anything changed since
     its cursor (one count request) and requests today's partition of the feeds that changed;
@@ -72,10 +72,10 @@ def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
             changed.append(f"{key} (first load)")
             continue
         try:
-            with spark.client_for(feed, attempts=1) as client:
+            with source.provider_for(feed, attempts=1) as provider:
                 since = cursor - timedelta(seconds=PROBE_LAG_S)
-                count = client.count(listings_filter(feed, PullWindow(since, None, incremental=True, after_cursor=True)))
-        except (SparkApiError, FeedConfigError) as error:
+                count = provider.count(PullWindow(since, None, incremental=True, after_cursor=True))
+        except (SourceError, FeedConfigError) as error:
             wait = state.failed(now, getattr(error, "retry_after", None))
             context.log.warning(f"{key}: probe failed ({type(error).__name__}: {redact(str(error))}); "
                                 f"next probe in {wait:.0f}s")  # fmt: skip

@@ -1,4 +1,4 @@
-"""The listings domain: `raw_listings` (the feed's Spark records of one day, screened) and
+"""The listings domain: `raw_listings` (the feed's source records of one day, screened) and
 `flattened_listings` (flat camelCase documents with derived fields)."""
 
 import os
@@ -14,13 +14,14 @@ from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import FIRST_DAY, days_by_feed, feed_day_partitions, run_check
 from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL, SPARK_POOL
-from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS
 from mls_assets.lib.prefetch import prefetched
+from mls_assets.lib.providers.base import ListingsProvider
 from mls_assets.lib.replication.progress import PullProgress
 from mls_assets.lib.replication.rejects import Quarantine
-from mls_assets.lib.replication.window import PullWindow, contiguous, listings_filter, window_for_days
-from mls_assets.lib.spark.client import SparkClient
+from mls_assets.lib.replication.sweep import remove_announced
+from mls_assets.lib.replication.window import PullWindow, contiguous, window_for_days
 from mls_assets.lib.store.changes import ChangeSet
 from mls_assets.lib.store.cursors import advance_cursor, pull_since, read_cursor
 from mls_assets.lib.store.naming import FeedKey
@@ -47,6 +48,7 @@ class PullStats:
     def __init__(self, partition: str, window: PullWindow) -> None:
         self.partition, self.window = partition, window
         self.pages = self.listings = self.rejects = 0
+        self.deletions: dict[str, datetime] = {}  # announced by the source: key -> when
         self.statuses: Counter[str] = Counter()
         self.by_day: dict[date, Counter[str]] = {}
         self.started = time.monotonic()
@@ -58,22 +60,31 @@ class PullStats:
         self.by_day.setdefault(modified.astimezone(UTC).date(), Counter())[status] += 1
 
 
-def _pull(client: SparkClient, leases: LeaseResource, feed: FeedConfig, page_size: int, window: PullWindow,
+def _pull(provider: ListingsProvider, leases: LeaseResource, feed: FeedConfig, page_size: int, window: PullWindow,
           stats: PullStats, quarantine: Quarantine, now: datetime, progress: PullProgress) -> Iterator[dict]:  # fmt: skip
     """Stream the window's records page by page, each through the screen: what passes is
     stored, what does not goes to the quarantine with the reason; one record never costs its
-    page. Holds one of the token's pull slots while pulling; says how far it got every few
-    pages and whenever it waits to retry."""
-    client.on_retry = progress.retrying
-    with client:
+    page. Deletions the source announces pass the same screen and are kept aside for
+    removal once the stream is stored. Holds one of the token's pull slots while pulling;
+    says how far it got every few pages and whenever it waits to retry."""
+    provider.on_retry(progress.retrying)
+    with provider:
         if window.empty:
             return
-        with leases.pulling(feed, client.fingerprint):
-            for page in prefetched(client.pages(listings_filter(feed, window), limit=page_size, expand=["Photos"])):
+        with leases.pulling(feed, provider.fingerprint):
+            for page in prefetched(provider.pages(window, page_size)):
                 progress.page(stats.pages, stats.listings)  # the previous page is stored by now
                 stats.pages += 1
                 rejects = []
-                for record in page.results:
+                for record in page.deletions:
+                    try:
+                        deleted = screen(record, now)
+                    except FieldError as error:
+                        rejects.append(make_reject(record, f"deletion: {error.reason}", error.field, now))
+                        continue
+                    if deleted.modified >= stats.deletions.get(deleted.key, deleted.modified):
+                        stats.deletions[deleted.key] = deleted.modified
+                for record in page.records:
                     try:
                         screened = screen(record, now)
                     except FieldError as error:
@@ -103,13 +114,14 @@ def _pull(client: SparkClient, leases: LeaseResource, feed: FeedConfig, page_siz
 )  # fmt: skip
 @fails_clearly
 def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, mongo: MongoResource,
-                 spark: SparkResource, clock: ClockResource, leases: LeaseResource):  # fmt: skip
+                 source: SourceResource, clock: ClockResource, leases: LeaseResource):  # fmt: skip
     """The feed's listings whose ModificationTimestamp falls in the partition's day, pulled
-    from the Spark replication endpoint with photos expanded, screened, newest version per
-    ListingKey. A range run pulls each feed's stretch of days at once and reports every day's
-    own counts. Today's partition pulls from the feed cursor (minus 20 minutes) to now and
-    advances the cursor only once the records are stored; a feed's first pull takes its
-    whole history."""
+    from the feed's provider (Spark's replication endpoint, or a RESO Web API) with photos
+    expanded, screened, newest version per ListingKey. A range run pulls each feed's stretch
+    of days at once and reports every day's own counts. Today's partition pulls from the feed
+    cursor (minus 20 minutes) to now and advances the cursor only once the records are
+    stored; a feed's first pull takes its whole history. Listings the source says were
+    deleted are removed from every collection once the records are stored."""
     database = mongo.get_database()
     now = clock.now()
     leases.hold_feeds(context)
@@ -120,7 +132,7 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
         feed = feeds.setdefault(feed_key, feed_config(database, feed_key))
         since = pull_since(read_cursor(database, feed_key))
         for days in contiguous(list(partitions)):  # one pull per stretch of days, not one per day
-            client = spark.client_for(feed)  # a bad config fails here, before anything is written
+            provider = source.provider_for(feed)  # a bad config fails here, before anything is written
             window = window_for_days(days, now, since, tuple(config.listing_keys), first_day=FIRST_DAY)
             if window.incremental and not window.only_keys:
                 cursors.append((feed_key, now))
@@ -129,8 +141,8 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
             stats.setdefault(feed_key, []).append(stat)
             quarantine = Quarantine(database[REJECTS.collection_name(feed.key)], "raw", context.run.run_id)
             progress = PullProgress(context.log.info, label)
-            streams[partitions[days[0]]] = _pull(client, leases, feed, spark.page_size, window, stat, quarantine, now,
-                                                 progress)  # fmt: skip
+            streams[partitions[days[0]]] = _pull(provider, leases, feed, source.page_size, window, stat, quarantine,
+                                                 now, progress)  # fmt: skip
             context.log.info(f"{label}: {window.describe()}")
 
     def report() -> dict:
@@ -139,6 +151,7 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
             "pulled_in_window": sum(s.listings for s in every),  # every day the window reached
             "pages": sum(s.pages for s in every),
             "rejects": sum(s.rejects for s in every),
+            "deletions_announced": sum(len(s.deletions) for s in every),
             "status_counts": dict(sum((s.statuses for s in every), Counter())),
             "windows": {s.partition: s.window.describe() for s in every},
             "pull_seconds": round(sum(s.seconds for s in every), 2),
@@ -154,6 +167,13 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
         return found
 
     yield dg.Output(Streamed(streams, report, by_partition))
+    for feed_key, feed_stats in stats.items():  # the records are stored: now the announced deletions
+        deletions = {key: at for stat in feed_stats for key, at in stat.deletions.items()}
+        if deletions:
+            events, broken, removed = remove_announced(database, feeds[feed_key], deletions, now, context.run.run_id)
+            context.log.info(f"{feed_key}: {len(deletions)} deletions announced by the source; removed "
+                             f"{removed.get(RAW.name, 0)} stored listings ({events} Deleted events, {broken} CRM links "
+                             "broken)")  # fmt: skip
     for feed_key, started in cursors:  # the records are stored: the next pull may start here
         advance_cursor(database, feed_key, started, context.run.run_id)
     seconds = sum(s.seconds for feed_stats in stats.values() for s in feed_stats)

@@ -6,7 +6,7 @@ from mls_assets.defs.failures import fails_clearly
 from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import feeds_partitions
 from mls_assets.defs.policies import NETWORK_RETRY, SPARK_POOL
-from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.replication.sweep import DEFAULT_MIN_FRACTION, source_keys, sweep
 from mls_assets.lib.tenants import feed_config
 
@@ -19,16 +19,16 @@ class SweepConfig(dg.Config):
           retry_policy=NETWORK_RETRY, pool=SPARK_POOL)  # fmt: skip
 @fails_clearly
 def deleted_listings_sweep(context: dg.AssetExecutionContext, config: SweepConfig, mongo: MongoResource,
-                           spark: SparkResource, clock: ClockResource, leases: LeaseResource) -> dg.MaterializeResult:  # fmt: skip
-    """Removes listings that vanished from the feed (a complete `_select=ListingKey` sweep,
+                           source: SourceResource, clock: ClockResource, leases: LeaseResource) -> dg.MaterializeResult:  # fmt: skip
+    """Removes listings that vanished from the feed (a complete sweep of the source's keys,
     behind a volume guard) from every swept collection of the catalogue, writes each removal
     to the status history and breaks the CRM links of removed listings; reports what it
     removed from each collection."""
     database = mongo.get_database()
     leases.hold_feed(context.partition_key)
     feed = feed_config(database, context.partition_key)
-    with spark.client_for(feed) as client, leases.pulling(feed, client.fingerprint):
-        found = source_keys(client, feed)
+    with source.provider_for(feed) as provider, leases.pulling(feed, provider.fingerprint):
+        found = source_keys(provider)
     if found.unkeyed:
         context.log.warning(f"{found.unkeyed} source records had no usable ListingKey (they are quarantined by "
                             "the pull); listings named by their Id are kept")  # fmt: skip

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from mls_assets.defs.quality.results import check_result
-from mls_assets.defs.resources import ClockResource, MongoResource, SparkResource
+from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.defs.status.assets import ASSET_OF_CLASS
 from mls_assets.lib.catalogue import STATUS_COLLECTIONS
 from mls_assets.lib.quality import measures
-from mls_assets.lib.spark import sparkql
+from mls_assets.lib.replication.window import EVERYTHING
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import read_configs
@@ -89,17 +89,15 @@ def audit_crm_links(mongo: MongoResource) -> dg.AssetCheckResult:
 @dg.asset_check(asset="active_listings", name="count_matches_source",
                 description=f"Each enabled feed's stored (plus quarantined) active listings are within "
                 f"{COUNT_TOLERANCE:.0%} of the source's count (_pagination=count; MLS_COUNT_TOLERANCE).")  # fmt: skip
-def count_matches_source(mongo: MongoResource, spark: SparkResource) -> dg.AssetCheckResult:
+def count_matches_source(mongo: MongoResource, source: SourceResource) -> dg.AssetCheckResult:
     database = mongo.get_database()
     counts, worst = {}, 0.0
     for feed in (f for f in read_configs(database) if f.enabled):
-        scope = sparkql.all_of(sparkql.eq("MlsId", feed.mls_id), sparkql.one_of("PropertyType", feed.property_types),
-                               sparkql.one_of("StandardStatus", ACTIVE_STATUSES))  # fmt: skip
-        with spark.client_for(feed) as client:
-            source = client.count(scope)
+        with source.provider_for(feed) as provider:
+            in_source = provider.count(EVERYTHING, statuses=ACTIVE_STATUSES)
         stored = measures.stored_active(database, feed.key, ACTIVE_STATUSES)
-        gap = abs(stored - source) / source if source else float(stored > 0)
-        counts[str(feed.key)] = {"stored": stored, "source": source, "gap": round(gap, 4)}
+        gap = abs(stored - in_source) / in_source if in_source else float(stored > 0)
+        counts[str(feed.key)] = {"stored": stored, "source": in_source, "gap": round(gap, 4)}
         worst = max(worst, gap)
     return dg.AssetCheckResult(
         passed=worst <= COUNT_TOLERANCE, severity=dg.AssetCheckSeverity.WARN,

@@ -1,25 +1,26 @@
-"""Deletion sweep: listings that vanished from the source are removed, carefully.
+"""Deleted listings: removed from every swept collection, one way for every source.
 
 Spark's replication feed does not announce deletions, so a periodic sweep pulls every
-ListingKey in the feed's scope (`_select=ListingKey`) and removes stored listings that are
-no longer there from every collection the catalogue marks as swept. It acts only after a
-complete sweep (a paging failure raises before anything is touched) and never when the
-sweep returned fewer keys than a fraction of what is stored (a truncated or mis-filtered
-answer must not empty a feed). Each removal is a `Deleted` status-history event, and the
-CRM properties linked to a removed listing are marked broken.
+ListingKey in the feed's scope (`provider.keys()`) and removes stored listings that are no
+longer there. It acts only after a complete sweep (a paging failure raises before anything
+is touched) and never when the sweep returned fewer keys than a fraction of what is stored
+(a truncated or mis-filtered answer must not empty a feed). A RESO source announces its
+deletions (`MlgCanView: false`); the pull hands them to `remove_announced`, which removes a
+listing only if what is stored is not newer than the deletion. Either way `remove_listings`
+does the removal: a `Deleted` status-history event per listing, the CRM properties linked
+to it marked broken, and the listing gone from every collection the catalogue marks swept.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo.database import Database
 
 from mls_assets.lib import crm
 from mls_assets.lib.catalogue import FEED_COLLECTIONS, HISTORY, RAW, STATUS_COLLECTIONS
-from mls_assets.lib.replication.window import PullWindow, listings_filter
-from mls_assets.lib.spark.client import SparkClient
+from mls_assets.lib.providers.base import ListingsProvider
 from mls_assets.lib.store.changes import FeedSequence, WriteMarks
 from mls_assets.lib.store.writes import LOOKUP_CHUNK, CollectionWriter, batched
 from mls_assets.lib.tenants import FeedConfig
@@ -51,12 +52,11 @@ class SourceKeys:
     unkeyed: int = 0
 
 
-def source_keys(client: SparkClient, feed: FeedConfig) -> SourceKeys:
+def source_keys(provider: ListingsProvider) -> SourceKeys:
     """Every ListingKey in the feed's scope, read by the same key function as the pull (a
     record without ListingKey counts under its Id); raises if paging does not complete."""
-    everything = PullWindow(None, None, incremental=False)
     found = SourceKeys()
-    for record in client.listings(listings_filter(feed, everything), limit=1000, select=["ListingKey"]):
+    for record in provider.keys():
         key = key_or_none(record)
         if key is None:
             found.unkeyed += 1
@@ -81,16 +81,52 @@ def sweep(database: Database, feed: FeedConfig, keys_in_source: set[str], now: d
             f"listings (< {min_fraction:.0%}): refusing to delete anything"
         )
     gone = sorted(stored - keys_in_source)
-    events = [{"listingKey": key, "from": status_of[key], "to": "Deleted", "at": now, "runId": run_id}
-              for key in gone if key in status_of]  # fmt: skip
+    events, broken, removed = remove_listings(database, feed, {key: now for key in gone}, now, run_id, status_of)
+    return SweepResult(len(keys_in_source), len(stored), events, broken, removed)
+
+
+def remove_listings(database: Database, feed: FeedConfig, gone: dict[str, datetime], now: datetime, run_id: str,
+                    status_of: dict[str, str] | None = None) -> tuple[int, int, dict[str, int]]:  # fmt: skip
+    """Remove the listings `gone` (key -> when it was deleted) from every swept collection:
+    one `Deleted` history event each (for a listing that had a status), CRM links broken.
+    Returns (history events, CRM links broken, removed per collection)."""
+    keys = sorted(gone)
+    if status_of is None:
+        status_of = {}
+        for spec in STATUS_COLLECTIONS.values():
+            for chunk in batched(keys, LOOKUP_CHUNK):
+                for doc in database[spec.collection_name(feed.key)].find(
+                        {"listingKey": {"$in": chunk}}, {"_id": 0, "listingKey": 1, "standardStatus": 1}):  # fmt: skip
+                    status_of[doc["listingKey"]] = doc.get("standardStatus")
+    events = [{"listingKey": key, "from": status_of[key], "to": "Deleted", "at": gone[key], "runId": run_id}
+              for key in keys if key in status_of]  # fmt: skip
     history = CollectionWriter(database[HISTORY.collection_name(feed.key)], HISTORY,
                                sequence=FeedSequence(database, feed.key), run_id=run_id)  # fmt: skip
     history.write(events)
-    broken = crm.break_links(database, feed.key, gone, now)  # linked CRM properties keep no dangling reference
+    broken = crm.break_links(database, feed.key, keys, now)  # linked CRM properties keep no dangling reference
     removed: dict[str, int] = {}
     for spec in (s for s in FEED_COLLECTIONS if s.swept):
         collection = database[spec.collection_name(feed.key)]
         removed[spec.name] = sum(collection.delete_many({"listingKey": {"$in": chunk}}).deleted_count
-                                 for chunk in batched(gone, LOOKUP_CHUNK))  # fmt: skip
+                                 for chunk in batched(keys, LOOKUP_CHUNK))  # fmt: skip
         WriteMarks(database).adjust_count(collection, -removed[spec.name])
-    return SweepResult(len(keys_in_source), len(stored), len(events), broken, removed)
+    return len(events), broken, removed
+
+
+def remove_announced(database: Database, feed: FeedConfig, deletions: dict[str, datetime], now: datetime,
+                     run_id: str) -> tuple[int, int, dict[str, int]]:  # fmt: skip
+    """Remove the listings a source said were deleted (key -> the deletion's
+    ModificationTimestamp), except those stored in a newer version (relisted since)."""
+    raw = database[RAW.collection_name(feed.key)]
+    newer = set()
+    for chunk in batched(sorted(deletions), LOOKUP_CHUNK):
+        for doc in raw.find({"listingKey": {"$in": chunk}}, {"_id": 0, "listingKey": 1, "modificationTimestamp": 1}):
+            stored = doc.get("modificationTimestamp")
+            if isinstance(stored, datetime) and _utc(stored) > deletions[doc["listingKey"]]:
+                newer.add(doc["listingKey"])
+    gone = {key: at for key, at in deletions.items() if key not in newer}
+    return remove_listings(database, feed, gone, now, run_id) if gone else (0, 0, {})
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

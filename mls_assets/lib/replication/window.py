@@ -1,4 +1,4 @@
-"""What a run's days of one feed pull from Spark: past days whole, today from the feed cursor
+"""What a run's days of one feed pull from its source: past days whole, today from the feed cursor
 (minus an overlap), or exactly some listings.
 
 Contiguous days of one feed are one pull (a range run over a month is one query, not
@@ -11,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-
-from mls_assets.lib.spark import sparkql
-from mls_assets.lib.tenants import FeedConfig
 
 
 @dataclass(frozen=True)
@@ -74,17 +71,6 @@ def contiguous(days: Sequence[date]) -> list[list[date]]:
     return runs
 
 
-def listings_filter(feed: FeedConfig, window: PullWindow) -> sparkql.Filter:
-    """`MlsId Eq '...' And (PropertyType Eq 'A' Or ...) And ModificationTimestamp ...`."""
-    parts: list[sparkql.Filter | None] = [
-        sparkql.eq("MlsId", feed.mls_id),
-        sparkql.one_of("PropertyType", feed.property_types) if feed.property_types else None,
-    ]
-    if window.only_keys:
-        parts.append(sparkql.one_of("ListingKey", window.only_keys))
-    if window.start is not None:
-        op = sparkql.gt if window.after_cursor else sparkql.ge
-        parts.append(op("ModificationTimestamp", window.start))
-    if window.end is not None:
-        parts.append(sparkql.lt("ModificationTimestamp", window.end))
-    return sparkql.all_of(*parts)
+
+# Every record in the feed's scope, whatever its date (the sweep's keys, the source's count).
+EVERYTHING = PullWindow(None, None, incremental=False)

@@ -1,10 +1,21 @@
-"""What can go wrong talking to Spark, sorted by what the caller should do about it.
+"""What can go wrong talking to Spark: Spark's answers mapped onto the providers' error
+classes (`lib/providers/errors.py`), which decide what the caller does about them.
 
 Messages name the cause (HTTP status, Spark code and message, the filter) and never the
 access token.
 """
 
 from __future__ import annotations
+
+from mls_assets.lib.providers.errors import (
+    SourceConfigurationError,
+    SourceError,
+    SourcePagingError,
+    SourceProtocolError,
+    SourceRetryable,
+    SourceTokenExpired,
+    SourceUnavailable,
+)
 
 RETRYABLE_CODES = frozenset({1024, 1510, 1515, 1516, 1550})
 RATE_LIMIT_CODE = 1550
@@ -13,50 +24,35 @@ WRONG_HOST_CODE = 1021
 FILTER_CODES = frozenset({1040, 1050, 1053})
 
 
-class SparkApiError(Exception):
+class SparkApiError(SourceError):
     """An error answer from the API (or no usable answer at all)."""
 
-    retryable = False
 
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
-                 retry_after: float | None = None) -> None:  # fmt: skip
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.retry_after = retry_after
-
-
-class SparkRetryableError(SparkApiError):
+class SparkRetryableError(SparkApiError, SourceRetryable):
     """Transient: rate limits, 5xx, timeouts, resets, truncated bodies, codes 1024/151x/1550."""
 
-    retryable = True
 
-
-class SparkTokenExpired(SparkApiError):
+class SparkTokenExpired(SparkApiError, SourceTokenExpired):
     """Code 1020: the session/access token expired."""
 
 
-class SparkConfigurationError(SparkApiError):
+class SparkConfigurationError(SparkApiError, SourceConfigurationError):
     """The request can never succeed as configured: wrong host (1021), bad filter (1040,
     2000-2999), bad parameters (1050, 1053), invalid key."""
 
 
-class SparkPagingError(SparkApiError):
+class SparkPagingError(SparkApiError, SourcePagingError):
     """The skiptoken stopped advancing while full pages kept coming."""
 
 
-class SparkProtocolError(SparkApiError):
+class SparkProtocolError(SparkApiError, SourceProtocolError):
     """An answer that is not the replication API's shape (e.g. `D.Results` not a list): a
     defect of the server, not a bad record; it names the page and is not retried."""
 
 
-class SparkUnavailable(SparkApiError):
+class SparkUnavailable(SparkApiError, SourceUnavailable):
     """The local simulator stopped answering (connection refused on a loopback address):
     nothing listens there, so waiting would not help."""
-
-
-# Errors a retry cannot fix: the run fails at once, naming the feed and the cause.
-FATAL_ERRORS = (SparkConfigurationError, SparkTokenExpired, SparkProtocolError, SparkUnavailable)
 
 
 def classify(status: int, code: int | None, message: str, retry_after: float | None) -> SparkApiError:

@@ -5,11 +5,13 @@
 
 Values: quoted strings, numbers, booleans, dates `YYYY-MM-DD`, datetimes
 `YYYY-MM-DDTHH:MM:SSZ`. Operators: Eq Ne Gt Ge Lt Le Bt, And Or Not, parentheses.
-The parser (used by the simulator) turns a filter back into a tree.
+The parser (used by the simulator) turns a filter back into a tree. The tree is also what
+OData filters are built from (`lib/reso/odata.py` renders and parses it in that dialect).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +23,23 @@ COMPARISONS = ("Eq", "Ne", "Gt", "Ge", "Lt", "Le", "Bt")
 
 class SparkQLSyntaxError(ValueError):
     """A filter that does not parse."""
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a filter language spells the tree: its keywords, operators and quoted strings."""
+
+    and_: str = "And"
+    or_: str = "Or"
+    not_: str = "Not"
+    operators: tuple[tuple[str, str], ...] = tuple((op, op) for op in COMPARISONS)  # (spelled, tree op)
+    null: str = "NULL"
+    string: str = r"'(?:[^'\\]|\\.)*'"  # SparkQL escapes with a backslash: 'O\'Neil'
+    quote_escape: str = r"\\(.)"
+
+    @functools.cached_property
+    def token(self) -> re.Pattern[str]:
+        return re.compile(_TOKEN.pattern.replace("STRING", self.string), re.VERBOSE)
 
 
 # -- the tree --------------------------------------------------------------------------
@@ -168,7 +187,7 @@ def format_value(value: Any) -> str:
 _TOKEN = re.compile(
     r"""\s*(?:
       (?P<lparen>\()|(?P<rparen>\))|(?P<comma>,)
-    | (?P<string>'(?:[^'\\]|\\.)*')
+    | (?P<string>STRING)
     | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?)
     | (?P<date>\d{4}-\d{2}-\d{2})
     | (?P<number>-?\d+(?:\.\d+)?)
@@ -178,17 +197,20 @@ _TOKEN = re.compile(
 )
 
 
-def _tokens(text: str) -> list[tuple[str, Any]]:
+SPARKQL = Dialect()
+
+
+def _tokens(text: str, dialect: Dialect) -> list[tuple[str, Any]]:
     position, tokens = 0, []
     text = text.rstrip()
     while position < len(text):
-        match = _TOKEN.match(text, position)
+        match = dialect.token.match(text, position)
         if not match or match.end() == position:
             raise SparkQLSyntaxError(f"unexpected input at character {position}: {text[position:position + 20]!r}")
         kind = match.lastgroup
         raw = match.group(kind)
         if kind == "string":
-            value: Any = re.sub(r"\\(.)", r"\1", raw[1:-1])
+            value: Any = re.sub(dialect.quote_escape, r"\1", raw[1:-1])
         elif kind == "datetime":
             try:
                 value = datetime.fromisoformat(raw)
@@ -209,9 +231,11 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
     return tokens
 
 
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.tokens = _tokens(text)
+class Parser:
+    def __init__(self, text: str, dialect: Dialect = SPARKQL) -> None:
+        self.dialect = dialect
+        self.operators = dict(dialect.operators)
+        self.tokens = _tokens(text, dialect)
         self.index = 0
 
     def peek(self) -> tuple[str, Any] | None:
@@ -239,18 +263,18 @@ class _Parser:
 
     def disjunction(self) -> Filter:
         parts = [self.conjunction()]
-        while self.keyword("Or"):
+        while self.keyword(self.dialect.or_):
             parts.append(self.conjunction())
         return parts[0] if len(parts) == 1 else Or(tuple(parts))
 
     def conjunction(self) -> Filter:
         parts = [self.unary()]
-        while self.keyword("And"):
+        while self.keyword(self.dialect.and_):
             parts.append(self.unary())
         return parts[0] if len(parts) == 1 else And(tuple(parts))
 
     def unary(self) -> Filter:
-        if self.keyword("Not"):
+        if self.keyword(self.dialect.not_):
             return Not(self.unary())
         token = self.peek()
         if token and token[0] == "lparen":
@@ -263,11 +287,12 @@ class _Parser:
 
     def comparison(self) -> Filter:
         kind, field = self.take()
-        if kind != "word" or field in ("And", "Or", "Not"):
+        if kind != "word" or field in (self.dialect.and_, self.dialect.or_, self.dialect.not_):
             raise SparkQLSyntaxError(f"expected a field name, got {field!r}")
-        kind, op = self.take()
-        if kind != "word" or op not in COMPARISONS:
-            raise SparkQLSyntaxError(f"expected one of {', '.join(COMPARISONS)} after {field}, got {op!r}")
+        kind, spelled = self.take()
+        op = self.operators.get(spelled) if kind == "word" else None
+        if op is None:
+            raise SparkQLSyntaxError(f"expected one of {', '.join(self.operators)} after {field}, got {spelled!r}")
         low = self.value()
         if op == "Bt":
             if self.take()[0] != "comma":
@@ -281,7 +306,7 @@ class _Parser:
             return value
         if kind == "word" and value in ("true", "false"):
             return value == "true"
-        if kind == "word" and value == "NULL":
+        if kind == "word" and value == self.dialect.null:
             return None
         raise SparkQLSyntaxError(f"expected a value, got {value!r}")
 
@@ -290,4 +315,4 @@ def parse(text: str) -> Filter:
     """Parse a SparkQL filter; raises SparkQLSyntaxError with the reason."""
     if not text or not text.strip():
         raise SparkQLSyntaxError("empty filter")
-    return _Parser(text).parse()
+    return Parser(text).parse()

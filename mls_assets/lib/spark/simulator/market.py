@@ -21,6 +21,9 @@ from typing import Any
 
 GPS_MLS_ID = "20190211172710340762000000"
 CRMLS_MLS_ID = "20200218121507636729000000"
+# The same MLSs as a RESO Web API names them (`OriginatingSystemName`), and its property types.
+RESO_SYSTEM_NAMES = {GPS_MLS_ID: "gpsmls", CRMLS_MLS_ID: "crmls"}
+RESO_PROPERTY_TYPES = {"A": "Residential", "B": "Residential Lease", "C": "Residential Income"}
 
 # (city, postal codes, latitude, longitude, median price)
 _CITIES = {
@@ -136,6 +139,7 @@ class ListingState:
     close_price: int | None
     closed_at: int | None
     index_row: dict[str, Any]
+    deleted: bool = False  # only a RESO source shows a deleted listing (MlgCanView false)
 
 
 def _ts(epoch_seconds: int) -> datetime:
@@ -211,15 +215,15 @@ class Market:
             self._fixed += int(delta.total_seconds())
         return self.now
 
-    def change(self, key: str, status: str | None = None, price: int | None = None) -> datetime:
-        """A listing changes now (its status, its price or both), as an agent's edit in the
-        MLS would: the change is visible from now on with ModificationTimestamp = now. Used
-        to measure freshness against a live market."""
+    def change(self, key: str, status: str | None = None, price: int | None = None, delete: bool = False) -> datetime:
+        """A listing changes now (its status, its price or both), or is deleted, as an
+        agent's edit in the MLS would: the change is visible from now on with
+        ModificationTimestamp = now. Used to measure freshness against a live market."""
         timeline = next((t for t in self.timelines if t.key == key), None)
         if timeline is None:
             raise KeyError(f"no listing {key!r}")
         at = self._clock
-        for kind, value in (("status", status), ("price", price)):
+        for kind, value in (("status", status), ("price", price), ("delete", True if delete else None)):
             if value is not None:
                 position = bisect_right(timeline.times, at)
                 timeline.times.insert(position, at)
@@ -324,18 +328,28 @@ class Market:
         self._state_cache = (self._clock, visible)
         return visible
 
+    def states_with_deleted(self) -> list[ListingState]:
+        """What a RESO source shows: the visible listings and, with `deleted`, those removed
+        by now (stamped with the deletion's time), in ListingKey order."""
+        visible = self.states()
+        known = {s.timeline.key for s in visible}
+        gone = [s for t in self.timelines if t.key not in known and any(kind == "delete" for kind, _ in t.events)
+                and (s := self._state(t, self._clock, keep_deleted=True)) is not None]  # fmt: skip
+        return sorted([*visible, *gone], key=lambda s: s.timeline.key)
+
     def keys(self) -> list[str]:
         return [s.timeline.key for s in self.states()]
 
-    def _state(self, timeline: Timeline, clock: int) -> ListingState | None:
+    def _state(self, timeline: Timeline, clock: int, keep_deleted: bool = False) -> ListingState | None:
         upto = bisect_right(timeline.times, clock)
         if upto == 0:
             return None
+        deleted = False
         status = price = None
         listed = changed = photos_at = timeline.times[0]
         photo_version = 0
         close_price = closed_at = None
-        for at, (kind, value) in zip(timeline.times[:upto], timeline.events[:upto], strict=True):
+        for n, (at, (kind, value)) in enumerate(zip(timeline.times[:upto], timeline.events[:upto], strict=True)):
             if kind == "list":
                 status, price = value
             elif kind == "status":
@@ -350,7 +364,10 @@ class Market:
                 status, changed, price, listed = "Active", at, value, at
                 photo_version, photos_at = photo_version + 1, at
             elif kind == "delete":
-                return None
+                if not keep_deleted:
+                    return None
+                deleted, upto = True, n + 1  # what follows a deletion is never seen
+                break
         static = self._static[self._position(timeline)]
         row = {
             "ListingKey": timeline.key,
@@ -372,7 +389,7 @@ class Market:
             "CloseDate": _ts(closed_at).date() if closed_at else None,
         }
         return ListingState(timeline, status, price, listed, timeline.times[upto - 1], changed,
-                            photos_at, photo_version, close_price, closed_at, row)  # fmt: skip
+                            photos_at, photo_version, close_price, closed_at, row, deleted)  # fmt: skip
 
     def _position(self, timeline: Timeline) -> int:
         return self.mls_ids.index(timeline.mls_id) * (len(self.timelines) // len(self.mls_ids)) + timeline.index
@@ -449,6 +466,34 @@ class Market:
         if expand_photos:
             fields["Photos"] = self.photos(state)
         return {"ResourceUri": f"/v1/listings/{timeline.key}", "Id": timeline.key, "StandardFields": fields}
+
+    def reso_record(self, state: ListingState, expand_media: bool) -> Any:
+        """The listing as a RESO Web API (MLS Grid) `Property` record: Data Dictionary names,
+        `OriginatingSystemName`, lookups as strings and multi-value lookups as arrays, `Media`,
+        `MlgCanView`. A deleted listing is its key, its time of deletion and `MlgCanView: false`.
+        Hostile listings are as hostile here as in the Spark dialect."""
+        system = RESO_SYSTEM_NAMES[state.timeline.mls_id]
+        if state.deleted:
+            return {"ListingKey": state.timeline.key, "OriginatingSystemName": system,
+                    "ModificationTimestamp": _iso(state.modified_at), "MlgCanView": False}  # fmt: skip
+        record = self.make_hostile(state, self.record(state, expand_photos=expand_media))
+        if not isinstance(record, dict):
+            return record
+        fields = {"BedroomsTotal" if name == "BedsTotal" else name: value
+                  for name, value in record["StandardFields"].items() if name not in ("MlsId", "Photos")}  # fmt: skip
+        for name, value in fields.items():
+            if isinstance(value, dict) and value and all(isinstance(v, bool) for v in value.values()):
+                fields[name] = [option for option, chosen in value.items() if chosen]
+        if fields.get("PropertyType") in RESO_PROPERTY_TYPES:
+            fields["PropertyType"] = RESO_PROPERTY_TYPES[fields["PropertyType"]]
+        fields.update(OriginatingSystemName=system, MlgCanView=True)
+        if expand_media:
+            fields["Media"] = [
+                {"MediaKey": photo["Id"], "MediaURL": photo["UriLarge"], "Order": n, "MediaCategory": "Photo",
+                 "ShortDescription": photo["Caption"], "MediaModificationTimestamp": _iso(state.photos_changed_at)}
+                for n, photo in enumerate(record["StandardFields"].get("Photos", []))
+            ]  # fmt: skip
+        return fields
 
     def hostile_kind(self, state: ListingState) -> str | None:
         """The hostile kind of a listing (one in every 1/hostile_rate listings), or None."""

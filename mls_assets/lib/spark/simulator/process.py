@@ -39,6 +39,11 @@ def ensure_running() -> ServiceInfo:
     return service().ensure_running()
 
 
+def root_url(base_url: str) -> str:
+    """`http://host:port` for a simulator base URL `http://host:port/v1`."""
+    return base_url.rsplit("/v1", 1)[0]
+
+
 def admin_url(base_url: str) -> str:
     """`http://host:port/_admin` for a simulator base URL `http://host:port/v1`."""
-    return base_url.rsplit("/v1", 1)[0] + "/_admin"
+    return root_url(base_url) + "/_admin"

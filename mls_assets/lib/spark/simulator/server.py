@@ -1,34 +1,52 @@
-"""The simulator's HTTP server: Spark's `GET /v1/listings` replication endpoint.
+"""The simulator's HTTP server: Spark's `GET /v1/listings` replication endpoint, and the
+same market as a RESO Web API in MLS Grid's dialect at `GET /reso/odata/Property`.
 
-Implements bearer auth (401 + code 1020), `_limit` (max 1000), `_skiptoken` paging over
+Spark: bearer auth (401 + code 1020), `_limit` (max 1000), `_skiptoken` paging over
 ListingKey order, `_filter` (the SparkQL subset; bad syntax or unknown fields -> 1040),
-`_select`, `_expand=Photos`, `_pagination=count`, and the `D` envelope. Admin endpoints
-under `/_admin/` move the clock, change listings now, inject faults and manage tokens; the same controls are
-methods when the server runs in-process (tests).
+`_select`, `_expand=Photos`, `_pagination=count`, and the `D` envelope.
+RESO: bearer auth (401), `$filter` (the OData subset; bad -> 400), `$top` (max 5000, 1000
+with `$expand=Media`), `$select`, `$count=true`, `@odata.nextLink` paging over ListingKey
+order, deleted listings as `MlgCanView: false`, gzip when asked, OData error bodies.
+Both share the clock, the tokens and the faults. Admin endpoints under `/_admin/` move the
+clock, change listings now, inject faults and manage tokens; the same controls are methods
+when the server runs in-process (tests).
 """
 
 from __future__ import annotations
 
+import gzip
 import threading
 from bisect import bisect_right
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
+from mls_assets.lib.reso import odata
 from mls_assets.lib.spark import sparkql
 from mls_assets.lib.spark.simulator.faults import FaultPlan
-from mls_assets.lib.spark.simulator.market import FILTER_FIELDS, ListingState, Market, render_hostile_values
+from mls_assets.lib.spark.simulator.market import (
+    FILTER_FIELDS,
+    RESO_PROPERTY_TYPES,
+    RESO_SYSTEM_NAMES,
+    ListingState,
+    Market,
+    render_hostile_values,
+)
 
 DEMO_TOKEN = "sim-demo-token"
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 10
 _DATETIME_FIELDS = {"ModificationTimestamp", "StatusChangeTimestamp", "PhotosChangeTimestamp"}
 _DATE_FIELDS = {"ListDate", "OnMarketDate", "CloseDate"}
-_NUMBER_FIELDS = {"ListPrice", "BedsTotal"}
+_NUMBER_FIELDS = {"ListPrice", "BedsTotal", "BedroomsTotal"}
+_BOOLEAN_FIELDS = {"MlgCanView"}
+RESO_PREFIX = "/reso/odata"
+RESO_FILTER_FIELDS = (*FILTER_FIELDS, "OriginatingSystemName", "MlgCanView", "BedroomsTotal")
+RESO_MAX_TOP, RESO_MAX_TOP_EXPANDED, RESO_DEFAULT_TOP = 5000, 1000, 100
 
 
 class SparkError(Exception):
@@ -37,16 +55,26 @@ class SparkError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def compile_filter(text: str) -> Callable[[dict[str, Any]], bool]:
-    """A predicate over a listing's index row; SparkError 1040 for what Spark would refuse."""
+def compile_filter(text: str, dialect: str = "spark") -> Callable[[dict[str, Any]], bool]:
+    """A predicate over a listing's index row; SparkError 1040 (RESO: 400) for what the
+    source would refuse."""
+    parse, known = (odata.parse, RESO_FILTER_FIELDS) if dialect == "reso" else (sparkql.parse, FILTER_FIELDS)
     try:
-        tree = sparkql.parse(text)
+        tree = parse(text)
     except sparkql.SparkQLSyntaxError as error:
         raise SparkError(400, 1040, f"Invalid filter: {error}") from None
-    unknown = tree.fields() - set(FILTER_FIELDS)
+    unknown = tree.fields() - set(known)
     if unknown:
         raise SparkError(400, 1040, f"Invalid filter field(s): {', '.join(sorted(unknown))}")
     return _compile(tree)
+
+
+def reso_row(state: ListingState) -> dict[str, Any]:
+    """The index row as the RESO dialect names and spells it."""
+    row = state.index_row
+    return {**row, "PropertyType": RESO_PROPERTY_TYPES.get(row["PropertyType"], row["PropertyType"]),
+            "OriginatingSystemName": RESO_SYSTEM_NAMES[row["MlsId"]], "MlgCanView": not state.deleted,
+            "BedroomsTotal": row["BedsTotal"]}  # fmt: skip
 
 
 def _coerce(field: str, value: Any) -> Any:
@@ -64,6 +92,9 @@ def _coerce(field: str, value: Any) -> Any:
             return value
     elif field in _NUMBER_FIELDS:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+    elif field in _BOOLEAN_FIELDS:
+        if isinstance(value, bool):
             return value
     elif isinstance(value, str):
         return value
@@ -113,6 +144,7 @@ class SimulatorServer:
         self.tokens = set(tokens)
         self.expired_tokens: set[str] = set()
         self.requests = 0
+        self.gzipped = 0  # answers sent gzip-compressed (RESO)
         self._lock = threading.RLock()
         self._query_cache: dict[tuple[str, int], list[ListingState]] = {}
         self._stopping = threading.Event()
@@ -124,6 +156,12 @@ class SimulatorServer:
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/v1"
+
+    @property
+    def reso_url(self) -> str:
+        """The RESO Web API root (`{reso_url}/Property`)."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}{RESO_PREFIX}"
 
     def start(self) -> SimulatorServer:
         self._thread = threading.Thread(
@@ -156,9 +194,9 @@ class SimulatorServer:
         with self._lock:
             return self.market.advance(delta)
 
-    def change(self, key: str, status: str | None = None, price: int | None = None) -> datetime:
+    def change(self, key: str, status: str | None = None, price: int | None = None, delete: bool = False) -> datetime:
         with self._lock:
-            return self.market.change(key, status=status, price=price)
+            return self.market.change(key, status=status, price=price, delete=delete)
 
     def inject(self, *kinds: str) -> None:
         """The next requests get these faults, in order."""
@@ -194,6 +232,58 @@ class SimulatorServer:
                     found = states
                 self._query_cache[cache_key] = found
             return found
+
+    def matching_reso(self, filter_text: str) -> list[ListingState]:
+        with self._lock:
+            states = self.market.states_with_deleted()
+            cache_key = ("reso", filter_text, self.market._clock)
+            found = self._query_cache.get(cache_key)
+            if found is None:
+                if len(self._query_cache) > 64:
+                    self._query_cache.clear()
+                predicate = compile_filter(filter_text, "reso") if filter_text else None
+                found = [s for s in states if predicate is None or predicate(reso_row(s))]
+                self._query_cache[cache_key] = found
+            return found
+
+    def reso_property(self, params: dict[str, str], fault: str | None) -> dict[str, Any]:
+        """One answer of `GET /reso/odata/Property` (MLS Grid's replication dialect)."""
+        expand = [e for e in params.get("$expand", "").split(",") if e]
+        if set(expand) - {"Media"}:
+            raise SparkError(400, 400, f"$expand supports Media only, not {','.join(expand)}")
+        most = RESO_MAX_TOP_EXPANDED if expand else RESO_MAX_TOP
+        top_text = params.get("$top", str(RESO_DEFAULT_TOP))
+        try:
+            top = int(top_text)
+        except ValueError:
+            raise SparkError(400, 400, f"$top must be a number, got {top_text!r}") from None
+        if not 1 <= top <= most:
+            raise SparkError(400, 400, f"$top must be between 1 and {most}{' with $expand' if expand else ''}")
+        found = self.matching_reso(params.get("$filter", ""))
+        token = params.get("$skiptoken", "")
+        keys = [s.timeline.key for s in found]
+        start = bisect_right(keys, token) if token else 0
+        page = found[start : start + top]
+        select = [f for f in params.get("$select", "").split(",") if f]
+        records = []
+        for state in page:
+            record = self.market.reso_record(state, expand_media=bool(expand))
+            if select and isinstance(record, dict):
+                record = {name: record[name] for name in (*select, *expand, "MlgCanView") if name in record}
+            records.append(record)
+        answer: dict[str, Any] = {"@odata.context": f"{self.reso_url}/$metadata#Property", "value": records}
+        if params.get("$count") == "true":
+            answer["@odata.count"] = len(found)
+        following = {k: v for k, v in params.items() if k not in ("$skiptoken", "$count")}
+        if fault == "repeat_token":
+            answer["@odata.nextLink"] = f"{self.reso_url}/Property?{urlencode(params)}"  # this very request
+        elif start + top < len(found) and fault != "empty_page":
+            answer["@odata.nextLink"] = f"{self.reso_url}/Property?{urlencode({**following, '$skiptoken': keys[start + top - 1]})}"
+        if fault == "results_object":
+            answer["value"] = {"0": records[:1]}
+        if fault == "empty_page":
+            answer["value"] = []
+        return answer
 
     def listings(self, params: dict[str, str], fault: str | None) -> dict[str, Any]:
         limit_text = params.get("_limit", str(DEFAULT_LIMIT))
@@ -253,7 +343,10 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _error(self, status: int, code: int, message: str, headers: dict[str, str] | None = None) -> None:
-            body = orjson.dumps({"D": {"Success": False, "Code": code, "Message": message}})
+            if self.path.startswith(RESO_PREFIX):  # OData's error body
+                body = orjson.dumps({"error": {"code": str(status), "message": message}})  # no Spark codes here
+            else:
+                body = orjson.dumps({"D": {"Success": False, "Code": code, "Message": message}})
             self._send(status, body, headers)
 
         def do_GET(self) -> None:
@@ -261,7 +354,8 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             params = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
             if parts.path.startswith("/_admin/"):
                 return self._admin("GET", parts.path, {})
-            if parts.path.rstrip("/") != "/v1/listings":
+            reso = parts.path.startswith(RESO_PREFIX + "/")
+            if parts.path.rstrip("/") not in ("/v1/listings", f"{RESO_PREFIX}/Property"):
                 return self._error(404, 404, f"No such resource: {parts.path}")
             with server._lock:
                 server.requests += 1
@@ -277,6 +371,8 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             if fault == "500":
                 return self._send(500, b"<html><body>Internal Server Error</body></html>", content_type="text/html")
             if fault == "wrong_host":
+                if reso:
+                    return self._error(403, 403, "This token is not licensed for this resource")
                 return self._error(400, 1021, "Wrong host for this API key: use the replication endpoint")
             token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
             if fault == "expire_token" and token:
@@ -284,15 +380,22 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             if not token or token not in server.tokens or token in server.expired_tokens:
                 return self._error(401, 1020, "Session token has expired" if token else "Access token required")
             if fault == "success_false":
+                if reso:  # OData has no Success flag: a transient server error
+                    return self._error(503, 503, "Temporary failure, try again")
                 return self._error(200, 1024, "Temporary failure, try again")
             try:
-                payload = server.listings(params, fault)
+                payload = server.reso_property(params, fault) if reso else {"D": server.listings(params, fault)}
             except SparkError as error:
                 return self._error(error.status, error.code, error.message)
-            body = render_hostile_values(orjson.dumps({"D": payload}))
+            body = render_hostile_values(orjson.dumps(payload))
+            headers = {}
+            if reso and "gzip" in self.headers.get("Accept-Encoding", "") and fault != "truncated":
+                body, headers = gzip.compress(body, compresslevel=1), {"Content-Encoding": "gzip"}
+                with server._lock:
+                    server.gzipped += 1
             if fault == "truncated":
                 body = body[: max(1, len(body) // 2)]
-            self._send(200, body)
+            self._send(200, body, headers)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -313,7 +416,8 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             if path == "/_admin/changes" and method == "POST":
                 try:
                     at = server.change(str(payload["listingKey"]), status=payload.get("status"),
-                                       price=int(payload["price"]) if payload.get("price") is not None else None)  # fmt: skip
+                                       price=int(payload["price"]) if payload.get("price") is not None else None,
+                                       delete=payload.get("delete") is True)  # fmt: skip
                 except (KeyError, ValueError) as error:
                     return self._error(400, 400, f"bad change: {error}")
                 return self._send(200, orjson.dumps({"modificationTimestamp": at.isoformat()}))
@@ -338,7 +442,7 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                     server.expire_token(token)
                 return self._send(200, orjson.dumps({"ok": True}))
             if path == "/_admin/stats":
-                stats = {"requests": server.requests, "faults": server.faults.injected,
+                stats = {"requests": server.requests, "gzipped": server.gzipped, "faults": server.faults.injected,
                          "now": server.market.now.isoformat(), "listings": len(server.market.states())}  # fmt: skip
                 return self._send(200, orjson.dumps(stats))
             self._error(404, 404, f"No such admin resource: {path}")

@@ -1,0 +1,64 @@
+"""A RESO Web API (MLS Grid v2 dialect) as a provider: OData filters on
+`OriginatingSystemName`, `@odata.nextLink` paging, `Media` expanded, `MlgCanView: false`
+records as deletions. Records are mapped onto the raw shape by `lib/reso/records.py`.
+
+The first import of a feed (a window with no start) asks only for `MlgCanView eq true`:
+there is nothing stored to delete yet. Every later window takes both, so a listing the MLS
+removed comes back as a deletion and is removed here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from mls_assets.lib.providers.base import ListingsProvider, SourcePage
+from mls_assets.lib.replication.window import EVERYTHING, PullWindow
+from mls_assets.lib.reso import odata
+from mls_assets.lib.reso.client import MAX_TOP, ResoClient
+from mls_assets.lib.reso.records import is_deletion, to_raw
+from mls_assets.lib.tenants import FeedConfig
+
+RESOURCE = "Property"
+def listings_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str] = ()) -> odata.Filter:
+    """`OriginatingSystemName eq '...' and (PropertyType eq ... or ...) and ModificationTimestamp ...`,
+    plus `MlgCanView eq true` for a whole-history window."""
+    parts: list[odata.Filter | None] = [
+        odata.eq("OriginatingSystemName", feed.mls_id),
+        odata.one_of("PropertyType", feed.property_types) if feed.property_types else None,
+        odata.one_of("StandardStatus", statuses) if statuses else None,
+    ]
+    if window.only_keys:
+        parts.append(odata.one_of("ListingKey", window.only_keys))
+    elif window.start is None:
+        parts.append(odata.eq("MlgCanView", True))
+    if window.start is not None:
+        op = odata.gt if window.after_cursor else odata.ge
+        parts.append(op("ModificationTimestamp", window.start))
+    if window.end is not None:
+        parts.append(odata.lt("ModificationTimestamp", window.end))
+    return odata.all_of(*parts)
+
+
+class ResoProvider(ListingsProvider):
+    name = "reso"
+    client: ResoClient
+
+    def pages(self, window: PullWindow, page_size: int) -> Iterator[SourcePage]:
+        for page in self.client.pages(RESOURCE, listings_filter(self.feed, window), top=page_size, expand=["Media"]):
+            records, deletions = [], []
+            for record in page.results:
+                (deletions if is_deletion(record) else records).append(to_raw(record))
+            yield SourcePage(records, page.number, deletions)
+
+    def keys(self) -> Iterator[Any]:
+        for page in self.client.pages(RESOURCE, listings_filter(self.feed, EVERYTHING), top=MAX_TOP,
+                                      select=["ListingKey"]):  # fmt: skip
+            yield from (to_raw(record) for record in page.results)
+
+    def count(self, window: PullWindow, statuses: Sequence[str] = ()) -> int:
+        return self.client.count(RESOURCE, listings_filter(self.feed, window, statuses))
+
+
+def open_provider(feed: FeedConfig, base_url: str, token: str, **client_options: Any) -> ResoProvider:
+    return ResoProvider(feed, ResoClient(base_url, token, **client_options))
