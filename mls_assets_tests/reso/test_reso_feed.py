@@ -10,11 +10,12 @@ import yaml
 from mls_assets.defs.automation.probe import change_probe_sensor
 from mls_assets.defs.maintenance.assets import deleted_listings_sweep
 from mls_assets.lib.spark.simulator import GPS_MLS_ID, Market, SimulatorServer
-from mls_assets.lib.spark.simulator.faults import FaultPlan
+from mls_assets.lib.spark.simulator.faults import RETRYABLE_FAULTS, FaultPlan
 from mls_assets.lib.spark.simulator.market import RESO_PROPERTY_TYPES, RESO_SYSTEM_NAMES
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.tenants import load_feeds, sync_configs
 from mls_assets_tests.pipeline.conftest import ANCHOR, Pipeline
+from mls_assets_tests.pipeline.test_replication_chain import snapshot
 
 SPARK, RESO = "sparkagent.gps", "gridagent.gps"
 LISTING_COLLECTIONS = ("raw_listings", "flattened_listings", "listings", "closed_listings", "expired_listings",
@@ -173,3 +174,48 @@ def test_the_change_probe_asks_a_reso_source_once_and_sees_a_deletion_as_a_chang
     market.advance(timedelta(minutes=5))
     (request,) = probe().run_requests
     assert request.tags["mls/feed"] == RESO
+
+
+def test_every_transient_fault_kind_on_a_reso_feed_ends_as_a_clean_run(pipeline, market, simulator, mongo_uri):
+    start, later = market.now, market.now + timedelta(days=2)
+    clean = Pipeline(market, pipeline.database.client[pipeline.database.name + "_clean"], mongo_uri, pipeline.instance)
+    clean.load_configs(None)
+    for clock in (start, later):
+        market.set_clock(clock)
+        clean.sync(RESO)
+    expected = snapshot(clean, RESO, bookkeeping=True)
+
+    market.set_clock(start)
+    kinds = (*RETRYABLE_FAULTS, "repeat_token")
+    simulator.set_faults(FaultPlan(rate=0.2, kinds=kinds, delay_seconds=0.5, seed=5))
+    simulator.inject(*kinds)  # every kind at least once, then at random
+    pipeline.sync(RESO, page_size=15, timeout_s=0.2)
+    market.set_clock(later)
+    simulator.inject(*kinds)
+    pipeline.sync(RESO, page_size=15, timeout_s=0.2)
+    assert set(simulator.faults.injected) >= set(kinds)
+    assert snapshot(pipeline, RESO, bookkeeping=True) == expected
+
+
+def test_hostile_reso_records_cost_only_themselves(mongo_db, mongo_uri, tmp_path, monkeypatch):
+    market = Market(listings=120, seed=29, anchor=ANCHOR, mls_ids=(GPS_MLS_ID,), hostile_rate=0.1, bad_record_rate=0)
+    with SimulatorServer(market) as simulator:
+        document = {"tenants": [{"tenant_id": "gridagent", "feeds": [
+            {"mls": "gps", "provider": "reso", "mls_id": RESO_SYSTEM_NAMES[GPS_MLS_ID], "base_url": simulator.reso_url,
+             "token_env": "TOKEN_TEST_UNSET", "property_types": [], "rate_limit": {"requests": 1000}}]}]}  # fmt: skip
+        path = tmp_path / "tenants.yaml"
+        path.write_text(yaml.safe_dump(document))
+        monkeypatch.setenv("MLS_TENANTS_FILE", str(path))
+        sync_configs(mongo_db, load_feeds(path))
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("feeds", [RESO])
+            pipeline = Pipeline(market, mongo_db, mongo_uri, instance)
+            pipeline.sync(RESO, page_size=25)
+    states = market.states()
+    hostile = {s.timeline.key: market.hostile_kind(s) for s in states if market.hostile_kind(s)}
+    assert len(set(hostile.values())) >= 8, "the market serves most hostile kinds"
+    stored_keys = set(stored(pipeline, RESO, "flattened_listings"))
+    assert stored_keys == {s.timeline.key for s in states} - {k for k, kind in hostile.items() if kind != "unsafe_names"}
+    rejects = list(pipeline.collection(RESO, "rejects").find())
+    assert len(rejects) == len(hostile) - sum(kind == "unsafe_names" for kind in hostile.values())
+    assert all(r["reason"] and r["raw"] for r in rejects)
