@@ -16,7 +16,7 @@ from mls_assets.lib.reso.client import (
 from mls_assets.lib.spark.simulator import DEMO_TOKEN, GPS_MLS_ID
 from mls_assets.lib.spark.simulator.faults import FaultPlan
 from mls_assets.lib.spark.simulator.market import RESO_SYSTEM_NAMES
-from mls_assets_tests.reso.conftest import FAST_RETRY
+from mls_assets_tests.spark.conftest import FAST_RETRY
 
 GPS = odata.eq("OriginatingSystemName", RESO_SYSTEM_NAMES[GPS_MLS_ID])
 VIEWABLE = odata.all_of(GPS, odata.eq("MlgCanView", True))

@@ -19,7 +19,27 @@ from typing import Any
 
 from mls_assets.lib.providers.http import ApiClient, ClientStats
 from mls_assets.lib.replication.window import PullWindow
+from mls_assets.lib.spark import sparkql
 from mls_assets.lib.tenants import FeedConfig
+
+
+def scope_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str] = ()) -> list[sparkql.Filter | None]:
+    """The parts of a pull's filter every provider shares (the Data Dictionary names them
+    alike): the feed's property types, `statuses`, the window's keys or its
+    ModificationTimestamp bounds. A provider adds how it names the MLS, and renders the tree
+    in its own language (SparkQL, OData)."""
+    parts: list[sparkql.Filter | None] = [
+        sparkql.one_of("PropertyType", feed.property_types) if feed.property_types else None,
+        sparkql.one_of("StandardStatus", statuses) if statuses else None,
+    ]
+    if window.only_keys:
+        parts.append(sparkql.one_of("ListingKey", window.only_keys))
+    if window.start is not None:
+        op = sparkql.gt if window.after_cursor else sparkql.ge
+        parts.append(op("ModificationTimestamp", window.start))
+    if window.end is not None:
+        parts.append(sparkql.lt("ModificationTimestamp", window.end))
+    return parts
 
 
 @dataclass(frozen=True)

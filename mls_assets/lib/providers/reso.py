@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from mls_assets.lib.providers.base import ListingsProvider, SourcePage
+from mls_assets.lib.providers.base import ListingsProvider, SourcePage, scope_filter
 from mls_assets.lib.replication.window import EVERYTHING, PullWindow
 from mls_assets.lib.reso import odata
 from mls_assets.lib.reso.client import MAX_TOP, ResoClient
@@ -23,21 +23,9 @@ RESOURCE = "Property"
 def listings_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str] = ()) -> odata.Filter:
     """`OriginatingSystemName eq '...' and (PropertyType eq ... or ...) and ModificationTimestamp ...`,
     plus `MlgCanView eq true` for a whole-history window."""
-    parts: list[odata.Filter | None] = [
-        odata.eq("OriginatingSystemName", feed.mls_id),
-        odata.one_of("PropertyType", feed.property_types) if feed.property_types else None,
-        odata.one_of("StandardStatus", statuses) if statuses else None,
-    ]
-    if window.only_keys:
-        parts.append(odata.one_of("ListingKey", window.only_keys))
-    elif window.start is None:
-        parts.append(odata.eq("MlgCanView", True))
-    if window.start is not None:
-        op = odata.gt if window.after_cursor else odata.ge
-        parts.append(op("ModificationTimestamp", window.start))
-    if window.end is not None:
-        parts.append(odata.lt("ModificationTimestamp", window.end))
-    return odata.all_of(*parts)
+    viewable_only = window.start is None and not window.only_keys
+    return odata.all_of(odata.eq("OriginatingSystemName", feed.mls_id), *scope_filter(feed, window, statuses),
+                        odata.eq("MlgCanView", True) if viewable_only else None)  # fmt: skip
 
 
 class ResoProvider(ListingsProvider):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from mls_assets.lib.providers.base import ListingsProvider, SourcePage
+from mls_assets.lib.providers.base import ListingsProvider, SourcePage, scope_filter
 from mls_assets.lib.replication.window import EVERYTHING, PullWindow
 from mls_assets.lib.spark import sparkql
 from mls_assets.lib.spark.client import SparkClient
@@ -16,19 +16,7 @@ from mls_assets.lib.tenants import FeedConfig
 
 def listings_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str] = ()) -> sparkql.Filter:
     """`MlsId Eq '...' And (PropertyType Eq 'A' Or ...) And ModificationTimestamp ...`."""
-    parts: list[sparkql.Filter | None] = [
-        sparkql.eq("MlsId", feed.mls_id),
-        sparkql.one_of("PropertyType", feed.property_types) if feed.property_types else None,
-        sparkql.one_of("StandardStatus", statuses) if statuses else None,
-    ]
-    if window.only_keys:
-        parts.append(sparkql.one_of("ListingKey", window.only_keys))
-    if window.start is not None:
-        op = sparkql.gt if window.after_cursor else sparkql.ge
-        parts.append(op("ModificationTimestamp", window.start))
-    if window.end is not None:
-        parts.append(sparkql.lt("ModificationTimestamp", window.end))
-    return sparkql.all_of(*parts)
+    return sparkql.all_of(sparkql.eq("MlsId", feed.mls_id), *scope_filter(feed, window, statuses))
 
 
 class SparkProvider(ListingsProvider):
