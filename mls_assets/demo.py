@@ -98,9 +98,40 @@ def run_demo() -> int:
         print(f"simulator clock moved 72h ahead to {moved['now']}: syncing today from the cursor")
         for feed in feeds:
             ok &= _run(job, instance, feed, now.date().isoformat(), now.date().isoformat(), now)
+    ok &= _run_reference(definitions(), instance, now)
     _print_summary(database, read_configs(database))
+    _print_reference(database, now)
     print("OK" if ok else "FAILED: see the runs in the UI (make dev)")
     return 0 if ok else 1
+
+
+def _run_reference(definitions: dg.Definitions, instance: dg.DagsterInstance, now: datetime) -> bool:
+    """The shared places and today's market figures from every feed (what the reference
+    automation sensor does after each feed run under `make dev`)."""
+    run_config = {**QUIET_CONSOLE, "resources": {"clock": {"config": {"fixed_now": now.isoformat()}}}}
+    ok = True
+    for job, partition in (("shared_places_job", None), ("city_market_daily_job", now.date().isoformat())):
+        result = definitions.resolve_job_def(job).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config,
+            **({"partition_key": partition} if partition else {}))  # fmt: skip
+        print(f"  {job}{f' {partition}' if partition else ''}: {'ok' if result.success else 'FAILED'}", flush=True)
+        ok &= result.success
+    return ok
+
+
+def _print_reference(database, now: datetime) -> None:
+    from mls_assets.lib.reference.market import MARKET_DAILY
+
+    counts = {name: database[name].count_documents({"active": True})
+              for name in ("shared_cities", "shared_neighborhoods", "shared_schools")}  # fmt: skip
+    midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
+    top = list(database[MARKET_DAILY].find({"day": midnight}).sort("active", -1).limit(3))
+    print(f"\nshared by every tenant: {counts['shared_cities']} cities, {counts['shared_neighborhoods']} neighborhoods, "
+          f"{counts['shared_schools']} schools; market today, largest cities:")  # fmt: skip
+    for row in top:
+        price = f"${row['medianListPrice']:,.0f}" if row.get("medianListPrice") else "-"
+        print(f"  {row['city']}, {row['state']}: {row['active']} active, {row['pending']} pending, "
+              f"{row['new']} new, median list price {price}")  # fmt: skip
 
 
 def _print_summary(database, feeds) -> None:

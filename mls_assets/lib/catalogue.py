@@ -80,7 +80,8 @@ def _status(name: str, klass: str, description: str, extra: tuple = ()) -> Colle
 RAW = CollectionSpec("raw_listings", ("listingKey",), "modificationTimestamp", swept=True,
                      description="Spark records with photos expanded, screened, newest version per ListingKey.")  # fmt: skip
 FLATTENED = CollectionSpec("flattened_listings", ("listingKey",), "modificationTimestamp", volatile=("lastSyncedAt",),
-                           swept=True, description="Flat camelCase listings with derived fields and contentHash.")  # fmt: skip
+                           swept=True, indexes=({"keys": [["city", 1]]},),  # the reference data reads a city's listings
+                           description="Flat camelCase listings with derived fields and contentHash.")  # fmt: skip
 ACTIVE = _status("listings", "active", "On-market listings (Active, Active Under Contract, Pending, Coming Soon).")
 CLOSED = _status("closed_listings", "closed", "Closed (sold) listings.")
 EXPIRED = _status(

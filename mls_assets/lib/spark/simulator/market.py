@@ -52,6 +52,67 @@ _CITIES = {
         ("Santa Ana", ("92701", "92705"), 33.7455, -117.8677, 820_000),
     ],
 }
+# What each city's listings say about where they are: its county, its subdivisions, and the
+# schools (elementary, middle, high) and unified district that serve it. Stable per listing;
+# rendered with the quirks of real payloads (casing and spacing variants, masked, empty).
+_COUNTIES = {"Riverside": "Riverside", "Temecula": "Riverside", "Corona": "Riverside", "Murrieta": "Riverside",
+             "Irvine": "Orange", "Newport Beach": "Orange", "Anaheim": "Orange", "Santa Ana": "Orange",
+             "Pasadena": "Los Angeles", "Long Beach": "Los Angeles"}  # fmt: skip
+_DISTRICTS = {"Palm Springs": "Palm Springs Unified", "Cathedral City": "Palm Springs Unified",
+              "Desert Hot Springs": "Palm Springs Unified", "Rancho Mirage": "Palm Springs Unified",
+              "Thousand Palms": "Palm Springs Unified", "Coachella": "Coachella Valley Unified",
+              "Palm Desert": "Desert Sands Unified", "La Quinta": "Desert Sands Unified",
+              "Indio": "Desert Sands Unified", "Indian Wells": "Desert Sands Unified"}  # fmt: skip
+_SUBDIVISION_WORDS = ("Country Club", "Estates", "Villas", "Ranch", "Mesa", "Cove", "Greens", "Heights", "Palms",
+                      "Vista")  # fmt: skip
+_SCHOOL_NAMES = ("Lincoln", "Washington", "Jefferson", "Roosevelt", "Madison", "Kennedy", "Cielo Vista", "Sunrise",
+                 "Desert View", "Mountain View", "Valley", "Sierra")  # fmt: skip
+
+
+def _area(city: str) -> dict[str, Any]:
+    """A city's subdivisions and schools (the same for every seed: geography, not market)."""
+    rng = random.Random(zlib.crc32(f"area|{city}".encode()))
+    first = city.split()[0]
+    subdivisions = sorted({f"{rng.choice((first, *_STREETS[:8]))} {rng.choice(_SUBDIVISION_WORDS)}" for _ in range(6)})
+    names = rng.sample(_SCHOOL_NAMES, 5)
+    return {
+        "subdivisions": subdivisions,
+        "elementary": [f"{names[0]} Elementary", f"{names[1]} Elementary"],
+        "middle": [f"{names[2]} Middle"],
+        "high": [f"{city} High", f"{names[3]} High"] if len(city) % 2 else [f"{city} High"],
+        "district": _DISTRICTS.get(city, f"{city} Unified"),
+        "county": _COUNTIES.get(city, "Riverside"),
+    }
+
+
+_AREAS: dict[str, dict[str, Any]] = {}
+
+
+def area_of(city: str) -> dict[str, Any]:
+    if city not in _AREAS:
+        _AREAS[city] = _area(city)
+    return _AREAS[city]
+
+
+def _variant(value: str, rng: random.Random) -> str | None:
+    """How a source spells a name: mostly as is; sometimes upper or lower case, padded, with
+    doubled spaces, masked or empty; None when it sends nothing."""
+    roll = rng.random()
+    if roll < 0.06:
+        return value.upper()
+    if roll < 0.10:
+        return value.lower()
+    if roll < 0.14:
+        return f" {value.replace(' ', '  ')} "
+    if roll < 0.16:
+        return "********"
+    if roll < 0.18:
+        return ""
+    if roll < 0.22:
+        return None
+    return value
+
+
 _STREETS = ("Country Club", "Fred Waring", "Washington", "Highway 111", "Bob Hope", "Monterey",
             "Portola", "Cook", "Jefferson", "Avenue 48", "Calle Tampico", "Vista Chino", "Ramon",
             "Date Palm", "Frank Sinatra", "Gerald Ford", "Dinah Shore", "Tahquitz Canyon",
@@ -419,7 +480,7 @@ class Market:
             "City": static["city"],
             "StateOrProvince": "CA",
             "PostalCode": static["postal"],
-            "CountyOrParish": "Riverside" if timeline.mls_id == GPS_MLS_ID else "Orange",
+            "CountyOrParish": area_of(static["city"])["county"],
             "Latitude": round(static["lat"], 6),
             "Longitude": round(static["lng"], 6),
             "ListPrice": state.price,
@@ -443,6 +504,7 @@ class Market:
             "PhotosCount": static["photos"],
             **{name: dict(values) for name, values in static["features"].items()},
         }
+        fields.update(self._area_fields(timeline, static["city"], state.modified_at))
         if state.close_price is not None:
             fields["ClosePrice"] = state.close_price
             fields["CloseDate"] = _ts(state.closed_at).date().isoformat()
@@ -466,6 +528,17 @@ class Market:
         if expand_photos:
             fields["Photos"] = self.photos(state)
         return {"ResourceUri": f"/v1/listings/{timeline.key}", "Id": timeline.key, "StandardFields": fields}
+
+    def _area_fields(self, timeline: Timeline, city: str, modified_at: int) -> dict[str, Any]:
+        """Subdivision and schools: which ones is fixed per listing, how they are spelled
+        varies from version to version (as re-keyed MLS data does)."""
+        area = area_of(city)
+        pick = self._rng("area", timeline.key)
+        spell = self._rng("area-render", timeline.key, modified_at)
+        chosen = {"SubdivisionName": pick.choice(area["subdivisions"]),
+                  "ElementarySchool": pick.choice(area["elementary"]), "MiddleOrJuniorSchool": area["middle"][0],
+                  "HighSchool": pick.choice(area["high"]), "HighSchoolDistrict": area["district"]}  # fmt: skip
+        return {name: spelled for name, value in chosen.items() if (spelled := _variant(value, spell)) is not None}
 
     def reso_record(self, state: ListingState, expand_media: bool) -> Any:
         """The listing as a RESO Web API (MLS Grid) `Property` record: Data Dictionary names,
