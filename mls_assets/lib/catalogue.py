@@ -116,6 +116,33 @@ TENANT_COLLECTIONS = (CRM_PROPERTIES, LEAD_EVENTS)  # one per tenant, shared by 
 BY_NAME: dict[str, CollectionSpec] = {s.name: s for s in (*FEED_COLLECTIONS, *TENANT_COLLECTIONS)}
 
 
+
+
+@dataclass(frozen=True)
+class SharedCollection:
+    """A collection outside every tenant's scope (reference data): one per database, written
+    by its asset (facts only: names, slugs, coordinates, counts, medians)."""
+
+    name: str
+    indexes: tuple[dict[str, Any], ...] = ()
+    description: str = ""
+
+
+SHARED_CITIES = SharedCollection("shared_cities", ({"keys": [["location", "2dsphere"]]},
+                                                    {"keys": [["state", 1], ["slug", 1]], "unique": True}),
+                                 "One document per (state, city) any feed's listings name.")  # fmt: skip
+SHARED_NEIGHBORHOODS = SharedCollection("shared_neighborhoods", ({"keys": [["cityId", 1]]},
+                                                                  {"keys": [["location", "2dsphere"]]}),
+                                        "Subdivisions per city, spelling variants merged.")  # fmt: skip
+SHARED_SCHOOLS = SharedCollection("shared_schools", ({"keys": [["cities", 1]]}, {"keys": [["level", 1], ["slug", 1]]}),
+                                  "Schools by level, name and district, with the cities they serve.")  # fmt: skip
+CITY_MARKET_DAILY = SharedCollection("city_market_daily", ({"keys": [["day", 1], ["cityId", 1]]},
+                                                            {"keys": [["cityId", 1], ["day", 1]]}),
+                                     "The market per city and day.")  # fmt: skip
+SHARED_BY_NAME: dict[str, SharedCollection] = {c.name: c for c in (SHARED_CITIES, SHARED_NEIGHBORHOODS, SHARED_SCHOOLS,
+                                                                   CITY_MARKET_DAILY)}  # fmt: skip
+
+
 # A listing lives in exactly one collection of its group: written to one, it leaves the others.
 SIBLING_GROUPS = ((ACTIVE, CLOSED, EXPIRED), (PHOTOS, EXPIRED_PHOTOS))
 

@@ -18,11 +18,12 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.database import Database
 
+from mls_assets.lib.catalogue import CITY_MARKET_DAILY
 from mls_assets.lib.reference.listings import ListingFacts
 from mls_assets.lib.reference.places import CITIES
 from mls_assets.lib.store.indexes import ensure_indexes
 
-MARKET_DAILY = "city_market_daily"
+MARKET_DAILY = CITY_MARKET_DAILY.name
 COUNTS = ("active", "pending", "new", "closed", "expired")
 
 
@@ -60,7 +61,7 @@ def write_day(database: Database, by_city: dict[str, list[ListingFacts]], cities
     """Write `day`'s figures of `cities` (a city without listings now: zeros); returns them
     by city id. Only figures that changed are written."""
     collection = database[MARKET_DAILY]
-    ensure_indexes(collection, [{"keys": [["day", 1], ["cityId", 1]]}, {"keys": [["cityId", 1], ["day", 1]]}])
+    ensure_indexes(collection, CITY_MARKET_DAILY.indexes)
     wanted = sorted(set(cities))
     names = {d["_id"]: d for d in database[CITIES].find({"_id": {"$in": wanted}}, {"name": 1, "state": 1})}
     figures = {cid: day_stats(by_city.get(cid, []), day) for cid in wanted}

@@ -21,17 +21,13 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.database import Database
 
+from mls_assets.lib.catalogue import SHARED_CITIES, SHARED_NEIGHBORHOODS, SHARED_SCHOOLS
 from mls_assets.lib.reference.listings import ListingFacts
 from mls_assets.lib.reference.names import display_name, name_key, slug
 from mls_assets.lib.store.indexes import ensure_indexes
 
-CITIES, NEIGHBORHOODS, SCHOOLS = "shared_cities", "shared_neighborhoods", "shared_schools"
+CITIES, NEIGHBORHOODS, SCHOOLS = SHARED_CITIES.name, SHARED_NEIGHBORHOODS.name, SHARED_SCHOOLS.name
 STATUSES = ("active", "pending", "closed", "expired")
-INDEXES = {
-    CITIES: [{"keys": [["location", "2dsphere"]]}, {"keys": [["state", 1], ["slug", 1]], "unique": True}],
-    NEIGHBORHOODS: [{"keys": [["cityId", 1]]}, {"keys": [["location", "2dsphere"]]}],
-    SCHOOLS: [{"keys": [["cities", 1]]}, {"keys": [["level", 1], ["slug", 1]]}],
-}
 
 
 @dataclass
@@ -44,8 +40,8 @@ class PlacesWritten:
 
 
 def ensure_place_indexes(database: Database) -> None:
-    for name, specs in INDEXES.items():
-        ensure_indexes(database[name], specs)
+    for shared in (SHARED_CITIES, SHARED_NEIGHBORHOODS, SHARED_SCHOOLS):
+        ensure_indexes(database[shared.name], shared.indexes)
 
 
 def _centroid(points: list[tuple[float, float]]) -> dict[str, Any] | None:
