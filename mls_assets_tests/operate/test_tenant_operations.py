@@ -177,3 +177,23 @@ def test_feed_history_errors_sync_now_and_cancel(operator, simulator, capsys, mo
         code, out, _ = cli(capsys, "feeds", "cancel", FEED, "--json")
         assert json.loads(out)["cancelled"] == [queued]
         assert instance.get_run_by_id(queued).status == dg.DagsterRunStatus.CANCELED
+
+
+def test_an_agent_on_a_reso_mls_is_added_by_command_and_synced_through_the_reso_api(
+        operator, simulator, market, monkeypatch, capfd):  # fmt: skip
+    from mls_assets.lib.spark.simulator.market import RESO_SYSTEM_NAMES
+
+    code, out, err = cli(capfd, "tenants", "add", "gridagent", "--mls", "gps", "--provider", "reso", "--mls-id",
+                         RESO_SYSTEM_NAMES[GPS_MLS_ID], "--base-url", simulator.reso_url, "--token-stdin",
+                         stdin=TOKEN + "\n", monkeypatch=monkeypatch)  # fmt: skip
+    assert code == 0, err
+    stored = operator.database[CONFIGS_COLLECTION].find_one({"tenantId": "gridagent"})["mlsConfigs"][0]
+    assert (stored["apiProvider"], stored["propertyTypes"], stored["rateLimit"]["per_hour"]) == ("reso", [], 7200)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("feeds", ["gridagent.gps"])
+        assert run_feed(operator, instance, "gridagent.gps").success
+    assert operator.collection("gridagent.gps", "raw_listings").count_documents({}) == len(
+        [s for s in market.states() if s.timeline.mls_id == GPS_MLS_ID])
+    code, _, err = cli(capfd, "tenants", "add", "badagent", "--mls", "gps", "--provider", "reso", "--mls-id", "a b",
+                       "--token-env", "X_TOKEN")  # fmt: skip
+    assert code == 2 and "OriginatingSystemName" in err
