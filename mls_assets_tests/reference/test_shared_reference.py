@@ -17,8 +17,8 @@ PLACES = ("shared_cities", "shared_neighborhoods", "shared_schools")
 ONE_FEED_PER_MLS = ("jpsrealtor.gps", "jpsrealtor.crmls")  # otheragent.gps holds the same GPS listings
 
 
-def sync_all(pipeline) -> None:
-    for feed in FEEDS:
+def sync_all(pipeline, feeds=FEEDS) -> None:
+    for feed in feeds:
         pipeline.sync(feed)
 
 
@@ -52,7 +52,36 @@ def direct_counts(pipeline) -> Counter:
     return counts
 
 
-def test_places_merge_spellings_and_count_what_a_direct_aggregation_counts(pipeline):
+def assert_only_facts_left_the_tenants(pipeline) -> None:
+    """No shared document holds a listing's field, nor any value that names a listing, an
+    address, an agent or a tenant."""
+    secrets: set[str] = set()
+    for feed in FEEDS:
+        for doc in pipeline.collection(feed, "flattened_listings").find():
+            secrets.update(str(doc[f]) for f in ("listingKey", "listingId", "listAgentFullName", "unparsedAddress",
+                                                 "listOfficeName", "tenantId", "slug") if doc.get(f))  # fmt: skip
+    forbidden_fields = {"listingKey", "listingId", "tenantId", "listAgentFullName", "ownerName", "ownerPhone",
+                        "ownerEmail", "leadStatus", "crm_property_ids", "unparsedAddress", "listPrice"}  # fmt: skip
+
+    def walk(value, path=""):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                assert key not in forbidden_fields, f"{path}.{key}"
+                yield from walk(inner, f"{path}.{key}")
+        elif isinstance(value, list):
+            for inner in value:
+                yield from walk(inner, path)
+        else:
+            yield path, value
+
+    for name in (*PLACES, "city_market_daily"):
+        docs = list(pipeline.database[name].find())
+        assert docs, name
+        leaked = [(name, path, v) for doc in docs for path, v in walk(doc) if str(v) in secrets]
+        assert leaked == []
+
+
+def test_places_merge_spellings_count_what_a_direct_aggregation_counts_and_hold_only_facts(pipeline):
     sync_all(pipeline)
     metadata, daily = build(pipeline)
     cities = shared(pipeline, "shared_cities")
@@ -86,6 +115,8 @@ def test_places_merge_spellings_and_count_what_a_direct_aggregation_counts(pipel
     assert isinstance(daily["active/ca-palm-desert"], int) and daily["median_list_price/ca-palm-desert"] > 0
     assert metadata["shared_cities"]["documents"] == 20 and metadata["shared_cities"]["rebuilt"] == "every city"
 
+    assert_only_facts_left_the_tenants(pipeline)
+
     before = {name: shared(pipeline, name) for name in (*PLACES, "city_market_daily")}
     again, _ = build(pipeline)  # nothing changed: nothing is written, nothing moves
     assert all(again[name]["written"] == 0 and again[name]["listings_read"] == 0 for name in PLACES)
@@ -93,9 +124,9 @@ def test_places_merge_spellings_and_count_what_a_direct_aggregation_counts(pipel
 
 
 def test_an_intraday_change_rebuilds_only_the_cities_it_touched(pipeline, market, simulator):
-    sync_all(pipeline)
+    sync_all(pipeline, ONE_FEED_PER_MLS)
     build(pipeline)
-    everything = sum(pipeline.collection(feed, "flattened_listings").count_documents({}) for feed in FEEDS)
+    everything = sum(pipeline.collection(feed, "flattened_listings").count_documents({}) for feed in ONE_FEED_PER_MLS)
     active = pipeline.collection("jpsrealtor.crmls", "listings").find_one({"standardStatus": "Active"})
     market.advance(timedelta(minutes=1))
     simulator.change(active["listingKey"], price=int(active["listPrice"]) + 5000)
@@ -116,7 +147,7 @@ def test_an_intraday_change_rebuilds_only_the_cities_it_touched(pipeline, market
 
 
 def test_a_city_no_listing_names_any_more_stays_with_its_name_marked_inactive(pipeline, market):
-    sync_all(pipeline)
+    sync_all(pipeline, ("jpsrealtor.gps", "otheragent.gps"))
     build(pipeline)
     city = shared(pipeline, "shared_cities")["ca-indio"]
     for feed in ("jpsrealtor.gps", "otheragent.gps"):  # the way a deletion removes listings
@@ -126,37 +157,8 @@ def test_a_city_no_listing_names_any_more_stays_with_its_name_marked_inactive(pi
     after = shared(pipeline, "shared_cities")["ca-indio"]
     assert (after["name"], after["slug"], after["active"]) == (city["name"], city["slug"], False)
     assert set(after["listingCounts"].values()) == {0}
-    assert metadata["shared_cities"]["rebuilt"] == "every city"  # a deletion names no city: all of GPS (half: one scan)
+    assert metadata["shared_cities"]["rebuilt"] == "every city"  # a deletion names no city: all of GPS
     assert pipeline.database["city_market_daily"].find_one({"cityId": "ca-indio"})["active"] == 0
-
-
-def test_only_facts_leave_the_tenants_collections(pipeline):
-    sync_all(pipeline)
-    build(pipeline)
-    secrets: set[str] = set()
-    for feed in FEEDS:
-        for doc in pipeline.collection(feed, "flattened_listings").find():
-            secrets.update(str(doc[f]) for f in ("listingKey", "listingId", "listAgentFullName", "unparsedAddress",
-                                                 "listOfficeName", "tenantId", "slug") if doc.get(f))  # fmt: skip
-    forbidden_fields = {"listingKey", "listingId", "tenantId", "listAgentFullName", "ownerName", "ownerPhone",
-                        "ownerEmail", "leadStatus", "crm_property_ids", "unparsedAddress", "listPrice"}  # fmt: skip
-
-    def walk(value, path=""):
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                assert key not in forbidden_fields, f"{path}.{key}"
-                yield from walk(inner, f"{path}.{key}")
-        elif isinstance(value, list):
-            for inner in value:
-                yield from walk(inner, path)
-        else:
-            yield path, value
-
-    for name in (*PLACES, "city_market_daily"):
-        docs = list(pipeline.database[name].find())
-        assert docs, name
-        leaked = [(name, path, v) for doc in docs for path, v in walk(doc) if str(v) in secrets]
-        assert leaked == []
 
 
 def test_the_feeds_flow_into_the_reference_assets_and_their_runs_request_them(pipeline):
