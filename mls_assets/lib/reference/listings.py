@@ -69,8 +69,11 @@ def facts_of(doc: dict[str, Any]) -> ListingFacts | None:
     location = doc.get("location")
     point = None
     if isinstance(location, dict) and isinstance(location.get("coordinates"), list | tuple):
-        lng, lat = location["coordinates"][:2]
-        point = (float(lng), float(lat))
+        try:
+            lng, lat = (float(v) for v in location["coordinates"][:2])
+            point = (lng, lat)
+        except (TypeError, ValueError):  # an unreadable point places the listing in its city, not on the map
+            point = None
     status = doc.get("standardStatus")
     schools = tuple((level, name) for level, field in SCHOOL_FIELDS.items() if (name := clean_name(doc.get(field))))
     return ListingFacts(
