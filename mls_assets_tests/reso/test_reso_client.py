@@ -109,3 +109,18 @@ def test_a_next_link_to_another_host_is_refused_before_the_token_goes_there():
         with pytest.raises(ResoProtocolError, match="another host .*elsewhere.example"):
             next(pages)
     assert [url.host for url in seen] == ["127.0.0.1"]
+
+
+def test_a_relative_next_link_is_followed_on_the_same_host():
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if "$skip" in request.url.params:
+            return httpx.Response(200, json={"value": [{"ListingKey": "B"}]})
+        return httpx.Response(200, json={"value": [{"ListingKey": "A"}], "@odata.nextLink": "Property?$skip=1"})
+
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    with ResoClient("http://127.0.0.1:9/v2", DEMO_TOKEN, http=http, retry=FAST_RETRY) as client:
+        keys = [r["ListingKey"] for page in client.pages("Property", VIEWABLE) for r in page.results]
+    assert keys == ["A", "B"] and seen[1].startswith("http://127.0.0.1:9/v2/Property?")

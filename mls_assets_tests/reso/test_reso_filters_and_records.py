@@ -101,3 +101,15 @@ def test_a_reso_feed_names_its_mls_its_way_and_gets_mls_grids_limits():
         FeedConfig(tenant_id="t", mls="gps", provider="reso", mls_id="a b")
     with pytest.raises(ValidationError, match="unknown provider 'rets'"):
         FeedConfig(tenant_id="t", mls="gps", provider="rets", mls_id="actris")
+
+
+def test_status_enumeration_names_read_like_the_spelled_statuses():
+    raw = to_raw({"ListingKey": "K", "StandardStatus": "ActiveUnderContract", "MlsStatus": "ComingSoon"})
+    assert (raw["StandardFields"]["StandardStatus"], raw["StandardFields"]["MlsStatus"]) == (
+        "Active Under Contract", "Coming Soon")
+    from mls_assets.lib.providers.reso import listings_filter
+    from mls_assets.lib.replication.window import EVERYTHING
+
+    feed = FeedConfig(tenant_id="t", mls="gps", provider="reso", mls_id="gpsmls")
+    text = odata.render(listings_filter(feed, EVERYTHING, statuses=("Active", "Active Under Contract")))
+    assert "StandardStatus eq 'Active Under Contract' or StandardStatus eq 'ActiveUnderContract'" in text

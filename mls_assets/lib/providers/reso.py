@@ -24,6 +24,7 @@ def listings_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str
     """`OriginatingSystemName eq '...' and (PropertyType eq ... or ...) and ModificationTimestamp ...`,
     plus `MlgCanView eq true` for a whole-history window."""
     viewable_only = window.start is None and not window.only_keys
+    statuses = [*statuses, *(s.replace(" ", "") for s in statuses if " " in s)]  # a server may use enum names
     return odata.all_of(odata.eq("OriginatingSystemName", feed.mls_id), *scope_filter(feed, window, statuses),
                         odata.eq("MlgCanView", True) if viewable_only else None)  # fmt: skip
 

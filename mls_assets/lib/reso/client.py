@@ -160,7 +160,7 @@ class ResoClient(ApiClient):
                 yield ResoPage(records, url if params is None else str(httpx.URL(url, params=params)), number)
             if next_link is None:
                 return
-            following = httpx.URL(next_link)
+            following = httpx.URL(url, params=params).join(next_link)  # a relative link is the server's own
             if (following.scheme, following.host, following.port) != (origin.scheme, origin.host, origin.port):
                 raise ResoProtocolError(f"{where}: the next link leads to another host ({following.host!r}); "
                                         "it is not followed (the token would go there)")  # fmt: skip
@@ -171,7 +171,7 @@ class ResoClient(ApiClient):
                 empty += 1
                 if empty >= MAX_EMPTY_PAGES:
                     raise ResoPagingError(f"{where}: {empty} empty pages in a row that still send a next link")
-            url, params = next_link, None
+            url, params = str(following), None
 
     def count(self, resource: str, filter: odata.Filter | None = None) -> int:
         """`@odata.count` for the filter (`$count=true`, one record)."""

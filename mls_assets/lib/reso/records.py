@@ -13,6 +13,8 @@ screen, flatten, routing, photos, history and CRM serve them all:
   `UriLarge` (one full-size URL; MLS Grid's expire and may not be hot-linked),
   `ShortDescription` -> `Caption`, `MediaModificationTimestamp` -> `ModificationTimestamp`,
   the first in order is primary unless one says `PreferredPhotoYN`.
+- Status lookups sent as enumeration names (`ActiveUnderContract`, `ComingSoon`) get the
+  spelling the rest of the pipeline uses (`Active Under Contract`, `Coming Soon`).
 - A record with `MlgCanView: false` is a deletion (`is_deletion`), never a listing.
 
 Anything that is not an object is passed on as it is: the screen quarantines it with the
@@ -25,6 +27,8 @@ from typing import Any
 
 HIDDEN_FIELDS = frozenset({"MlgCanView", "MlgCanUse", "Media"})
 SPARK_NAMES = {"BedroomsTotal": "BedsTotal"}
+STATUS_FIELDS = ("StandardStatus", "MlsStatus")
+STATUS_SPELLINGS = {"ActiveUnderContract": "Active Under Contract", "ComingSoon": "Coming Soon"}
 PHOTO_CATEGORIES = frozenset({"Photo", "Photos", "Image"})
 
 
@@ -44,6 +48,9 @@ def to_raw(record: Any) -> Any:
         if type(value) is list and value and all(type(v) is str for v in value):
             value = dict.fromkeys(value, True)
         fields[name] = value
+    for name in STATUS_FIELDS:
+        if fields.get(name) in STATUS_SPELLINGS:
+            fields[name] = STATUS_SPELLINGS[fields[name]]
     for reso_name, spark_name in SPARK_NAMES.items():
         if reso_name in fields and spark_name not in fields:
             fields[spark_name] = fields.pop(reso_name)
