@@ -120,12 +120,11 @@ def _run_reference(definitions: dg.Definitions, instance: dg.DagsterInstance, no
 
 
 def _print_reference(database, now: datetime) -> None:
-    from mls_assets.lib.reference.market import MARKET_DAILY
+    from mls_assets.lib.reference.market import MARKET_DAILY, day_start
 
     counts = {name: database[name].count_documents({"active": True})
               for name in ("shared_cities", "shared_neighborhoods", "shared_schools")}  # fmt: skip
-    midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
-    top = list(database[MARKET_DAILY].find({"day": midnight}).sort("active", -1).limit(3))
+    top = list(database[MARKET_DAILY].find({"day": day_start(now.date())}).sort("active", -1).limit(3))
     print(f"\nshared by every tenant: {counts['shared_cities']} cities, {counts['shared_neighborhoods']} neighborhoods, "
           f"{counts['shared_schools']} schools; market today, largest cities:")  # fmt: skip
     for row in top:

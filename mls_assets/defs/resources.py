@@ -103,7 +103,7 @@ class SourceResource(dg.ConfigurableResource):
         if not local:
             raise SourceConfigurationError(
                 f"feed {feed.key} has no base URL: set base_url in its config or {spec.base_url_env} (e.g. "
-                f"{EXAMPLE_URLS.get(spec.name, 'https://...')}); the bundled simulator is used only in local mode "
+                f"{spec.example_url}); the bundled simulator is used only in local mode "
                 "(MLS_LOCAL_MODE=1, or MONGODB_URI unset)"
             )
         running = process.service().status()
@@ -154,8 +154,6 @@ class SourceResource(dg.ConfigurableResource):
         return provider_spec(feed.provider).open(feed, url, token, timeout=self.timeout_s, retry=retry, budget=budget,
                                                  refresh_token=rotated_token, refused_is_fatal=simulated)  # fmt: skip
 
-
-EXAMPLE_URLS = {"spark": "https://replication.sparkapi.com/v1", "reso": "https://api.mlsgrid.com/v2"}
 
 
 def source_resource_from_env() -> SourceResource:

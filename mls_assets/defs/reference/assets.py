@@ -9,7 +9,7 @@ after the feeds' runs by declarative automation (`AFTER_FEED_RUNS`, evaluated by
 it last ran.
 """
 
-from datetime import UTC, date, datetime, time
+from datetime import date
 
 import dagster as dg
 
@@ -18,7 +18,7 @@ from mls_assets.defs.partitions import day_partitions
 from mls_assets.defs.resources import ClockResource, MongoResource
 from mls_assets.lib.reference.changes import cities_to_rebuild
 from mls_assets.lib.reference.listings import ListingsReader
-from mls_assets.lib.reference.market import COUNTS, MARKET_DAILY, write_day
+from mls_assets.lib.reference.market import COUNTS, MARKET_DAILY, day_rows, write_day
 from mls_assets.lib.reference.places import CITIES, NEIGHBORHOODS, SCHOOLS, write_places
 from mls_assets.lib.tenants import read_configs
 
@@ -57,9 +57,10 @@ def shared_places(context: dg.AssetExecutionContext, mongo: MongoResource, clock
     todo = cities_to_rebuild(database, "shared_places", feeds)
     reader = ListingsReader(database, feeds)
     by_city = reader.facts(None if todo.everything else todo.spellings)
-    affected = None if todo.everything else todo.cities
     if todo.everything:  # also the cities no listing names any more
         affected = set(by_city) | {d["_id"] for d in database[CITIES].find({}, {"_id": 1})}
+    else:
+        affected = todo.cities
     written = write_places(database, by_city, affected, clock.now())
     todo.commit(context.run.run_id)
     counts = {name: database[name].count_documents({}) for name in (CITIES, NEIGHBORHOODS, SCHOOLS)}
@@ -96,27 +97,22 @@ def city_market_daily(context: dg.AssetExecutionContext, mongo: MongoResource, c
     today = day == clock.now().date()
     todo = cities_to_rebuild(database, "city_market_daily", feeds) if today else None
     known = {d["_id"] for d in database[CITIES].find({"active": True}, {"_id": 1})}
-    stored = set(database[MARKET_DAILY].distinct("cityId", {"day": {"$eq": _midnight(day)}}))
+    stored = day_rows(database, day)
     reader = ListingsReader(database, feeds)
-    if todo is None or todo.everything or (known - stored) - todo.cities:
+    if todo is None or todo.everything or (known - set(stored)) - todo.cities:
         by_city = reader.facts(None)  # a past day, a first run, or a day some city lacks
-        cities = set(by_city) | stored
+        cities = set(by_city) | set(stored)
     else:
         by_city = reader.facts(todo.spellings)
         cities = todo.cities
-    figures = write_day(database, by_city, cities, day, clock.now())
+    rows = list(write_day(database, by_city, cities, day, clock.now(), stored).values())
     if todo is not None:
         todo.commit(context.run.run_id)
-    rows = list(database[MARKET_DAILY].find({"day": _midnight(day)}))
     metadata: dict = {name: sum(r.get(name) or 0 for r in rows) for name in COUNTS}
-    metadata |= {"cities": len(rows), "cities_rebuilt": len(figures), "listings_read": reader.documents_read,
+    metadata |= {"cities": len(rows), "cities_rebuilt": len(cities), "listings_read": reader.documents_read,
                  "dagster/row_count": len(rows)}  # fmt: skip
     for row in sorted(rows, key=lambda r: -(r.get("active") or 0))[:PLOTTED_CITIES]:
         metadata[f"active/{row['cityId']}"] = row.get("active") or 0
         if row.get("medianListPrice") is not None:
             metadata[f"median_list_price/{row['cityId']}"] = float(row["medianListPrice"])
     return dg.MaterializeResult(metadata=metadata)
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), UTC)

@@ -22,6 +22,7 @@ from mls_assets.lib.catalogue import CITY_MARKET_DAILY
 from mls_assets.lib.reference.listings import ListingFacts
 from mls_assets.lib.reference.places import CITIES
 from mls_assets.lib.store.indexes import ensure_indexes
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, batched
 
 MARKET_DAILY = CITY_MARKET_DAILY.name
 COUNTS = ("active", "pending", "new", "closed", "expired")
@@ -56,25 +57,35 @@ def day_stats(listings: Iterable[ListingFacts], day: date) -> dict[str, Any]:
             "medianDaysOnMarket": median(days_on_market) if days_on_market else None}  # fmt: skip
 
 
+def day_start(day: date) -> datetime:
+    """How a day is stored (`day` of `city_market_daily`): its first instant, UTC."""
+    return datetime.combine(day, time(), UTC)
+
+
+def day_rows(database: Database, day: date) -> dict[str, dict[str, Any]]:
+    """The day's stored figures by city id."""
+    return {d["cityId"]: d for d in database[MARKET_DAILY].find({"day": day_start(day)})}
+
+
 def write_day(database: Database, by_city: dict[str, list[ListingFacts]], cities: Iterable[str], day: date,
-              now: datetime) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Write `day`'s figures of `cities` (a city without listings now: zeros); returns them
-    by city id. Only figures that changed are written."""
+              now: datetime, stored: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Write `day`'s figures of `cities` (a city without listings now: zeros) where they
+    differ from `stored` (the day's rows, `day_rows`); returns the day's rows after it."""
     collection = database[MARKET_DAILY]
     ensure_indexes(collection, CITY_MARKET_DAILY.indexes)
     wanted = sorted(set(cities))
-    names = {d["_id"]: d for d in database[CITIES].find({"_id": {"$in": wanted}}, {"name": 1, "state": 1})}
-    figures = {cid: day_stats(by_city.get(cid, []), day) for cid in wanted}
-    at = datetime.combine(day, time(), UTC)
-    stored = {d["cityId"]: d for d in collection.find({"day": at, "cityId": {"$in": wanted}})}
-    writes = []
-    for cid, stats in figures.items():
+    names = {d["_id"]: d for ids in batched(wanted, LOOKUP_CHUNK)
+             for d in database[CITIES].find({"_id": {"$in": ids}}, {"name": 1, "state": 1})}  # fmt: skip
+    at, rows, writes = day_start(day), dict(stored), []
+    for cid in wanted:
+        stats = day_stats(by_city.get(cid, []), day)
         if cid in stored and all(stored[cid].get(k) == v for k, v in stats.items()):
             continue
         place = names.get(cid, {})
-        writes.append(UpdateOne({"_id": f"{day.isoformat()}|{cid}"},
-                                {"$set": {**stats, "day": at, "cityId": cid, "city": place.get("name"),
-                                          "state": place.get("state"), "updatedAt": now}}, upsert=True))  # fmt: skip
+        row = {**stats, "day": at, "cityId": cid, "city": place.get("name"), "state": place.get("state"),
+               "updatedAt": now}  # fmt: skip
+        writes.append(UpdateOne({"_id": f"{day.isoformat()}|{cid}"}, {"$set": row}, upsert=True))
+        rows[cid] = {**stored.get(cid, {}), **row}
     if writes:
         collection.bulk_write(writes, ordered=False)
-    return figures
+    return rows

@@ -25,6 +25,7 @@ from mls_assets.lib.catalogue import SHARED_CITIES, SHARED_NEIGHBORHOODS, SHARED
 from mls_assets.lib.reference.listings import ListingFacts
 from mls_assets.lib.reference.names import display_name, name_key, slug
 from mls_assets.lib.store.indexes import ensure_indexes
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, batched
 
 CITIES, NEIGHBORHOODS, SCHOOLS = SHARED_CITIES.name, SHARED_NEIGHBORHOODS.name, SHARED_SCHOOLS.name
 STATUSES = ("active", "pending", "closed", "expired")
@@ -55,10 +56,7 @@ def _centroid(points: list[tuple[float, float]]) -> dict[str, Any] | None:
 def _write(collection, docs: dict[str, dict[str, Any]], names: dict[str, dict[str, Any]], now: datetime) -> tuple[int, int]:
     """Upsert `docs` (id -> fields that follow the data) where they differ from what is
     stored; `names` (id -> name, slug, ...) only on insert. Returns (written, unchanged)."""
-    stored = {}
-    for start in range(0, len(docs), 100):
-        ids = list(docs)[start:start + 100]
-        stored.update({d["_id"]: d for d in collection.find({"_id": {"$in": ids}})})
+    stored = {d["_id"]: d for ids in batched(list(docs), LOOKUP_CHUNK) for d in collection.find({"_id": {"$in": ids}})}
     writes = []
     for doc_id, fields in docs.items():
         before = stored.get(doc_id)

@@ -14,7 +14,7 @@ to it marked broken, and the listing gone from every collection the catalogue ma
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pymongo.database import Database
 
@@ -22,7 +22,7 @@ from mls_assets.lib import crm
 from mls_assets.lib.catalogue import FEED_COLLECTIONS, HISTORY, RAW, STATUS_COLLECTIONS
 from mls_assets.lib.providers.base import ListingsProvider
 from mls_assets.lib.store.changes import FeedSequence, WriteMarks
-from mls_assets.lib.store.writes import LOOKUP_CHUNK, CollectionWriter, batched
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, CollectionWriter, batched, is_older
 from mls_assets.lib.tenants import FeedConfig
 from mls_assets.lib.transform.screen import key_or_none
 
@@ -121,12 +121,8 @@ def remove_announced(database: Database, feed: FeedConfig, deletions: dict[str, 
     newer = set()
     for chunk in batched(sorted(deletions), LOOKUP_CHUNK):
         for doc in raw.find({"listingKey": {"$in": chunk}}, {"_id": 0, "listingKey": 1, "modificationTimestamp": 1}):
-            stored = doc.get("modificationTimestamp")
-            if isinstance(stored, datetime) and _utc(stored) > deletions[doc["listingKey"]]:
+            if is_older(deletions[doc["listingKey"]], doc.get("modificationTimestamp")):
                 newer.add(doc["listingKey"])
     gone = {key: at for key, at in deletions.items() if key not in newer}
     return remove_listings(database, feed, gone, now, run_id) if gone else (0, 0, {})
 
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -146,7 +146,8 @@ class ResoClient(ApiClient):
         requested: set[tuple] = set()
         number = empty = 0
         while True:
-            requested.add(_identity(httpx.URL(url, params=params)))
+            asked = httpx.URL(url, params=params)
+            requested.add(_identity(asked))
             body = self.request(url, params)
             number += 1
             records, next_link = body.get("value"), body.get("@odata.nextLink")
@@ -157,10 +158,10 @@ class ResoClient(ApiClient):
                 raise ResoProtocolError(f"{where}: '@odata.nextLink' is {type(next_link).__name__}, expected a URL")
             if records:
                 empty = 0
-                yield ResoPage(records, url if params is None else str(httpx.URL(url, params=params)), number)
+                yield ResoPage(records, str(asked), number)
             if next_link is None:
                 return
-            following = httpx.URL(url, params=params).join(next_link)  # a relative link is the server's own
+            following = asked.join(next_link)  # a relative link is the server's own
             if (following.scheme, following.host, following.port) != (origin.scheme, origin.host, origin.port):
                 raise ResoProtocolError(f"{where}: the next link leads to another host ({following.host!r}); "
                                         "it is not followed (the token would go there)")  # fmt: skip
