@@ -53,19 +53,25 @@ def no_change_left_behind(pipeline, feed) -> bool:
                for consumer, spec in consumers.items())  # fmt: skip
 
 
+FAULT_KINDS = (*RETRYABLE_FAULTS, "repeat_token")
+
+
+def sync_through_every_fault(pipeline, simulator, feed: str, *clocks) -> None:
+    """Sync `feed` at each clock while the source fails: every transient kind at least once
+    at each sync, then at random (20% of requests)."""
+    simulator.set_faults(FaultPlan(rate=0.2, kinds=FAULT_KINDS, delay_seconds=0.5, seed=5))
+    for clock in clocks:
+        pipeline.market.set_clock(clock)
+        simulator.inject(*FAULT_KINDS)
+        pipeline.sync(feed, page_size=15, timeout_s=0.2)
+
+
 def test_every_transient_fault_kind_during_a_full_and_an_incremental_sync_ends_as_a_clean_run(
         pipeline, market, simulator, other_database, tenants_file):  # fmt: skip
     start, later = market.now, market.now + timedelta(days=2)
     _, expected = reference(pipeline, other_database, tenants_file, (GPS, None, start), (GPS, None, later))
 
-    market.set_clock(start)
-    kinds = (*RETRYABLE_FAULTS, "repeat_token")
-    simulator.set_faults(FaultPlan(rate=0.2, kinds=kinds, delay_seconds=0.5, seed=5))
-    simulator.inject(*kinds)  # every kind at least once, then at random
-    pipeline.sync(GPS, page_size=15, timeout_s=0.2)
-    market.set_clock(later)
-    simulator.inject(*kinds)
-    pipeline.sync(GPS, page_size=15, timeout_s=0.2)
+    sync_through_every_fault(pipeline, simulator, GPS, start, later)
     injected = simulator.faults.injected
     assert set(injected) >= set(RETRYABLE_FAULTS), injected  # every kind was met
     assert snapshot(pipeline, GPS, bookkeeping=True) == expected

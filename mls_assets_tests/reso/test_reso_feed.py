@@ -10,10 +10,11 @@ import yaml
 from mls_assets.defs.automation.probe import change_probe_sensor
 from mls_assets.defs.maintenance.assets import deleted_listings_sweep
 from mls_assets.lib.spark.simulator import GPS_MLS_ID, Market, SimulatorServer
-from mls_assets.lib.spark.simulator.faults import RETRYABLE_FAULTS, FaultPlan
+from mls_assets.lib.spark.simulator.faults import FaultPlan
 from mls_assets.lib.spark.simulator.market import RESO_PROPERTY_TYPES, RESO_SYSTEM_NAMES
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.tenants import load_feeds, sync_configs
+from mls_assets_tests.hardening.test_fault_suite import FAULT_KINDS, sync_through_every_fault
 from mls_assets_tests.pipeline.conftest import ANCHOR, Pipeline
 from mls_assets_tests.pipeline.test_replication_chain import snapshot
 
@@ -185,15 +186,8 @@ def test_every_transient_fault_kind_on_a_reso_feed_ends_as_a_clean_run(pipeline,
         clean.sync(RESO)
     expected = snapshot(clean, RESO, bookkeeping=True)
 
-    market.set_clock(start)
-    kinds = (*RETRYABLE_FAULTS, "repeat_token")
-    simulator.set_faults(FaultPlan(rate=0.2, kinds=kinds, delay_seconds=0.5, seed=5))
-    simulator.inject(*kinds)  # every kind at least once, then at random
-    pipeline.sync(RESO, page_size=15, timeout_s=0.2)
-    market.set_clock(later)
-    simulator.inject(*kinds)
-    pipeline.sync(RESO, page_size=15, timeout_s=0.2)
-    assert set(simulator.faults.injected) >= set(kinds)
+    sync_through_every_fault(pipeline, simulator, RESO, start, later)
+    assert set(simulator.faults.injected) >= set(FAULT_KINDS)
     assert snapshot(pipeline, RESO, bookkeeping=True) == expected
 
 
