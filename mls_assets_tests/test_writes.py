@@ -215,6 +215,29 @@ def test_a_consumer_reads_only_what_changed_since_its_watermark_and_resumes_wher
     assert other.count() == 5  # every consumer keeps its own watermark
 
 
+
+def test_a_change_set_reads_the_same_documents_on_a_first_read_and_after_a_watermark(listings):
+    """A first read (the whole collection, in natural order) and a later one (the `_seq`
+    index) agree; fields left out are left out; point lookups keep to the range."""
+    write(listings, [listing(f"K{i}", i) for i in range(6)])
+    bookkeeping = {"_hash": 0, "_runId": 0, "_seq": 0, "_id": 0}
+    first = ChangeSet.open(listings.database, "consumer", {FEED: listings}, batch_size=4, projection=bookkeeping)
+    assert first.sources[0].everything and first.count() == 6
+    read = [d for _, b in first.batches() for d in b]
+    assert sorted(d["listingKey"] for d in read) == [f"K{i}" for i in range(6)]
+    assert all(set(d) == {"listingKey", "listPrice", "modificationTimestamp"} for d in read)
+    first.commit("r1")
+    write(listings, [listing("K2", 20, T0 + timedelta(hours=1)), listing("K4", 40, T0 + timedelta(hours=1))])
+    later = ChangeSet.open(listings.database, "consumer", {FEED: listings}, projection={"_id": 0, "listingKey": 1})
+    assert not later.sources[0].everything and later.count() == 2
+    assert sorted(d["listingKey"] for _, b in later.batches() for d in b) == ["K2", "K4"]
+    # K1 and K3 are asked for but changed before the watermark; `_seq` is read, not returned
+    looked_up = [d for b in later.documents(FEED, ["K1", "K2", "K3", "K4"]) for d in b]
+    assert sorted(looked_up, key=str) == [{"listingKey": "K2"}, {"listingKey": "K4"}]
+    excluded = ChangeSet(listings.database, "consumer", later.sources, projection=bookkeeping)
+    assert [sorted(d) for b in excluded.documents(FEED, ["K4", "K5"]) for d in b] == [
+        ["listPrice", "listingKey", "modificationTimestamp"]]  # fmt: skip
+
 def test_content_hash_ignores_key_order_and_bookkeeping():
     a = {"x": 1, "y": {"b": 2, "a": [1, {"q": 1, "p": 2}]}, "_runId": "r1", "_seq": 4}
     b = {"y": {"a": [1, {"p": 2, "q": 1}], "b": 2}, "x": 1, "_runId": "r2", "_seq": 9}

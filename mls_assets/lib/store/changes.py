@@ -135,14 +135,34 @@ class ChangeSource:
     def empty(self) -> bool:
         return self.upto <= self.after
 
+    @property
+    def everything(self) -> bool:
+        """The range starts at the feed's first write: it holds the whole collection."""
+        return self.after == 0
+
     def batches(self, batch_size: int, projection: dict | None = None, where: dict | None = None) -> Iterator[list[dict]]:
-        """The changed documents (matching `where`), in batches, in no particular order."""
+        """The changed documents (matching `where`), in batches, in no particular order.
+
+        Two measured choices for the embedded server: fields to leave out are dropped here,
+        not by the server (its exclusion projection costs more than sending them: 1.9 s vs
+        1.35 s for 2.6k raw records), and a range that holds the whole collection (a
+        consumer's first run) is read in natural order, not through the `_seq` index
+        (1.1 s vs 1.35 s)."""
         if self.empty:
             return
         query = {SEQUENCE_FIELD: {"$gt": self.after, "$lte": self.upto}, **(where or {})}
+        dropped = [name for name, value in (projection or {}).items() if not value]
+        if dropped and len(dropped) == len(projection or {}):
+            projection = None  # an exclusion: applied below
+        else:
+            dropped = []
         cursor = self.collection.find(query, projection).batch_size(batch_size)
+        if self.everything:
+            cursor = cursor.hint([("$natural", 1)])
         batch: list[dict] = []
         for doc in cursor:
+            for name in dropped:
+                doc.pop(name, None)
             batch.append(doc)
             if len(batch) >= batch_size:
                 yield batch
@@ -189,20 +209,37 @@ class ChangeSet:
 
     def documents(self, feed: FeedKey, keys: list[str], key_field: str = "listingKey") -> Iterator[list[dict]]:
         """The changed documents of these keys, in batches (point lookups, for a pass that
-        needs only some of the changes again)."""
+        needs only some of the changes again). The query names the keys only and the range
+        is applied here: beside another condition the embedded server leaves the key's index
+        for a scan of the whole collection."""
+        projection = dict(self.projection) if self.projection else None
+        dropped = [name for name, value in (projection or {}).items() if not value]
+        if projection and len(dropped) == len(projection):
+            projection = None  # an exclusion: applied here (see ChangeSource.batches)
+        else:
+            dropped = [] if projection is None or projection.get(SEQUENCE_FIELD) else [SEQUENCE_FIELD]
+            if projection is not None:
+                projection[SEQUENCE_FIELD] = 1
         for source in self.sources:
             if source.feed != feed or source.empty:
                 continue
             for start in range(0, len(keys), 100):
-                query = {key_field: {"$in": keys[start:start + 100]},
-                         SEQUENCE_FIELD: {"$gt": source.after, "$lte": source.upto}}  # fmt: skip
-                found = list(source.collection.find(query, self.projection))
+                found = []
+                for doc in source.collection.find({key_field: {"$in": keys[start:start + 100]}}, projection):
+                    if source.after < doc.get(SEQUENCE_FIELD, 0) <= source.upto:
+                        for name in dropped:
+                            doc.pop(name, None)
+                        found.append(doc)
                 if found:
                     yield found
 
     def count(self, feed: FeedKey | None = None) -> int:
-        """How many documents changed (one indexed count per source)."""
-        return sum(s.collection.count_documents({SEQUENCE_FIELD: {"$gt": s.after, "$lte": s.upto}})
+        """How many documents changed: one indexed count per source, or, for a range that
+        holds the whole collection, the collection's count as its writers keep it (counting
+        a first load's range costs a read of every document here: 1.1 s for 8.7k records)."""
+        marks = WriteMarks(self.database)
+        return sum(marks.count(s.collection) if s.everything
+                   else s.collection.count_documents({SEQUENCE_FIELD: {"$gt": s.after, "$lte": s.upto}})
                    for s in self.sources if not s.empty and (feed is None or s.feed == feed))  # fmt: skip
 
     def commit(self, run_id: str) -> None:
