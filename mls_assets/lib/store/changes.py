@@ -209,27 +209,14 @@ class ChangeSet:
 
     def documents(self, feed: FeedKey, keys: list[str], key_field: str = "listingKey") -> Iterator[list[dict]]:
         """The changed documents of these keys, in batches (point lookups, for a pass that
-        needs only some of the changes again). The query names the keys only and the range
-        is applied here: beside another condition the embedded server leaves the key's index
-        for a scan of the whole collection."""
-        projection = dict(self.projection) if self.projection else None
-        dropped = [name for name, value in (projection or {}).items() if not value]
-        if projection and len(dropped) == len(projection):
-            projection = None  # an exclusion: applied here (see ChangeSource.batches)
-        else:
-            dropped = [] if projection is None or projection.get(SEQUENCE_FIELD) else [SEQUENCE_FIELD]
-            if projection is not None:
-                projection[SEQUENCE_FIELD] = 1
+        needs only some of the changes again)."""
         for source in self.sources:
             if source.feed != feed or source.empty:
                 continue
             for start in range(0, len(keys), 100):
-                found = []
-                for doc in source.collection.find({key_field: {"$in": keys[start:start + 100]}}, projection):
-                    if source.after < doc.get(SEQUENCE_FIELD, 0) <= source.upto:
-                        for name in dropped:
-                            doc.pop(name, None)
-                        found.append(doc)
+                query = {key_field: {"$in": keys[start:start + 100]},
+                         SEQUENCE_FIELD: {"$gt": source.after, "$lte": source.upto}}  # fmt: skip
+                found = list(source.collection.find(query, self.projection))
                 if found:
                     yield found
 
