@@ -25,11 +25,6 @@ from mls_assets.lib.transform.naming import camel_case
 from mls_assets.lib.transform.photos import extract_photos
 from mls_assets.lib.transform.values import FieldError, parse_datetime
 
-# A raw document as the photo plan needs it (the photos, not the whole record).
-RAW_PROJECTION = {"_id": 0, "listingKey": 1, "modificationTimestamp": 1, "record.StandardFields.Photos": 1,
-                  "record.StandardFields.ListingId": 1, "record.StandardFields.PhotosChangeTimestamp": 1}  # fmt: skip
-
-
 SIGNATURE_FIELDS = ("photoId", "order", "primary", *(camel_case(name) for name in PHOTO_URI_FIELDS))
 
 

@@ -142,20 +142,12 @@ class ChangeSource:
 
     def batches(self, batch_size: int, projection: dict | None = None, where: dict | None = None) -> Iterator[list[dict]]:
         """The changed documents (matching `where`), in batches, in no particular order.
-
-        Two measured choices for the embedded server: fields to leave out are dropped here,
-        not by the server (its exclusion projection costs more than sending them: 1.9 s vs
-        1.35 s for 2.6k raw records), and a range that holds the whole collection (a
-        consumer's first run) is read in natural order, not through the `_seq` index
-        (1.1 s vs 1.35 s)."""
+        A range that holds the whole collection (a consumer's first run) is read in natural
+        order, not through the `_seq` index (1.1 s vs 1.35 s for 2.6k raw records, measured)."""
         if self.empty:
             return
         query = {SEQUENCE_FIELD: {"$gt": self.after, "$lte": self.upto}, **(where or {})}
-        dropped = [name for name, value in (projection or {}).items() if not value]
-        if dropped and len(dropped) == len(projection or {}):
-            projection = None  # an exclusion: applied below
-        else:
-            dropped = []
+        projection, dropped = split_projection(projection)
         cursor = self.collection.find(query, projection).batch_size(batch_size)
         if self.everything:
             cursor = cursor.hint([("$natural", 1)])
@@ -169,6 +161,18 @@ class ChangeSource:
                 batch = []
         if batch:
             yield batch
+
+
+def split_projection(projection: dict | None) -> tuple[dict | None, list[str]]:
+    """What to ask the server for, and which fields to drop here. The embedded server's
+    projections cost more than sending the fields: leaving four bookkeeping fields out of
+    2.6k raw records took 1.9 s against 1.35 s for the whole records, and picking the photos
+    out of 43k raw records 20 s against 6.6 s (measured). So fields to leave out are dropped
+    here, and only a projection that names a few fields of small documents goes to the
+    server."""
+    if projection and all(not value for value in projection.values()):
+        return None, list(projection)
+    return projection, []
 
 
 @dataclass
@@ -216,7 +220,11 @@ class ChangeSet:
             for start in range(0, len(keys), 100):
                 query = {key_field: {"$in": keys[start:start + 100]},
                          SEQUENCE_FIELD: {"$gt": source.after, "$lte": source.upto}}  # fmt: skip
-                found = list(source.collection.find(query, self.projection))
+                projection, dropped = split_projection(self.projection)
+                found = list(source.collection.find(query, projection))
+                for doc in found:
+                    for name in dropped:
+                        doc.pop(name, None)
                 if found:
                     yield found
 
