@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pymongo import MongoClient, UpdateOne
+from pymongo import MongoClient, UpdateOne, monitoring
 
 from mls_assets.lib.feeds import FeedIdentity
 from mls_assets.lib.spark.client import SparkClient
@@ -131,7 +131,34 @@ def seed(spec: dict) -> dict:
     return {"written": written}
 
 
+class CommandTimes(monitoring.CommandListener):
+    """Server time per kind of command (pymongo's command monitoring): where a run waits.
+    The lease heartbeats wait in a thread of their own and are kept apart."""
+
+    KINDS = {"insert": "inserts", "update": "updates", "delete": "deletes", "createIndexes": "index builds",
+             "find": "reads", "getMore": "reads", "aggregate": "reads", "count": "reads", "distinct": "reads"}  # fmt: skip
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._kinds: dict[int, str] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        on_leases = event.command.get(event.command_name) == "leases"
+        self._kinds[event.request_id] = "lease heartbeats" if on_leases else self.KINDS.get(event.command_name, "other")
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
+        kind = self._kinds.pop(event.request_id, "other")
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + event.duration_micros / 1e6
+
+    failed = succeeded
+
+    def totals(self) -> dict[str, float]:
+        return {kind: round(seconds, 1) for kind, seconds in sorted(self.seconds.items(), key=lambda kv: -kv[1])}
+
+
 def chain(spec: dict) -> dict:
+    commands = CommandTimes()
+    monitoring.register(commands)  # before any client exists: every client the run opens reports to it
     import dagster as dg
 
     from mls_assets.definitions import defs
@@ -155,7 +182,7 @@ def chain(spec: dict) -> dict:
         written += sum(meta[name].value for name in ("inserted", "updated") if name in meta)
     for stat in instance.get_run_step_stats(result.run_id):
         steps[stat.step_key] = round(stat.end_time - stat.start_time, 2)
-    return {"written": written, "steps": steps, "run_seconds": seconds}
+    return {"written": written, "steps": steps, "run_seconds": seconds, "commands": commands.totals()}
 
 
 def stored(spec: dict) -> int:
