@@ -238,6 +238,25 @@ def test_a_change_set_reads_the_same_documents_on_a_first_read_and_after_a_water
     assert [sorted(d) for b in excluded.documents(FEED, ["K4", "K5"]) for d in b] == [
         ["listPrice", "listingKey", "modificationTimestamp"]]  # fmt: skip
 
+
+def test_a_field_the_source_stopped_sending_goes_where_only_we_write_and_others_fields_stay(mongo_db):
+    """A collection only this pipeline writes (flattened) holds exactly the newest version; in
+    one the CRM writes to, its fields and any field another system added survive the update."""
+    owned = CollectionSpec("flattened_listings", ("listingKey",), "modificationTimestamp")
+    flattened, listings = mongo_db[FEED.collection("flattened_listings")], mongo_db[FEED.collection("listings")]
+    first = listing("K1", 100, primaryPhotoUrl="https://cdn.example/1.jpg", highSchool="Palm Desert High")
+    write(flattened, [first], spec=owned)
+    write(listings, [{**first, "leadStatus": "new"}])
+    listings.update_one({"listingKey": "K1"}, {"$set": {"leadStatus": "contacted", "favorite": True}})
+    newer = listing("K1", 90, T0 + timedelta(hours=1))  # the photos and the school are gone at the source
+    assert write(flattened, [newer], spec=owned).updated == 1 and write(listings, [newer]).updated == 1
+    stored = flattened.find_one({"listingKey": "K1"}, {"_id": 0, "_hash": 0, "_runId": 0, "_seq": 0})
+    assert stored == {"listingKey": "K1", "listPrice": 90, "modificationTimestamp": newer["modificationTimestamp"]}
+    kept = listings.find_one({"listingKey": "K1"})
+    assert (kept["listPrice"], kept["leadStatus"], kept["favorite"]) == (90, "contacted", True)
+    older = listing("K1", 1, T0)  # and an older version still changes nothing
+    assert write(flattened, [older], spec=owned).stale == 1 and flattened.find_one({"listingKey": "K1"})["listPrice"] == 90
+
 def test_content_hash_ignores_key_order_and_bookkeeping():
     a = {"x": 1, "y": {"b": 2, "a": [1, {"q": 1, "p": 2}]}, "_runId": "r1", "_seq": 4}
     b = {"y": {"a": [1, {"p": 2, "q": 1}], "b": 2}, "x": 1, "_runId": "r2", "_seq": 9}
