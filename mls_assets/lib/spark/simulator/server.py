@@ -15,6 +15,7 @@ when the server runs in-process (tests).
 from __future__ import annotations
 
 import gzip
+import sys
 import threading
 from bisect import bisect_right
 from collections.abc import Callable
@@ -128,6 +129,15 @@ def _compile(node: sparkql.Filter) -> Callable[[dict[str, Any]], bool]:
     return lambda row: compare(row[field])
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a timeout, by design in the fault tests) is not
+    an error of the simulator: no traceback for it."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class SimulatorServer:
     """The simulator, runnable in a background thread (`start()`/`stop()`) or forever."""
 
@@ -148,7 +158,7 @@ class SimulatorServer:
         self._lock = threading.RLock()
         self._query_cache: dict[tuple[str, int], list[ListingState]] = {}
         self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._httpd = _QuietHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
