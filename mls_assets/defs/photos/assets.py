@@ -42,14 +42,13 @@ def photo_collections(context: dg.AssetExecutionContext, raw_listings: ChangeSet
     raw records changed since it last ran (they carry the Photos expansion)."""
     database = mongo.get_database()
     leases.hold_feeds(context)
-    changes = raw_listings  # whole records: picking their photos out on the server costs more than sending them
     marks = WriteMarks(database)
-    homes: dict[FeedKey, dict[str, str | None]] = {feed: {} for feed in changes.feeds}
+    homes: dict[FeedKey, dict[str, str | None]] = {feed: {} for feed in raw_listings.feeds}
 
     def first_pass(feed: FeedKey, empty: bool) -> Iterator:
         """Every changed listing: where it lives now, and the photos that belong in PHOTOS."""
-        places = Places(database, feed, expected=changes.count(feed))
-        for _, batch in changes.batches(feed):
+        places = Places(database, feed, expected=raw_listings.count(feed))
+        for _, batch in raw_listings.batches(feed):
             where = {key: place["class"] for key, place in places.of([r["listingKey"] for r in batch]).items()}
             homes[feed].update((raw["listingKey"], where.get(raw["listingKey"])) for raw in batch)
             yield from plan_photos(database, feed, PHOTOS, batch, where, empty)
@@ -59,19 +58,19 @@ def photo_collections(context: dg.AssetExecutionContext, raw_listings: ChangeSet
         EXPIRED_PHOTOS holds their photos (they left)."""
         expired = [key for key, home in homes[feed].items() if home == "expired"]
         where = {key: "expired" for key in expired}
-        for batch in changes.documents(feed, expired):
+        for batch in raw_listings.documents(feed, expired):
             yield from plan_photos(database, feed, EXPIRED_PHOTOS, batch, where, empty)
         if not empty:
             others = [{"listingKey": key} for key, home in homes[feed].items() if home != "expired"]
-            for start in range(0, len(others), changes.batch_size):
-                yield from plan_photos(database, feed, EXPIRED_PHOTOS, others[start:start + changes.batch_size],
+            for start in range(0, len(others), raw_listings.batch_size):
+                yield from plan_photos(database, feed, EXPIRED_PHOTOS, others[start:start + raw_listings.batch_size],
                                        homes[feed], empty)  # fmt: skip
 
     for (name, spec), plan in zip(OUTPUTS.items(), (first_pass, second_pass), strict=True):
-        empty = {feed: marks.last(database[spec.collection_name(feed)]) is None for feed in changes.feeds}
-        yield dg.Output({str(feed): plan(feed, empty[feed]) for feed in changes.feeds}, output_name=name)
+        empty = {feed: marks.last(database[spec.collection_name(feed)]) is None for feed in raw_listings.feeds}
+        yield dg.Output({str(feed): plan(feed, empty[feed]) for feed in raw_listings.feeds}, output_name=name)
     changed = {feed: list(keys) for feed, keys in homes.items()}
-    changes.commit(context.run.run_id)
+    raw_listings.commit(context.run.run_id)
     finding = measures.merge_findings((str(f), measures.orphan_photos(database, f, keys)) for f, keys in changed.items())
     yield check_result(finding, "orphan photos or listings missing their photos", "listing_photos",
                        "no_orphan_or_wiped_photos", dg.AssetCheckSeverity.WARN)  # fmt: skip

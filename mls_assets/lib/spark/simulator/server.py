@@ -129,6 +129,18 @@ def _compile(node: sparkql.Filter) -> Callable[[dict[str, Any]], bool]:
     return lambda row: compare(row[field])
 
 
+def _page_size(params: dict[str, str], name: str, default: int, most: int, code: int, qualifier: str = "") -> int:
+    """A page size parameter (`_limit`, `$top`), refused as the real APIs refuse it."""
+    text = params.get(name, str(default))
+    try:
+        size = int(text)
+    except ValueError:
+        raise SparkError(400, code, f"{name} must be a number, got {text!r}") from None
+    if not 1 <= size <= most:
+        raise SparkError(400, code, f"{name} must be between 1 and {most}{qualifier}")
+    return size
+
+
 class _QuietHTTPServer(ThreadingHTTPServer):
     """A client that hangs up mid-answer (a timeout, by design in the fault tests) is not
     an error of the simulator: no traceback for it."""
@@ -262,13 +274,7 @@ class SimulatorServer:
         if set(expand) - {"Media"}:
             raise SparkError(400, 400, f"$expand supports Media only, not {','.join(expand)}")
         most = RESO_MAX_TOP_EXPANDED if expand else RESO_MAX_TOP
-        top_text = params.get("$top", str(RESO_DEFAULT_TOP))
-        try:
-            top = int(top_text)
-        except ValueError:
-            raise SparkError(400, 400, f"$top must be a number, got {top_text!r}") from None
-        if not 1 <= top <= most:
-            raise SparkError(400, 400, f"$top must be between 1 and {most}{' with $expand' if expand else ''}")
+        top = _page_size(params, "$top", RESO_DEFAULT_TOP, most, 400, " with $expand" if expand else "")
         found = self.matching_reso(params.get("$filter", ""))
         token = params.get("$skiptoken", "")
         keys = [s.timeline.key for s in found]
@@ -296,13 +302,7 @@ class SimulatorServer:
         return answer
 
     def listings(self, params: dict[str, str], fault: str | None) -> dict[str, Any]:
-        limit_text = params.get("_limit", str(DEFAULT_LIMIT))
-        try:
-            limit = int(limit_text)
-        except ValueError:
-            raise SparkError(400, 1053, f"_limit must be a number, got {limit_text!r}") from None
-        if not 1 <= limit <= MAX_LIMIT:
-            raise SparkError(400, 1053, f"_limit must be between 1 and {MAX_LIMIT}")
+        limit = _page_size(params, "_limit", DEFAULT_LIMIT, MAX_LIMIT, 1053)
         found = self.matching(params.get("_filter", ""))
         if params.get("_pagination") == "count":
             pages = -(-len(found) // limit)
