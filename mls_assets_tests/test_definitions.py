@@ -25,20 +25,28 @@ def test_every_asset_names_a_catalogued_collection():
 
     for asset in DEFINITIONS.resolve_asset_graph().assets_defs:
         for key in asset.keys:
-            if key.to_user_string() == "deleted_listings_sweep":  # reports what it removed; stores nothing
+            if key.to_user_string() in ("deleted_listings_sweep", "collection_audit"):  # they report; store nothing
                 continue
             collection = asset.specs_by_key[key].metadata.get("collection")
             # a feed's collections are stored by the IO manager; shared ones by their asset
             assert collection in BY_NAME or collection in SHARED_BY_NAME, f"{key} names no catalogued collection"
 
 
-def test_the_replication_job_runs_the_checks_of_the_run_not_the_audits():
+def test_no_feed_job_and_no_selection_of_the_chain_carries_an_audit():
+    """Audits are the checks of `collection_audit`, downstream of the chain: a job of the chain,
+    a job-page backfill (which adds every check of its assets) or a CLI `--select` of the
+    chain's assets never carries one, so no audit runs in, or is billed to, a feed's run."""
     from mls_assets.defs.quality.checks import AUDIT_CHECKS
 
-    job = DEFINITIONS.resolve_job_def("replication_job")
-    checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
-    audits = {key.name for check in AUDIT_CHECKS for key in check.check_keys}
-    assert "one_status_collection" in checks and not checks & audits
+    audits = {key for check in AUDIT_CHECKS for key in check.check_keys}
+    assert {key.asset_key.to_user_string() for key in audits} == {"collection_audit"}
+    graph = DEFINITIONS.resolve_asset_graph()
+    for name in ("replication_job", "expired_listings_backfill"):
+        checks = set(DEFINITIONS.resolve_job_def(name).asset_layer.asset_graph.asset_check_keys)
+        assert "one_status_collection" in {key.name for key in checks} and not checks & audits, name
+    selected = dg.AssetSelection.from_string("+expired_listing_photos").resolve(graph)
+    attached = {key for key in graph.asset_check_keys if key.asset_key in selected}
+    assert attached and not attached & audits
 
 
 def test_workspace_points_at_the_definitions_module():

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import Field
 from pymongo.database import Database
 
@@ -74,7 +75,9 @@ Db = Annotated[Database, Depends(_database)]
 
 def create_app(database_factory: Callable[[], Database]) -> FastAPI:
     """The ASGI app on the database `database_factory` returns (called on first use)."""
-    app = FastAPI(title="mls_assets expired leads", version="1",
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this package, not a CDN
+    # (the docs page works on a machine with no internet, and asks nothing of a third party)
+    app = FastAPIOffline(title="mls_assets expired leads", version="1",
                   description="A tenant's expired and cancelled listings as CRM leads. Bearer API keys: "
                               "`mls-assets api-keys create TENANT --name NAME`.")  # fmt: skip
     app.state.database_factory, app.state.database = database_factory, None

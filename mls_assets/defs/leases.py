@@ -7,12 +7,22 @@ from contextlib import contextmanager
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
+from pymongo.database import Database
 from pymongo.errors import ConnectionFailure
 
 from mls_assets.defs.partitions import split_key
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.store.client import DatabaseUnavailable, unavailable_message
-from mls_assets.lib.store.leases import DEFAULT_TTL_S, DEFAULT_WAIT_S, Leases, feed_lease, token_lease
+from mls_assets.lib.store.leases import (
+    DEFAULT_TTL_S,
+    DEFAULT_WAIT_S,
+    LEASES_COLLECTION,
+    Leases,
+    feed_lease,
+    release_run,
+    stale_runs,
+    token_lease,
+)
 from mls_assets.lib.tenants import FeedConfig
 
 ENDED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
@@ -29,6 +39,37 @@ def run_ended(instance: dg.DagsterInstance | None, run_id: str) -> bool:
     return run is not None and run.status in ENDED
 
 
+PAGE = 500
+
+
+def reap_dead_runs(instance: dg.DagsterInstance, database: Database) -> list[str]:
+    """Mark failed every STARTED run whose process is gone (its presence lease went stale: a
+    SIGKILL, a lost host) and free the leases of every run that is over (one that lost its
+    database could not free them). The daemon's `dead_run_sensor` does this each minute; every
+    operator command and every run does it too, so that without a daemon no dead run looks
+    alive. Reads every STARTED run, a page at a time; the ids of the runs marked failed."""
+    reaped = []
+    cursor = None
+    while True:
+        page = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), cursor=cursor,
+                                 limit=PAGE)  # fmt: skip
+        by_id = {run.run_id: run for run in page}
+        for run_id, holder in stale_runs(database, list(by_id)):
+            message = (f"the run's process is gone ({holder.describe()} stopped renewing its leases): marked failed "
+                       "so that the feed's next run can start")  # fmt: skip
+            instance.report_run_failed(by_id[run_id], message=message)
+            release_run(database, run_id)
+            reaped.append(run_id)
+        if len(page) < PAGE:
+            break
+        cursor = page[-1].run_id
+    holders = [r for r in database[LEASES_COLLECTION].distinct("runId") if r and not str(r).startswith("adhoc-")]
+    for start in range(0, len(holders), PAGE):
+        for run in instance.get_runs(filters=dg.RunsFilter(run_ids=holders[start:start + PAGE], statuses=list(ENDED))):
+            release_run(database, run.run_id)
+    return reaped
+
+
 class LeaseResource(dg.ConfigurableResource):
     """Holds the run's feed leases until the run ends, and a token slot while pulling."""
 
@@ -41,6 +82,12 @@ class LeaseResource(dg.ConfigurableResource):
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["LeaseResource"]:
         log = context.log.info if context.log else None
         instance = context.instance
+        if instance is not None:
+            try:  # no dead run of another process keeps looking alive, daemon or not
+                reap_dead_runs(instance, self.mongo.get_database())
+            except Exception as error:  # noqa: BLE001 - tidying never fails the run
+                if context.log:
+                    context.log.warning(f"could not check for dead runs: {type(error).__name__}: {error}")
         leases = Leases(self.mongo.get_database(), context.run.run_id if context.run else f"adhoc-{uuid.uuid4().hex}", ttl=self.ttl_s,
                         run_ended=lambda run_id: run_ended(instance, run_id), log=log)  # fmt: skip
         try:

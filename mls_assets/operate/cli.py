@@ -130,9 +130,11 @@ def _feeds(args: argparse.Namespace) -> int:
         _print(args, next(f for f in shown["feeds"] if f["provider"] == key.mls),
                human=f"feed {updated.key}: {args.action} done (in effect at the next sensor tick or run)")  # fmt: skip
         return 0
+    from mls_assets.defs.leases import reap_dead_runs
     from mls_assets.operate import status
 
     instance = _instance()
+    reap_dead_runs(instance, database)  # a killed run is shown dead, with or without the daemon
     if args.action == "status":
         keys = [_feed_key(args.feed)] if args.feed else [_feed_key(f"{t['tenantId']}.{f['provider']}")
                                                         for t in tenant_admin.tenants(database) for f in t["feeds"]]  # fmt: skip

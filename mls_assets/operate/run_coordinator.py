@@ -8,15 +8,26 @@ only Dagster's partition tags (`dagster/partition/feed` for one partition, the r
 and end keys for a single-run backfill). This coordinator derives the feed from them and
 sets `mls/feed` before the run enters the queue. A run over several feeds gets no feed tag
 (the feed leases in MongoDB keep its steps apart from other runs of those feeds).
+
+It also mends the runs of a backfill launched from a job's page. Dagster (1.13, issue
+dagster-io/dagster#28861) gives such a single-run backfill the range tags of its window and
+also the first partition's `dagster/partition/<dimension>` tags, and a run with dimension
+tags executes that one partition only: a seven-day window ran one day and reported green.
+A range run keeps only its range: the run is created again with the same job, snapshots,
+selection and backfill id, minus the dimension tags (Dagster has no call that removes a
+tag), and the broken one deleted before it queues, so every day of the window is pulled and
+materialized with its own counts.
 """
 
 from __future__ import annotations
+
+import uuid
 
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from dagster._core.storage.dagster_run import DagsterRun
 
 from mls_assets.defs.automation.run_requests import FEED_TAG
-from mls_assets.defs.partitions import feed_of_run
+from mls_assets.defs.partitions import feed_of_run, range_run_tags
 
 
 class FeedQueuedRunCoordinator(QueuedRunCoordinator):
@@ -24,9 +35,36 @@ class FeedQueuedRunCoordinator(QueuedRunCoordinator):
 
     def submit_run(self, context: SubmitRunContext) -> DagsterRun:
         run = context.dagster_run
+        mended = range_run_tags(run.tags)
+        if mended is not None:
+            run = self._stored_again(run, mended, context)
+            context = SubmitRunContext(run, workspace=context.workspace)
         feed = feed_of_run(run.tags)
         if feed is not None and run.tags.get(FEED_TAG) != feed:
             self._instance.add_run_tags(run.run_id, {FEED_TAG: feed})
             run = self._instance.get_run_by_id(run.run_id) or run
             context = SubmitRunContext(run, workspace=context.workspace)
         return super().submit_run(context)
+
+    def _stored_again(self, run: DagsterRun, tags: dict[str, str], context: SubmitRunContext) -> DagsterRun:
+        """`run` created anew with exactly `tags` (same job, snapshots, selection and backfill
+        id; a new run id: the old one's planned check rows cannot be planned twice), so that
+        the materializations and checks it plans are the whole range's; the broken run is
+        deleted before it ever queues. Without a workspace (no asset graph to plan with) the
+        run is left as it is."""
+        instance = self._instance
+        if context.workspace is None or not run.job_snapshot_id or not run.execution_plan_snapshot_id:
+            return run
+        mended = instance.create_run(
+            job_name=run.job_name, run_id=str(uuid.uuid4()), run_config=run.run_config,
+            resolved_op_selection=run.resolved_op_selection, step_keys_to_execute=run.step_keys_to_execute,
+            status=run.status, tags=tags, root_run_id=run.root_run_id, parent_run_id=run.parent_run_id,
+            job_snapshot=instance.get_job_snapshot(run.job_snapshot_id),
+            execution_plan_snapshot=instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id),
+            parent_job_snapshot=None, asset_selection=run.asset_selection,
+            asset_check_selection=run.asset_check_selection, op_selection=run.op_selection,
+            remote_job_origin=run.remote_job_origin, job_code_origin=run.job_code_origin,
+            asset_graph=context.workspace.asset_graph,
+        )  # fmt: skip
+        instance.delete_run(run.run_id)
+        return mended

@@ -3,6 +3,7 @@ paging while leads arrive, and isolation between tenants on every route."""
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -157,6 +158,12 @@ def test_a_revoked_key_gets_401_and_keys_are_stored_only_as_hashes(api, alpha_ke
     assert api.get(LIST, headers=alpha_key).status_code == 401
 
 
-def test_openapi_docs_are_served(api):
-    assert api.get("/docs").status_code == 200
+def test_openapi_docs_are_served_with_no_request_leaving_the_machine(api):
+    page = api.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page.text)
+    assert assets and all(a.startswith("/") for a in assets), assets  # nothing from a CDN
+    for asset in assets:  # and every one of them is served here
+        assert api.get(asset).status_code == 200, asset
+    assert "SwaggerUIBundle" in api.get(next(a for a in assets if a.endswith(".js"))).text
     assert LIST.replace("alpha", "{tenant}") in api.get("/openapi.json").json()["paths"]

@@ -102,3 +102,30 @@ def test_the_dead_run_sensor_fails_runs_whose_process_is_gone_and_frees_their_le
             assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
             assert mongo_db[LEASES_COLLECTION].count_documents({"runId": dead.run_id}) == 0
             assert mongo_db[LEASES_COLLECTION].count_documents({"_id": run_lease(alive.run_id)}) == 1
+
+
+def test_without_a_daemon_feeds_status_shows_a_killed_run_dead_and_frees_the_leases_of_ended_runs(
+        mongo_uri, mongo_db, tmp_path, monkeypatch, capsys):  # fmt: skip
+    """No sensor runs here: the operator's next command marks the killed run failed and frees
+    its leases, and the lease a failed run could not free (its database was gone) too."""
+    from mls_assets.cli import main
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("MONGODB_DATABASE", mongo_db.name)
+    with dg.DagsterInstance.get() as instance:
+        job = dg.JobDefinition(graph_def=dg.GraphDefinition(name="g", node_defs=[]))
+        killed, ended = instance.create_run_for_job(job), instance.create_run_for_job(job)
+        instance.handle_new_event(dg.EventLogEntry(
+            error_info=None, level="DEBUG", user_message="", run_id=killed.run_id, timestamp=0.0,
+            dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, killed.job_name)))  # fmt: skip
+        instance.report_run_failed(ended, message="lost its database")
+    held_by_a_killed_process(mongo_uri, mongo_db, killed.run_id, feed_lease("t.gps"))
+    mongo_db[LEASES_COLLECTION].insert_one({"_id": feed_lease("u.gps"), "runId": ended.run_id, "pid": os.getpid(),
+                                            "host": "elsewhere", "heartbeatAt": datetime.now(UTC)})  # fmt: skip
+    assert main(["feeds", "status", "--json"]) == 0
+    capsys.readouterr()
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert mongo_db[LEASES_COLLECTION].count_documents({"runId": {"$in": [killed.run_id, ended.run_id]}}) == 0

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from mls_assets.defs.partitions import feed_day_key
-from mls_assets.defs.quality.checks import AUDIT_CHECKS
+from mls_assets.defs.quality.checks import AUDIT_CHECKS, collection_audit
 from mls_assets.defs.quality.sensors import failure_alert_sensor
 from mls_assets.lib.spark.simulator import Market
 from mls_assets.lib.store.cursors import CURSORS_COLLECTION
@@ -42,8 +42,10 @@ def run_chain(pipeline, **spark) -> tuple[dg.ExecuteInProcessResult, dict]:
 
 
 def run_audits(pipeline) -> tuple[dg.ExecuteInProcessResult, dict]:
-    result = dg.materialize([*CHAIN, *AUDIT_CHECKS], instance=pipeline.instance, resources=pipeline.resources(),
-                            selection=dg.AssetSelection.checks(*AUDIT_CHECKS), raise_on_error=False)  # fmt: skip
+    """What `quality_audit_job` runs: `collection_audit` with its checks (the audits)."""
+    result = dg.materialize([*CHAIN, collection_audit, *AUDIT_CHECKS], instance=pipeline.instance,
+                            resources=pipeline.resources(), selection=dg.AssetSelection.assets(collection_audit),
+                            raise_on_error=False)  # fmt: skip
     return result, evaluations_of(result)
 
 
@@ -175,18 +177,18 @@ def test_each_audit_fails_on_data_broken_its_way(pipeline):
 
     _, audits = run_audits(pipeline)
     failed = {name for name, e in audits.items() if not e.passed}
-    assert failed == {"expired_listings:audit_expires_at_within_retention", "listing_photos:audit_orphan_or_wiped_photos",
-                      "active_listings:audit_one_status_collection", "closed_listings:audit_required_fields",
-                      "expired_listings:audit_unique_listing_key", "crm_linked_properties:audit_crm_links_consistent",
-                      "raw_listings:feed_is_fresh"}  # fmt: skip
-    assert expired["listingKey"] in sample(audits["expired_listings:audit_expires_at_within_retention"])
-    assert wiped in sample(audits["listing_photos:audit_orphan_or_wiped_photos"])
-    assert "NO-SUCH-LISTING" in sample(audits["listing_photos:audit_orphan_or_wiped_photos"])
-    assert twin["listingKey"] in sample(audits["active_listings:audit_one_status_collection"])
-    assert twin["listingKey"] in sample(audits["closed_listings:audit_required_fields"])
-    assert dup["listingKey"] in sample(audits["expired_listings:audit_unique_listing_key"])
-    assert "P1" in sample(audits["crm_linked_properties:audit_crm_links_consistent"])
-    assert not audits["raw_listings:feed_is_fresh"].passed
+    assert failed == {"collection_audit:expires_at_within_retention", "collection_audit:orphan_or_wiped_photos",
+                      "collection_audit:one_status_collection", "collection_audit:closed_required_fields",
+                      "collection_audit:expired_unique_listing_key", "collection_audit:crm_links_consistent",
+                      "collection_audit:feed_is_fresh"}  # fmt: skip
+    assert expired["listingKey"] in sample(audits["collection_audit:expires_at_within_retention"])
+    assert wiped in sample(audits["collection_audit:orphan_or_wiped_photos"])
+    assert "NO-SUCH-LISTING" in sample(audits["collection_audit:orphan_or_wiped_photos"])
+    assert twin["listingKey"] in sample(audits["collection_audit:one_status_collection"])
+    assert twin["listingKey"] in sample(audits["collection_audit:closed_required_fields"])
+    assert dup["listingKey"] in sample(audits["collection_audit:expired_unique_listing_key"])
+    assert "P1" in sample(audits["collection_audit:crm_links_consistent"])
+    assert not audits["collection_audit:feed_is_fresh"].passed
 
 
 def test_a_high_reject_rate_fails_its_check(pipeline, market):
@@ -194,7 +196,20 @@ def test_a_high_reject_rate_fails_its_check(pipeline, market):
     _, evaluations = run_chain(pipeline)
     rate = evaluations["flattened_listings:reject_rate_below_threshold"]
     assert not rate.passed and rate.metadata["reject_rate"].value >= 0.1
-    assert "ListPrice" in " ".join(rate.metadata["first_rejects"].value)
+
+
+def test_the_reject_rate_counts_the_records_quarantined_at_the_pull(pipeline, market):
+    """Hostile records (unusable keys, NaN, invalid text, deep nesting, implausible dates) are
+    quarantined by the pull's screen and never reach raw: the rate is over every record read."""
+    market.hostile_rate = 0.2
+    result, evaluations = run_chain(pipeline)
+    rate = evaluations["flattened_listings:reject_rate_below_threshold"]
+    meta = {name: value.value for name, value in rate.metadata.items()}
+    held = pipeline.database["jpsrealtor_gps_rejects"].count_documents({"runId": result.run_id, "stage": "raw"})
+    assert meta["pull_rejects"] == held > 0
+    assert meta["rejects"] == meta["pull_rejects"] + meta["flatten_rejects"]
+    assert meta["records_read"] == meta["rejects"] + pipeline.collection(GPS, "flattened_listings").count_documents({})
+    assert not rate.passed and meta["reject_rate"] == round(held / meta["records_read"], 4) > 0.05
 
 
 def test_a_source_count_far_from_the_stored_one_fails_its_check(pipeline, market):
@@ -202,7 +217,7 @@ def test_a_source_count_far_from_the_stored_one_fails_its_check(pipeline, market
     stored = pipeline.collection(GPS, "listings")
     stored.delete_many({"listingKey": {"$in": [d["listingKey"] for d in stored.find().limit(10)]}})
     _, audits = run_audits(pipeline)
-    count = audits["active_listings:count_matches_source"]
+    count = audits["collection_audit:count_matches_source"]
     assert not count.passed and count.metadata["counts"].value[GPS]["source"] > count.metadata["counts"].value[GPS]["stored"]
 
 
@@ -275,7 +290,11 @@ def test_the_alert_sensor_raises_one_alert_per_failure_and_survives_a_dead_webho
     first = evaluate_sensor(pipeline)
     alerts = pipeline.database["alerts"]
     check_alerts = list(alerts.find({"kind": "asset_check"}))
-    assert sorted(f"{a['asset']}:{a['check']}" for a in check_alerts) == sorted(failures)
+    # one alert per audit and feed at fault: the two feeds never synced are stale and far from the source
+    at_fault = sorted(f"collection_audit:{c}|{f}" for c in ("count_matches_source", "feed_is_fresh")
+                      for f in ("jpsrealtor.crmls", "otheragent.gps")) + ["collection_audit:one_status_collection|" + GPS]
+    assert sorted(f"{a['asset']}:{a['check']}|{a['feed']}" for a in check_alerts) == at_fault
+    assert sorted(failures) == sorted({name.split("|")[0] for name in at_fault})
     assert all(a["delivered"] is False and "ConnectError" in a["deliveryError"] for a in check_alerts)
 
     webhook = Webhook()
@@ -285,26 +304,27 @@ def test_the_alert_sensor_raises_one_alert_per_failure_and_survives_a_dead_webho
         evaluate_sensor(pipeline)  # from scratch: the same failures are not alerted twice
     finally:
         webhook.close()
-    assert alerts.count_documents({}) == len(failures)
-    assert len(webhook.received) == len(failures)
-    posted = next(p for p in webhook.received if p["check"] == "audit_one_status_collection")
-    assert posted["asset"] == "active_listings" and posted["severity"] == "ERROR" and posted["runId"] == result.run_id
+    assert alerts.count_documents({}) == len(at_fault)
+    assert len(webhook.received) == len(at_fault)
+    posted = next(p for p in webhook.received if p["check"] == "one_status_collection")
+    assert posted["asset"] == "collection_audit" and posted["severity"] == "ERROR" and posted["runId"] == result.run_id
+    assert posted["feed"] == GPS and posted["partition"] is None  # the feed whose data fails, not a run's
     assert posted["link"].endswith(f"/runs/{result.run_id}") and posted["message"]
     assert posted["event"] == "opened" and datetime.fromisoformat(posted["openedAt"]) <= datetime.now(UTC)
 
     # fixed: the audits pass again, and each open alert is resolved with one notice
     pipeline.collection(GPS, "closed_listings").delete_one({"listingKey": twin["listingKey"]})
     again, evaluations = run_audits(pipeline)
-    assert evaluations["active_listings:audit_one_status_collection"].passed
+    assert evaluations["collection_audit:one_status_collection"].passed
     webhook = Webhook()
     try:
         monkeypatch.setenv("ALERT_WEBHOOK_URL", webhook.url)
         evaluate_sensor(pipeline, cursor=first.cursor)
     finally:
         webhook.close()
-    notice = next(p for p in webhook.received if p["check"] == "audit_one_status_collection")
+    notice = next(p for p in webhook.received if p["check"] == "one_status_collection")
     assert notice["event"] == "resolved" and notice["resolvedByRunId"] == again.run_id
-    assert alerts.count_documents({"state": "open", "check": "audit_one_status_collection"}) == 0
+    assert alerts.count_documents({"state": "open", "check": "one_status_collection"}) == 0
 
 
 def test_a_failed_run_alerts_once_with_its_feed_partition_and_cause_until_the_feed_succeeds(
@@ -336,17 +356,70 @@ def test_a_failed_run_alerts_once_with_its_feed_partition_and_cause_until_the_fe
     assert resolved["id"] == opened["id"]
 
 
-def test_a_run_check_belongs_to_its_feed_day_partition(pipeline):
-    """A failure of one feed does not paint the others: each run check's result is scoped
-    to the run's feed-day partition."""
+def test_a_run_check_alert_names_the_run_s_feed_and_partition(pipeline, monkeypatch):
+    """Run checks are not partitioned (Dagster records a range run's partitioned check under no
+    partition and shows every day "skipped"): their alert carries the run's feed and days."""
+    target = pipeline.collection(GPS, "listings")
     result, evaluations = run_chain(pipeline)
+    assert {e.partition for e in evaluations.values()} == {None} and result.success
+    monkeypatch.setattr("mls_assets.defs.listings.assets.REJECT_RATE_THRESHOLD", -1.0)  # every run "fails" it
+    failed, _ = run_chain(pipeline)
+    evaluate_sensor(pipeline)
+    (alert,) = pipeline.database["alerts"].find({"kind": "asset_check"})
     partition = str(feed_day_key(GPS, pipeline.market.now.date().isoformat()))
-    assert {str(e.partition) for e in evaluations.values()} == {partition}
+    assert (alert["feed"], alert["partition"], alert["check"], alert["runId"]) == (
+        GPS, partition, "reject_rate_below_threshold", failed.run_id)
+    assert target.count_documents({}) > 0
+
+
+def test_an_audit_alert_goes_to_the_feed_whose_data_fails_never_to_the_run_s_feed(pipeline):
+    """Two feeds synced, one broken: the audit opens one alert, for the broken feed, with its
+    own keys; a run of the other feed that carries the audit changes nothing."""
     other = "jpsrealtor.crmls"
-    with_other = dg.materialize(CHAIN, instance=pipeline.instance, resources=pipeline.resources(),
-                                partition_key=str(feed_day_key(other, pipeline.market.now.date().isoformat())),
-                                tags={"mls/feed": other})  # fmt: skip
-    key = dg.AssetCheckKey(dg.AssetKey("active_listings"), "required_fields")
-    assert {str(e.partition) for e in with_other.get_asset_check_evaluations() if e.asset_check_key == key} == {
-        str(feed_day_key(other, pipeline.market.now.date().isoformat()))}  # fmt: skip
-    assert result.success
+    for feed in (GPS, other):
+        pipeline.sync(feed)
+    twin = pipeline.collection(other, "listings").find_one({}, {"_id": 0})
+    pipeline.collection(other, "closed_listings").insert_one(twin)
+    # the audit inside a run of GPS's partition (as a job-page backfill or a CLI --select would carry it)
+    result = dg.materialize([*CHAIN, collection_audit, *AUDIT_CHECKS], instance=pipeline.instance,
+                            resources=pipeline.resources(), selection=dg.AssetSelection.assets(collection_audit),
+                            tags={"mls/feed": GPS, "dagster/partition/feed": GPS}, raise_on_error=False)  # fmt: skip
+    audit = evaluations_of(result)["collection_audit:one_status_collection"]
+    assert not audit.passed and list(audit.metadata["feeds_at_fault"].value) == [other]
+    evaluate_sensor(pipeline)
+    (alert,) = pipeline.database["alerts"].find({"kind": "asset_check", "check": "one_status_collection"})
+    assert (alert["feed"], alert["partition"]) == (other, None)
+    stale = pipeline.database["alerts"].find({"check": "feed_is_fresh"})  # the feed never synced, each its own
+    assert sorted(a["feed"] for a in stale) == ["otheragent.gps"]
+    assert alert["firstOffendingKeys"] == [twin["listingKey"]] and alert["offending"] == 1
+
+
+def test_the_ui_shows_each_check_s_own_state_after_a_range_run_and_an_audit(pipeline):
+    """The state the UI's asset-graph query shows (`executionForLatestMaterialization`, and
+    `partitionStatuses` for partitioned checks): passed checks show passed after a range run,
+    a failed audit shows failed, not "skipped" or "not evaluated"."""
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    today = pipeline.market.now.date()
+    pipeline.backfill(GPS, (today - timedelta(days=3)).isoformat(), today.isoformat())
+    twin = pipeline.collection(GPS, "listings").find_one({}, {"_id": 0})
+    pipeline.collection(GPS, "closed_listings").insert_one(twin)
+    run_audits(pipeline)
+    query = """query { assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks {
+      name partitionStatuses { __typename } executionForLatestMaterialization { status } } } } } }"""
+    target = ModuleTarget(module_name="mls_assets.definitions", attribute=None, working_directory=None,
+                          location_name="mls_assets")  # fmt: skip
+    with WorkspaceProcessContext(pipeline.instance, target) as workspace:
+        answer = execute_dagster_graphql(workspace.create_request_context(), query)
+    shown = {}
+    for node in answer.data["assetNodes"]:
+        for check in (node["assetChecksOrError"] or {}).get("checks") or []:
+            assert check["partitionStatuses"] is None  # no partitioned check: the UI shows the latest run's
+            execution = check["executionForLatestMaterialization"]
+            shown[f"{'/'.join(node['assetKey']['path'])}:{check['name']}"] = execution and execution["status"]
+    assert shown["collection_audit:one_status_collection"] == "FAILED"
+    assert shown["collection_audit:crm_links_consistent"] == "SUCCEEDED"
+    in_run = {name: status for name, status in shown.items() if name in IN_RUN}
+    assert in_run and set(in_run.values()) == {"SUCCEEDED"}, in_run

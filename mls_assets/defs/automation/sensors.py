@@ -21,8 +21,8 @@ from croniter import croniter
 from mls_assets.defs.automation.jobs import replication_job
 from mls_assets.defs.automation.run_requests import chain_run
 from mls_assets.defs.instigators import described
+from mls_assets.defs.leases import reap_dead_runs
 from mls_assets.defs.resources import MongoResource
-from mls_assets.lib.store.leases import release_run, stale_runs
 from mls_assets.lib.tenants import FeedConfig, read_configs
 
 
@@ -58,16 +58,9 @@ def nightly_sync_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
 @described(dg.sensor, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def dead_run_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource) -> dg.SkipReason | None:
     """Marks runs whose process is gone as failed and frees their leases."""
-    database = mongo.get_database()
-    started = context.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=500)
-    by_id = {run.run_id: run for run in started}
-    dead = stale_runs(database, list(by_id))
-    for run_id, holder in dead:
-        message = (f"the run's process is gone ({holder.describe()} stopped renewing its leases): marked failed "
-                   "so that the feed's next run can start")  # fmt: skip
-        context.instance.report_run_failed(by_id[run_id], message=message)
-        release_run(database, run_id)
-        context.log.warning(f"run {run_id}: {message}")
+    dead = reap_dead_runs(context.instance, mongo.get_database())
+    for run_id in dead:
+        context.log.warning(f"run {run_id}: its process is gone: marked failed, its leases freed")
     if not dead:
-        return dg.SkipReason(f"{len(by_id)} runs in progress, none dead")
+        return dg.SkipReason("no run in progress is dead")
     return None

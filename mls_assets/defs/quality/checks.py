@@ -1,7 +1,17 @@
 """Audits: whole-collection checks of every enabled feed, run by `quality_audit_job` on a
 schedule (they read whole collections, so they do not run with every 15-minute sync; the
 checks that run with the chain check what each run wrote and live beside their assets).
-Each names what is wrong, how much of it, and the first keys, prefixed with their feed.
+
+They are the checks of `collection_audit`, an asset that only the audit job materializes
+(one materialization per audit: when it ran and over how many feeds), not of the listings
+assets. So the UI shows each audit's last result on that asset until the next audit (a
+check of `active_listings` is "not evaluated" again as soon as any feed syncs), and no run
+of a feed ever carries them (Dagster adds a selected asset's checks to a job-page backfill or
+a CLI `--select`, where a whole-collection audit would be billed to that run's feed).
+
+Each names what is wrong, how much of it, and the first keys, prefixed with their feed; its
+`feeds_at_fault` says which feeds' data fails it, and the alert sensor files one alert per
+such feed.
 """
 
 import os
@@ -10,9 +20,8 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
-from mls_assets.defs.quality.results import check_result
+from mls_assets.defs.quality.results import check_result, feeds_metadata
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
-from mls_assets.defs.status.assets import ASSET_OF_CLASS
 from mls_assets.lib.catalogue import STATUS_COLLECTIONS
 from mls_assets.lib.quality import measures
 from mls_assets.lib.replication.window import EVERYTHING
@@ -28,24 +37,37 @@ COUNT_TOLERANCE = float(os.environ.get("MLS_COUNT_TOLERANCE", "0.02"))
 ACTIVE_STATUSES = ("Active", "Active Under Contract", "Coming Soon", "Pending")
 
 
+AUDITED = ("raw_listings", "flattened_listings", "active_listings", "closed_listings", "expired_listings",
+           "listing_photos", "expired_listing_photos", "crm_linked_properties")
+
+
+@dg.asset(group_name="quality", kinds={"mongodb"}, deps=AUDITED)
+def collection_audit(mongo: MongoResource) -> dg.MaterializeResult:
+    """The whole-collection audit of every enabled feed: its checks read each feed's stored
+    collections (not what one run wrote) and name the feeds whose data fails them."""
+    feeds = [str(f.key) for f in read_configs(mongo.get_database()) if f.enabled]
+    return dg.MaterializeResult(metadata={"feeds_audited": len(feeds), "first_feeds": feeds[:20]})
+
+
 def audit(mongo: MongoResource, measure: Callable[..., measures.Finding], what: str,
           severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:  # fmt: skip
-    """`measure(database, feed)` over every enabled feed, reported together."""
+    """`measure(database, feed)` over every enabled feed, reported together, with the feeds at
+    fault named."""
     database = mongo.get_database()
-    feeds = [f.key for f in read_configs(database) if f.enabled]
-    return check_result(measures.merge_findings((str(f), measure(database, f)) for f in feeds), what, severity=severity)
+    findings = [(str(f.key), measure(database, f.key)) for f in read_configs(database) if f.enabled]
+    return check_result(measures.merge_findings(findings), what, severity=severity, by_feed=findings)
 
 
 def _status_audits(klass: str) -> list[dg.AssetChecksDefinition]:
-    spec, asset = STATUS_COLLECTIONS[klass], ASSET_OF_CLASS[klass]
+    spec = STATUS_COLLECTIONS[klass]
 
-    @dg.asset_check(asset=asset, name="audit_unique_listing_key",
+    @dg.asset_check(asset=collection_audit, name=f"{klass}_unique_listing_key",
                     description=f"No listingKey is stored twice in any feed's {spec.name} collection.")  # fmt: skip
     def unique(mongo: MongoResource) -> dg.AssetCheckResult:
         return audit(mongo, lambda db, f: measures.duplicate_keys(db[spec.collection_name(f)]), "duplicated keys")
 
-    @dg.asset_check(asset=asset, name="audit_required_fields",
-                    description="Every stored listing carries listingKey, listingId, standardStatus, "
+    @dg.asset_check(asset=collection_audit, name=f"{klass}_required_fields",
+                    description=f"Every listing stored in {spec.name} carries listingKey, listingId, standardStatus, "
                     "modificationTimestamp, tenantId and mlsProvider.")  # fmt: skip
     def required(mongo: MongoResource) -> dg.AssetCheckResult:
         return audit(mongo, lambda db, f: measures.missing_required(db[spec.collection_name(f)]),
@@ -54,14 +76,14 @@ def _status_audits(klass: str) -> list[dg.AssetChecksDefinition]:
     return [unique, required]
 
 
-@dg.asset_check(asset="active_listings", name="audit_one_status_collection",
+@dg.asset_check(asset=collection_audit, name="one_status_collection",
                 description="Every stored listing lives in exactly one of the active, closed and expired "
                 "collections of its feed.")  # fmt: skip
 def audit_one_status_collection(mongo: MongoResource) -> dg.AssetCheckResult:
     return audit(mongo, measures.in_several_collections, "listings in more than one status collection")
 
 
-@dg.asset_check(asset="expired_listings", name="audit_expires_at_within_retention",
+@dg.asset_check(asset=collection_audit, name="expires_at_within_retention",
                 description="Every stored expiresAt is a BSON date (else the TTL index never fires), none past "
                 "by more than the TTL monitor's lag (MLS_TTL_GRACE_MINUTES).")  # fmt: skip
 def audit_expires_at(mongo: MongoResource, clock: ClockResource) -> dg.AssetCheckResult:
@@ -71,7 +93,7 @@ def audit_expires_at(mongo: MongoResource, clock: ClockResource) -> dg.AssetChec
                  "expired listings with a bad or past expiresAt")  # fmt: skip
 
 
-@dg.asset_check(asset="listing_photos", name="audit_orphan_or_wiped_photos",
+@dg.asset_check(asset=collection_audit, name="orphan_or_wiped_photos",
                 description="No stored photo without its listing, and no listing with photos whose photos "
                 "are gone.")  # fmt: skip
 def audit_orphan_photos(mongo: MongoResource) -> dg.AssetCheckResult:
@@ -79,14 +101,14 @@ def audit_orphan_photos(mongo: MongoResource) -> dg.AssetCheckResult:
                  dg.AssetCheckSeverity.WARN)  # fmt: skip
 
 
-@dg.asset_check(asset="crm_linked_properties", name="audit_crm_links_consistent",
+@dg.asset_check(asset=collection_audit, name="crm_links_consistent",
                 description="Every CRM link agrees both ways: mls_property_id on the property, crm_property_ids "
                 "on the listing.")  # fmt: skip
 def audit_crm_links(mongo: MongoResource) -> dg.AssetCheckResult:
     return audit(mongo, measures.inconsistent_crm_links, "broken CRM links")
 
 
-@dg.asset_check(asset="active_listings", name="count_matches_source",
+@dg.asset_check(asset=collection_audit, name="count_matches_source",
                 description=f"Each enabled feed's stored (plus quarantined) active listings are within "
                 f"{COUNT_TOLERANCE:.0%} of the source's count (_pagination=count; MLS_COUNT_TOLERANCE).")  # fmt: skip
 def count_matches_source(mongo: MongoResource, source: SourceResource) -> dg.AssetCheckResult:
@@ -99,9 +121,11 @@ def count_matches_source(mongo: MongoResource, source: SourceResource) -> dg.Ass
         gap = abs(stored - in_source) / in_source if in_source else float(stored > 0)
         counts[str(feed.key)] = {"stored": stored, "source": in_source, "gap": round(gap, 4)}
         worst = max(worst, gap)
+    at_fault = {feed: {"offending": 1, "first_offending_keys": [f"stored {c['stored']}, source {c['source']}"]}
+                for feed, c in counts.items() if c["gap"] > COUNT_TOLERANCE}  # fmt: skip
     return dg.AssetCheckResult(
         passed=worst <= COUNT_TOLERANCE, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"counts": counts, "largest_gap": round(worst, 4)},
+        metadata={"counts": counts, "largest_gap": round(worst, 4), **feeds_metadata(at_fault, len(counts))},
         description=f"largest gap between stored and source counts: {worst:.1%} (tolerance {COUNT_TOLERANCE:.0%})",
     )  # fmt: skip
 
@@ -111,7 +135,7 @@ def business_hours(now: datetime) -> bool:
     return start <= now.hour < end if start < end else now.hour >= start or now.hour < end
 
 
-@dg.asset_check(asset="raw_listings", name="feed_is_fresh",
+@dg.asset_check(asset=collection_audit, name="feed_is_fresh",
                 description=f"Each enabled feed was synced (cursor advanced) within {FRESHNESS_MINUTES} minutes "
                 "during business hours (MLS_BUSINESS_HOURS_UTC), within a day otherwise.")  # fmt: skip
 def feed_is_fresh(mongo: MongoResource, clock: ClockResource) -> dg.AssetCheckResult:

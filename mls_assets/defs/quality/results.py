@@ -1,17 +1,38 @@
-"""Asset check results from measures: what is wrong, how much, and the first keys."""
+"""Asset check results from measures: what is wrong, how much, the first keys, and for an
+audit over many feeds which feeds' data is at fault (what the alert sensor files alerts by)."""
+
+from typing import Any
 
 import dagster as dg
 
 from mls_assets.lib.quality.measures import Finding
 
+FEEDS_AT_FAULT = "feeds_at_fault"
+FEEDS_LISTED = 200  # an audit names at most this many feeds at fault (the count says how many in all)
+
 
 def check_result(finding: Finding, what: str, asset: str | None = None, check_name: str | None = None,
-                 severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:  # fmt: skip
+                 severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+                 by_feed: list[tuple[str, Finding]] | None = None) -> dg.AssetCheckResult:  # fmt: skip
+    """The result of `finding`; `by_feed` (an audit's findings per feed) adds the feeds at fault."""
+    metadata: dict[str, Any] = {"offending": finding.offending, "first_offending_keys": finding.sample,
+                                **finding.details}  # fmt: skip
+    if by_feed is not None:
+        at_fault = {feed: {"offending": f.offending, "first_offending_keys": f.sample} for feed, f in by_feed
+                    if f.offending}  # fmt: skip
+        metadata.update(feeds_metadata(at_fault, len(by_feed)))
     return dg.AssetCheckResult(
         asset_key=asset, check_name=check_name, passed=finding.offending == 0, severity=severity,
-        description=_describe(finding, what),
-        metadata={"offending": finding.offending, "first_offending_keys": finding.sample, **finding.details},
+        description=_describe(finding, what), metadata=metadata,
     )  # fmt: skip
+
+
+def feeds_metadata(at_fault: dict[str, dict[str, Any]], audited: int) -> dict[str, Any]:
+    """`feeds_at_fault` (feed -> its offending count and first keys), how many, and how many
+    feeds were audited: an audit's result says whose data fails it, not which run ran it."""
+    listed = dict(sorted(at_fault.items())[:FEEDS_LISTED])
+    return {FEEDS_AT_FAULT: dg.MetadataValue.json(listed), "feeds_at_fault_count": len(at_fault),
+            "feeds_audited": audited}  # fmt: skip
 
 
 def _describe(finding: Finding, what: str) -> str:

@@ -20,13 +20,14 @@ import dagster as dg
 
 from mls_assets.defs.instigators import described
 from mls_assets.defs.partitions import feed_of_run, partition_of_run
+from mls_assets.defs.quality.results import FEEDS_AT_FAULT
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.quality.alerts import alert_id, raise_alert, redeliver, resolve_alerts
 from mls_assets.lib.redact import redact
 
 WATCHED = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.RUN_FAILURE,
            dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.STEP_FAILURE}  # fmt: skip
-CHECK_METADATA = ("offending", "first_offending_keys")
+CHECK_METADATA = ("offending", "first_offending_keys", FEEDS_AT_FAULT)
 
 
 def ui_url() -> str:
@@ -34,20 +35,53 @@ def ui_url() -> str:
     return (os.environ.get("MLS_UI_URL") or f"http://127.0.0.1:{os.environ.get('DAGSTER_PORT', '3000')}").rstrip("/")
 
 
-def check_alert(evaluation: Any, run: dg.DagsterRun) -> dict[str, Any]:
-    metadata = {k: getattr(v, "value", v) for k, v in (evaluation.metadata or {}).items()}
-    partition = evaluation.partition or partition_of_run(run.tags)
-    keys = sorted(str(k) for k in (metadata.get("first_offending_keys") or []))
+def _metadata(evaluation: Any) -> dict[str, Any]:
+    return {k: getattr(v, "value", v) for k, v in (evaluation.metadata or {}).items()}
+
+
+def check_alert(evaluation: Any, run: dg.DagsterRun, feed: str | None = None,
+                fault: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The alert of one failed check: a check of what a run wrote belongs to the run's feed and
+    partition; an audit's to the `feed` whose data fails it (`fault`: its count and keys), or
+    to no feed, and to no partition (it read whole collections)."""
+    metadata = _metadata(evaluation)
+    audit = FEEDS_AT_FAULT in metadata
+    partition = evaluation.partition or (None if audit else partition_of_run(run.tags))
+    feed = feed if audit else feed_of_run(run.tags)
+    found = fault or metadata
+    keys = sorted(str(k) for k in (found.get("first_offending_keys") or []))
     asset, check = evaluation.asset_key.to_user_string(), evaluation.check_name
     return {
-        "_id": alert_id("asset_check", asset, check, partition, keys),
-        "kind": "asset_check", "feed": feed_of_run(run.tags), "partition": partition, "job": run.job_name,
+        "_id": alert_id("asset_check", asset, check, feed, partition, keys),
+        "kind": "asset_check", "feed": feed, "partition": partition, "job": run.job_name,
         "asset": asset, "check": check, "severity": evaluation.severity.value,
         "message": redact(evaluation.description) or f"check {check} failed",
         "rule": {k: v for k, v in metadata.items() if k not in CHECK_METADATA and isinstance(v, (int, float, str))},
-        "offending": metadata.get("offending"), "firstOffendingKeys": keys,
+        "offending": found.get("offending"), "firstOffendingKeys": keys,
         "runId": run.run_id, "link": f"{ui_url()}/runs/{run.run_id}",
     }  # fmt: skip
+
+
+def check_outcome(evaluation: Any, run: dg.DagsterRun) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What one check evaluation opens (alerts) and resolves (scopes of open alerts).
+
+    An audit over every feed opens one alert per feed at fault and resolves the open alerts
+    of the feeds that now pass; it never names the run's feed. A check of a run opens or
+    resolves the alert of the run's partition."""
+    asset, check = evaluation.asset_key.to_user_string(), evaluation.check_name
+    metadata = _metadata(evaluation)
+    if FEEDS_AT_FAULT in metadata:
+        at_fault: dict[str, Any] = metadata[FEEDS_AT_FAULT] or {}
+        if not evaluation.passed and not at_fault:  # failed on no feed's data: a shared collection
+            return [check_alert(evaluation, run)], []
+        opened = [check_alert(evaluation, run, feed, fault) for feed, fault in at_fault.items()]
+        if metadata.get("feeds_at_fault_count", 0) > len(at_fault):  # not every feed at fault named: keep all open
+            return opened, []
+        return opened, [{"kind": "asset_check", "asset": asset, "check": check, "feed": {"$nin": list(at_fault)}}]
+    alert = check_alert(evaluation, run)
+    if not evaluation.passed:
+        return [alert], []
+    return [], [{"kind": "asset_check", "asset": asset, "check": check, "partition": alert["partition"]}]
 
 
 def run_failure_alert(run: dg.DagsterRun, step_failures: list[dg.EventLogEntry], message: str | None) -> dict[str, Any]:
@@ -88,13 +122,9 @@ def failure_alert_sensor(context: dg.SensorEvaluationContext, mongo: MongoResour
         for entry in entries:
             event = entry.dagster_event
             if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-                alert = check_alert(event.event_specific_data, run)
-                if not event.event_specific_data.passed:
-                    opened += _open(context, database, alert, webhook)
-                    continue
-                scope = {"kind": "asset_check", "asset": alert["asset"], "check": alert["check"],
-                         "partition": alert["partition"]}  # fmt: skip
-                resolved += resolve_alerts(database, scope, run.run_id, webhook)
+                alerts, scopes = check_outcome(event.event_specific_data, run)
+                opened += sum(_open(context, database, alert, webhook) for alert in alerts)
+                resolved += sum(resolve_alerts(database, scope, run.run_id, webhook) for scope in scopes)
             elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
                 opened += _open(context, database, run_failure_alert(run, step_failures, event.message), webhook)
             elif event.event_type == dg.DagsterEventType.RUN_SUCCESS:

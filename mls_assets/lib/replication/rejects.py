@@ -45,6 +45,11 @@ class Quarantine:
         self.stored += len(operations)
         return len(operations)
 
+    def count_of_run(self, stage: str) -> int:
+        """What `stage` of this run put in the quarantine (each listing once): the pull's rejects
+        seen from the flattening, so a rate covers every record the run read."""
+        return self.collection.count_documents({"runId": self.run_id, "stage": stage})
+
     def release(self, listing_keys: Iterable[str]) -> int:
         """Listings that now pass leave the quarantine (it is small: read whole, once)."""
         if self._held is None:
