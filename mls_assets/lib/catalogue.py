@@ -99,8 +99,8 @@ PHOTOS = CollectionSpec("photos", ("photoId",), group="listingKey", indexes=_PHO
 EXPIRED_PHOTOS = CollectionSpec("expired_photos", ("photoId",), group="listingKey", indexes=_PHOTO_INDEXES, swept=True,
                                 sequenced=False, key_is_id=True,
                                 description="Photos of expired and cancelled listings.")  # fmt: skip
-REJECTS = CollectionSpec("rejects", ("rejectKey",), indexes=({"keys": [["listingKey", 1]]}, {"keys": [["runId", 1], ["stage", 1]]}),
-                         sequenced=False,
+REJECTS = CollectionSpec("rejects", ("rejectKey",), sequenced=False,
+                         indexes=({"keys": [["listingKey", 1]]}, {"keys": [["runId", 1], ["stage", 1]]}),  # a run's rejects
                          description="The quarantine: records that could not be stored, with the reason.")  # fmt: skip
 CRM_PROPERTIES = CollectionSpec("crm_properties", ("_id",), per_tenant=True, sequenced=False, patched=True,
                                 indexes=({"keys": [["mls_feed", 1], ["mls_property_id", 1]]},),

@@ -121,11 +121,11 @@ def count_matches_source(mongo: MongoResource, source: SourceResource) -> dg.Ass
         gap = abs(stored - in_source) / in_source if in_source else float(stored > 0)
         counts[str(feed.key)] = {"stored": stored, "source": in_source, "gap": round(gap, 4)}
         worst = max(worst, gap)
-    at_fault = {feed: {"offending": 1, "first_offending_keys": [f"stored {c['stored']}, source {c['source']}"]}
-                for feed, c in counts.items() if c["gap"] > COUNT_TOLERANCE}  # fmt: skip
+    by_feed = [(feed, measures.Finding(1, [f"stored {c['stored']}, source {c['source']}"])
+                if c["gap"] > COUNT_TOLERANCE else measures.Finding()) for feed, c in counts.items()]  # fmt: skip
     return dg.AssetCheckResult(
         passed=worst <= COUNT_TOLERANCE, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"counts": counts, "largest_gap": round(worst, 4), **feeds_metadata(at_fault, len(counts))},
+        metadata={"counts": counts, "largest_gap": round(worst, 4), **feeds_metadata(by_feed)},
         description=f"largest gap between stored and source counts: {worst:.1%} (tolerance {COUNT_TOLERANCE:.0%})",
     )  # fmt: skip
 

@@ -18,21 +18,20 @@ def check_result(finding: Finding, what: str, asset: str | None = None, check_na
     metadata: dict[str, Any] = {"offending": finding.offending, "first_offending_keys": finding.sample,
                                 **finding.details}  # fmt: skip
     if by_feed is not None:
-        at_fault = {feed: {"offending": f.offending, "first_offending_keys": f.sample} for feed, f in by_feed
-                    if f.offending}  # fmt: skip
-        metadata.update(feeds_metadata(at_fault, len(by_feed)))
+        metadata.update(feeds_metadata(by_feed))
     return dg.AssetCheckResult(
         asset_key=asset, check_name=check_name, passed=finding.offending == 0, severity=severity,
         description=_describe(finding, what), metadata=metadata,
     )  # fmt: skip
 
 
-def feeds_metadata(at_fault: dict[str, dict[str, Any]], audited: int) -> dict[str, Any]:
+def feeds_metadata(by_feed: list[tuple[str, Finding]]) -> dict[str, Any]:
     """`feeds_at_fault` (feed -> its offending count and first keys), how many, and how many
     feeds were audited: an audit's result says whose data fails it, not which run ran it."""
-    listed = dict(sorted(at_fault.items())[:FEEDS_LISTED])
+    at_fault = sorted((feed, f) for feed, f in by_feed if f.offending)
+    listed = {feed: {"offending": f.offending, "first_offending_keys": f.sample} for feed, f in at_fault[:FEEDS_LISTED]}
     return {FEEDS_AT_FAULT: dg.MetadataValue.json(listed), "feeds_at_fault_count": len(at_fault),
-            "feeds_audited": audited}  # fmt: skip
+            "feeds_audited": len(by_feed)}  # fmt: skip
 
 
 def _describe(finding: Finding, what: str) -> str:

@@ -35,20 +35,10 @@ def ui_url() -> str:
     return (os.environ.get("MLS_UI_URL") or f"http://127.0.0.1:{os.environ.get('DAGSTER_PORT', '3000')}").rstrip("/")
 
 
-def _metadata(evaluation: Any) -> dict[str, Any]:
-    return {k: getattr(v, "value", v) for k, v in (evaluation.metadata or {}).items()}
-
-
-def check_alert(evaluation: Any, run: dg.DagsterRun, feed: str | None = None,
-                fault: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
-    """The alert of one failed check: a check of what a run wrote belongs to the run's feed and
-    partition; an audit's to the `feed` whose data fails it (`fault`: its count and keys), or
-    to no feed, and to no partition (it read whole collections)."""
-    metadata = _metadata(evaluation)
-    audit = FEEDS_AT_FAULT in metadata
-    partition = evaluation.partition or (None if audit else partition_of_run(run.tags))
-    feed = feed if audit else feed_of_run(run.tags)
-    found = fault or metadata
+def check_alert(evaluation: Any, run: dg.DagsterRun, metadata: dict[str, Any], feed: str | None,
+                partition: str | None, found: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """The alert of one failed check, filed under `feed` and `partition`; `found` holds its
+    offending count and first keys (the check's own, or one feed's share of an audit)."""
     keys = sorted(str(k) for k in (found.get("first_offending_keys") or []))
     asset, check = evaluation.asset_key.to_user_string(), evaluation.check_name
     return {
@@ -65,23 +55,24 @@ def check_alert(evaluation: Any, run: dg.DagsterRun, feed: str | None = None,
 def check_outcome(evaluation: Any, run: dg.DagsterRun) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """What one check evaluation opens (alerts) and resolves (scopes of open alerts).
 
-    An audit over every feed opens one alert per feed at fault and resolves the open alerts
-    of the feeds that now pass; it never names the run's feed. A check of a run opens or
-    resolves the alert of the run's partition."""
+    An audit (its result names `feeds_at_fault`) opens one alert per feed at fault, with no
+    partition, and resolves the open alerts of the feeds that now pass; it never names the
+    run's feed; failing on no feed's data (a shared collection), its alert has no feed. A
+    check of a run opens or resolves the alert of the run's feed and partition."""
     asset, check = evaluation.asset_key.to_user_string(), evaluation.check_name
-    metadata = _metadata(evaluation)
-    if FEEDS_AT_FAULT in metadata:
-        at_fault: dict[str, Any] = metadata[FEEDS_AT_FAULT] or {}
-        if not evaluation.passed and not at_fault:  # failed on no feed's data: a shared collection
-            return [check_alert(evaluation, run)], []
-        opened = [check_alert(evaluation, run, feed, fault) for feed, fault in at_fault.items()]
-        if metadata.get("feeds_at_fault_count", 0) > len(at_fault):  # not every feed at fault named: keep all open
-            return opened, []
-        return opened, [{"kind": "asset_check", "asset": asset, "check": check, "feed": {"$nin": list(at_fault)}}]
-    alert = check_alert(evaluation, run)
-    if not evaluation.passed:
-        return [alert], []
-    return [], [{"kind": "asset_check", "asset": asset, "check": check, "partition": alert["partition"]}]
+    metadata = {k: getattr(v, "value", v) for k, v in (evaluation.metadata or {}).items()}
+    if FEEDS_AT_FAULT not in metadata:
+        partition = evaluation.partition or partition_of_run(run.tags)
+        if not evaluation.passed:
+            return [check_alert(evaluation, run, metadata, feed_of_run(run.tags), partition, metadata)], []
+        return [], [{"kind": "asset_check", "asset": asset, "check": check, "partition": partition}]
+    at_fault: dict[str, Any] = metadata[FEEDS_AT_FAULT] or {}
+    if not evaluation.passed and not at_fault:
+        return [check_alert(evaluation, run, metadata, None, None, metadata)], []
+    opened = [check_alert(evaluation, run, metadata, feed, None, fault) for feed, fault in at_fault.items()]
+    if metadata.get("feeds_at_fault_count", 0) > len(at_fault):  # not every feed at fault named: keep all open
+        return opened, []
+    return opened, [{"kind": "asset_check", "asset": asset, "check": check, "feed": {"$nin": list(at_fault)}}]
 
 
 def run_failure_alert(run: dg.DagsterRun, step_failures: list[dg.EventLogEntry], message: str | None) -> dict[str, Any]:
