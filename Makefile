@@ -31,14 +31,13 @@ PYTEST_WORKERS ?= $(shell python3 -c 'import os; print(max(2, (os.cpu_count() or
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
-## make dev: the Dagster UI and daemon (http://127.0.0.1:3000) and the leads API (http://127.0.0.1:8000/docs)
+## make dev: the Dagster UI and daemon (http://127.0.0.1:3000) and the leads API (http://127.0.0.1:8000/docs);
+## TERM or INT (Ctrl-C, or to make in the background) stops both, with every process they started
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mls-assets db start
 	$(BIN)/mls-assets sim start
 	$(BIN)/mls-assets feeds sync
-	$(BIN)/mls-assets api --port $${MLS_API_PORT:-8000} & api=$$!; trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
-	MLS_UI_URL=$${MLS_UI_URL:-http://127.0.0.1:$${DAGSTER_PORT:-3000}} \
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
+	exec $(BIN)/mls-assets dev
 
 ## make bench: benchmarks (not part of make test)
 bench: $(STAMP)

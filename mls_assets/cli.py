@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -91,6 +92,12 @@ def _api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dev(args: argparse.Namespace) -> int:
+    from mls_assets.operate.dev import launch
+
+    return launch(args.dagster_port, args.api_port).run()
+
+
 def _api_keys(args: argparse.Namespace) -> int:
     import json
 
@@ -170,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
     api.set_defaults(handler=_api)
+
+    dev = commands.add_parser("dev", help="the Dagster UI and daemon with the leads API, stopped together on TERM/INT")
+    dev.add_argument("--dagster-port", type=int, default=int(os.environ.get("DAGSTER_PORT") or 3000))
+    dev.add_argument("--api-port", type=int, default=int(os.environ.get("MLS_API_PORT") or 8000))
+    dev.set_defaults(handler=_dev)
 
     api_keys = commands.add_parser("api-keys", help="create, revoke and list tenants' API keys")
     api_keys.add_argument("action", choices=["create", "revoke", "list"])
