@@ -18,6 +18,8 @@ import httpx
 
 MAIN_JOB = "replication_job"
 # The full event stream is in the UI (`make dev`); the terminal gets warnings and the summary.
+# The UI plots a partitioned asset's metadata over its last 120 partitions (Dagster 1.13).
+MARKET_PLOT_DAYS = 120
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SUMMARY = (("raw", "raw_listings"), ("flattened", "flattened_listings"), ("rejects", "rejects"),
            ("active", "listings"), ("closed", "closed_listings"), ("expired", "expired_listings"),
@@ -106,15 +108,19 @@ def run_demo() -> int:
 
 
 def _run_reference(definitions: dg.Definitions, instance: dg.DagsterInstance, now: datetime) -> bool:
-    """The shared places and today's market figures from every feed (what the reference
-    automation sensor does after each feed run under `make dev`)."""
+    """The shared places, then the market figures of the last `MARKET_PLOT_DAYS` days in one
+    run (the window the UI's partition plot of `city_market_daily` spans; the reference
+    automation sensor keeps today's up to date under `make dev`)."""
     run_config = {**QUIET_CONSOLE, "resources": {"clock": {"config": {"fixed_now": now.isoformat()}}}}
+    from mls_assets.defs.partitions import day_partitions
+
+    first = max(now.date() - timedelta(days=MARKET_PLOT_DAYS - 1), day_partitions.start.date()).isoformat()
+    window = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": now.date().isoformat()}
     ok = True
-    for job, partition in (("shared_places_job", None), ("city_market_daily_job", now.date().isoformat())):
+    for job, tags, label in (("shared_places_job", {}, ""), ("city_market_daily_job", window, f" {first}...today")):
         result = definitions.resolve_job_def(job).execute_in_process(
-            instance=instance, raise_on_error=False, run_config=run_config,
-            **({"partition_key": partition} if partition else {}))  # fmt: skip
-        print(f"  {job}{f' {partition}' if partition else ''}: {'ok' if result.success else 'FAILED'}", flush=True)
+            instance=instance, raise_on_error=False, run_config=run_config, tags=tags)  # fmt: skip
+        print(f"  {job}{label}: {'ok' if result.success else 'FAILED'}", flush=True)
         ok &= result.success
     return ok
 

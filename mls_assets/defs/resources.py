@@ -152,8 +152,18 @@ class SourceResource(dg.ConfigurableResource):
             return fresh
 
         return provider_spec(feed.provider).open(feed, url, token, timeout=self.timeout_s, retry=retry, budget=budget,
-                                                 refresh_token=rotated_token, refused_is_fatal=simulated)  # fmt: skip
+                                                 refresh_token=rotated_token, refused_is_fatal=simulated,
+                                                 refused_hint=_refused_hint(feed, url))  # fmt: skip
 
+
+
+def _refused_hint(feed: FeedConfig, url: str) -> str:
+    """What to check when nothing answers at `url`: the bundled simulator only when it is it."""
+    simulator = process.root_url(process.service().url)
+    if url == simulator or url.startswith(simulator + "/"):
+        return "is the local simulator running? `mls-assets sim start` (make run and make dev start it)"
+    where = "the base_url in its config" if feed.base_url else f"{provider_spec(feed.provider).base_url_env}"
+    return f"is the server of feed {feed.key} up, and {where} right?"
 
 
 def source_resource_from_env() -> SourceResource:

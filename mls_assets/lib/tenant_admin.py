@@ -153,8 +153,11 @@ def rotate_tokens(database: Database) -> int:
 
 
 def shown(config: dict[str, Any]) -> dict[str, Any]:
-    """A config entry as commands show it: the stored token only as "stored"."""
-    entry = {k: v for k, v in config.items() if k != "tokenCiphertext"}
+    """A config entry as commands show it, in the README's words: `mls` (stored as `provider`,
+    the seed's name for the MLS) and `provider` (stored as `apiProvider`: spark or reso); the
+    stored token only as "stored"."""
+    entry = {"mls": config.get("provider"), "provider": config.get("apiProvider", "spark")}
+    entry |= {k: v for k, v in config.items() if k not in {"tokenCiphertext", "provider", "apiProvider"}}
     entry["token"] = "stored (encrypted)" if config.get("tokenCiphertext") else f"from ${config.get('tokenEnv')}"
     return entry
 

@@ -78,7 +78,7 @@ def _tenants(args: argparse.Namespace) -> int:
                      "the feed discovery sensor registers it within a minute")  # fmt: skip
     elif args.action == "list":
         found = tenant_admin.tenants(database)
-        lines = [f"{t['tenantId']:<24} {f['provider']:<10} {'enabled ' if f.get('syncEnabled') else 'DISABLED'} "
+        lines = [f"{t['tenantId']:<24} {f['mls']:<10} {f['provider']:<6} {'enabled ' if f.get('syncEnabled') else 'DISABLED'} "
                  f"{f.get('syncSchedule', ''):<14} {f.get('currentListings', '-')!s:>8}/{f.get('maxListings') or '-'!s:<8} "
                  f"{f['token']}" for t in found for f in t["feeds"]]  # fmt: skip
         _print(args, found, human="\n".join(lines) or "no tenants")
@@ -127,7 +127,7 @@ def _feeds(args: argparse.Namespace) -> int:
             raise ValueError("set-token reads the token from --token-stdin or --token-prompt")
         updated = tenant_admin.update_feed(database, key, token=token, **changes)
         shown = tenant_admin.tenants(database, key.tenant)[0]
-        _print(args, next(f for f in shown["feeds"] if f["provider"] == key.mls),
+        _print(args, next(f for f in shown["feeds"] if f["mls"] == key.mls),
                human=f"feed {updated.key}: {args.action} done (in effect at the next sensor tick or run)")  # fmt: skip
         return 0
     from mls_assets.defs.leases import reap_dead_runs
@@ -136,7 +136,7 @@ def _feeds(args: argparse.Namespace) -> int:
     instance = _instance()
     reap_dead_runs(instance, database)  # a killed run is shown dead, with or without the daemon
     if args.action == "status":
-        keys = [_feed_key(args.feed)] if args.feed else [_feed_key(f"{t['tenantId']}.{f['provider']}")
+        keys = [_feed_key(args.feed)] if args.feed else [_feed_key(f"{t['tenantId']}.{f['mls']}")
                                                         for t in tenant_admin.tenants(database) for f in t["feeds"]]  # fmt: skip
         found = [status.feed_status(instance, database, key) for key in keys]
         _print(args, found if not args.feed else found[0])

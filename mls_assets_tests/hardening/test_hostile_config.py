@@ -253,10 +253,19 @@ def test_an_unset_token_variable_fails_naming_the_feed_and_the_variable(monkeypa
     assert not feed_collections(mongo_db) and not no_requests
 
 
-def test_an_unreachable_spark_url_fails_at_once_in_one_line(mongo_uri, mongo_db):
-    configure(mongo_db, base_url=f"http://127.0.0.1:{free_port()}/v1")
+@pytest.mark.parametrize("is_the_simulator", [False, True])
+def test_an_unreachable_spark_url_fails_at_once_in_one_line(mongo_uri, mongo_db, monkeypatch, is_the_simulator):
+    """The message points at the simulator only when the URL is the bundled simulator's."""
+    port = free_port()
+    monkeypatch.setenv("MLS_SIMULATOR_PORT", str(port if is_the_simulator else free_port()))
+    configure(mongo_db, base_url=f"http://127.0.0.1:{port}/v1")
     result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
-    assert "nothing answers at http://127.0.0.1" in failure_of(result)
+    message = failure_of(result)
+    assert f"nothing answers at http://127.0.0.1:{port}/v1" in message
+    if is_the_simulator:
+        assert "is the local simulator running? `mls-assets sim start`" in message
+    else:
+        assert "simulator" not in message and "server of feed t.gps" in message and "base_url" in message
     assert not [n for n in feed_collections(mongo_db) if mongo_db[n].count_documents({})]
 
 

@@ -77,6 +77,8 @@ def test_an_agent_added_by_command_is_discovered_and_synced_with_its_stored_toke
         code, out, _ = cli(capsys, "tenants", "show", "newagent", "--json")
         code, status_out, _ = cli(capsys, "feeds", "status", FEED, "--json")
         texts += out + status_out
+        shown = json.loads(status_out)["config"]  # in the README's words: the MLS, and where it comes from
+        assert (shown["mls"], shown["provider"]) == (FeedKey.parse(FEED).mls, "spark") and "apiProvider" not in shown
 
     found_in_storage = [str(p) for p in home.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
     found_in_mongo = [name for name in operator.database.list_collection_names()

@@ -79,9 +79,10 @@ class ApiClient:
         sleep: Callable[[float], None] = time.sleep,
         http: httpx.Client | None = None,
         refused_is_fatal: bool = False,
+        refused_hint: str = "is the server up and the feed's base_url right?",
     ) -> None:
-        """`refused_is_fatal`: a refused connection means the server is gone (the local
-        simulator on loopback), not a transient failure."""
+        """`refused_is_fatal`: a refused connection means the server is gone (a server on
+        loopback in local mode), not a transient failure; `refused_hint` says what to check."""
         if not access_token:
             raise self.configuration_error(f"no {self.source} access token configured for this feed")
         self.base_url = base_url.rstrip("/")
@@ -93,6 +94,7 @@ class ApiClient:
         self._budget = budget
         self._sleep = sleep
         self._refused_is_fatal = refused_is_fatal
+        self._refused_hint = refused_hint
         self._http = http or httpx.Client(timeout=timeout, headers={"Accept": "application/json", **(headers or {})})
         self.stats = ClientStats()
         self.on_retry: Callable[[str, float], None] | None = None  # (what failed, seconds to wait), e.g. a run log
@@ -136,9 +138,7 @@ class ApiClient:
             raise self.retryable_error(f"{self.source} timed out ({type(error).__name__})") from None
         except httpx.ConnectError as error:
             if self._refused_is_fatal:
-                raise self.unavailable_error(
-                    f"nothing answers at {self.base_url} ({error}): is the local simulator running? "
-                    "`mls-assets sim start` (make run and make dev start it)") from None  # fmt: skip
+                raise self.unavailable_error(f"nothing answers at {self.base_url} ({error}): {self._refused_hint}") from None
             raise self.retryable_error(f"{self.source} connection failed (ConnectError: {error})") from None
         except httpx.TransportError as error:
             raise self.retryable_error(f"{self.source} connection failed ({type(error).__name__}: {error})") from None
