@@ -110,11 +110,18 @@ LEAD_EVENTS = CollectionSpec("lead_events", ("_id",), per_tenant=True, sequenced
                              indexes=({"keys": [["listingKey", 1], ["at", -1]]},),
                              description="Every change the CRM made to a lead: who, when, before, after.")  # fmt: skip
 
+QUOTA_HELD = CollectionSpec("quota_held", ("_id",), sequenced=False, indexes=({"keys": [["heldAt", 1], ["_id", 1]]},),
+                            description="New listings an enforced maxListings kept out of the status collections "
+                                        "(key, class, since when), brought in when the quota allows.")  # fmt: skip
+
 FEED_COLLECTIONS = (RAW, FLATTENED, ACTIVE, CLOSED, EXPIRED, HISTORY, PHOTOS, EXPIRED_PHOTOS, REJECTS)
+# Created by their first write, for the few feeds that need them (not at registration).
+ON_DEMAND_FEED_COLLECTIONS = (QUOTA_HELD,)
+EVERY_FEED_COLLECTION = (*FEED_COLLECTIONS, *ON_DEMAND_FEED_COLLECTIONS)
 STATUS_COLLECTIONS: dict[str, CollectionSpec] = {s.status_class: s for s in (ACTIVE, CLOSED, EXPIRED)}
 PHOTOS_OF_CLASS: dict[str, CollectionSpec] = {"active": PHOTOS, "closed": PHOTOS, "expired": EXPIRED_PHOTOS}
 TENANT_COLLECTIONS = (CRM_PROPERTIES, LEAD_EVENTS)  # one per tenant, shared by its feeds
-BY_NAME: dict[str, CollectionSpec] = {s.name: s for s in (*FEED_COLLECTIONS, *TENANT_COLLECTIONS)}
+BY_NAME: dict[str, CollectionSpec] = {s.name: s for s in (*EVERY_FEED_COLLECTION, *TENANT_COLLECTIONS)}
 
 
 

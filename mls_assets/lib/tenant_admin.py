@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from pymongo.database import Database
 
 from mls_assets.lib import credentials
-from mls_assets.lib.catalogue import FEED_COLLECTIONS, TENANT_COLLECTIONS, ensure_feed_collections
+from mls_assets.lib.catalogue import EVERY_FEED_COLLECTION, TENANT_COLLECTIONS, ensure_feed_collections
 from mls_assets.lib.store.naming import FeedKey, tenant_collection, validate_id
 from mls_assets.lib.tenants import CONFIGS_COLLECTION, FeedConfig, config_document, describe_error, from_document
 
@@ -123,7 +123,7 @@ def remove(database: Database, tenant: str, mls: str | None = None, purge: bool 
                 key = FeedKey(tenant, provider)
             except ValueError:
                 continue
-            for spec in FEED_COLLECTIONS:
+            for spec in EVERY_FEED_COLLECTION:
                 dropped.append(spec.collection_name(key))
         if not left:
             dropped += [tenant_collection(tenant, spec.name) for spec in TENANT_COLLECTIONS]

@@ -11,7 +11,7 @@ import dagster as dg
 from pymongo.database import Database
 
 from mls_assets.defs.automation.run_requests import FEED_TAG, IN_PROGRESS
-from mls_assets.lib.catalogue import FEED_COLLECTIONS, REJECTS
+from mls_assets.lib.catalogue import EVERY_FEED_COLLECTION, REJECTS
 from mls_assets.lib.quality.alerts import ALERTS_COLLECTION
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.store.naming import FeedKey
@@ -80,7 +80,7 @@ def feed_status(instance: dg.DagsterInstance, database: Database, key: FeedKey) 
         "lastFailure": _run_line(instance, failed[0]) if failed else None,
         "inProgress": [_run_line(instance, r) for r in _runs(instance, key, IN_PROGRESS, limit=20)],
         "collections": {spec.name: database[spec.collection_name(key)].estimated_document_count()
-                        for spec in FEED_COLLECTIONS},  # fmt: skip
+                        for spec in EVERY_FEED_COLLECTION},  # fmt: skip
         "openAlerts": [{"kind": a.get("kind"), "check": a.get("check"), "asset": a.get("asset"),
                         "partition": a.get("partition"), "message": a.get("message"),
                         "at": a["openedAt"].isoformat()} for a in failing],  # fmt: skip

@@ -5,7 +5,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mls_assets.lib.catalogue import CRM_PROPERTIES, FEED_COLLECTIONS
+from mls_assets.lib.catalogue import CRM_PROPERTIES, EVERY_FEED_COLLECTION
 from mls_assets.lib.spark.simulator import GPS_MLS_ID
 from mls_assets.lib.store.changes import SEQUENCES_COLLECTION, WATERMARKS_COLLECTION
 from mls_assets.lib.store.cursors import CURSORS_COLLECTION
@@ -14,7 +14,7 @@ from mls_assets.lib.store.naming import FeedKey, parse_collection, parse_tenant_
 from mls_assets.lib.tenants import CONFIGS_COLLECTION
 from mls_assets_tests.pipeline.test_replication_chain import keys
 
-FEED_NAMES = sorted(spec.name for spec in FEED_COLLECTIONS)  # every per-feed collection the chain creates
+FEED_NAMES = sorted(spec.name for spec in EVERY_FEED_COLLECTION)  # every per-feed collection the chain creates
 GLOBAL = {CONFIGS_COLLECTION, CURSORS_COLLECTION, LEASES_COLLECTION, SEQUENCES_COLLECTION, WATERMARKS_COLLECTION,
           "alerts"}
 

@@ -13,7 +13,8 @@ import pytest
 from mls_assets.cli import main
 from mls_assets.defs.feeds.sensors import feed_discovery_sensor
 from mls_assets.lib import credentials
-from mls_assets.lib.catalogue import ACTIVE, CLOSED, EXPIRED
+from mls_assets.lib.catalogue import ACTIVE, CLOSED, EXPIRED, FLATTENED, QUOTA_HELD
+from mls_assets.lib.replication.routing import home_of_listing
 from mls_assets.lib.spark.simulator import GPS_MLS_ID
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import CONFIGS_COLLECTION, load_feeds, sync_configs
@@ -44,6 +45,10 @@ def operator(pipeline, simulator, monkeypatch, tmp_path):
 def run_feed(pipeline, instance, feed=FEED) -> dg.ExecuteInProcessResult:
     return dg.materialize(CHAIN, instance=instance, resources=pipeline.resources(), raise_on_error=False,
                           partition_key=f"{pipeline.market.now.date().isoformat()}|{feed}", tags={"mls/feed": feed})  # fmt: skip
+
+
+def stored_in_status_collections(pipeline, key: FeedKey) -> int:
+    return sum(pipeline.database[s.collection_name(key)].count_documents({}) for s in (ACTIVE, CLOSED, EXPIRED))
 
 
 def add_agent(capsys, monkeypatch, simulator, *extra) -> tuple[int, str, str]:
@@ -135,22 +140,62 @@ def test_pause_reschedule_quota_and_remove_by_command_and_a_file_sync_keeps_them
         instance.add_dynamic_partitions("feeds", [FEED])
         assert run_feed(operator, instance).success  # enforced: no more than 25 listings stored
         key = FeedKey.parse(FEED)
-        stored = sum(operator.database[s.collection_name(key)].estimated_document_count() for s in (ACTIVE, CLOSED, EXPIRED))
-        assert stored == 25
+        assert stored_in_status_collections(operator, key) == 25
         code, out, _ = cli(capsys, "tenants", "show", "newagent", "--json")
         assert json.loads(out)["feeds"][0]["currentListings"] == 25
 
         assert cli(capsys, "feeds", "set-quota", FEED, "10", "--no-enforce")[0] == 0
-        over = run_feed(operator, instance)
+        over = run_feed(operator, instance)  # not enforced: the held listings come in, and the check warns
         (quota,) = [c for c in over.get_asset_check_evaluations() if c.check_name == "within_listing_quota"]
         assert not quota.passed and quota.severity == dg.AssetCheckSeverity.WARN
-        assert quota.metadata["offending"].value == 15
+        everything = stored_in_status_collections(operator, key)
+        assert everything > 25 and quota.metadata["offending"].value == everything - 10
 
     code, out, _ = cli(capsys, "tenants", "remove", "newagent", "--purge", "--yes", "--json")
     removed = json.loads(out)
     assert removed["removed"] == [FEED] and "newagent_gps_listings" in removed["dropped"]
     assert "newagent_gps_listings" not in operator.database.list_collection_names()
     assert operator.database[CONFIGS_COLLECTION].find_one({"tenantId": "newagent"}) is None
+
+
+def test_listings_a_quota_held_back_come_in_at_the_next_run_once_it_allows_them(operator, simulator, capsys,
+                                                                                monkeypatch):  # fmt: skip
+    """An agent on a 20-listing plan upgrades: raised, the next run brings in as many held
+    listings as there is room for (oldest held first); lifted, all of them; nothing re-pulled."""
+    assert add_agent(capsys, monkeypatch, simulator)[0] == 0
+    assert cli(capsys, "feeds", "set-quota", FEED, "20", "--enforce")[0] == 0
+    key = FeedKey.parse(FEED)
+    held = operator.database[QUOTA_HELD.collection_name(key)]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("feeds", [FEED])
+        first = run_feed(operator, instance)
+        assert first.success and stored_in_status_collections(operator, key) == 20
+        flattened = operator.database[FLATTENED.collection_name(key)].count_documents({})
+        routable = flattened - sum(1 for d in operator.database[FLATTENED.collection_name(key)].find(
+            {}, {"standardStatus": 1, "statusChangeTimestamp": 1, "modificationTimestamp": 1})
+            if home_of_listing(d, operator.market.now) is None)  # fmt: skip
+        assert held.count_documents({}) == routable - 20 > 20  # every held key is known
+        oldest = [d["_id"] for d in held.find().sort([("heldAt", 1), ("_id", 1)]).limit(10)]
+
+        assert cli(capsys, "feeds", "set-quota", FEED, "30", "--enforce")[0] == 0
+        raised = run_feed(operator, instance)
+        assert raised.success and stored_in_status_collections(operator, key) == 30
+        stored_keys = {d["listingKey"] for s in (ACTIVE, CLOSED, EXPIRED)
+                       for d in operator.database[s.collection_name(key)].find({}, {"listingKey": 1})}  # fmt: skip
+        assert set(oldest) <= stored_keys and not held.count_documents({"_id": {"$in": oldest}})
+        (check,) = [c for c in raised.get_asset_check_evaluations() if c.check_name == "within_listing_quota"]
+        assert check.passed and check.metadata["readmitted"].value == 10
+
+        assert cli(capsys, "feeds", "set-quota", FEED, "none")[0] == 0
+        lifted = run_feed(operator, instance)
+        assert lifted.success and stored_in_status_collections(operator, key) == routable
+        assert held.count_documents({}) == 0
+        (check,) = [c for c in lifted.get_asset_check_evaluations() if c.check_name == "within_listing_quota"]
+        assert check.metadata["readmitted"].value == routable - 30 and check.metadata["held_back"].value == 0
+        pulled = [m for m in lifted.asset_materializations_for_node("raw_listings")]
+        assert all(m.metadata["pulled"].value == 0 for m in pulled)  # brought in from what was stored, not re-pulled
+        code, out, _ = cli(capsys, "tenants", "show", "newagent", "--json")
+        assert json.loads(out)["feeds"][0]["currentListings"] == routable
 
 
 def test_feed_history_errors_sync_now_and_cancel(operator, simulator, capsys, monkeypatch, tmp_path):

@@ -11,7 +11,7 @@ again.
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from itertools import chain
 
 import dagster as dg
 
@@ -24,6 +24,7 @@ from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import ClockResource, MongoResource
 from mls_assets.lib.catalogue import HISTORY, REJECTS, STATUS_COLLECTIONS
 from mls_assets.lib.quality import measures
+from mls_assets.lib.replication.quota import Quota
 from mls_assets.lib.replication.routing import Places, home_of_listing, transitions
 from mls_assets.lib.store.changes import ChangeSet, FeedSequence, WriteMarks
 from mls_assets.lib.store.naming import FeedKey
@@ -75,14 +76,16 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
     leases.hold_feeds(context)
     feeds = flattened_listings.feeds
     before = {feed: FeedSequence(database, feed).current() for feed in feeds}
-    seen = {"listings": 0, "stale": 0, "moves": Counter(), "routed": Counter(), "over_quota": Counter()}
+    seen = {"listings": 0, "stale": 0, "moves": Counter(), "routed": Counter()}
     leaving: dict[FeedKey, list[Tombstone]] = {feed: [] for feed in feeds}
-    quota = {feed: Quota.of(database, feed) for feed in feeds}
+    quota = {feed: _quota(database, feed) for feed in feeds}
 
     def history(feed: FeedKey) -> Iterator[dict]:
-        """Pass one, over the routing fields only: the transitions, and who leaves."""
+        """Pass one, over the routing fields only: the transitions, and who leaves; then the
+        same for the listings the quota held back that this run brings in."""
         places = Places(database, feed, expected=flattened_listings.count(feed))
-        for _, batch in flattened_listings.batches(feed, projection=ROUTING_FIELDS):
+
+        def examine(batch: list[dict]) -> list[dict]:
             stored = places.of([d["listingKey"] for d in batch])
             quota[feed].stored_keys.update(stored)
             found = transitions(batch, stored, now, context.run.run_id)
@@ -91,7 +94,17 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
             seen["moves"].update(f"{e['from']} -> {e['to']}" for e in found.events)
             leaving[feed].extend(Tombstone((doc["listingKey"],), doc["modificationTimestamp"])
                                  for doc in batch if home_of_listing(doc, now) is None)  # fmt: skip
-            yield from found.events
+            return found.events
+
+        changed: list[str] = []
+        for _, batch in flattened_listings.batches(feed, projection=ROUTING_FIELDS):
+            if quota[feed].held_before:
+                changed.extend(d["listingKey"] for d in batch)
+            yield from examine(batch)
+        quota[feed].plan_readmission(changed)
+        for batch in quota[feed].held_documents(ROUTING_FIELDS):
+            quota[feed].forget(d["listingKey"] for d in batch if home_of_listing(d, now) is None)
+            yield from examine(batch)
 
     def summary() -> dict:  # the sync result an operator reads first
         errors = sum(database[REJECTS.collection_name(f)].count_documents({"runId": context.run.run_id}) for f in feeds)
@@ -103,13 +116,14 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
 
     def routed(feed: FeedKey, klass: str) -> Iterator[dict | Tombstone]:
         """The changed listings that belong in `klass` (read by their class, so each listing
-        is read whole once); a tombstone for each that belongs nowhere (deleted, or expired
-        beyond the 90-day window)."""
-        for _, batch in flattened_listings.batches(feed, where={"statusClass": klass}):
+        is read whole once), then the held listings brought in; a tombstone for each that
+        belongs nowhere (deleted, or expired beyond the 90-day window)."""
+        where = {"statusClass": klass}
+        for batch in chain((b for _, b in flattened_listings.batches(feed, where=where)),
+                           quota[feed].held_documents(where=where)):  # fmt: skip
             for doc in batch:
                 if home_of_listing(doc, now) == klass:
-                    if not quota[feed].admits(doc["listingKey"]):
-                        seen["over_quota"][str(feed)] += 1
+                    if not quota[feed].admits(doc, now, context.run.run_id):
                         continue
                     seen["routed"][klass] += 1
                     yield doc
@@ -119,55 +133,25 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
         yield dg.Output({str(f): routed(f, klass) for f in feeds}, output_name=asset)
     flattened_listings.commit(context.run.run_id)
     context.log.info(f"routed {dict(seen['routed'])}, transitions {dict(seen['moves'])}")
-    if seen["over_quota"]:
-        context.log.warning(f"new listings not inserted, over the feed's quota: {dict(seen['over_quota'])}")
-    yield from _checks(database, feeds, before, now)
     quota_findings = []
     for feed in feeds:
-        current = quota[feed].record(database, feed)
-        quota_findings.append((str(feed), quota[feed].finding(current, seen["over_quota"][str(feed)])))
+        held = quota[feed].settle()
+        if quota[feed].skipped or quota[feed].readmitted:
+            context.log.warning(f"{feed}: {quota[feed].skipped} new listings held back over the quota, "
+                                f"{quota[feed].readmitted} held ones brought in; {held} held now")  # fmt: skip
+        current = stored_listings(database, feed)
+        record_current_listings(database, feed, current)
+        quota_findings.append((str(feed), quota[feed].finding(current, held)))
+    yield from _checks(database, feeds, before, now)
     yield check_result(measures.merge_findings(quota_findings), "listings over the feed's maxListings",
                        "active_listings", "within_listing_quota", dg.AssetCheckSeverity.WARN)  # fmt: skip
 
 
-@dataclass
-class Quota:
-    """A feed's listing quota (`maxListings`) during one run: how many it may still insert
-    when it enforces it, and which of the changed listings are stored already (not new)."""
-
-    max_listings: int | None
-    room: int | None  # None: no limit on inserting
-    stored_keys: set[str] = field(default_factory=set)
-
-    @classmethod
-    def of(cls, database, feed: FeedKey) -> "Quota":
-        config = configured_feed(database, feed)
-        if config.max_listings is None or not config.enforce_quota:
-            return cls(config.max_listings, None)
-        return cls(config.max_listings, config.max_listings - stored_listings(database, feed))
-
-    def admits(self, key: str) -> bool:
-        """A listing may be written unless it is new and the feed is at its enforced quota."""
-        if self.room is None or key in self.stored_keys:
-            return True
-        if self.room <= 0:
-            return False
-        self.room -= 1
-        return True
-
-    def record(self, database, feed: FeedKey) -> int:
-        current = stored_listings(database, feed)
-        record_current_listings(database, feed, current)
-        return current
-
-    def finding(self, current: int, skipped: int) -> measures.Finding:
-        finding = measures.Finding(details={"current_listings": current, "over_quota_skipped": skipped})
-        if self.max_listings is not None:
-            finding.details["max_listings"] = self.max_listings
-            if current > self.max_listings:
-                finding.offending = current - self.max_listings
-                finding.sample = [f"{current} stored, maxListings {self.max_listings}"]
-        return finding
+def _quota(database, feed: FeedKey) -> Quota:
+    config = configured_feed(database, feed)
+    enforced = config.max_listings is not None and config.enforce_quota
+    return Quota.of(database, feed, config.max_listings, config.enforce_quota,
+                    stored_listings(database, feed) if enforced else 0)  # fmt: skip
 
 
 def stored_listings(database, feed: FeedKey) -> int:
