@@ -69,6 +69,7 @@ _LISTING_INDEXES = (
     {"keys": [["crm_property_ids", 1]]},
 )
 _PHOTO_INDEXES = ({"keys": [["listingKey", 1], ["order", 1]]},)  # a listing's photos, in order
+_EXPIRY_TTL = {"keys": [["expiresAt", 1]], "expireAfterSeconds": EXPIRED_TTL_SECONDS}  # TTL: expiresAt must be a date
 
 
 def _status(name: str, klass: str, description: str, extra: tuple = ()) -> CollectionSpec:
@@ -88,17 +89,17 @@ EXPIRED = _status(
     "expired_listings", "expired",
     "Expired, Canceled and Withdrawn listings within 90 days of their status change: `expiresAt` is a BSON date "
     "with a TTL index; lead fields are set on insert only.",
-    ({"keys": [["expiresAt", 1]], "expireAfterSeconds": EXPIRED_TTL_SECONDS},  # TTL: expiresAt must be a date
-     {"keys": [["leadStatus", 1], ["statusChangeDate", -1]]}),
+    (_EXPIRY_TTL, {"keys": [["leadStatus", 1], ["statusChangeDate", -1]]}),
 )  # fmt: skip
 HISTORY = CollectionSpec("status_history", ("listingKey", "at", "to"),
                          description="Append-only status transitions {listingKey, from, to, at, runId}.")  # fmt: skip
 PHOTOS = CollectionSpec("photos", ("photoId",), group="listingKey", indexes=_PHOTO_INDEXES, swept=True,
                         sequenced=False, key_is_id=True,
                         description="Photos of active and closed listings, one document per photo, every CDN size.")  # fmt: skip
-EXPIRED_PHOTOS = CollectionSpec("expired_photos", ("photoId",), group="listingKey", indexes=_PHOTO_INDEXES, swept=True,
-                                sequenced=False, key_is_id=True,
-                                description="Photos of expired and cancelled listings.")  # fmt: skip
+EXPIRED_PHOTOS = CollectionSpec("expired_photos", ("photoId",), group="listingKey", swept=True,
+                                indexes=(*_PHOTO_INDEXES, _EXPIRY_TTL), sequenced=False, key_is_id=True,
+                                description="Photos of expired and cancelled listings, with their listing's "
+                                            "`expiresAt`: the same TTL removes both.")  # fmt: skip
 REJECTS = CollectionSpec("rejects", ("rejectKey",), sequenced=False,
                          indexes=({"keys": [["listingKey", 1]]}, {"keys": [["runId", 1], ["stage", 1]]}),  # a run's rejects
                          description="The quarantine: records that could not be stored, with the reason.")  # fmt: skip

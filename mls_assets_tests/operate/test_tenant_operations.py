@@ -13,7 +13,7 @@ import pytest
 from mls_assets.cli import main
 from mls_assets.defs.feeds.sensors import feed_discovery_sensor
 from mls_assets.lib import credentials
-from mls_assets.lib.catalogue import ACTIVE, CLOSED, EXPIRED, FLATTENED, QUOTA_HELD
+from mls_assets.lib.catalogue import ACTIVE, CLOSED, EXPIRED, EXPIRED_PHOTOS, FLATTENED, PHOTOS, QUOTA_HELD, RAW
 from mls_assets.lib.replication.routing import home_of_listing
 from mls_assets.lib.spark.simulator import GPS_MLS_ID
 from mls_assets.lib.store.naming import FeedKey
@@ -192,6 +192,13 @@ def test_listings_a_quota_held_back_come_in_at_the_next_run_once_it_allows_them(
         assert held.count_documents({}) == 0
         (check,) = [c for c in lifted.get_asset_check_evaluations() if c.check_name == "within_listing_quota"]
         assert check.metadata["readmitted"].value == routable - 30 and check.metadata["held_back"].value == 0
+        with_photos = {d["listingKey"] for d in operator.database[RAW.collection_name(key)].find(
+            {"record.StandardFields.Photos.0": {"$exists": True}}, {"listingKey": 1})}  # fmt: skip
+        photographed = {k for s in (PHOTOS, EXPIRED_PHOTOS) for k in operator.database[s.collection_name(key)].distinct(
+            "listingKey")}  # fmt: skip
+        stored_keys = {d["listingKey"] for s in (ACTIVE, CLOSED, EXPIRED)
+                       for d in operator.database[s.collection_name(key)].find({}, {"listingKey": 1})}  # fmt: skip
+        assert with_photos & stored_keys and with_photos & stored_keys <= photographed  # brought in with their photos
         pulled = [m for m in lifted.asset_materializations_for_node("raw_listings")]
         assert all(m.metadata["pulled"].value == 0 for m in pulled)  # brought in from what was stored, not re-pulled
         code, out, _ = cli(capsys, "tenants", "show", "newagent", "--json")

@@ -74,6 +74,13 @@ def test_a_full_sync_fills_every_collection_correctly(pipeline, market):
     photo_keys = keys(pipeline.collection(GPS, "photos"))
     assert photo_keys <= expected["active"] | expected["closed"]
     assert keys(pipeline.collection(GPS, "expired_photos")) <= expected["expired"]
+    # an expired listing's photos carry its expiresAt, under the same TTL: they leave together
+    expires = {d["listingKey"]: d["expiresAt"] for d in pipeline.collection(GPS, "expired_listings").find()}
+    expired_photos = list(pipeline.collection(GPS, "expired_photos").find())
+    assert expired_photos and all(p["expiresAt"] == expires[p["listingKey"]] for p in expired_photos)
+    ttl = [i for i in pipeline.collection(GPS, "expired_photos").index_information().values()
+           if i["key"] == [("expiresAt", 1)]]  # fmt: skip
+    assert ttl and ttl[0]["expireAfterSeconds"] == EXPIRED_TTL_SECONDS
     assert pipeline.collection(GPS, "status_history").count_documents({}) == 0  # nothing moved yet
 
 
@@ -144,7 +151,8 @@ def test_a_status_change_moves_the_listing_and_its_photos_and_writes_one_event(p
     moved = pipeline.collection(GPS, "expired_listings").find_one({"listingKey": key})
     assert moved["standardStatus"] == target and moved["leadStatus"] == "new"
     assert pipeline.collection(GPS, "photos").count_documents({"listingKey": key}) == 0
-    assert pipeline.collection(GPS, "expired_photos").count_documents({"listingKey": key}) == moved["photoCount"] > 0
+    assert pipeline.collection(GPS, "expired_photos").count_documents({"listingKey": key, "expiresAt": moved["expiresAt"]}
+                                                                       ) == moved["photoCount"] > 0  # fmt: skip
     events = list(pipeline.collection(GPS, "status_history").find({"listingKey": key}))
     assert [(e["from"], e["to"]) for e in events] == [("Active", target)]
     assert events[0]["runId"] == moved_run.run_id

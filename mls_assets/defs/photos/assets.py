@@ -11,14 +11,22 @@ from mls_assets.defs.partitions import feed_day_partitions, run_check
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import MongoResource
-from mls_assets.lib.catalogue import EXPIRED_PHOTOS, PHOTOS
+from mls_assets.lib.catalogue import EXPIRED, EXPIRED_PHOTOS, PHOTOS
 from mls_assets.lib.quality import measures
 from mls_assets.lib.replication.photos import plan_photos
 from mls_assets.lib.replication.routing import Places
 from mls_assets.lib.store.changes import ChangeSet, WriteMarks
+from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.store.naming import FeedKey
 
 OUTPUTS = {"listing_photos": PHOTOS, "expired_listing_photos": EXPIRED_PHOTOS}
+
+
+def expiry_of(database, feed: FeedKey, keys: list[str]) -> dict[str, object]:
+    """The stored expired listings' `expiresAt` (their photos carry it)."""
+    collection = database[EXPIRED.collection_name(feed)]
+    return {d["listingKey"]: d.get("expiresAt") for d in collection.find({"listingKey": {"$in": keys}},
+                                                                          {"_id": 0, "listingKey": 1, "expiresAt": 1})}  # fmt: skip
 
 
 @dg.multi_asset(
@@ -58,13 +66,16 @@ def photo_collections(context: dg.AssetExecutionContext, raw_listings: ChangeSet
         EXPIRED_PHOTOS holds their photos (they left)."""
         expired = [key for key, home in homes[feed].items() if home == "expired"]
         where = {key: "expired" for key in expired}
+        if expired:  # the TTL index too, on a feed registered before photos carried expiresAt
+            ensure_indexes(database[EXPIRED_PHOTOS.collection_name(feed)], EXPIRED_PHOTOS.all_indexes())
         for batch in raw_listings.documents(feed, expired):
-            yield from plan_photos(database, feed, EXPIRED_PHOTOS, batch, where, empty)
+            expires_at = expiry_of(database, feed, [raw["listingKey"] for raw in batch])
+            yield from plan_photos(database, feed, EXPIRED_PHOTOS, batch, where, empty, expires_at)
         if not empty:
             others = [{"listingKey": key} for key, home in homes[feed].items() if home != "expired"]
             for start in range(0, len(others), raw_listings.batch_size):
                 yield from plan_photos(database, feed, EXPIRED_PHOTOS, others[start:start + raw_listings.batch_size],
-                                       homes[feed], empty)  # fmt: skip
+                                       homes[feed], empty, {})  # fmt: skip
 
     for (name, spec), plan in zip(OUTPUTS.items(), (first_pass, second_pass), strict=True):
         empty = {feed: marks.last(database[spec.collection_name(feed)]) is None for feed in raw_listings.feeds}

@@ -28,9 +28,11 @@ from mls_assets.lib.transform.values import FieldError, parse_datetime
 SIGNATURE_FIELDS = ("photoId", "order", "primary", *(camel_case(name) for name in PHOTO_URI_FIELDS))
 
 
-def photo_set_hash(photos: list[dict[str, Any]], changed_at: Any) -> str:
-    """What makes a photo set "the same": its change time, ids, order, primary and URIs."""
-    payload = orjson.dumps([str(changed_at), [[p.get(name) for name in SIGNATURE_FIELDS] for p in photos]])
+def photo_set_hash(photos: list[dict[str, Any]], changed_at: Any, *also: Any) -> str:
+    """What makes a photo set "the same": its change time, ids, order, primary and URIs (and,
+    for expired listings' photos, their `expiresAt`)."""
+    payload = orjson.dumps([str(changed_at), [[p.get(name) for name in SIGNATURE_FIELDS] for p in photos],
+                            *(str(value) for value in also)])  # fmt: skip
     return hashlib.blake2b(payload, digest_size=12).hexdigest()
 
 
@@ -55,11 +57,14 @@ def _stored_sets(database: Database, spec: CollectionSpec, feed: FeedKey, keys: 
 
 
 def plan_photos(database: Database, feed: FeedKey, target: CollectionSpec, raws: list[dict[str, Any]],
-                where: dict[str, str], empty: bool) -> Iterator[dict[str, Any] | Tombstone]:  # fmt: skip
+                where: dict[str, str], empty: bool,
+                expires_at: dict[str, Any] | None = None) -> Iterator[dict[str, Any] | Tombstone]:  # fmt: skip
     """What `target` (photos or expired photos) does for a batch of changed raw listings
     (`where`: the status class each lives in now): photo documents of the sets it takes,
     tombstones for the sets it gives up. `empty`: the collection held nothing when the run
-    began (a first sync: nothing to compare with)."""
+    began (a first sync: nothing to compare with). `expires_at`: the expired listings'
+    `expiresAt`, which their photos carry (the same TTL removes both; a new `expiresAt`
+    makes the set change)."""
     keys = [raw["listingKey"] for raw in raws]
     stored = {} if empty else _stored_sets(database, target, feed, keys)
     (sibling,) = siblings_of(target)
@@ -78,14 +83,19 @@ def plan_photos(database: Database, feed: FeedKey, target: CollectionSpec, raws:
             continue
         changed_at = _changed_at(fields, raw)
         photos, _ = extract_photos(fields["Photos"], key, str(fields.get("ListingId", key)), changed_at)
-        signature = photo_set_hash(photos, changed_at)
+        expiry = {"expiresAt": expires_at.get(key)} if expires_at is not None else {}
+        signature = photo_set_hash(photos, changed_at, *expiry.values())
         if stored.get(key) == signature:
             continue
         for photo in photos:
-            photo.update(photoSetHash=signature, tenantId=feed.tenant, mlsProvider=feed.mls)
+            photo.update(photoSetHash=signature, tenantId=feed.tenant, mlsProvider=feed.mls, **expiry)
         yield from photos
     for chunk in batched(moving_in, LOOKUP_CHUNK):
-        yield from database[sibling.collection_name(feed)].find({"listingKey": {"$in": chunk}}, {"_id": 0})
+        for photo in database[sibling.collection_name(feed)].find({"listingKey": {"$in": chunk}}, {"_id": 0}):
+            photo.pop("expiresAt", None)
+            if expires_at is not None:
+                photo["expiresAt"] = expires_at.get(photo["listingKey"])
+            yield photo
 
 
 def _changed_at(fields: dict[str, Any], raw: dict[str, Any]) -> Any:

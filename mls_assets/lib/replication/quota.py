@@ -5,8 +5,8 @@ With `enforceQuota`, a new listing beyond the quota is not inserted into the sta
 collections. Its key is kept in the feed's `quota_held` collection (class, modification
 time, since when), so that the listing comes in at the first run after the quota allows it
 (raised, lifted or freed by listings that left): that run reads the held keys' flattened
-documents and routes them like changes, oldest held first, as many as there is room for.
-Nothing is pulled again: the flattened listing is already stored. A feed that never held a
+documents and routes them like changes, oldest held first, as many as there is room for, and
+hands their raw records to the photos step. Nothing is pulled again: the listing is stored. A feed that never held a
 listing pays nothing for this (one estimated count, of a collection that does not exist).
 """
 
@@ -19,9 +19,9 @@ from datetime import datetime
 from pymongo import UpdateOne
 from pymongo.database import Database
 
-from mls_assets.lib.catalogue import FLATTENED, QUOTA_HELD
+from mls_assets.lib.catalogue import FLATTENED, QUOTA_HELD, RAW, SEQUENCE_FIELD
 from mls_assets.lib.quality import measures
-from mls_assets.lib.store.changes import read
+from mls_assets.lib.store.changes import FeedSequence, WriteMarks, read
 from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.store.naming import FeedKey
 
@@ -121,8 +121,23 @@ class Quota:
         released = [*self._released, *(set(self._readmit) - self._found), *self._gone]
         for start in range(0, len(released), LOOKUP_CHUNK):
             self._held.delete_many({"_id": {"$in": released[start:start + LOOKUP_CHUNK]}})
-        self.readmitted = len(set(self._readmit) & set(self._released))
+        brought_in = sorted(set(self._readmit) & set(self._released))
+        self.readmitted = len(brought_in)
+        self._hand_to_photos(brought_in)
         return self._held.count_documents({}) if self.held_before or self._holds else 0
+
+    def _hand_to_photos(self, keys: list[str]) -> None:
+        """The photos step takes the photos of the raw records changed since it last ran: the
+        raw records of the listings brought in get a new `_seq`, so that this run's photos
+        step takes theirs (the flatten step finds them unchanged next time)."""
+        if not keys:
+            return
+        raw = self.database[RAW.collection_name(self.feed)]
+        first = FeedSequence(self.database, self.feed).take(len(keys))
+        updates = [UpdateOne({"listingKey": key}, {"$set": {SEQUENCE_FIELD: first + i}}) for i, key in enumerate(keys)]
+        for start in range(0, len(updates), LOOKUP_CHUNK):
+            raw.bulk_write(updates[start:start + LOOKUP_CHUNK], ordered=False)
+        WriteMarks(self.database).record(raw, first + len(keys) - 1)
 
     def finding(self, current: int, held: int) -> measures.Finding:
         finding = measures.Finding(details={"current_listings": current, "over_quota_skipped": self.skipped,
