@@ -163,10 +163,12 @@ def siblings_of(spec: CollectionSpec) -> tuple[CollectionSpec, ...]:
     return ()
 
 
-def feed_collections_exist(feed: FeedKey, existing: set[str]) -> bool:
-    """Whether every collection of a feed is among `existing` (one listing of names serves
-    thousands of feeds)."""
-    return all(spec.collection_name(feed) in existing for spec in (*FEED_COLLECTIONS, *TENANT_COLLECTIONS))
+def provision_feed(database: Database, feed: FeedKey) -> None:
+    """What a feed's first load needs before it writes: its tenant's collections and indexes
+    (the CRM's and the lead events', written by others). Its own collections are created by
+    their writers, unindexed for the load and indexed once it is in."""
+    for spec in TENANT_COLLECTIONS:
+        ensure_indexes(database[spec.collection_name(feed)], spec.all_indexes())
 
 
 def ensure_feed_collections(database: Database, feed: FeedKey) -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pymongo import UpdateOne
 
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
 from mls_assets.lib.feeds import FeedIdentity
@@ -335,15 +336,17 @@ def config_document(feed: FeedConfig) -> dict[str, Any]:
 
 
 # Written by the pipeline or the operator commands, not by the file: a file sync keeps them.
-KEPT_ON_SYNC = ("lastSyncedAt", "currentListings", "tokenCiphertext")
+KEPT_ON_SYNC = ("lastSyncedAt", "currentListings", "currentListingsAt", "tokenCiphertext")
 
 
-def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[FeedProblem] = ()) -> None:
-    """Write the feeds into `agent_mls_configs`, one document per tenant.
+def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[FeedProblem] = ()) -> int:
+    """Write the feeds into `agent_mls_configs`, one document per tenant; returns how many
+    tenant documents changed.
 
     Sync statistics stored on a config (`lastSyncedAt`, `currentListings`) are kept. A feed
     whose new entry was refused keeps its stored config; the refusals are kept on the tenant
-    document (`configProblems`) for operators to see.
+    document (`configProblems`) for operators to see. One read of every tenant document and
+    one bulk write of those that differ: adding one tenant to a file of thousands writes one.
     """
     now = datetime.now(UTC)
     collection = database[CONFIGS_COLLECTION]
@@ -355,8 +358,12 @@ def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[
     for problem in problems:
         if problem.tenant:
             refused.setdefault(problem.tenant, []).append(problem)
-    for tenant in sorted(set(by_tenant) | set(refused)):
-        existing = collection.find_one({"tenantId": tenant}) or {}
+    wanted = set(by_tenant) | set(refused)
+    existing_docs = {doc.get("tenantId"): doc for doc in collection.find({}, {"_id": 0, "tenantId": 1, "mlsConfigs": 1,
+                                                                            "configProblems": 1})}  # fmt: skip
+    writes = []
+    for tenant in sorted(wanted | set(existing_docs) - {None}):  # a tenant gone from the file loses its file's feeds
+        existing = existing_docs.get(tenant) or {}
         stored = {c.get("provider"): c for c in existing.get("mlsConfigs", []) if isinstance(c, dict)}
         configs = []
         for feed in by_tenant.get(tenant, []):
@@ -375,12 +382,17 @@ def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[
             if problem.mls in stored and problem.mls not in written:
                 configs.append(stored[problem.mls])
                 written.add(problem.mls)
-        collection.update_one(
+        shown_problems = [str(p) for p in tenant_problems]
+        if existing and existing.get("mlsConfigs") == configs and existing.get("configProblems", []) == shown_problems:
+            continue  # unchanged: not written
+        writes.append(UpdateOne(
             {"tenantId": tenant},
-            {"$set": {"mlsConfigs": configs, "configProblems": [str(p) for p in tenant_problems], "updatedAt": now},
+            {"$set": {"mlsConfigs": configs, "configProblems": shown_problems, "updatedAt": now},
              "$setOnInsert": {"createdAt": now}},
-            upsert=True,
-        )  # fmt: skip
+            upsert=True))  # fmt: skip
+    for start in range(0, len(writes), 1000):
+        collection.bulk_write(writes[start:start + 1000], ordered=False)
+    return len(writes)
 
 
 def from_document(tenant: Any, config: dict[str, Any]) -> FeedConfig:

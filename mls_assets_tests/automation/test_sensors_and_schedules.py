@@ -10,8 +10,7 @@ from mls_assets.defs.automation.sensors import nightly_requests, nightly_sync_se
 from mls_assets.defs.crm.schedules import crm_active_rescrape
 from mls_assets.defs.feeds.sensors import feed_discovery_sensor
 from mls_assets.defs.maintenance.schedules import weekly_deletion_sweep
-from mls_assets.lib.catalogue import EXPIRED_TTL_SECONDS
-from mls_assets.lib.tenants import load_feeds, read_configs, sync_configs
+from mls_assets.lib.tenants import CONFIGS_COLLECTION, load_feeds, read_configs, sync_configs
 
 GPS_ID, CRMLS_ID = "20190211172710340762000000", "20200218121507636729000000"
 
@@ -28,8 +27,10 @@ def crmls(**extra):
     return {"mls": "crmls", "mls_id": CRMLS_ID, "sync_schedule": "0 3 * * *", **extra}
 
 
-def test_feed_discovery_adds_and_removes_partitions_and_creates_indexes(tmp_path, monkeypatch, mongo_resources,
-                                                                         mongo_db):  # fmt: skip
+def test_feed_discovery_adds_and_removes_partitions_and_writes_only_what_changed(tmp_path, monkeypatch,
+                                                                                mongo_resources, mongo_db):  # fmt: skip
+    """A tick registers partitions only: no collection is created (a feed's first load does
+    that), and only the tenant documents that changed are written."""
     tenants = tmp_path / "tenants.yaml"
     monkeypatch.setenv("MLS_TENANTS_FILE", str(tenants))
     write_tenants(tenants, [gps(), crmls()])
@@ -40,20 +41,25 @@ def test_feed_discovery_adds_and_removes_partitions_and_creates_indexes(tmp_path
         assert isinstance(request, dg.AddDynamicPartitionsRequest)
         assert (request.partitions_def_name, sorted(request.partition_keys)) == (
             "feeds", ["jpsrealtor.crmls", "jpsrealtor.gps"])  # fmt: skip
-        indexes = mongo_db["jpsrealtor_gps_expired_listings"].index_information()
-        assert any(i["key"] == [("expiresAt", 1)] and i["expireAfterSeconds"] == EXPIRED_TTL_SECONDS
-                   for i in indexes.values())
-        assert any(i["key"] == [("location", "2dsphere")] for i in indexes.values())
-
+        assert [n for n in mongo_db.list_collection_names() if n.startswith("jpsrealtor_")] == []
+        written = mongo_db[CONFIGS_COLLECTION].find_one({"tenantId": "jpsrealtor"})["updatedAt"]
         instance.add_dynamic_partitions("feeds", ["jpsrealtor.crmls", "jpsrealtor.gps"])
+        tenants.write_text(yaml.safe_dump({"tenants": [{"tenant_id": "jpsrealtor", "feeds": [gps(), crmls()]},
+                                                       {"tenant_id": "newagent", "feeds": [gps()]}]}))  # one added
+        with dg.build_sensor_context(instance=instance, resources=mongo_resources, cursor=context.cursor) as context:
+            result = feed_discovery_sensor(context)
+        assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [["newagent.gps"]]
+        assert mongo_db[CONFIGS_COLLECTION].find_one({"tenantId": "jpsrealtor"})["updatedAt"] == written
+        instance.add_dynamic_partitions("feeds", ["newagent.gps"])
+
         write_tenants(tenants, [gps(enabled=False)])  # crmls removed, gps disabled
         with dg.build_sensor_context(instance=instance, resources=mongo_resources) as context:
             result = feed_discovery_sensor(context)
         (request,) = result.dynamic_partitions_requests
         assert isinstance(request, dg.DeleteDynamicPartitionsRequest)
-        assert list(request.partition_keys) == ["jpsrealtor.crmls"]  # the disabled feed keeps its partition
-        configs = {f.mls: f.enabled for f in read_configs(mongo_db)}
-        assert configs == {"gps": False}
+        assert sorted(request.partition_keys) == ["jpsrealtor.crmls", "newagent.gps"]  # the disabled feed keeps its partition
+        configs = {str(f.key): f.enabled for f in read_configs(mongo_db)}
+        assert configs == {"jpsrealtor.gps": False}  # newagent left the file: its feed is gone too
 
 
 def test_nightly_sync_fires_each_feed_at_its_own_cron(tmp_path, monkeypatch):

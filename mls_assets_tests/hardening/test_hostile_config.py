@@ -131,7 +131,7 @@ def test_a_file_mixing_invalid_feeds_with_valid_ones_still_registers_the_valid_o
             result = feed_discovery_sensor(context)
     (request,) = result.dynamic_partitions_requests
     assert list(request.partition_keys) == ["good.gps"]
-    assert "good_gps_listings" in mongo_db.list_collection_names()
+    assert [str(f.key) for f in read_feeds(mongo_db).feeds] == ["good.gps"]
     assert not [n for n in mongo_db.list_collection_names() if n.startswith(("meta", "evil", "good_crmls"))]
 
 

@@ -1,10 +1,10 @@
 """Feed discovery: the configs decide which `feeds` partitions exist.
 
 Each tick reads `agent_mls_configs`, after loading the tenants file into it when the file
-changed since the last tick (so edits made directly in MongoDB stand until then). When the
-file changed it also creates every feed's collections and indexes; new feeds get their
-partition (the change probe then requests their first load), feeds deleted from the configs
-lose theirs. A disabled feed keeps its partition
+changed since the last tick (so edits made directly in MongoDB stand until then). New feeds
+get their partition (the change probe then requests their first load, which creates their
+collections), feeds deleted from the configs lose theirs. A tick costs one read of every
+config and one write per changed tenant: no collection is created here. A disabled feed keeps its partition
 (and its history in the UI) and its data; the schedules skip it. A refused entry is logged
 and skipped, and the other feeds are registered as usual; a refused file changes nothing.
 """
@@ -18,7 +18,6 @@ from mls_assets.defs.feeds.registration import load_and_register_configs, partit
 from mls_assets.defs.instigators import described
 from mls_assets.defs.partitions import FEEDS_PARTITION_NAME
 from mls_assets.defs.resources import MongoResource
-from mls_assets.lib.catalogue import ensure_feed_collections
 from mls_assets.lib.tenants import TenantsFileError, read_tenants_file
 
 
@@ -53,9 +52,5 @@ def feed_discovery_sensor(context: dg.SensorEvaluationContext, mongo: MongoResou
         refused = f", {len(feeds.problems)} refused" if feeds.problems else ""
         note = f"; tenants file refused: {file_error}" if file_error else ""
         return dg.SensorResult(skip_reason=f"{len(feeds.feeds)} feeds{refused}, no change{note}", cursor=cursor)
-    context.log.info(f"feeds added: {added}, removed: {removed}")
-    if added and not changed:  # a feed added in MongoDB directly: its collections too
-        for feed in feeds.feeds:
-            if str(feed.key) in added:
-                ensure_feed_collections(database, feed.key)
+    context.log.info(f"feeds added: {len(added)} {added[:20]}, removed: {len(removed)} {removed[:20]}")
     return dg.SensorResult(dynamic_partitions_requests=requests, cursor=cursor)

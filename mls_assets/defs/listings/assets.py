@@ -15,7 +15,7 @@ from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import FIRST_DAY, days_by_feed, feed_day_partitions, run_check
 from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL, SPARK_POOL
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
-from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS
+from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS, provision_feed
 from mls_assets.lib.prefetch import prefetched
 from mls_assets.lib.providers.base import ListingsProvider
 from mls_assets.lib.replication.progress import PullProgress
@@ -130,9 +130,12 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
     days_of = days_by_feed([str(key) for key in context.partition_keys])
     for feed_key, partitions in days_of.items():
         feed = feeds.setdefault(feed_key, feed_config(database, feed_key))
-        since = pull_since(read_cursor(database, feed_key))
+        cursor = read_cursor(database, feed_key)
+        since = pull_since(cursor)
         for days in contiguous(list(partitions)):  # one pull per stretch of days, not one per day
             provider = source.provider_for(feed)  # a bad config fails here, before anything is written
+            if cursor is None:  # the feed's first load: its tenant's collections first
+                provision_feed(database, feed.key)
             window = window_for_days(days, now, since, tuple(config.listing_keys), first_day=FIRST_DAY)
             if window.incremental and not window.only_keys:
                 cursors.append((feed_key, now))
