@@ -2,10 +2,12 @@
 
 
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+import httpx
 from pydantic import Field
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -106,7 +108,7 @@ class SourceResource(dg.ConfigurableResource):
                 f"{spec.example_url}); the bundled simulator is used only in local mode "
                 "(MLS_LOCAL_MODE=1, or MONGODB_URI unset)"
             )
-        running = process.service().status()
+        running = _simulator_status()
         if running is None:
             raise SourceUnavailable(f"the local simulator is not running ({process.service().url}): start it "
                                     "with `mls-assets sim start` (make run and make dev do)")  # fmt: skip
@@ -127,10 +129,11 @@ class SourceResource(dg.ConfigurableResource):
         raise SourceConfigurationError(
             f"feed {feed.key}: environment variable {feed.token_env} holds no access token")
 
-    def provider_for(self, feed: FeedConfig, attempts: int | None = None) -> ListingsProvider:
+    def provider_for(self, feed: FeedConfig, attempts: int | None = None, http: httpx.Client | None = None,
+                     timeout_s: float | None = None) -> ListingsProvider:  # fmt: skip
         """The feed's provider, its client on the feed's endpoint and token and counted in
         the token's request budget; `attempts=1` for a caller that backs off on its own
-        (the change probe)."""
+        (the change probe), `http` a pooled client it shares between feeds."""
         url, simulated = self.base_url_for(feed)
         token = self.token_for(feed, simulated)
         limit = feed.rate_limit
@@ -151,10 +154,25 @@ class SourceResource(dg.ConfigurableResource):
                     "the token in that variable", status=401)  # fmt: skip
             return fresh
 
-        return provider_spec(feed.provider).open(feed, url, token, timeout=self.timeout_s, retry=retry, budget=budget,
+        return provider_spec(feed.provider).open(feed, url, token, timeout=timeout_s or self.timeout_s, retry=retry,
+                                                 budget=budget, http=http,
                                                  refresh_token=rotated_token, refused_is_fatal=simulated,
                                                  refused_hint=_refused_hint(feed, url))  # fmt: skip
 
+
+
+_SIMULATOR_STATUS_TTL_S = 5.0
+_simulator_seen: dict[str, tuple[float, Any]] = {}
+
+
+def _simulator_status() -> Any:
+    """The local simulator's status, asked at most once per 5 s while it runs: a probe tick
+    over thousands of feeds in local mode asked it once per feed."""
+    service = process.service()
+    seen = _simulator_seen.get(service.url)
+    if seen is None or seen[1] is None or time.monotonic() - seen[0] > _SIMULATOR_STATUS_TTL_S:
+        seen = _simulator_seen[service.url] = (time.monotonic(), service.status())
+    return seen[1]
 
 
 def _refused_hint(feed: FeedConfig, url: str) -> str:

@@ -23,6 +23,11 @@ def of_changes(result: dg.SensorResult) -> list[dg.RunRequest]:
     return [r for r in result.run_requests if r.tags["mls/trigger"] == "probe"]
 
 
+def job_origin(job: str):
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="mls_assets.definitions"))
+    return RemoteRepositoryOrigin(location, "__repository__").get_job_origin(job)
+
+
 def probe(pipeline, cursor=None) -> dg.SensorResult:
     with dg.build_sensor_context(instance=pipeline.instance, resources=pipeline.resources(), cursor=cursor) as context:
         return change_probe_sensor(context)
@@ -67,14 +72,51 @@ def test_a_change_in_the_source_requests_todays_partition_once_per_cursor(pipeli
 def test_no_run_is_requested_for_a_feed_whose_run_is_queued_or_running(pipeline, market, simulator, status):
     pipeline.sync(GPS)
     market.advance(timedelta(hours=48))
-    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="mls_assets.definitions"))
-    origin = RemoteRepositoryOrigin(location, "__repository__").get_job_origin("expired_listings_backfill")
     create_run_for_test(pipeline.instance, job_name="expired_listings_backfill", tags={FEED_TAG: GPS}, status=status,
-                        remote_job_origin=origin)  # a backfill of the feed: any job counts
+                        remote_job_origin=job_origin("expired_listings_backfill"))  # a backfill of the feed: any job counts
     before = simulator.requests
     result = probe(pipeline)
     assert GPS not in {r.tags[FEED_TAG] for r in result.run_requests}
     assert simulator.requests == before  # the busy feed is not even asked (the others have no cursor)
+
+
+def test_every_queued_run_is_seen_however_many_there_are(pipeline, market, simulator, monkeypatch):
+    """The busy feeds come from every in-progress run, a page at a time (there was a 1,000-run
+    cap: with 2,000 queued, half the busy feeds were asked again)."""
+    from mls_assets.defs.automation import run_requests
+
+    monkeypatch.setattr(run_requests, "RUNS_PAGE", 3)
+    pipeline.sync(GPS)
+    market.advance(timedelta(hours=48))
+    for feed in [GPS, *(f"other{n}.gps" for n in range(8))]:  # GPS's run the oldest: on the last page
+        create_run_for_test(pipeline.instance, job_name="replication_job", tags={FEED_TAG: feed},
+                            status=dg.DagsterRunStatus.QUEUED, remote_job_origin=job_origin("replication_job"))  # fmt: skip
+    assert run_requests.feeds_with_runs(pipeline.instance) == {GPS, *(f"other{n}.gps" for n in range(8))}
+    before = simulator.requests
+    assert GPS not in {r.tags[FEED_TAG] for r in probe(pipeline).run_requests} and simulator.requests == before
+
+
+def test_many_feeds_are_asked_at_once_each_once_through_one_pooled_client(pipeline, market, simulator, monkeypatch):
+    from mls_assets.lib.providers import pool
+    from mls_assets.lib.spark.simulator import GPS_MLS_ID
+    from mls_assets.lib.store.cursors import CURSORS_COLLECTION
+    from mls_assets.lib.tenants import FeedConfig, sync_configs
+
+    feeds = [FeedConfig(tenant_id=f"agent{n:03d}", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url)
+             for n in range(60)]  # fmt: skip
+    sync_configs(pipeline.database, feeds)
+    pipeline.database[CURSORS_COLLECTION].insert_many([{"_id": str(f.key), "cursor": market.now} for f in feeds])
+    clients = []
+    original = pool.ClientPool.for_url
+    monkeypatch.setattr(pool.ClientPool, "for_url", lambda self, url: clients.append(original(self, url)) or clients[-1])
+    before = simulator.requests
+    result = probe(pipeline)
+    assert simulator.requests - before == len(feeds)  # one question per feed, none twice
+    assert f"unchanged: {len(feeds)}" in result.skip_reason.skip_message
+    assert len(clients) == len(feeds) and len({id(c) for c in clients}) == 1  # one client for the host
+    market.advance(timedelta(hours=48))
+    changed = of_changes(probe(pipeline, cursor=None))
+    assert sorted(r.tags[FEED_TAG] for r in changed) == sorted(str(f.key) for f in feeds)
 
 
 def test_a_failing_probe_backs_off_reports_and_spares_the_other_feeds(pipeline, market, simulator):

@@ -356,6 +356,26 @@ def test_a_failed_run_alerts_once_with_its_feed_partition_and_cause_until_the_fe
     assert resolved["id"] == opened["id"]
 
 
+def test_the_alert_sensor_reads_every_run_since_its_cursor_a_page_at_a_time(pipeline, monkeypatch):
+    """More failed runs than a page (there was a 200-run cap per tick, and runs sharing the
+    last update time across two pages could be skipped): each alerts, none twice."""
+    from dagster._core.test_utils import create_run_for_test
+
+    from mls_assets.defs.quality import sensors
+
+    monkeypatch.setattr(sensors, "ALERT_RUNS_PAGE", 2)
+    feeds = [f"agent{n}.gps" for n in range(7)]
+    for feed in feeds:
+        run = create_run_for_test(pipeline.instance, job_name="replication_job", tags={"dagster/partition/feed": feed},
+                                  status=dg.DagsterRunStatus.STARTED)  # fmt: skip
+        pipeline.instance.report_run_failed(run, message="boom")
+    first = evaluate_sensor(pipeline)
+    alerts = pipeline.database["alerts"]
+    assert sorted(a["feed"] for a in alerts.find({"kind": "run_failure"})) == sorted(feeds)
+    evaluate_sensor(pipeline, cursor=first.cursor)
+    assert [a["occurrences"] for a in alerts.find({"kind": "run_failure"})] == [1] * len(feeds)
+
+
 def test_a_run_check_alert_names_the_run_s_feed_and_partition(pipeline, monkeypatch):
     """Run checks are not partitioned (Dagster records a range run's partitioned check under no
     partition and shows every day "skipped"): their alert carries the run's feed and days."""

@@ -11,7 +11,10 @@ range run over every day partition up to today; a first load that failed is requ
 less and less often (1, 2, 4 ... 15 minutes). A feed with a run queued or in progress is not asked (its run will
 see the changes), and the run key names the feed and its cursor, so until that run has
 stored its records and moved the cursor no second run is requested for the same changes.
-The probe's request goes through the feed's client and its token's request budget. A failed
+Feeds are asked concurrently (`MLS_PROBE_CONCURRENCY`, 32 at once, each answer within
+`MLS_PROBE_TIMEOUT_S`, 10 s) through one pooled HTTP client per host, with one query for
+every due feed's cursor and one for the in-progress runs (all of them, a page at a time).
+Each request still goes through its feed's token's request budget. A failed
 probe (429, 1550, 5xx, a timeout) is not retried in the tick: that feed backs off (the
 answer's Retry-After, else 1, 2, 4 ... up to 15 minutes) and the tick's log says so; the
 other feeds are probed as usual.
@@ -21,40 +24,60 @@ safety net: it syncs today's partition of every feed whatever the probe saw.
 """
 
 import json
-from datetime import timedelta
+import os
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 
 import dagster as dg
 
 from mls_assets.defs.automation.jobs import replication_job
-from mls_assets.defs.automation.run_requests import FEED_TAG, IN_PROGRESS, TRIGGER_TAG, chain_run, first_load_run
+from mls_assets.defs.automation.run_requests import chain_run, feeds_with_runs, first_load_attempts, first_load_run
 from mls_assets.defs.instigators import described
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.providers.errors import SourceError
+from mls_assets.lib.providers.pool import ClientPool
 from mls_assets.lib.redact import redact
 from mls_assets.lib.replication.probe import PROBE_INTERVAL_S, PROBE_LAG_S, ProbeState
 from mls_assets.lib.replication.window import PullWindow
-from mls_assets.lib.store.cursors import read_cursor
-from mls_assets.lib.tenants import FeedConfigError, read_configs
+from mls_assets.lib.store.cursors import read_cursors
+from mls_assets.lib.tenants import FeedConfig, FeedConfigError, read_configs
+
+# Feeds asked at once (each within its own token's budget); the answer's wait is bounded too.
+PROBE_CONCURRENCY = int(os.environ.get("MLS_PROBE_CONCURRENCY", "32"))
+PROBE_TIMEOUT_S = float(os.environ.get("MLS_PROBE_TIMEOUT_S", "10"))
 
 
-def feeds_with_runs(instance: dg.DagsterInstance) -> set[str]:
-    """Feeds that have a run queued or in progress (of any job: a backfill counts too)."""
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS), limit=1000)
-    return {run.tags[FEED_TAG] for run in runs if run.tags.get(FEED_TAG)}
+def probe_feeds(source: SourceResource, asked: list[tuple[FeedConfig, datetime]]) -> list[int | Exception]:
+    """How many listings each feed modified since its cursor (less the lag), asked
+    concurrently through one pooled client per host; a failure is returned, not raised."""
+
+    def ask(item: tuple[FeedConfig, datetime], clients: ClientPool) -> int | Exception:
+        feed, cursor = item
+        try:
+            url, _ = source.base_url_for(feed)
+            with source.provider_for(feed, attempts=1, http=clients.for_url(url), timeout_s=PROBE_TIMEOUT_S) as provider:
+                since = cursor - timedelta(seconds=PROBE_LAG_S)
+                return provider.count(PullWindow(since, None, incremental=True, after_cursor=True))
+        except (SourceError, FeedConfigError) as error:
+            return error
+
+    with ClientPool(timeout_s=PROBE_TIMEOUT_S, connections=PROBE_CONCURRENCY) as clients, \
+            ThreadPoolExecutor(max_workers=PROBE_CONCURRENCY, thread_name_prefix="probe") as pool:
+        return list(pool.map(lambda item: ask(item, clients), asked))
 
 
 @described(dg.sensor, job=replication_job, minimum_interval_seconds=int(PROBE_INTERVAL_S),
            default_status=dg.DefaultSensorStatus.RUNNING)  # fmt: skip
 def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource, source: SourceResource,
                         clock: ClockResource):
-    """Asks each enabled feed's Spark endpoint once a minute whether anything changed since
-    its cursor (one count request) and requests today's partition of the feeds that changed;
-    never a second run for a feed whose run is queued or running."""
+    """Asks each enabled feed's endpoint once a minute whether anything changed since its
+    cursor (one count request, many feeds at once) and requests today's partition of the
+    feeds that changed; never a second run for a feed whose run is queued or running."""
     database = mongo.get_database()
     states = {feed: ProbeState.from_json(data) for feed, data in json.loads(context.cursor or "{}").items()}
     now = clock.now()
     busy = feeds_with_runs(context.instance)
-    requests, changed, quiet, waiting = [], [], 0, []
+    due, waiting = [], []
     for feed in read_configs(database):
         key = str(feed.key)
         state = states.setdefault(key, ProbeState())
@@ -62,32 +85,36 @@ def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
             continue
         if key in busy:
             waiting.append(key)
-            continue
-        cursor = read_cursor(database, key)
-        if cursor is None:  # a feed never pulled: its first load, once per attempt
-            attempt = len(context.instance.get_run_ids(dg.RunsFilter(tags={FEED_TAG: key, TRIGGER_TAG: "first_load"})))
-            if attempt:  # the earlier ones failed (none is in progress): again, but less and less often
-                state.failed(now, None)
-            requests.append(first_load_run(key, now.date(), attempt))
-            changed.append(f"{key} (first load)")
-            continue
-        try:
-            with source.provider_for(feed, attempts=1) as provider:
-                since = cursor - timedelta(seconds=PROBE_LAG_S)
-                count = provider.count(PullWindow(since, None, incremental=True, after_cursor=True))
-        except (SourceError, FeedConfigError) as error:
-            wait = state.failed(now, getattr(error, "retry_after", None))
-            context.log.warning(f"{key}: probe failed ({type(error).__name__}: {redact(str(error))}); "
+        else:
+            due.append(feed)
+    cursors = read_cursors(database, [str(f.key) for f in due])
+    never_pulled = [str(f.key) for f in due if cursors[str(f.key)] is None]
+    attempts = first_load_attempts(context.instance, never_pulled) if never_pulled else {}
+    requests, changed, quiet, failed = [], [], 0, 0
+    for key in never_pulled:  # a feed never pulled: its first load, once per attempt
+        if attempts.get(key):  # the earlier ones failed (none is in progress): again, but less and less often
+            states[key].failed(now, None)
+        requests.append(first_load_run(key, now.date(), attempts.get(key, 0)))
+        changed.append(f"{key} (first load)")
+    asked = [(f, cursors[str(f.key)]) for f in due if cursors[str(f.key)] is not None]
+    for (feed, cursor), answer in zip(asked, probe_feeds(source, asked), strict=True):
+        key, state = str(feed.key), states[str(feed.key)]
+        if isinstance(answer, Exception):
+            failed += 1
+            wait = state.failed(now, getattr(answer, "retry_after", None))
+            context.log.warning(f"{key}: probe failed ({type(answer).__name__}: {redact(str(answer))}); "
                                 f"next probe in {wait:.0f}s")  # fmt: skip
             continue
         state.succeeded()
-        if count:
-            changed.append(f"{key} ({count})")
+        if answer:
+            changed.append(f"{key} ({answer})")
             requests.append(chain_run(key, now.date(), "probe", f"probe|{key}|{cursor.isoformat()}"))
         else:
             quiet += 1
     cursor_out = json.dumps({feed: state.to_json() for feed, state in states.items()})
-    summary = f"changed: {', '.join(changed) or 'none'}; unchanged: {quiet}; run in progress: {', '.join(waiting) or 'none'}"
+    shown = ", ".join(changed[:50]) + (f" and {len(changed) - 50} more" if len(changed) > 50 else "")
+    summary = (f"changed: {len(changed)} {shown or ''}; unchanged: {quiet}; failed: {failed}; "
+               f"run in progress: {len(waiting)} {', '.join(waiting[:20])}")  # fmt: skip
     context.log.info(summary)
     if not requests:
         return dg.SensorResult(skip_reason=summary, cursor=cursor_out)

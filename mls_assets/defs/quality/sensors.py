@@ -12,8 +12,14 @@ UI's base URL (`MLS_UI_URL`; `make dev` sets it to the port it serves).
 The cursor is a run update time, not an event id: sqlite instances shard the event log per
 run, so event ids are not ordered across runs."""
 
+from __future__ import annotations
+
+import json
 import os
-from datetime import datetime
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -94,20 +100,59 @@ def run_failure_alert(run: dg.DagsterRun, step_failures: list[dg.EventLogEntry],
     }  # fmt: skip
 
 
+ALERT_RUNS_PAGE = 200
+ALERT_TICK_BUDGET_S = 20.0
+
+
+@dataclass
+class RunPosition:
+    """Where the alert sensor is in the run history: the last update time it read and the runs
+    updated exactly then (so that runs sharing a timestamp across two pages are all read)."""
+
+    at: datetime | None = None
+    seen_at: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> RunPosition:
+        if not cursor:
+            return cls()
+        if not cursor.startswith("{"):  # the cursor of earlier versions: a timestamp
+            return cls(datetime.fromisoformat(cursor))
+        data = json.loads(cursor)
+        return cls(datetime.fromisoformat(data["at"]) if data.get("at") else None, set(data.get("seen", [])))
+
+    def to_cursor(self) -> str:
+        return json.dumps({"at": self.at.isoformat() if self.at else None, "seen": sorted(self.seen_at)})
+
+    def runs_since(self, instance: dg.DagsterInstance) -> Iterator[Any]:
+        """Every run updated since the position, oldest first, a page at a time, until none is
+        left or the tick's time budget is spent (the next tick goes on from there)."""
+        deadline, limit = time.monotonic() + ALERT_TICK_BUDGET_S, ALERT_RUNS_PAGE
+        while time.monotonic() < deadline:
+            after = self.at - timedelta(microseconds=1) if self.at else None  # ties at `at` come again
+            page = instance.get_run_records(filters=dg.RunsFilter(updated_after=after), limit=limit,
+                                            order_by="update_timestamp", ascending=True)  # fmt: skip
+            fresh = [r for r in page if not (r.update_timestamp == self.at and r.dagster_run.run_id in self.seen_at)]
+            for record in fresh:
+                if record.update_timestamp != self.at:
+                    self.at, self.seen_at = record.update_timestamp, set()
+                self.seen_at.add(record.dagster_run.run_id)
+                yield record
+            if len(page) < limit:
+                return
+            limit = limit * 2 if not fresh else ALERT_RUNS_PAGE  # a full page of runs read already: look further
+
+
 @described(dg.sensor, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def failure_alert_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource) -> dg.SensorResult:
     """Opens one alert per distinct failed check or run (never twice while it is open) and
     resolves it, with a notice, when the check passes or the feed's job succeeds again."""
     database = mongo.get_database()
     webhook = os.environ.get("ALERT_WEBHOOK_URL") or None
-    after = datetime.fromisoformat(context.cursor) if context.cursor else None
-    runs = context.instance.get_run_records(filters=dg.RunsFilter(updated_after=after), limit=200,
-                                            order_by="update_timestamp", ascending=True)  # fmt: skip
+    position = RunPosition.from_cursor(context.cursor)
     opened = resolved = 0
-    last = after
-    for record in runs:
+    for record in position.runs_since(context.instance):
         run = record.dagster_run
-        last = max(last, record.update_timestamp) if last else record.update_timestamp
         entries = context.instance.all_logs(run.run_id, of_type=WATCHED)
         step_failures = [e for e in entries if e.dagster_event.event_type == dg.DagsterEventType.STEP_FAILURE]
         for entry in entries:
@@ -122,7 +167,7 @@ def failure_alert_sensor(context: dg.SensorEvaluationContext, mongo: MongoResour
                 scope = {"kind": "run_failure", "job": run.job_name, "feed": feed_of_run(run.tags)}
                 resolved += resolve_alerts(database, scope, run.run_id, webhook)
     redelivered = redeliver(database, webhook)
-    cursor = last.isoformat() if last is not None else context.cursor
+    cursor = position.to_cursor()
     summary = f"sent {opened} new alerts and {resolved} resolved notices; redelivered {redelivered}"
     if opened or resolved or redelivered:
         context.log.info(summary)

@@ -95,7 +95,11 @@ class ApiClient:
         self._sleep = sleep
         self._refused_is_fatal = refused_is_fatal
         self._refused_hint = refused_hint
-        self._http = http or httpx.Client(timeout=timeout, headers={"Accept": "application/json", **(headers or {})})
+        # A shared client (the change probe's, one per host) is not this client's to close; the
+        # headers go with each request, so that clients of several sources can share it.
+        self._owns_http = http is None
+        self._http = http or httpx.Client(timeout=timeout)
+        self._headers = {"Accept": "application/json", **(headers or {})}
         self.stats = ClientStats()
         self.on_retry: Callable[[str, float], None] | None = None  # (what failed, seconds to wait), e.g. a run log
         policy = self._retry
@@ -113,7 +117,8 @@ class ApiClient:
         return f"{type(self).__name__}({self.base_url!r}, token=**********)"
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self):
         return self
@@ -131,7 +136,7 @@ class ApiClient:
         if self._budget is not None:
             self.stats.waited_s += self._budget.acquire()
         self.stats.requests += 1
-        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        headers = {**self._headers, "Authorization": f"Bearer {self._token.get_secret_value()}"}
         try:
             response = self._http.get(url, params=params, headers=headers)
         except httpx.TimeoutException as error:
