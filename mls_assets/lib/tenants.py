@@ -207,14 +207,18 @@ def tenants_file_path() -> Path:
     return Path(os.environ.get("MLS_TENANTS_FILE") or project_root() / "data" / "tenants.yaml")
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe YAML without aliases: a few lines of `&a [*b, *b, ...]` expand to gigabytes."""
+# libyaml's parser where PyYAML has it (2,000 tenants: 0.1 s against 1.3 s in pure Python).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise TenantsFileError(f"line {mark.line + 1}: YAML aliases (*name) are not allowed in the tenants file")
-        return super().compose_node(parent, index)
+
+def _load_without_aliases(text: bytes) -> Any:
+    """Safe YAML without aliases (a few lines of `&a [*b, *b, ...]` expand to gigabytes):
+    the events are checked for an alias before anything is built."""
+    for event in yaml.parse(text, Loader=_SAFE_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            raise TenantsFileError(f"line {event.start_mark.line + 1}: YAML aliases (*name) are not allowed in the "
+                                   "tenants file")  # fmt: skip
+    return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
 
 
 def read_tenants_file(path: Path | None = None) -> bytes:
@@ -236,7 +240,7 @@ def parse_tenants(text: bytes, source: str = "tenants file") -> LoadedFeeds:
     if len(text) > MAX_FILE_BYTES:
         raise TenantsFileError(f"{source} is larger than {MAX_FILE_BYTES} bytes")
     try:
-        document = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        document = _load_without_aliases(text)
     except TenantsFileError as error:
         raise TenantsFileError(f"{source}: {error}") from None
     except yaml.YAMLError as error:

@@ -1,0 +1,141 @@
+"""`make bench` (the fleet): the cost of every sensor and schedule tick at 200, 1,000 and 2,000
+feeds, each size on a fresh embedded server and a fresh Dagster instance, the bundled
+simulator in its own process (rate limits set high, standing in for each agent's own token).
+
+Per size: registration (the first discovery tick over the whole file, then one tenant
+added), the change probe with every feed pulled once and nothing changed (one request per
+feed), and the nightly sensor, intraday schedule and weekly sweep ticks. Aim: every tick
+<= 10 s at 2,000 feeds, growth far below 10x from 200 to 2,000. Not yet measured here: shared
+runs per MLS, the partitions page, the freshness run at 2,000 feeds (issue 31's next steps)."""
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import httpx
+import pytest
+import yaml
+
+from mls_assets.defs.automation.probe import change_probe_sensor
+from mls_assets.defs.automation.schedules import intraday_status_sync
+from mls_assets.defs.automation.sensors import nightly_sync_sensor
+from mls_assets.defs.feeds.sensors import feed_discovery_sensor
+from mls_assets.defs.maintenance.schedules import weekly_deletion_sweep
+from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
+from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID
+from mls_assets.lib.store.client import get_client
+from mls_assets.lib.store.cursors import CURSORS_COLLECTION
+from mls_assets_tests.bench.test_bench_pipeline import Server
+from mls_assets_tests.conftest import free_port
+
+pytestmark = pytest.mark.bench
+SIZES = (200, 1000, 2000)
+HIGH_RATE = {"requests": 1_000_000, "per_seconds": 60}
+
+
+def timed(action):
+    started = time.perf_counter()
+    value = action()
+    return value, time.perf_counter() - started
+
+
+def tenants_document(count: int, base_url: str) -> dict:
+    mls = [("gps", GPS_MLS_ID), ("crmls", CRMLS_MLS_ID)]
+    return {"tenants": [{"tenant_id": f"agent{n:05d}", "feeds": [
+        {"mls": mls[n % 2][0], "mls_id": mls[n % 2][1], "base_url": base_url, "sync_schedule": f"{n % 60} 2 * * *",
+         "rate_limit": dict(HIGH_RATE)}]} for n in range(count)]}  # fmt: skip
+
+
+class Simulator:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen([sys.executable, "-m", "mls_assets.cli", "simulator", "--port", str(self.port),
+                                         "--listings", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/_admin/stats", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and self.process.poll() is None, "the simulator did not start"
+            time.sleep(0.1)
+
+    def requests(self) -> int:
+        return httpx.get(f"http://127.0.0.1:{self.port}/_admin/stats", timeout=10).json()["requests"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def measure(size: int, tmp_path, monkeypatch, simulator: Simulator) -> dict[str, float]:
+    text = yaml.safe_dump(tenants_document(size, simulator.url)).encode()
+    path = tmp_path / f"tenants{size}.yaml"
+    path.write_bytes(text)
+    monkeypatch.setenv("MLS_TENANTS_FILE", str(path))
+    monkeypatch.setenv("MLS_TENANTS_FILE_MAX_BYTES", str(10 * len(text)))
+    server = Server(tmp_path / f"db{size}")
+    figures: dict[str, float] = {}
+    try:
+        mongo = MongoResource(uri=server.uri, database="fleet")
+        database = get_client(server.uri)["fleet"]
+        resources = {"mongo": mongo, "source": SourceResource(), "clock": ClockResource()}
+        (tmp_path / f"home{size}").mkdir()
+        with dg.instance_for_test(temp_dir=str(tmp_path / f"home{size}")) as instance:
+            context = dg.build_sensor_context(instance=instance, resources=resources)
+            result, figures["discovery: first tick (registers every feed)"] = timed(lambda: feed_discovery_sensor(context))
+            (added,) = result.dynamic_partitions_requests
+            assert len(added.partition_keys) == size
+            _, figures["  add the feeds partitions (Dagster)"] = timed(
+                lambda: instance.add_dynamic_partitions("feeds", list(added.partition_keys)))
+            document = tenants_document(size, simulator.url)
+            document["tenants"].append({"tenant_id": "latecomer", "feeds": json.loads(json.dumps(document["tenants"][0]["feeds"]))})
+            path.write_bytes(yaml.safe_dump(document).encode())
+            cursor = json.dumps({"hash": hashlib.sha256(text).hexdigest(), "error": None})
+            context = dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor)
+            result, figures["discovery: one tenant added to the file"] = timed(lambda: feed_discovery_sensor(context))
+            assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [["latecomer.gps"]]
+
+            now = datetime.now(UTC)
+            database[CURSORS_COLLECTION].insert_many([{"_id": key, "cursor": now} for key in added.partition_keys])
+            before = simulator.requests()
+            context = dg.build_sensor_context(instance=instance, resources=resources)
+            result, figures["change probe tick (every feed asked, none changed)"] = timed(
+                lambda: change_probe_sensor(context))  # fmt: skip
+            asked = simulator.requests() - before
+            assert asked >= size and [r.tags["mls/feed"] for r in result.run_requests] == ["latecomer.gps"]
+
+            last = (now - timedelta(days=1)).isoformat()
+            context = dg.build_sensor_context(instance=instance, resources=resources, cursor=last)
+            result, figures["nightly sensor tick (a day of crons)"] = timed(lambda: nightly_sync_sensor(context))
+            when = now.replace(minute=15, second=0, microsecond=0)
+            with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                           resources=resources) as scheduled:  # fmt: skip
+                requests, figures["intraday schedule tick"] = timed(lambda: list(intraday_status_sync(scheduled)))
+                assert len(requests) == size + 1
+                sweeps, figures["weekly sweep schedule tick"] = timed(lambda: list(weekly_deletion_sweep(scheduled)))
+                assert len(sweeps) == size + 1
+    finally:
+        server.stop()
+    return figures
+
+
+def test_bench_fleet(tmp_path, monkeypatch):
+    simulator = Simulator()
+    try:
+        results = {size: measure(size, tmp_path, monkeypatch, simulator) for size in SIZES}
+    finally:
+        simulator.stop()
+    labels = list(results[SIZES[0]])
+    print(f"\n[bench] the fleet: seconds per tick, {' / '.join(f'{s:,}' for s in SIZES)} feeds, and the growth "
+          f"{SIZES[0]:,} -> {SIZES[-1]:,}")  # fmt: skip
+    for label in labels:
+        values = [results[size][label] for size in SIZES]
+        print(f"  {label:<56}" + "".join(f"{v:>9.2f}" for v in values) + f"   x{values[-1] / max(values[0], 1e-3):.1f}")
+    print("[bench] aim: every tick <= 10 s at 2,000 feeds")
