@@ -96,17 +96,45 @@ def test_nightly_sensor_keeps_a_cursor_and_names_each_tick_once(tmp_path, monkey
         assert datetime.fromisoformat(result.cursor) >= tick
 
 
-def test_intraday_sync_requests_today_for_every_enabled_feed(tmp_path, mongo_resources, mongo_db):
+def test_the_safety_net_syncs_each_enabled_feed_once_per_period_in_its_own_slot(tmp_path, mongo_resources, mongo_db):
+    """Every 15 minutes a slice of the feeds, each once every 4 hours (not every feed every
+    tick: 8,000 runs an hour at 2,000 feeds); a feed synced since the last tick is skipped."""
+    from mls_assets.defs.automation.schedules import rotation
+    from mls_assets.lib.store.cursors import CURSORS_COLLECTION
+
     tenants = tmp_path / "tenants.yaml"
-    write_tenants(tenants, [gps(), crmls(enabled=False)])
+    tenants.write_text(yaml.safe_dump({"tenants": [
+        {"tenant_id": f"agent{n:02d}", "feeds": [gps(), crmls(enabled=n % 5 != 0)]} for n in range(20)]}))  # fmt: skip
     sync_configs(mongo_db, load_feeds(tenants))
-    when = datetime(2026, 11, 20, 14, 15, tzinfo=UTC)
+    enabled = sorted(str(f.key) for f in read_configs(mongo_db) if f.enabled)
+    start = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    _, slots, _ = rotation(start)
+    assert slots == 16  # 4 hours of 15-minute ticks
+    requested = []
     with dg.instance_for_test() as instance:
+        for tick in range(slots):
+            when = start + timedelta(minutes=15 * tick)
+            with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                           resources=mongo_resources) as context:  # fmt: skip
+                result = intraday_status_sync(context)
+            requests = [] if isinstance(result, dg.SkipReason) else list(result)
+            assert all(r.partition_key == f"2026-11-20|{r.tags['mls/feed']}" for r in requests)
+            assert all(r.run_key == f"intraday|{r.tags['mls/feed']}|{when.isoformat()}" for r in requests)
+            requested += [r.tags["mls/feed"] for r in requests]
+            assert len(requests) <= len(enabled) // 4  # a slice, never the fleet
+        assert sorted(requested) == enabled  # each enabled feed once in the period, no disabled one
+
+        when = start + timedelta(minutes=15 * slots)  # the next period: the same slots again
         with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
                                        resources=mongo_resources) as context:  # fmt: skip
-            requests = list(intraday_status_sync(context))
-    assert [(r.partition_key, r.run_key, r.tags["mls/feed"]) for r in requests] == [
-        ("2026-11-20|jpsrealtor.gps", "intraday|jpsrealtor.gps|2026-11-20T14:15:00+00:00", "jpsrealtor.gps")]
+            first = [r.tags["mls/feed"] for r in intraday_status_sync(context)]
+        assert first
+        mongo_db[CURSORS_COLLECTION].insert_one({"_id": first[0], "cursor": when, "updatedAt": when - timedelta(minutes=5)})
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                       resources=mongo_resources) as context:  # fmt: skip
+            result = intraday_status_sync(context)
+        again = [] if isinstance(result, dg.SkipReason) else [r.tags["mls/feed"] for r in result]
+        assert again == first[1:]  # synced since the last tick (the probe's run): skipped
 
 
 def test_crm_rescrape_says_it_has_nothing_to_do_until_properties_are_linked(tmp_path, mongo_resources, mongo_db):
@@ -148,3 +176,16 @@ def test_runs_of_one_feed_are_queued_not_run_together():
     with dg.instance_for_test(overrides={"concurrency": config["concurrency"]}) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": "mls/feed", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+
+
+def test_a_cron_tick_is_never_taken_before_it_comes():
+    """A sensor evaluated within a second before a tick took that tick early (its cursor then
+    lay before the tick it had requested)."""
+    from mls_assets.defs.automation.sensors import latest_tick
+
+    start = datetime(2026, 12, 5, 21, 0, tzinfo=UTC)
+    assert latest_tick("* * * * *", start, datetime(2026, 12, 5, 21, 50, 59, 754281, tzinfo=UTC)) == datetime(
+        2026, 12, 5, 21, 50, tzinfo=UTC)  # fmt: skip
+    assert latest_tick("* * * * *", start, datetime(2026, 12, 5, 21, 51, tzinfo=UTC)) == datetime(
+        2026, 12, 5, 21, 51, tzinfo=UTC)  # fmt: skip
+    assert latest_tick("0 2 * * *", start, datetime(2026, 12, 5, 21, 51, tzinfo=UTC)) is None

@@ -19,8 +19,8 @@ probe (429, 1550, 5xx, a timeout) is not retried in the tick: that feed backs of
 answer's Retry-After, else 1, 2, 4 ... up to 15 minutes) and the tick's log says so; the
 other feeds are probed as usual.
 
-`intraday_status_sync` (every 15 minutes by default, `MLS_INTRADAY_CRON`) stays as the
-safety net: it syncs today's partition of every feed whatever the probe saw.
+`intraday_status_sync` stays as the safety net: it syncs today's partition of each feed once
+every `MLS_SAFETY_NET_HOURS` whatever the probe saw, a slice of the feeds per tick.
 """
 
 import json

@@ -29,6 +29,8 @@ from mls_assets.lib.tenants import FeedConfig, read_configs
 def latest_tick(cron: str, after: datetime, upto: datetime) -> datetime | None:
     """The last time `cron` fired in (after, upto], or None."""
     tick = croniter(cron, upto + timedelta(seconds=1)).get_prev(datetime)
+    if tick > upto:  # `upto` was within a second before the tick: that tick has not come yet
+        tick = croniter(cron, tick).get_prev(datetime)
     return tick if tick > after else None
 
 

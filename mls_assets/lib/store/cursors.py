@@ -25,6 +25,16 @@ def read_cursors(database: Database, feeds: list[str]) -> dict[str, datetime | N
     return found
 
 
+def cursor_updates(database: Database, feeds: list[str]) -> dict[str, datetime]:
+    """When each feed's cursor last moved (a successful pull), in one query per 1,000 feeds."""
+    found: dict[str, datetime] = {}
+    for start in range(0, len(feeds), 1000):
+        for doc in database[CURSORS_COLLECTION].find({"_id": {"$in": feeds[start:start + 1000]}}, {"updatedAt": 1}):
+            if isinstance(doc.get("updatedAt"), datetime):
+                found[doc["_id"]] = doc["updatedAt"]
+    return found
+
+
 def read_cursor(database: Database, feed: str) -> datetime | None:
     doc = database[CURSORS_COLLECTION].find_one({"_id": feed})
     return doc["cursor"] if doc else None
