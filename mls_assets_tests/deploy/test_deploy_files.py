@@ -5,6 +5,7 @@ modules that exist."""
 import importlib
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -89,7 +90,7 @@ def test_helm_values_run_our_module_with_secrets_and_the_per_feed_queue_limit():
     assert queue["type"] == "CustomRunCoordinator"
     coordinator = getattr(importlib.import_module(custom["module"]), custom["class"])
     assert issubclass(coordinator, QueuedRunCoordinator)  # the daemon dequeues only for these
-    (limit,) = custom["config"]["tag_concurrency_limits"]
+    (limit,) = values["concurrency"]["runs"]["tagConcurrencyLimits"]
     assert limit == {"key": FEED_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
     for component in ("dagsterWebserver", "dagsterDaemon"):  # they import the coordinator: our image
         assert values[component]["image"]["repository"] == deployment["image"]["repository"]
@@ -105,3 +106,68 @@ def test_the_local_and_production_instances_limit_runs_per_feed_alike():
     assert local["run_coordinator"] == production["run_coordinator"] == {
         "module": "mls_assets.operate.run_coordinator", "class": "FeedQueuedRunCoordinator"}  # fmt: skip
     assert Path(DEPLOY / ".env.example").exists()
+
+
+def chart_instance_settings(values: dict) -> dict:
+    """What the Dagster chart renders into the instance's dagster.yaml from our values, for
+    the settings compose's dagster.yaml sets too (the chart's templates/configmap-instance.yaml
+    and helpers/instance/_concurrency.tpl: a falsy maxResumeRunAttempts or maxRetries is left
+    out, as there)."""
+    daemon, concurrency, retention = values["dagsterDaemon"], values["concurrency"], values["retention"]
+    custom = daemon["runCoordinator"]["config"]["customRunCoordinator"]
+    monitoring = daemon["runMonitoring"]
+    assert concurrency["enabled"] and retention["enabled"] and daemon["runRetries"]["enabled"]
+    rendered = {
+        "run_coordinator": {"module": custom["module"], "class": custom["class"], "config": custom.get("config") or {}},
+        "concurrency": {
+            "pools": {"default_limit": concurrency["pools"]["defaultLimit"]},
+            "runs": {"max_concurrent_runs": concurrency["runs"]["maxConcurrentRuns"],
+                     "tag_concurrency_limits": concurrency["runs"]["tagConcurrencyLimits"]}},
+        "run_monitoring": {"enabled": monitoring["enabled"], "start_timeout_seconds": monitoring["startTimeoutSeconds"],
+                           "poll_interval_seconds": monitoring["pollIntervalSeconds"]},
+        "run_retries": {"enabled": True, "max_retries": daemon["runRetries"]["maxRetries"]},
+        "retention": {"schedule": {"purge_after_days": retention["schedule"]["purgeAfterDays"]},
+                      "sensor": {"purge_after_days": retention["sensor"]["purgeAfterDays"]}},
+    }  # fmt: skip
+    if monitoring.get("maxResumeRunAttempts"):
+        rendered["run_monitoring"]["max_resume_run_attempts"] = monitoring["maxResumeRunAttempts"]
+    return rendered
+
+
+def test_helm_and_compose_run_one_instance_alike():
+    """Run slots, the per-feed limit, the Spark pool, monitoring, retries and retention: what
+    the chart renders from the Helm values equals compose's dagster.yaml (they differed: 20 vs
+    10 runs, no pool limit vs 8, no retry vs 1)."""
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    compose = yaml.safe_load((DEPLOY / "dagster_home" / "dagster.yaml").read_text())
+    rendered = chart_instance_settings(values)
+    compose["run_coordinator"].setdefault("config", {})
+    assert rendered == {key: compose[key] for key in rendered}
+
+
+def test_the_image_has_the_run_launcher_the_chart_configures():
+    """The chart's K8sRunLauncher is `dagster_k8s`: the image installs it (the `k8s` extra,
+    which `make test` installs too), and our run pod settings are valid for it."""
+    from dagster._config import Shape, validate_config
+    from dagster_k8s import K8sRunLauncher
+
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert "pip install --no-cache-dir '.[k8s]'" in (DEPLOY / "Dockerfile").read_text()
+    assert any(r.startswith("dagster-k8s") for r in tomllib.loads((ROOT / "pyproject.toml").read_text())[
+        "project"]["optional-dependencies"]["k8s"])  # fmt: skip
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    snake = {"containerConfig": "container_config", "podSpecConfig": "pod_spec_config", "jobConfig": "job_config",
+             "podTemplateSpecMetadata": "pod_template_spec_metadata", "jobMetadata": "job_metadata",
+             "jobSpecConfig": "job_spec_config"}  # fmt: skip
+    config = {  # the chart's helpers/instance/_run-launcher.tpl for our values
+        "load_incluster_config": True, "job_namespace": "mls", "image_pull_policy": "IfNotPresent",
+        "service_account_name": "mls-dagster", "dagster_home": {"env": "DAGSTER_HOME"},
+        "instance_config_map": {"env": "DAGSTER_K8S_INSTANCE_CONFIG_MAP"},
+        "postgres_password_secret": {"env": "DAGSTER_K8S_PG_PASSWORD_SECRET"},
+        "env_config_maps": [{"env": "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP"}],
+        "env_secrets": [secret["name"] for secret in launcher["envSecrets"]],
+        "run_k8s_config": {snake[key]: value for key, value in launcher["runK8sConfig"].items()},
+    }  # fmt: skip
+    result = validate_config(Shape(K8sRunLauncher.config_type()), config)
+    assert result.success, [error.message for error in result.errors]

@@ -38,7 +38,7 @@ def test_the_production_instance_keeps_everything_in_postgres(production_home):
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         queue = instance.get_concurrency_config().run_queue_config
-        assert queue.max_concurrent_runs == 10
+        assert queue.max_concurrent_runs == 20
         assert any(limit["key"] == FEED_TAG and limit["limit"] == 1 for limit in queue.tag_concurrency_limits)
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 8
         instance.add_dynamic_partitions("feeds", ["a.gps"])
