@@ -14,11 +14,13 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import Field
 from pymongo.database import Database
 
+from mls_assets.api.guards import BodyGuard
 from mls_assets.lib.leads import query, updates
 from mls_assets.lib.leads.keys import ApiKey, ensure_key_indexes, tenant_of
 from mls_assets.lib.leads.query import CSV_COLUMNS, BadCursor, LeadFilter
@@ -39,12 +41,27 @@ def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = No
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json", headers=headers)
 
 
+# A cell a spreadsheet would evaluate (OWASP's CSV injection rule): shown as text instead.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.isoformat()
-    return str(value)
+    if isinstance(value, bool | int | float):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> Response:
+    """422 naming each field and what is wrong, never echoing the input (a 10 MiB field came
+    back as a 10 MiB answer, and a NaN in it made the answer itself fail with a 500)."""
+    detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:300], "type": e.get("type")}
+              for e in error.errors()[:20]]  # fmt: skip
+    return _json({"detail": detail}, status_code=422)
 
 
 def _database(request: Request) -> Database:
@@ -81,6 +98,8 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
                   description="A tenant's expired and cancelled listings as CRM leads. Bearer API keys: "
                               "`mls-assets api-keys create TENANT --name NAME`.")  # fmt: skip
     app.state.database_factory, app.state.database = database_factory, None
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodyGuard)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz(database: Db) -> dict[str, str]:
@@ -130,13 +149,14 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
     def patch_lead(key: Key, database: Db, listing_key: str, patch: updates.LeadPatch,
                    if_match: Annotated[str | None, Header()] = None) -> Response:  # fmt: skip
         """Only the lead fields; `If-Match` must carry the ETag last read (412 if the lead
-        changed since, with the current ETag). Every change is recorded as a lead event."""
+        changed since, with the current ETag), or `*` for whatever version is current (RFC
+        9110). Every change is recorded as a lead event."""
         if not patch.changes():
             raise HTTPException(422, [{"loc": ["body"], "msg": "no lead field to change", "type": "value_error"}])
         if if_match is None:
             raise HTTPException(428, "If-Match is required: send the ETag of the lead as you read it")
-        version = updates.parse_etag(if_match)
-        if version is None:
+        version = None if if_match.strip() == "*" else updates.parse_etag(if_match)  # `*`: any current version
+        if version is None and if_match.strip() != "*":
             raise HTTPException(412, "If-Match does not name a version of this lead")
         try:
             lead = updates.patch_lead(database, key.tenant, listing_key, patch, version,

@@ -40,6 +40,22 @@ class BadCursor(ValueError):
     """A paging cursor that this service did not hand out."""
 
 
+# The dates a filter or a cursor may name (a year-1 or year-9999 date with an offset overflowed
+# on its way to UTC: a 500).
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def in_range(value: datetime) -> datetime:
+    """`value` in UTC (naive: taken as UTC), or ValueError if it lies outside 1900-2200."""
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"the date must lie between {EARLIEST.date()} and {LATEST.date()}")
+    return utc
+
+
 class LeadFilter(BaseModel):
     """What a list of leads is narrowed to (every field optional)."""
 
@@ -55,7 +71,7 @@ class LeadFilter(BaseModel):
     @field_validator("since", "until")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+        return None if value is None else in_range(value)
 
     @field_validator("mls")
     @classmethod
@@ -102,7 +118,7 @@ def encode_cursor(changed: datetime, listing_key: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         changed, key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(changed), str(key)
+        return in_range(datetime.fromisoformat(changed)), str(key)
     except (binascii.Error, ValueError, TypeError) as error:
         raise BadCursor("cursor is not one this service handed out") from error
 

@@ -57,7 +57,7 @@ LEAD_FIELDS = tuple(LeadPatch.model_fields)
 
 
 def parse_etag(value: str) -> int | None:
-    """The version an `If-Match` value names (None if it names none)."""
+    """The version an `If-Match` value names (None if it names none; `*` is the caller's)."""
     value = value.strip()
     if value.startswith("W/"):
         value = value[2:]
@@ -65,26 +65,32 @@ def parse_etag(value: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def patch_lead(database: Database, tenant: str, listing_key: str, patch: LeadPatch, version: int,
+def patch_lead(database: Database, tenant: str, listing_key: str, patch: LeadPatch, version: int | None,
                actor: str, now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
-    """Apply `patch` to the lead if it is still at `version`; the lead as stored after it.
-    Raises `LeadGone` or `StaleLead`."""
-    lead = find_lead(database, tenant, listing_key)
-    if lead is None:
-        raise LeadGone(listing_key)
-    if int(lead.get("leadVersion") or 0) != version:
-        raise StaleLead(etag_of(lead))
+    """Apply `patch` to the lead if it is still at `version` (None: `If-Match: *`, whatever
+    version is current when it is applied); the lead as stored after it. Raises `LeadGone`
+    or `StaleLead`."""
     changes = patch.changes()
-    feed = FeedKey(tenant, lead["mls"])
-    collection = database[EXPIRED.collection_name(feed)]
-    current = {"$in": [0, None]} if version == 0 else version
-    result = collection.update_one({"listingKey": listing_key, "leadVersion": current},
-                                   {"$set": changes, "$inc": {"leadVersion": 1}})  # fmt: skip
-    if result.matched_count == 0:  # another writer got there first, or the listing moved
+    for _ in range(3 if version is None else 1):  # `*`: another writer in between is no conflict
+        lead = find_lead(database, tenant, listing_key)
+        if lead is None:
+            raise LeadGone(listing_key)
+        found = int(lead.get("leadVersion") or 0)
+        if version is not None and found != version:
+            raise StaleLead(etag_of(lead))
+        feed = FeedKey(tenant, lead["mls"])
+        collection = database[EXPIRED.collection_name(feed)]
+        current = {"$in": [0, None]} if found == 0 else found
+        result = collection.update_one({"listingKey": listing_key, "leadVersion": current},
+                                       {"$set": changes, "$inc": {"leadVersion": 1}})  # fmt: skip
+        if result.matched_count:
+            break
+    else:  # another writer got there first, or the listing moved
         latest = find_lead(database, tenant, listing_key)
         if latest is None:
             raise LeadGone(listing_key)
         raise StaleLead(etag_of(latest))
+    version = found
     at = now or datetime.now(UTC)
     database[LEAD_EVENTS.collection_name(feed)].insert_one({
         "listingKey": listing_key, "mls": feed.mls, "at": at, "actor": actor, "version": version + 1,
