@@ -15,12 +15,15 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import Field
 from pymongo.database import Database
 
 from mls_assets.api.guards import BodyGuard
+from mls_assets.api.schemas import LeadList, LeadWithPhotos, PatchedLead, problems
 from mls_assets.lib.leads import query, updates
 from mls_assets.lib.leads.keys import ApiKey, ensure_key_indexes, tenant_of
 from mls_assets.lib.leads.query import CSV_COLUMNS, BadCursor, LeadFilter
@@ -35,6 +38,13 @@ class LeadPage(LeadFilter):
 
     limit: int = Field(default=50, ge=1, le=query.MAX_PAGE)
     cursor: str | None = None
+
+
+class CsvResponse(StreamingResponse):
+    media_type = "text/csv"
+
+
+IF_MATCH = "the ETag of the lead as last read, or `*` for whatever version is current (required: 428 without)"
 
 
 def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -74,10 +84,13 @@ def _database(request: Request) -> Database:
     return state.database
 
 
-def _tenant_key(request: Request, tenant: str, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
+BEARER = HTTPBearer(auto_error=False, description="an API key: `mls-assets api-keys create TENANT --name NAME`")
+
+
+def _tenant_key(request: Request, tenant: str,
+                credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> ApiKey:  # fmt: skip
     """The caller's key, if it is valid (else 401) and belongs to the path's tenant (else 404)."""
-    scheme, _, token = (authorization or "").partition(" ")
-    key = tenant_of(_database(request), token.strip()) if scheme.lower() == "bearer" else None
+    key = tenant_of(_database(request), credentials.credentials.strip()) if credentials else None
     if key is None:
         raise HTTPException(401, "a valid API key is required (Authorization: Bearer <key>)",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
@@ -106,7 +119,7 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
         database.command("ping")
         return {"status": "ok"}
 
-    @app.get(PREFIX, summary="List leads")
+    @app.get(PREFIX, summary="List leads", responses={200: {"model": LeadList}, **problems(401, 404, 422)})
     def list_leads(key: Key, database: Db, page: Annotated[LeadPage, Query()]) -> Response:
         """The tenant's leads across all its MLSs, newest status change first, one copy per
         ListingKey. `total` counts every match; pass `next_cursor` back as `cursor`."""
@@ -116,8 +129,10 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
         except BadCursor as error:
             raise HTTPException(422, [{"loc": ["query", "cursor"], "msg": str(error), "type": "value_error"}])
 
-    @app.get(PREFIX + ".csv", summary="Export leads as CSV")
-    def export_leads(key: Key, database: Db, where: Annotated[LeadFilter, Query()]) -> StreamingResponse:
+    @app.get(PREFIX + ".csv", summary="Export leads as CSV", response_class=CsvResponse,
+             responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                              "description": "one header row, then one row per lead"}, **problems(401, 404, 422)})  # fmt: skip
+    def export_leads(key: Key, database: Db, where: Annotated[LeadFilter, Query()]) -> CsvResponse:
         """Every matching lead as CSV, streamed (for skip-tracing and dialer tools)."""
         rows = query.iter_leads(database, key.tenant, where)
 
@@ -133,10 +148,11 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
                     buffer.truncate()
             yield buffer.getvalue()
 
-        return StreamingResponse(lines(), media_type="text/csv",
+        return CsvResponse(lines(),
                                  headers={"Content-Disposition": f'attachment; filename="{key.tenant}-leads.csv"'})
 
-    @app.get(PREFIX + "/{listing_key}", summary="One lead with its photos")
+    @app.get(PREFIX + "/{listing_key}", summary="One lead with its photos",
+             responses={200: {"model": LeadWithPhotos}, **problems(401, 404, 422)})  # fmt: skip
     def get_lead(key: Key, database: Db, listing_key: str) -> Response:
         """The lead and its photos in order; its `ETag` is what a PATCH names in `If-Match`."""
         lead = query.find_lead(database, key.tenant, listing_key)
@@ -145,9 +161,10 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
         photos = query.lead_photos(database, key.tenant, lead)
         return _json({"listing": lead, "photos": photos}, headers={"ETag": lead["etag"]})
 
-    @app.patch(PREFIX + "/{listing_key}", summary="Update a lead's CRM fields")
+    @app.patch(PREFIX + "/{listing_key}", summary="Update a lead's CRM fields",
+               responses={200: {"model": PatchedLead}, **problems(401, 404, 412, 413, 422, 428)})  # fmt: skip
     def patch_lead(key: Key, database: Db, listing_key: str, patch: updates.LeadPatch,
-                   if_match: Annotated[str | None, Header()] = None) -> Response:  # fmt: skip
+                   if_match: Annotated[str | None, Header(description=IF_MATCH)] = None) -> Response:  # fmt: skip
         """Only the lead fields; `If-Match` must carry the ETag last read (412 if the lead
         changed since, with the current ETag), or `*` for whatever version is current (RFC
         9110). Every change is recorded as a lead event."""
@@ -160,13 +177,25 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
             raise HTTPException(412, "If-Match does not name a version of this lead")
         try:
             lead = updates.patch_lead(database, key.tenant, listing_key, patch, version,
-                                      actor=f"{key.name} ({key.key_id})")  # fmt: skip
+                                      actor=f"{key.name} ({key.key_id})", if_match=if_match)  # fmt: skip
         except updates.LeadGone:
             raise HTTPException(404, "not found")
         except updates.StaleLead as stale:
             raise HTTPException(412, "the lead changed since you read it; read it again", headers={"ETag": str(stale)})
         return _json({"listing": lead}, headers={"ETag": lead["etag"]})
 
+    def openapi() -> dict:
+        """The OpenAPI document as FastAPI builds it, with `If-Match` marked required: it is
+        (428 without), but is declared optional so that its absence is a 428, not a 422."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            for parameter in schema["paths"][PREFIX + "/{listing_key}"]["patch"]["parameters"]:
+                if parameter["name"].lower() == "if-match":
+                    parameter["required"] = True
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
 
 

@@ -91,3 +91,36 @@ def test_if_match_star_matches_the_current_lead(api, alpha_key, leads_db):
     assert second.status_code == 200 and second.headers["ETag"] != first.headers["ETag"]
     assert api.patch(f"{LIST}/NOPE", json={"leadStatus": "skipped"},
                      headers={**alpha_key, "If-Match": "*"}).status_code == 404  # fmt: skip
+
+
+def test_the_etag_changes_when_a_resync_changes_the_listing_and_a_write_on_the_old_one_is_refused(
+        api, alpha_key, leads_db):  # fmt: skip
+    read = api.get(f"{LIST}/A1", headers=alpha_key)
+    leads_db[EXPIRED.collection_name(ALPHA_GPS)].update_one({"listingKey": "A1"}, {"$set": {"listPrice": 123_000}})
+    again = api.get(f"{LIST}/A1", headers=alpha_key)
+    assert again.headers["ETag"] != read.headers["ETag"]  # what the client read changed
+    stale = api.patch(f"{LIST}/A1", json={"leadStatus": "contacted"}, headers={**alpha_key, "If-Match": read.headers["ETag"]})
+    assert stale.status_code == 412 and stale.headers["ETag"] == again.headers["ETag"]
+    ok = api.patch(f"{LIST}/A1", json={"leadStatus": "contacted"}, headers={**alpha_key, "If-Match": again.headers["ETag"]})
+    assert ok.status_code == 200
+
+
+def test_the_openapi_document_describes_answers_errors_security_and_the_csv(api):
+    spec = api.get("/openapi.json").json()
+    (scheme,) = spec["components"]["securitySchemes"].values()
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")  # Swagger UI's Authorize button
+    paths = {path.replace("{tenant}", "T"): operations for path, operations in spec["paths"].items()}
+    route = "/v1/tenants/T/expired-listings"
+    operations = {("get", route), ("get", route + ".csv"), ("get", route + "/{listing_key}"),
+                  ("patch", route + "/{listing_key}")}  # fmt: skip
+    for method, path in operations:
+        operation = paths[path][method]
+        assert {"401", "404", "422"} <= set(operation["responses"]), (method, path)
+        assert operation.get("security"), (method, path)
+    listed = paths[route]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert set(spec["components"]["schemas"][listed.rsplit("/", 1)[1]]["properties"]) == {"leads", "total", "next_cursor"}
+    assert set(paths[route + ".csv"]["get"]["responses"]["200"]["content"]) == {"text/csv"}
+    patch = paths[route + "/{listing_key}"]["patch"]
+    assert {"412", "413", "428"} <= set(patch["responses"])
+    (if_match,) = [p for p in patch["parameters"] if p["name"].lower() == "if-match"]
+    assert if_match["required"] is True and "*" in if_match["description"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -148,8 +149,12 @@ def _after(cursor: str | None) -> dict[str, Any]:
 
 
 def etag_of(doc: dict[str, Any]) -> str:
-    """The lead's version as an HTTP entity tag (it changes with every PATCH, not with syncs)."""
-    return f'"{int(doc.get("leadVersion") or 0)}"'
+    """The lead as an HTTP entity tag: `"<version>.<digest>"`, the version every PATCH bumps
+    and a digest of the listing as the API shows it, so that a re-sync that changes what a
+    client read changes its tag too."""
+    shown = {k: v for k, v in doc.items() if k != "etag"}
+    digest = hashlib.blake2b(orjson.dumps(shown, option=orjson.OPT_SORT_KEYS, default=str), digest_size=6).hexdigest()
+    return f'"{int(doc.get("leadVersion") or 0)}.{digest}"'
 
 
 def _shown(doc: dict[str, Any], mls: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pymongo.database import Database
 
 from mls_assets.lib.catalogue import EXPIRED, LEAD_EVENTS
-from mls_assets.lib.leads.query import etag_of, find_lead
+from mls_assets.lib.leads.query import find_lead
 from mls_assets.lib.store.naming import FeedKey
 
 
@@ -57,27 +57,37 @@ LEAD_FIELDS = tuple(LeadPatch.model_fields)
 
 
 def parse_etag(value: str) -> int | None:
-    """The version an `If-Match` value names (None if it names none; `*` is the caller's)."""
+    """The version an `If-Match` value names (None if it names none; `*` is the caller's):
+    `"<version>.<digest>"` as handed out, or a bare `"<version>"` (which names the lead's CRM
+    fields only, whatever a re-sync changed in the listing since)."""
     value = value.strip()
     if value.startswith("W/"):
         value = value[2:]
-    value = value.strip('"')
-    return int(value) if value.isdigit() else None
+    version = value.strip('"').split(".", 1)[0]
+    return int(version) if version.isdigit() else None
+
+
+def _tag(value: str | None) -> str | None:
+    """The full entity tag an `If-Match` names, if it names one with a digest."""
+    if value is None or "." not in value:
+        return None
+    value = value.strip()
+    return value[2:] if value.startswith("W/") else value
 
 
 def patch_lead(database: Database, tenant: str, listing_key: str, patch: LeadPatch, version: int | None,
-               actor: str, now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+               actor: str, now: datetime | None = None, if_match: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Apply `patch` to the lead if it is still at `version` (None: `If-Match: *`, whatever
-    version is current when it is applied); the lead as stored after it. Raises `LeadGone`
-    or `StaleLead`."""
+    version is current when it is applied) and, if `if_match` is a whole entity tag, still
+    shows what it named; the lead as stored after it. Raises `LeadGone` or `StaleLead`."""
     changes = patch.changes()
     for _ in range(3 if version is None else 1):  # `*`: another writer in between is no conflict
         lead = find_lead(database, tenant, listing_key)
         if lead is None:
             raise LeadGone(listing_key)
         found = int(lead.get("leadVersion") or 0)
-        if version is not None and found != version:
-            raise StaleLead(etag_of(lead))
+        if version is not None and (found != version or _tag(if_match) not in (None, lead["etag"])):
+            raise StaleLead(lead["etag"])
         feed = FeedKey(tenant, lead["mls"])
         collection = database[EXPIRED.collection_name(feed)]
         current = {"$in": [0, None]} if found == 0 else found
@@ -89,7 +99,7 @@ def patch_lead(database: Database, tenant: str, listing_key: str, patch: LeadPat
         latest = find_lead(database, tenant, listing_key)
         if latest is None:
             raise LeadGone(listing_key)
-        raise StaleLead(etag_of(latest))
+        raise StaleLead(latest["etag"])
     version = found
     at = now or datetime.now(UTC)
     database[LEAD_EVENTS.collection_name(feed)].insert_one({
