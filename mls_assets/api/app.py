@@ -38,6 +38,7 @@ class LeadPage(LeadFilter):
 
     limit: int = Field(default=50, ge=1, le=query.MAX_PAGE)
     cursor: str | None = None
+    count: bool = Field(default=False, description="also count every match (`total`): it reads them all")
 
 
 class CsvResponse(StreamingResponse):
@@ -122,10 +123,11 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
     @app.get(PREFIX, summary="List leads", responses={200: {"model": LeadList}, **problems(401, 404, 422)})
     def list_leads(key: Key, database: Db, page: Annotated[LeadPage, Query()]) -> Response:
         """The tenant's leads across all its MLSs, newest status change first, one copy per
-        ListingKey. `total` counts every match; pass `next_cursor` back as `cursor`."""
-        where = LeadFilter(**page.model_dump(exclude={"limit", "cursor"}))
+        ListingKey; pass `next_cursor` back as `cursor`. A page costs about its size; `total`
+        (every match) only with `count=true`, which reads them all."""
+        where = LeadFilter(**page.model_dump(exclude={"limit", "cursor", "count"}))
         try:
-            return _json(query.list_leads(database, key.tenant, where, page.limit, page.cursor))
+            return _json(query.list_leads(database, key.tenant, where, page.limit, page.cursor, page.count))
         except BadCursor as error:
             raise HTTPException(422, [{"loc": ["query", "cursor"], "msg": str(error), "type": "value_error"}])
 

@@ -21,7 +21,7 @@ class Lead(BaseModel):
 
 class LeadList(BaseModel):
     leads: list[Lead]
-    total: int = Field(description="every lead that matches, across pages")
+    total: int | None = Field(description="every lead that matches, across pages (with count=true, else null)")
     next_cursor: str | None = Field(description="pass back as `cursor` for the next page; null on the last")
 
 

@@ -89,7 +89,8 @@ EXPIRED = _status(
     "expired_listings", "expired",
     "Expired, Canceled and Withdrawn listings within 90 days of their status change: `expiresAt` is a BSON date "
     "with a TTL index; lead fields are set on insert only.",
-    (_EXPIRY_TTL, {"keys": [["leadStatus", 1], ["statusChangeDate", -1]]}),
+    (_EXPIRY_TTL, {"keys": [["leadStatus", 1], ["statusChangeDate", -1]]},
+     {"keys": [["statusChangeDate", -1], ["listingKey", 1]]}),  # the leads API's list order
 )  # fmt: skip
 HISTORY = CollectionSpec("status_history", ("listingKey", "at", "to"),
                          description="Append-only status transitions {listingKey, from, to, at, runId}.")  # fmt: skip

@@ -1,11 +1,15 @@
 """Reading a tenant's leads: its expired listings across all of its MLSs as one list.
 
-The merge happens in MongoDB: one aggregation unions the tenant's expired collections,
-keeps one copy per ListingKey (a listing syndicated to two MLSs is one lead: the copy with
-the newest status change wins, then the MLS id in order), sorts newest first and cuts a page
-by keyset (status change date, ListingKey), so paging neither skips nor repeats a lead
-while new ones arrive. The aggregation carries only the sort keys; the page's documents are
-then read by key. Every collection name comes from the tenant resolved from an API key.
+Each of the tenant's expired collections is read in list order (status change date newest
+first, then ListingKey) from an index, after the cursor's keyset position, only as far as
+the page needs; the feeds' streams are merged here. One copy per ListingKey (a listing
+syndicated to two MLSs is one lead: the copy with the newest status change wins, then the
+MLS id in order): a page's candidates are checked against the tenant's other feeds by key.
+A page therefore costs about the page, not the tenant's whole lead set (the aggregation
+that unioned, grouped and counted every lead took 4.2-6.6 s a page at 16,600 leads); the
+exact `total` is computed only when asked for (`count=true`). Paging neither skips nor
+repeats a lead while new ones arrive. Every collection name comes from the tenant resolved
+from an API key.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
+import itertools
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -125,7 +131,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def _union(feeds: list[FeedKey], match: dict[str, Any]) -> list[dict[str, Any]]:
-    """Stages that read the matching keys of every feed's expired collection, tagged by MLS."""
+    """Stages that read the matching keys of every feed's expired collection, tagged by MLS,
+    one copy per ListingKey (for the exact count, on demand)."""
 
     def branch(feed: FeedKey) -> list[dict[str, Any]]:
         return [{"$match": match}, {"$project": {"_id": 0, "listingKey": 1, "statusChangeDate": 1}},
@@ -134,18 +141,68 @@ def _union(feeds: list[FeedKey], match: dict[str, Any]) -> list[dict[str, Any]]:
     first, *rest = feeds
     stages = branch(first)
     stages += [{"$unionWith": {"coll": EXPIRED.collection_name(f), "pipeline": branch(f)}} for f in rest]
-    # One copy per ListingKey: the newest status change, then the first MLS id.
-    stages += [{"$sort": {"listingKey": 1, "statusChangeDate": -1, "mls": 1}},
-               {"$group": {"_id": "$listingKey", "statusChangeDate": {"$first": "$statusChangeDate"},
-                           "mls": {"$first": "$mls"}}}]  # fmt: skip
+    stages += [{"$group": {"_id": "$listingKey"}}]
     return stages
+
+
+LIST_ORDER = [("statusChangeDate", -1), ("listingKey", 1)]
+KEY_FIELDS = {"_id": 0, "listingKey": 1, "statusChangeDate": 1}
 
 
 def _after(cursor: str | None) -> dict[str, Any]:
     if cursor is None:
         return {}
     changed, key = decode_cursor(cursor)
-    return {"$or": [{"statusChangeDate": {"$lt": changed}}, {"statusChangeDate": changed, "_id": {"$gt": key}}]}
+    return {"$or": [{"statusChangeDate": {"$lt": changed}}, {"statusChangeDate": changed, "listingKey": {"$gt": key}}]}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _newest_first(changed: datetime) -> int:
+    """A sort key that puts later status changes first, exact to the microsecond."""
+    return -((changed - _EPOCH) // timedelta(microseconds=1))
+
+
+def _order_key(row: tuple[datetime, str, str]) -> tuple[int, str, str]:
+    changed, key, mls = row
+    return (_newest_first(changed), key, mls)
+
+
+def _ordered(database: Database, feeds: list[FeedKey], match: dict[str, Any], cursor: str | None,
+             batch: int) -> Iterator[tuple[datetime, str, str]]:  # fmt: skip
+    """(status change, ListingKey, MLS) of every matching lead after `cursor`, in list order,
+    one copy per ListingKey; each feed read from its index `batch` at a time."""
+    query = {"$and": [match, _after(cursor)]} if cursor else match
+
+    def stream(feed: FeedKey) -> Iterator[tuple[datetime, str, str]]:
+        found = database[EXPIRED.collection_name(feed)].find(query, KEY_FIELDS).sort(LIST_ORDER).batch_size(batch)
+        for doc in found:
+            yield _aware(doc["statusChangeDate"]), doc["listingKey"], feed.mls
+
+    merged = heapq.merge(*(stream(f) for f in feeds), key=_order_key)
+    while chunk := list(itertools.islice(merged, batch)):
+        newer = _newer_elsewhere(database, feeds, match, chunk) if len(feeds) > 1 else set()
+        yield from (row for row in chunk if (row[1], row[2]) not in newer)
+
+
+def _newer_elsewhere(database: Database, feeds: list[FeedKey], match: dict[str, Any],
+                     rows: list[tuple[datetime, str, str]]) -> set[tuple[str, str]]:  # fmt: skip
+    """The (ListingKey, MLS) of `rows` that another feed holds in a newer matching copy (or
+    one as new from an MLS id earlier in order): the list shows that one instead."""
+    keys = sorted({key for _, key, _ in rows})
+    best: dict[str, tuple[int, str]] = {}
+    for feed in feeds:
+        found = database[EXPIRED.collection_name(feed)].find({"$and": [match, {"listingKey": {"$in": keys}}]},
+                                                              KEY_FIELDS)  # fmt: skip
+        for doc in found:
+            rank = (_newest_first(_aware(doc["statusChangeDate"])), feed.mls)
+            best[doc["listingKey"]] = min(best.get(doc["listingKey"], rank), rank)
+    return {(key, mls) for changed, key, mls in rows if key in best and best[key] < (_newest_first(changed), mls)}
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def etag_of(doc: dict[str, Any]) -> str:
@@ -175,44 +232,37 @@ def _documents(database: Database, tenant: str, picks: list[tuple[str, str]]) ->
 
 
 def list_leads(database: Database, tenant: str, where: LeadFilter, limit: int = 50,
-               cursor: str | None = None) -> dict[str, Any]:  # fmt: skip
-    """One page of the tenant's leads, newest status change first: `leads`, `total`
-    (all that match, across pages) and `next_cursor` (None on the last page)."""
+               cursor: str | None = None, count: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One page of the tenant's leads, newest status change first: `leads`, `next_cursor`
+    (None on the last page) and, with `count`, `total` (all that match, across pages; it
+    reads every match, so only on request: else None)."""
     feeds = _filtered_feeds(database, tenant, where)
     limit = max(1, min(limit, MAX_PAGE))
-    after = _after(cursor)
+    after = _after(cursor)  # a bad cursor is refused even for a tenant without feeds
     if not feeds:
-        return {"leads": [], "total": 0, "next_cursor": None}
-    pipeline = _union(feeds, where.match())
-    pipeline.append({"$facet": {
-        "total": [{"$count": "n"}],
-        "page": [*([{"$match": after}] if after else []), {"$sort": {"statusChangeDate": -1, "_id": 1}},
-                 {"$limit": limit + 1}],
-    }})  # fmt: skip
-    (result,) = database[EXPIRED.collection_name(feeds[0])].aggregate(pipeline)
-    page = result["page"]
+        return {"leads": [], "total": 0 if count else None, "next_cursor": None}
+    page = list(itertools.islice(_ordered(database, feeds, where.match(), cursor if after else None, limit + 1),
+                                 limit + 1))  # fmt: skip
     more = len(page) > limit
     page = page[:limit]
-    leads = _documents(database, tenant, [(p["_id"], p["mls"]) for p in page])
+    leads = _documents(database, tenant, [(key, mls) for _, key, mls in page])
     last = page[-1] if more else None
-    return {"leads": leads, "total": result["total"][0]["n"] if result["total"] else 0,
-            "next_cursor": encode_cursor(last["statusChangeDate"], last["_id"]) if last else None}  # fmt: skip
+    total = None
+    if count:
+        counted = list(database[EXPIRED.collection_name(feeds[0])].aggregate(
+            [*_union(feeds, where.match()), {"$count": "n"}]))  # fmt: skip
+        total = counted[0]["n"] if counted else 0
+    return {"leads": leads, "total": total, "next_cursor": encode_cursor(last[0], last[1]) if last else None}
 
 
 def iter_leads(database: Database, tenant: str, where: LeadFilter, batch: int = 500) -> Iterator[dict[str, Any]]:
-    """Every matching lead in list order, read `batch` at a time from one aggregation's
-    cursor (memory stays flat however many there are)."""
+    """Every matching lead in list order, `batch` at a time (memory stays flat however many
+    there are)."""
     feeds = _filtered_feeds(database, tenant, where)
     if not feeds:
         return
-    pipeline = [*_union(feeds, where.match()), {"$sort": {"statusChangeDate": -1, "_id": 1}}]
-    picks: list[tuple[str, str]] = []
-    for pick in database[EXPIRED.collection_name(feeds[0])].aggregate(pipeline, batchSize=batch):
-        picks.append((pick["_id"], pick["mls"]))
-        if len(picks) >= batch:
-            yield from _documents(database, tenant, picks)
-            picks = []
-    if picks:
+    rows = _ordered(database, feeds, where.match(), None, batch)
+    while picks := [(key, mls) for _, key, mls in itertools.islice(rows, batch)]:
         yield from _documents(database, tenant, picks)
 
 
