@@ -197,7 +197,7 @@ def _newest_first_rows(collection, where: LeadFilter, after: tuple[datetime, str
     (a page of 101 over 20,000 leads took 300 ms whatever the index), while a date range
     costs what it holds (60 documents: 3 ms of 100,000). Each window's width follows the
     density of the one before; its rows are sorted here. Without a cursor the first window
-    is everything dated after tomorrow (nothing, unless a source sends future dates)."""
+    is everything dated from now on (nothing, unless a source sends future dates)."""
 
     def window(lower: datetime, upper: datetime, upper_inclusive: bool) -> list[tuple[datetime, str]]:
         found = collection.find(where.match(lower, upper, upper_inclusive), KEY_FIELDS)
@@ -208,7 +208,7 @@ def _newest_first_rows(collection, where: LeadFilter, after: tuple[datetime, str
         return rows
 
     if after is None:
-        upper = min(datetime.now(UTC) + timedelta(days=1), LATEST)
+        upper = min(datetime.now(UTC), LATEST)
         yield from window(upper, LATEST, True)
         upper_inclusive = False
     else:
