@@ -174,8 +174,9 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
             raise HTTPException(422, [{"loc": ["body"], "msg": "no lead field to change", "type": "value_error"}])
         if if_match is None:
             raise HTTPException(428, "If-Match is required: send the ETag of the lead as you read it")
-        version = None if if_match.strip() == "*" else updates.parse_etag(if_match)  # `*`: any current version
-        if version is None and if_match.strip() != "*":
+        any_version = if_match.strip() == "*"
+        version = None if any_version else updates.parse_etag(if_match)
+        if version is None and not any_version:
             raise HTTPException(412, "If-Match does not name a version of this lead")
         try:
             lead = updates.patch_lead(database, key.tenant, listing_key, patch, version,

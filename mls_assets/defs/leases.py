@@ -1,6 +1,7 @@
 """The run's leases as a resource: one run per feed and a bounded number of pulls per
 Spark token, however the run was launched (see `mls_assets.lib.store.leases`)."""
 
+import itertools
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from pydantic import Field, PrivateAttr
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure
 
+from mls_assets.defs.automation.run_requests import runs_matching
 from mls_assets.defs.partitions import split_key
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.store.client import DatabaseUnavailable, unavailable_message
@@ -49,10 +51,8 @@ def reap_dead_runs(instance: dg.DagsterInstance, database: Database) -> list[str
     operator command and every run does it too, so that without a daemon no dead run looks
     alive. Reads every STARTED run, a page at a time; the ids of the runs marked failed."""
     reaped = []
-    cursor = None
-    while True:
-        page = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), cursor=cursor,
-                                 limit=PAGE)  # fmt: skip
+    started = runs_matching(instance, dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    while page := list(itertools.islice(started, PAGE)):
         by_id = {run.run_id: run for run in page}
         for run_id, holder in stale_runs(database, list(by_id)):
             message = (f"the run's process is gone ({holder.describe()} stopped renewing its leases): marked failed "
@@ -60,9 +60,6 @@ def reap_dead_runs(instance: dg.DagsterInstance, database: Database) -> list[str
             instance.report_run_failed(by_id[run_id], message=message)
             release_run(database, run_id)
             reaped.append(run_id)
-        if len(page) < PAGE:
-            break
-        cursor = page[-1].run_id
     holders = [r for r in database[LEASES_COLLECTION].distinct("runId") if r and not str(r).startswith("adhoc-")]
     for start in range(0, len(holders), PAGE):
         for run in instance.get_runs(filters=dg.RunsFilter(run_ids=holders[start:start + PAGE], statuses=list(ENDED))):

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import httpx
 from pydantic import Field
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -19,6 +18,7 @@ from mls_assets.lib.providers import provider_spec
 from mls_assets.lib.providers.base import ListingsProvider
 from mls_assets.lib.providers.errors import SourceConfigurationError, SourceTokenExpired, SourceUnavailable
 from mls_assets.lib.providers.http import RetryPolicy
+from mls_assets.lib.providers.pool import ClientPool
 from mls_assets.lib.providers.rate import budget_for
 from mls_assets.lib.spark.simulator import process
 from mls_assets.lib.spark.simulator.server import DEMO_TOKEN
@@ -129,11 +129,11 @@ class SourceResource(dg.ConfigurableResource):
         raise SourceConfigurationError(
             f"feed {feed.key}: environment variable {feed.token_env} holds no access token")
 
-    def provider_for(self, feed: FeedConfig, attempts: int | None = None, http: httpx.Client | None = None,
+    def provider_for(self, feed: FeedConfig, attempts: int | None = None, clients: ClientPool | None = None,
                      timeout_s: float | None = None) -> ListingsProvider:  # fmt: skip
         """The feed's provider, its client on the feed's endpoint and token and counted in
         the token's request budget; `attempts=1` for a caller that backs off on its own
-        (the change probe), `http` a pooled client it shares between feeds."""
+        (the change probe), `clients` the pooled HTTP clients it shares between feeds."""
         url, simulated = self.base_url_for(feed)
         token = self.token_for(feed, simulated)
         limit = feed.rate_limit
@@ -155,7 +155,7 @@ class SourceResource(dg.ConfigurableResource):
             return fresh
 
         return provider_spec(feed.provider).open(feed, url, token, timeout=timeout_s or self.timeout_s, retry=retry,
-                                                 budget=budget, http=http,
+                                                 budget=budget, http=clients.for_url(url) if clients else None,
                                                  refresh_token=rotated_token, refused_is_fatal=simulated,
                                                  refused_hint=_refused_hint(feed, url))  # fmt: skip
 

@@ -54,8 +54,7 @@ def probe_feeds(source: SourceResource, asked: list[tuple[FeedConfig, datetime]]
     def ask(item: tuple[FeedConfig, datetime], clients: ClientPool) -> int | Exception:
         feed, cursor = item
         try:
-            url, _ = source.base_url_for(feed)
-            with source.provider_for(feed, attempts=1, http=clients.for_url(url), timeout_s=PROBE_TIMEOUT_S) as provider:
+            with source.provider_for(feed, attempts=1, clients=clients, timeout_s=PROBE_TIMEOUT_S) as provider:
                 since = cursor - timedelta(seconds=PROBE_LAG_S)
                 return provider.count(PullWindow(since, None, incremental=True, after_cursor=True))
         except (SourceError, FeedConfigError) as error:

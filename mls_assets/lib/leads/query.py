@@ -1,8 +1,8 @@
 """Reading a tenant's leads: its expired listings across all of its MLSs as one list.
 
 Each of the tenant's expired collections is read in list order (status change date newest
-first, then ListingKey) from an index, after the cursor's keyset position, only as far as
-the page needs; the feeds' streams are merged here. One copy per ListingKey (a listing
+first, then ListingKey), a window of dates at a time after the cursor's keyset position,
+only as far as the page needs; the feeds' streams are merged here. One copy per ListingKey (a listing
 syndicated to two MLSs is one lead: the copy with the newest status change wins, then the
 MLS id in order): a page's candidates are checked against the tenant's other feeds by key.
 A page therefore costs about the page, not the tenant's whole lead set (the aggregation
@@ -114,7 +114,7 @@ class LeadFilter(BaseModel):
         changed = doc.get("statusChangeDate")
         if not isinstance(changed, datetime):
             return False
-        changed = changed if changed.tzinfo is not None else changed.replace(tzinfo=UTC)
+        changed = _aware(changed)
         if not (self.since or EARLIEST) <= changed < (self.until or LATEST):
             return False
         return ((self.leadStatus is None or doc.get("leadStatus") == self.leadStatus)
@@ -215,18 +215,17 @@ def _newest_first_rows(collection, where: LeadFilter, after: tuple[datetime, str
         upper, upper_inclusive = after[0], True
     width, floor = FIRST_WINDOW, where.since or EARLIEST
     while upper > floor:
-        lower = max(upper - width, EARLIEST)
+        lower = upper - width if width < upper - EARLIEST else EARLIEST  # (never below year 1)
         rows = window(lower, upper, upper_inclusive)
         yield from rows
         upper, upper_inclusive = lower, False
         width *= min(64.0, max(0.25, want / len(rows))) if rows else 2.0  # about `want` rows next time
 
 
-def _ordered(database: Database, feeds: list[FeedKey], where: LeadFilter, cursor: str | None,
+def _ordered(database: Database, feeds: list[FeedKey], where: LeadFilter, after: tuple[datetime, str] | None,
              batch: int) -> Iterator[tuple[datetime, str, str]]:  # fmt: skip
-    """(status change, ListingKey, MLS) of every matching lead after `cursor`, in list order,
-    one copy per ListingKey; each feed read about `batch` rows at a time."""
-    after = decode_cursor(cursor) if cursor else None
+    """(status change, ListingKey, MLS) of every matching lead after the keyset position
+    `after`, in list order, one copy per ListingKey; each feed read about `batch` rows at a time."""
 
     def stream(feed: FeedKey) -> Iterator[tuple[datetime, str, str]]:
         for changed, key in _newest_first_rows(database[EXPIRED.collection_name(feed)], where, after, batch):
@@ -289,11 +288,10 @@ def list_leads(database: Database, tenant: str, where: LeadFilter, limit: int = 
     reads every match, so only on request: else None)."""
     feeds = _filtered_feeds(database, tenant, where)
     limit = max(1, min(limit, MAX_PAGE))
-    if cursor:
-        decode_cursor(cursor)  # a bad cursor is refused even for a tenant without feeds
+    after = decode_cursor(cursor) if cursor else None  # a bad cursor is refused even for a tenant without feeds
     if not feeds:
         return {"leads": [], "total": 0 if count else None, "next_cursor": None}
-    page = list(itertools.islice(_ordered(database, feeds, where, cursor, limit + 1), limit + 1))
+    page = list(itertools.islice(_ordered(database, feeds, where, after, limit + 1), limit + 1))
     more = len(page) > limit
     page = page[:limit]
     leads = _documents(database, tenant, [(key, mls) for _, key, mls in page])

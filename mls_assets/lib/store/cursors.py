@@ -16,23 +16,23 @@ CURSORS_COLLECTION = "feed_cursors"
 OVERLAP = timedelta(minutes=20)
 
 
-def read_cursors(database: Database, feeds: list[str]) -> dict[str, datetime | None]:
-    """Many feeds' cursors in one query per 1,000 feeds (a feed never pulled: None)."""
-    found: dict[str, datetime | None] = dict.fromkeys(feeds)
+def _fields_of(database: Database, feeds: list[str], name: str) -> dict[str, object]:
+    """One field of many feeds' cursor documents, one query per 1,000 feeds."""
+    found: dict[str, object] = {}
     for start in range(0, len(feeds), 1000):
-        for doc in database[CURSORS_COLLECTION].find({"_id": {"$in": feeds[start:start + 1000]}}, {"cursor": 1}):
-            found[doc["_id"]] = doc.get("cursor")
+        for doc in database[CURSORS_COLLECTION].find({"_id": {"$in": feeds[start:start + 1000]}}, {name: 1}):
+            found[doc["_id"]] = doc.get(name)
     return found
+
+
+def read_cursors(database: Database, feeds: list[str]) -> dict[str, datetime | None]:
+    """Many feeds' cursors (a feed never pulled: None)."""
+    return {**dict.fromkeys(feeds), **_fields_of(database, feeds, "cursor")}
 
 
 def cursor_updates(database: Database, feeds: list[str]) -> dict[str, datetime]:
-    """When each feed's cursor last moved (a successful pull), in one query per 1,000 feeds."""
-    found: dict[str, datetime] = {}
-    for start in range(0, len(feeds), 1000):
-        for doc in database[CURSORS_COLLECTION].find({"_id": {"$in": feeds[start:start + 1000]}}, {"updatedAt": 1}):
-            if isinstance(doc.get("updatedAt"), datetime):
-                found[doc["_id"]] = doc["updatedAt"]
-    return found
+    """When each feed's cursor last moved (a successful pull)."""
+    return {feed: at for feed, at in _fields_of(database, feeds, "updatedAt").items() if isinstance(at, datetime)}
 
 
 def read_cursor(database: Database, feed: str) -> datetime | None:
