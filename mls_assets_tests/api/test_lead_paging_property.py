@@ -1,6 +1,6 @@
 """Paging the leads of several feeds equals the one-copy-per-ListingKey list computed by
-brute force, whatever the duplicates, ties, filters and page sizes (Hypothesis, against the
-real server)."""
+brute force, whatever the duplicates, ties, filters and page sizes, and so does the export
+read in chunks (Hypothesis, against the real server)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mls_assets.lib.catalogue import EXPIRED
-from mls_assets.lib.leads.query import LeadFilter, list_leads
+from mls_assets.lib.leads.query import LeadFilter, iter_leads, list_leads
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import FeedConfig, sync_configs
 
@@ -53,3 +53,5 @@ def test_paging_equals_the_brute_force_list(mongo_db, docs, limit, status):
             break
     assert served == expected(unique.values(), status)
     assert total == len(served)
+    exported = [(lead["listingKey"], lead["mls"]) for lead in iter_leads(mongo_db, "t", where, batch=limit)]
+    assert exported == served  # the export, read in chunks of `limit`, lists the same leads

@@ -19,11 +19,15 @@ import binascii
 import hashlib
 import heapq
 import itertools
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
+from cachetools import TTLCache
 from pydantic import BaseModel, ConfigDict, field_validator
 from pymongo.database import Database
 
@@ -122,9 +126,27 @@ class LeadFilter(BaseModel):
                 and (self.status is None or doc.get("standardStatus") in STATUS_SPELLINGS[self.status]))  # fmt: skip
 
 
+# A tenant's feeds, kept for a second (a request reads them once; a round trip is ~10% of a
+# one-lead request): a feed added to a tenant lists its leads a second later at most.
+FEEDS_KEPT_SECONDS = 1.0
+_feeds_cache: TTLCache = TTLCache(maxsize=4096, ttl=FEEDS_KEPT_SECONDS)
+_feeds_lock = threading.Lock()
+
+
 def tenant_feeds(database: Database, tenant: str) -> list[FeedKey]:
     """The tenant's MLS feeds, as configured (enabled or not: their leads stay theirs)."""
     validate_id(tenant, "tenant")
+    key = (id(database.client), database.name, tenant)
+    with _feeds_lock:
+        feeds = _feeds_cache.get(key)
+    if feeds is None:
+        feeds = _configured_feeds(database, tenant)
+        with _feeds_lock:
+            _feeds_cache[key] = feeds
+    return list(feeds)
+
+
+def _configured_feeds(database: Database, tenant: str) -> tuple[FeedKey, ...]:
     doc = database[CONFIGS_COLLECTION].find_one({"tenantId": tenant}, {"_id": 0, "mlsConfigs.provider": 1}) or {}
     feeds = []
     for config in doc.get("mlsConfigs") or []:
@@ -132,7 +154,7 @@ def tenant_feeds(database: Database, tenant: str) -> list[FeedKey]:
             feeds.append(FeedKey(tenant, config.get("provider")))
         except (InvalidIdentifier, AttributeError):
             continue  # a config the feed loader refuses too
-    return sorted(set(feeds), key=str)
+    return tuple(sorted(set(feeds), key=str))
 
 
 def _filtered_feeds(database: Database, tenant: str, where: LeadFilter) -> list[FeedKey]:
@@ -168,8 +190,7 @@ def _union(feeds: list[FeedKey], match: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 LIST_ORDER = [("statusChangeDate", -1), ("listingKey", 1)]
-KEY_FIELDS = {"_id": 0, "listingKey": 1, "statusChangeDate": 1}
-FILTERED_FIELDS = {**KEY_FIELDS, "leadStatus": 1, "city": 1, "standardStatus": 1}
+RANK_FIELDS = {"_id": 0, "listingKey": 1, "statusChangeDate": 1, "leadStatus": 1, "city": 1, "standardStatus": 1}
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -180,75 +201,157 @@ def _newest_first(changed: datetime) -> int:
     return -((changed - _EPOCH) // timedelta(microseconds=1))
 
 
-def _order_key(row: tuple[datetime, str, str]) -> tuple[int, str, str]:
-    changed, key, mls = row
-    return (_newest_first(changed), key, mls)
+# A lead as the list reads it: (status change, ListingKey, MLS, the document as shown).
+Row = tuple[datetime, str, str, dict[str, Any]]
 
 
-FIRST_WINDOW = timedelta(hours=1)
+def _order_key(row: Row) -> tuple[int, str, str]:
+    return (_newest_first(row[0]), row[1], row[2])
+
+
+FIRST_WINDOW, MIN_WINDOW = timedelta(hours=1), timedelta(milliseconds=1)
+_HINTS_KEPT = 4096
+
+
+@dataclass(frozen=True)
+class _Hint:
+    """What the last walk over a collection under a filter learnt: its newest match, how wide a
+    window of one match is there, and the oldest match (nothing lay below it)."""
+
+    newest: datetime | None = None
+    span: timedelta | None = None
+    oldest: datetime | None = None
+
+
+class _WindowHints:
+    """`_Hint`s per collection and filter (per process, least recently used dropped).
+
+    Only hints: they place and size the date windows, never decide what a page holds (every
+    window is still read). Without them a first page walks down from now doubling empty
+    windows, and the first window that reaches the leads may hold thousands of them (a lead
+    set 15 days old: 300 ms); a last page walks on down to 1900. A filter without hints of its
+    own starts from the whole list's: its newest match is no later, its oldest no earlier."""
+
+    def __init__(self) -> None:
+        self._hints: OrderedDict[tuple[str, LeadFilter], _Hint] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, LeadFilter]) -> _Hint:
+        with self._lock:
+            for known in (key, (key[0], LeadFilter())):
+                if known in self._hints:
+                    self._hints.move_to_end(known)
+                    return self._hints[known]
+        return _Hint()
+
+    def learn(self, key: tuple[str, LeadFilter], **learnt: Any) -> None:
+        with self._lock:
+            self._hints[key] = replace(self._hints.get(key, _Hint()), **learnt)
+            self._hints.move_to_end(key)
+            while len(self._hints) > _HINTS_KEPT:
+                self._hints.popitem(last=False)
+
+
+_hints = _WindowHints()
 
 
 def _newest_first_rows(collection, where: LeadFilter, after: tuple[datetime, str] | None,
-                       want: int) -> Iterator[tuple[datetime, str]]:  # fmt: skip
-    """(status change, ListingKey) of `collection`'s matches after the keyset position, in list
+                       want: int) -> Iterator[tuple[datetime, dict[str, Any]]]:  # fmt: skip
+    """(status change, document) of `collection`'s matches after the keyset position, in list
     order, read a window of status change dates at a time, each about `want` documents wide.
 
-    Why windows: the embedded server reads a whole index before it applies a sort's `limit`
-    (a page of 101 over 20,000 leads took 300 ms whatever the index), while a date range
-    costs what it holds (60 documents: 3 ms of 100,000). Each window's width follows the
-    density of the one before; its rows are sorted here. Without a cursor the first window
-    is everything dated from now on (nothing, unless a source sends future dates)."""
+    Why windows: the embedded server reads everything a query's range holds before it applies
+    a sort's `limit` (a page of 101 over 20,000 leads took 300 ms whatever the index), while a
+    date range costs what it holds (~50 us a document). Each window's width follows the
+    density of the one before; its rows are sorted here. Where a walk starts, how wide its
+    first window is and where it may jump to the end come from `_WindowHints`."""
+    key = (collection.full_name, where)
+    hint = _hints.get(key)
+    width = hint.span * want if hint.span else FIRST_WINDOW
 
-    def window(lower: datetime, upper: datetime, upper_inclusive: bool) -> list[tuple[datetime, str]]:
-        found = collection.find(where.match(lower, upper, upper_inclusive), KEY_FIELDS)
-        rows = sorted(((_aware(d["statusChangeDate"]), d["listingKey"]) for d in found),
-                      key=lambda row: (_newest_first(row[0]), row[1]))  # fmt: skip
+    def window(lower: datetime, upper: datetime, upper_inclusive: bool) -> list[tuple[datetime, dict[str, Any]]]:
+        found = collection.find(where.match(lower, upper, upper_inclusive), HIDDEN_FIELDS)
+        rows = sorted(((_aware(d["statusChangeDate"]), d) for d in found),
+                      key=lambda row: (_newest_first(row[0]), row[1]["listingKey"]))  # fmt: skip
         if after is not None and upper_inclusive:  # the cursor's own instant: only the keys after it
-            rows = [r for r in rows if r[0] < after[0] or (r[0] == after[0] and r[1] > after[1])]
+            rows = [r for r in rows if r[0] < after[0] or (r[0] == after[0] and r[1]["listingKey"] > after[1])]
         return rows
 
-    if after is None:
-        upper = min(datetime.now(UTC), LATEST)
-        yield from window(upper, LATEST, True)
-        upper_inclusive = False
+    from_top = after is None
+    if from_top:  # everything from the newest match seen last time (or now) on first, then down
+        top = min(hint.newest or datetime.now(UTC), where.until or LATEST)
+        rows, upper, upper_inclusive = window(top, LATEST, True), top, False
     else:
-        upper, upper_inclusive = after[0], True
-    width, floor = FIRST_WINDOW, where.since or EARLIEST
-    while upper > floor:
-        lower = upper - width if width < upper - EARLIEST else EARLIEST  # (never below year 1)
+        rows, upper, upper_inclusive = [], after[0], True
+    floor, last = where.since or EARLIEST, upper
+    while True:
+        if rows:
+            if from_top:  # the first match of a walk from the top is the newest
+                _hints.learn(key, newest=rows[0][0])
+                from_top = False
+            last = rows[-1][0]
+            yield from rows
+        if upper <= floor:
+            _hints.learn(key, oldest=last)  # (a walk that ends here saw everything down to the floor)
+            return
+        if hint.oldest is not None and upper <= hint.oldest:
+            lower = floor  # nothing was below the oldest match last time: one window for the rest
+        else:
+            lower = upper - width if width < upper - EARLIEST else EARLIEST  # (never below year 1)
         rows = window(lower, upper, upper_inclusive)
-        yield from rows
+        factor = min(64.0, max(1 / 64, want / len(rows))) if rows else 2.0  # about `want` rows next time
+        width = min(max(width * factor, MIN_WINDOW), LATEST - EARLIEST)
+        if rows:
+            _hints.learn(key, span=width / want)
         upper, upper_inclusive = lower, False
-        width *= min(64.0, max(0.25, want / len(rows))) if rows else 2.0  # about `want` rows next time
 
 
 def _ordered(database: Database, feeds: list[FeedKey], where: LeadFilter, after: tuple[datetime, str] | None,
-             batch: int) -> Iterator[tuple[datetime, str, str]]:  # fmt: skip
-    """(status change, ListingKey, MLS) of every matching lead after the keyset position
-    `after`, in list order, one copy per ListingKey; each feed read about `batch` rows at a time."""
+             batch: int) -> Iterator[Row]:  # fmt: skip
+    """Every matching lead after the keyset position `after`, in list order, one copy per
+    ListingKey; each feed read about `batch` rows at a time.
 
-    def stream(feed: FeedKey) -> Iterator[tuple[datetime, str, str]]:
-        for changed, key in _newest_first_rows(database[EXPIRED.collection_name(feed)], where, after, batch):
-            yield changed, key, feed.mls
+    Which copy of a ListingKey the list shows (the newest matching, then the MLS in order) is
+    decided in memory for copies the merge has passed in this chunk, and by one lookup per
+    other feed for copies above the chunk (before the cursor, or in an earlier chunk): a first
+    page asks nothing more."""
+
+    def stream(feed: FeedKey) -> Iterator[Row]:
+        for changed, doc in _newest_first_rows(database[EXPIRED.collection_name(feed)], where, after, batch):
+            yield changed, doc["listingKey"], feed.mls, doc
 
     merged = heapq.merge(*(stream(f) for f in feeds), key=_order_key)
+    above = after[0] if after else None  # rows at or after this instant were passed before this chunk
     while chunk := list(itertools.islice(merged, batch)):
-        newer = _newer_elsewhere(database, feeds, where, chunk) if len(feeds) > 1 else set()
-        yield from (row for row in chunk if (row[1], row[2]) not in newer)
+        seen: set[str] = set()
+        firsts = [row for row in chunk if not (row[1] in seen or seen.add(row[1]))]
+        if len(feeds) > 1 and above is not None:
+            newer = _newer_above(database, feeds, where, above, firsts)
+            firsts = [row for row in firsts if (row[1], row[2]) not in newer]
+        yield from firsts
+        above = chunk[-1][0]
 
 
-def _newer_elsewhere(database: Database, feeds: list[FeedKey], where: LeadFilter,
-                     rows: list[tuple[datetime, str, str]]) -> set[tuple[str, str]]:  # fmt: skip
-    """The (ListingKey, MLS) of `rows` that another feed holds in a newer matching copy (or
-    one as new from an MLS id earlier in order): the list shows that one instead."""
-    keys = sorted({key for _, key, _ in rows})
-    best: dict[str, tuple[int, str]] = {}
+_IN_VALUES = 100  # the embedded server's `$in` slows down superlinearly past about 100 values
+
+
+def _newer_above(database: Database, feeds: list[FeedKey], where: LeadFilter, above: datetime,
+                 rows: list[Row]) -> set[tuple[str, str]]:  # fmt: skip
+    """The (ListingKey, MLS) of `rows` that another feed holds in a newer matching copy (or one
+    as new from an MLS id earlier in order) dated at or after `above`: the list showed that one."""
+    newer: set[tuple[str, str]] = set()
     for feed in feeds:
-        found = database[EXPIRED.collection_name(feed)].find({"listingKey": {"$in": keys}}, FILTERED_FIELDS)
-        for doc in (d for d in found if where.accepts(d)):
-            rank = (_newest_first(_aware(doc["statusChangeDate"])), feed.mls)
-            best[doc["listingKey"]] = min(best.get(doc["listingKey"], rank), rank)
-    return {(key, mls) for changed, key, mls in rows if key in best and best[key] < (_newest_first(changed), mls)}
+        theirs = {row[1]: row for row in rows if row[2] != feed.mls}
+        keys = sorted(theirs)
+        for start in range(0, len(keys), _IN_VALUES):
+            found = database[EXPIRED.collection_name(feed)].find(
+                {"listingKey": {"$in": keys[start:start + _IN_VALUES]}, "statusChangeDate": {"$gte": above}},
+                RANK_FIELDS)  # fmt: skip
+            for doc in (d for d in found if where.accepts(d)):
+                changed, key, mls, _ = theirs[doc["listingKey"]]
+                if (_newest_first(_aware(doc["statusChangeDate"])), feed.mls) < (_newest_first(changed), mls):
+                    newer.add((key, mls))
+    return newer
 
 
 def _aware(value: datetime) -> datetime:
@@ -268,19 +371,6 @@ def _shown(doc: dict[str, Any], mls: str) -> dict[str, Any]:
     return {"mls": mls, **doc, "etag": etag_of(doc)}
 
 
-def _documents(database: Database, tenant: str, picks: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """The full documents of `(listingKey, mls)` picks, in the picks' order."""
-    by_mls: dict[str, list[str]] = {}
-    for key, mls in picks:
-        by_mls.setdefault(mls, []).append(key)
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for mls, keys in by_mls.items():
-        collection = database[EXPIRED.collection_name(FeedKey(tenant, mls))]
-        for doc in collection.find({"listingKey": {"$in": keys}}, HIDDEN_FIELDS):
-            found[(doc["listingKey"], mls)] = _shown(doc, mls)
-    return [found[pick] for pick in picks if pick in found]
-
-
 def list_leads(database: Database, tenant: str, where: LeadFilter, limit: int = 50,
                cursor: str | None = None, count: bool = False) -> dict[str, Any]:  # fmt: skip
     """One page of the tenant's leads, newest status change first: `leads`, `next_cursor`
@@ -294,40 +384,40 @@ def list_leads(database: Database, tenant: str, where: LeadFilter, limit: int = 
     page = list(itertools.islice(_ordered(database, feeds, where, after, limit + 1), limit + 1))
     more = len(page) > limit
     page = page[:limit]
-    leads = _documents(database, tenant, [(key, mls) for _, key, mls in page])
     last = page[-1] if more else None
     total = None
     if count:
         counted = list(database[EXPIRED.collection_name(feeds[0])].aggregate(
             [*_union(feeds, where.match()), {"$count": "n"}]))  # fmt: skip
         total = counted[0]["n"] if counted else 0
-    return {"leads": leads, "total": total, "next_cursor": encode_cursor(last[0], last[1]) if last else None}
+    return {"leads": [_shown(doc, mls) for _, _, mls, doc in page], "total": total,
+            "next_cursor": encode_cursor(last[0], last[1]) if last else None}  # fmt: skip
 
 
 def iter_leads(database: Database, tenant: str, where: LeadFilter, batch: int = 500) -> Iterator[dict[str, Any]]:
     """Every matching lead in list order, `batch` at a time (memory stays flat however many
     there are)."""
     feeds = _filtered_feeds(database, tenant, where)
-    if not feeds:
-        return
-    rows = _ordered(database, feeds, where, None, batch)
-    while picks := [(key, mls) for _, key, mls in itertools.islice(rows, batch)]:
-        yield from _documents(database, tenant, picks)
+    for _, _, mls, doc in _ordered(database, feeds, where, None, batch) if feeds else ():
+        yield _shown(doc, mls)
 
 
 def find_lead(database: Database, tenant: str, listing_key: str) -> dict[str, Any] | None:
     """The tenant's lead for a ListingKey (the same copy the list shows), or None."""
-    best: dict[str, Any] | None = None
-    for feed in tenant_feeds(database, tenant):
-        doc = database[EXPIRED.collection_name(feed)].find_one({"listingKey": listing_key}, HIDDEN_FIELDS)
-        if doc is None or not isinstance(doc.get("statusChangeDate"), datetime):
-            continue
-        if best is None or doc["statusChangeDate"] > best["statusChangeDate"]:
-            best = _shown(doc, feed.mls)
-    return best
+
+    def copy(feed: FeedKey) -> tuple[FeedKey, dict[str, Any]] | None:
+        found = database[EXPIRED.collection_name(feed)].find({"listingKey": listing_key}, HIDDEN_FIELDS).limit(1)
+        doc = next(iter(found), None)
+        return (feed, doc) if doc is not None and isinstance(doc.get("statusChangeDate"), datetime) else None
+
+    copies = [c for c in map(copy, tenant_feeds(database, tenant)) if c is not None]
+    if not copies:
+        return None
+    feed, doc = min(copies, key=lambda c: (_newest_first(_aware(c[1]["statusChangeDate"])), c[0].mls))
+    return _shown(doc, feed.mls)
 
 
 def lead_photos(database: Database, tenant: str, lead: dict[str, Any]) -> list[dict[str, Any]]:
     """The lead's photos, in order."""
     photos = database[EXPIRED_PHOTOS.collection_name(FeedKey(tenant, lead["mls"]))]
-    return list(photos.find({"listingKey": lead["listingKey"]}, HIDDEN_FIELDS).sort("order", 1))
+    return sorted(photos.find({"listingKey": lead["listingKey"]}, HIDDEN_FIELDS), key=lambda p: p.get("order") or 0)
