@@ -295,9 +295,11 @@ def _newest_first_rows(collection, where: LeadFilter, after: tuple[datetime, str
             _hints.learn(key, oldest=last)  # (a walk that ends here saw everything down to the floor)
             return
         if hint.oldest is not None and upper <= hint.oldest:
-            lower = floor  # nothing was below the oldest match last time: one window for the rest
-        else:
-            lower = upper - width if width < upper - EARLIEST else EARLIEST  # (never below year 1)
+            # nothing was below the oldest match last time: one window for the rest (its width
+            # says nothing about the density, so nothing is learnt from it)
+            rows, upper, upper_inclusive = window(floor, upper, upper_inclusive), floor, False
+            continue
+        lower = upper - width if width < upper - EARLIEST else EARLIEST  # (never below year 1)
         rows = window(lower, upper, upper_inclusive)
         factor = min(64.0, max(1 / 64, want / len(rows))) if rows else 2.0  # about `want` rows next time
         width = min(max(width * factor, MIN_WINDOW), LATEST - EARLIEST)
@@ -316,8 +318,10 @@ def _ordered(database: Database, feeds: list[FeedKey], where: LeadFilter, after:
     other feed for copies above the chunk (before the cursor, or in an earlier chunk): a first
     page asks nothing more."""
 
+    share = max(10, batch * 5 // (4 * len(feeds)) + 1)  # each feed's windows: about its share of a chunk
+
     def stream(feed: FeedKey) -> Iterator[Row]:
-        for changed, doc in _newest_first_rows(database[EXPIRED.collection_name(feed)], where, after, batch):
+        for changed, doc in _newest_first_rows(database[EXPIRED.collection_name(feed)], where, after, share):
             yield changed, doc["listingKey"], feed.mls, doc
 
     merged = heapq.merge(*(stream(f) for f in feeds), key=_order_key)
