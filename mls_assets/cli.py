@@ -50,11 +50,12 @@ def _simulator(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from mls_assets.lib.spark.simulator import DEMO_TOKEN, Market
+    from mls_assets.lib.spark.simulator.market import fleet_mls_ids
     from mls_assets.lib.spark.simulator.server import serve
 
     anchor = datetime.fromisoformat(args.clock) if args.clock else None
     market = Market(listings=args.listings, seed=args.seed, anchor=anchor, follow_wall_clock=args.live,
-                    hostile_rate=args.hostile)  # fmt: skip
+                    hostile_rate=args.hostile, mls_ids=fleet_mls_ids(args.mlss))  # fmt: skip
     serve(market, args.host, args.port, tokens=(DEMO_TOKEN, *args.token))
     return 0
 
@@ -150,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8765)
     sim.add_argument("--listings", type=int, default=2000, help="listings per MLS")
     sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--mlss", type=int, default=2, metavar="N",
+                     help="MLS ids served: GPS, CRMLS, then generated ones 2021...01, ... (a fleet benchmark's 20)")
     sim.add_argument("--clock", help="the simulated 'now' to start at (ISO); default today 00:00Z")
     sim.add_argument("--token", action="append", default=[], help="another accepted access token")
     sim.add_argument("--live", action="store_true", help="the market clock follows real time")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +79,14 @@ def check_cron(value: str) -> str:
     return value
 
 
+def spread_schedule(tenant_id: str, mls: str) -> str:
+    """The nightly cron of a feed that names none: a minute of 01:00-04:59 UTC chosen by its
+    key, the same on every load. 2,000 feeds on one fixed 02:00 asked 2,000 runs in one sensor
+    tick; spread, about 8 a minute."""
+    slot = zlib.crc32(f"{tenant_id}.{mls}".encode()) % 240
+    return f"{slot % 60} {1 + slot // 60} * * *"
+
+
 class FeedConfig(BaseModel):
     """One tenant's access to one MLS."""
 
@@ -92,7 +101,7 @@ class FeedConfig(BaseModel):
     token_env: str = Field(default="SPARK_ACCESS_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=100)
     property_types: tuple[str, ...] = ("A", "B", "C")  # unset: the provider's default scope
     enabled: bool = True
-    sync_schedule: str = "0 2 * * *"
+    sync_schedule: str  # unset: a minute of 01:00-04:59 UTC picked by the feed's key (`spread_schedule`)
     max_listings: int | None = Field(default=None, ge=0)
     enforce_quota: bool = False  # stop inserting new listings once max_listings are stored
     rate_limit: RateLimit = RateLimit()
@@ -110,6 +119,15 @@ class FeedConfig(BaseModel):
     @classmethod
     def _mls(cls, value: str) -> str:
         return validate_id(value, "MLS")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spread_schedule(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("sync_schedule") is None:
+            tenant, mls = data.get("tenant_id"), data.get("mls")
+            if isinstance(tenant, str) and isinstance(mls, str):
+                data = {**data, "sync_schedule": spread_schedule(tenant, mls)}
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -408,7 +426,7 @@ def from_document(tenant: Any, config: dict[str, Any]) -> FeedConfig:
         token_env=config.get("tokenEnv", "SPARK_ACCESS_TOKEN"),
         property_types=config.get("propertyTypes"),
         enabled=config.get("syncEnabled", config.get("active", True)),
-        sync_schedule=config.get("syncSchedule", "0 2 * * *"),
+        sync_schedule=config.get("syncSchedule"),
         max_listings=config.get("maxListings"),
         enforce_quota=config.get("enforceQuota", False),
         rate_limit=(RateLimit(**rate) if rate else None) if isinstance(rate, dict) else rate,

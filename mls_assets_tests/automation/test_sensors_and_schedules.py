@@ -1,5 +1,6 @@
 """The real sensors and schedules, evaluated with build_sensor_context/build_schedule_context."""
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -76,6 +77,24 @@ def test_nightly_sync_fires_each_feed_at_its_own_cron(tmp_path, monkeypatch):
     changed = [f.model_copy(update={"sync_schedule": "30 3 * * *"}) for f in feeds]
     moved = nightly_requests(changed, datetime(2026, 11, 20, 3, 5, tzinfo=UTC), datetime(2026, 11, 20, 3, 40, tzinfo=UTC))
     assert sorted(r.partition_key for r in moved) == ["2026-11-19|jpsrealtor.crmls", "2026-11-19|jpsrealtor.gps"]
+
+
+def test_feeds_without_a_cron_spread_over_four_night_hours_the_same_on_every_load(tmp_path, mongo_db):
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text(yaml.safe_dump({"tenants": [
+        {"tenant_id": f"agent{n:04d}", "feeds": [{"mls": "gps", "mls_id": GPS_ID}]} for n in range(2000)]}))  # fmt: skip
+    feeds = load_feeds(tenants)
+    night = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
+    asked = nightly_requests(feeds, night, night + timedelta(hours=5))  # 00:30-05:30: each feed once
+    assert sorted(r.tags["mls/feed"] for r in asked) == sorted(str(f.key) for f in feeds)
+    minutes = Counter(f.sync_schedule for f in feeds)
+    assert all(1 <= int(cron.split()[1]) <= 4 for cron in minutes)  # 01:00-04:59
+    assert len(minutes) > 200 and max(minutes.values()) <= 25  # (one fixed 02:00 asked 2,000 in one tick)
+    sync_configs(mongo_db, feeds)
+    assert {f.key: f.sync_schedule for f in read_configs(mongo_db)} == {f.key: f.sync_schedule for f in feeds}
+    assert load_feeds(tenants)[0].sync_schedule == feeds[0].sync_schedule
+    tenants.write_text(yaml.safe_dump({"tenants": [{"tenant_id": "agent0000", "feeds": [gps()]}]}))
+    assert load_feeds(tenants)[0].sync_schedule == "0 2 * * *"  # a cron given is kept
 
 
 def test_nightly_sensor_keeps_a_cursor_and_names_each_tick_once(tmp_path, monkeypatch, mongo_resources, mongo_db):

@@ -69,6 +69,23 @@ _SCHOOL_NAMES = ("Lincoln", "Washington", "Jefferson", "Roosevelt", "Madison", "
                  "Desert View", "Mountain View", "Valley", "Sierra")  # fmt: skip
 
 
+def fleet_mls_ids(count: int) -> tuple[str, ...]:
+    """`count` MLS ids for a fleet: the two named MLSs, then generated ones (`2021...01`,
+    `2021...02`, ...), whose listings lie in the named MLSs' cities in turn."""
+    extra = tuple(f"2021{n:022d}" for n in range(1, max(0, count - 2) + 1))
+    return ((GPS_MLS_ID, CRMLS_MLS_ID) + extra)[:count]
+
+
+def reso_system_name(mls_id: str) -> str:
+    """The MLS's `OriginatingSystemName` (a generated MLS: `mls` and its number)."""
+    return RESO_SYSTEM_NAMES.get(mls_id) or f"mls{int(mls_id[4:]):02d}"
+
+
+def _cities(mls_id: str) -> list:
+    named = (GPS_MLS_ID, CRMLS_MLS_ID)
+    return _CITIES.get(mls_id) or _CITIES[named[int(mls_id[4:]) % 2]]
+
+
 def _area(city: str) -> dict[str, Any]:
     """A city's subdivisions and schools (the same for every seed: geography, not market)."""
     rng = random.Random(zlib.crc32(f"area|{city}".encode()))
@@ -308,7 +325,7 @@ class Market:
             listed = anchor + rng.randint(60, 30 * day)
         key = f"{_ts(listed):%Y%m%d%H%M%S}{mls_number:02d}{i:010d}"
         timeline = Timeline(i, mls_id, key)
-        city = rng.choice(_CITIES[mls_id])
+        city = rng.choice(_cities(mls_id))
         property_type = rng.choices("ABC", weights=(80, 15, 5))[0]
         base_price = city[4] * rng.uniform(0.45, 2.2)
         if property_type == "B":
@@ -545,7 +562,7 @@ class Market:
         `OriginatingSystemName`, lookups as strings and multi-value lookups as arrays, `Media`,
         `MlgCanView`. A deleted listing is its key, its time of deletion and `MlgCanView: false`.
         Hostile listings are as hostile here as in the Spark dialect."""
-        system = RESO_SYSTEM_NAMES[state.timeline.mls_id]
+        system = reso_system_name(state.timeline.mls_id)
         if state.deleted:
             return {"ListingKey": state.timeline.key, "OriginatingSystemName": system,
                     "ModificationTimestamp": _iso(state.modified_at), "MlgCanView": False}  # fmt: skip

@@ -32,10 +32,10 @@ from mls_assets.lib.spark.simulator.faults import FaultPlan
 from mls_assets.lib.spark.simulator.market import (
     FILTER_FIELDS,
     RESO_PROPERTY_TYPES,
-    RESO_SYSTEM_NAMES,
     ListingState,
     Market,
     render_hostile_values,
+    reso_system_name,
 )
 
 DEMO_TOKEN = "sim-demo-token"
@@ -74,7 +74,7 @@ def reso_row(state: ListingState) -> dict[str, Any]:
     """The index row as the RESO dialect names and spells it."""
     row = state.index_row
     return {**row, "PropertyType": RESO_PROPERTY_TYPES.get(row["PropertyType"], row["PropertyType"]),
-            "OriginatingSystemName": RESO_SYSTEM_NAMES[row["MlsId"]], "MlgCanView": not state.deleted,
+            "OriginatingSystemName": reso_system_name(row["MlsId"]), "MlgCanView": not state.deleted,
             "BedroomsTotal": row["BedsTotal"]}  # fmt: skip
 
 
