@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from mls_assets.lib.store.naming import FeedKey
@@ -21,3 +22,9 @@ class FeedIdentity:
 
     def collection(self, name: str) -> str:
         return self.key.collection(name)
+
+
+def slot_of(feed: str, slots: int) -> int:
+    """A feed's slot of `slots` (its turn in a rotation, its minute of a night): stable across
+    processes and restarts (not `hash()`)."""
+    return int.from_bytes(hashlib.blake2b(feed.encode(), digest_size=8).digest(), "big") % slots

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pymongo import UpdateOne
 
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
-from mls_assets.lib.feeds import FeedIdentity
+from mls_assets.lib.feeds import FeedIdentity, slot_of
 from mls_assets.lib.paths import project_root
 from mls_assets.lib.providers import PROVIDERS, provider_spec
 from mls_assets.lib.store.indexes import ensure_indexes
@@ -83,7 +82,7 @@ def spread_schedule(tenant_id: str, mls: str) -> str:
     """The nightly cron of a feed that names none: a minute of 01:00-04:59 UTC chosen by its
     key, the same on every load. 2,000 feeds on one fixed 02:00 asked 2,000 runs in one sensor
     tick; spread, about 8 a minute."""
-    slot = zlib.crc32(f"{tenant_id}.{mls}".encode()) % 240
+    slot = slot_of(f"{tenant_id}.{mls}", 240)
     return f"{slot % 60} {1 + slot // 60} * * *"
 
 

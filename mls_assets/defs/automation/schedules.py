@@ -9,7 +9,6 @@ is (a stable hash of the feed, modulo the ticks in the period), less those whose
 since the previous tick (they were just synced). At 2,000 feeds: 125 runs a tick, 500 an hour.
 """
 
-import hashlib
 import os
 from datetime import datetime
 
@@ -20,16 +19,12 @@ from mls_assets.defs.automation.jobs import replication_job
 from mls_assets.defs.automation.run_requests import chain_run
 from mls_assets.defs.instigators import described
 from mls_assets.defs.resources import MongoResource
+from mls_assets.lib.feeds import slot_of
 from mls_assets.lib.store.cursors import cursor_updates
 from mls_assets.lib.tenants import read_configs
 
 INTRADAY_CRON = os.environ.get("MLS_INTRADAY_CRON", "*/15 * * * *")
 SAFETY_NET_HOURS = float(os.environ.get("MLS_SAFETY_NET_HOURS", "4"))
-
-
-def slot_of(feed: str, slots: int) -> int:
-    """A feed's tick in the rotation: stable across processes and restarts (not `hash()`)."""
-    return int.from_bytes(hashlib.blake2b(feed.encode(), digest_size=8).digest(), "big") % slots
 
 
 def rotation(when: datetime, cron: str = INTRADAY_CRON, hours: float = SAFETY_NET_HOURS) -> tuple[int, int, datetime]:

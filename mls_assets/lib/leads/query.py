@@ -205,6 +205,12 @@ def _newest_first(changed: datetime) -> int:
 Row = tuple[datetime, str, str, dict[str, Any]]
 
 
+def _rank(changed: datetime, mls: str) -> tuple[int, str]:
+    """Which of two copies of one ListingKey the list shows: the lower rank (the newest status
+    change, then the MLS id in order)."""
+    return (_newest_first(_aware(changed)), mls)
+
+
 def _order_key(row: Row) -> tuple[int, str, str]:
     return (_newest_first(row[0]), row[1], row[2])
 
@@ -353,7 +359,7 @@ def _newer_above(database: Database, feeds: list[FeedKey], where: LeadFilter, ab
                 RANK_FIELDS)  # fmt: skip
             for doc in (d for d in found if where.accepts(d)):
                 changed, key, mls, _ = theirs[doc["listingKey"]]
-                if (_newest_first(_aware(doc["statusChangeDate"])), feed.mls) < (_newest_first(changed), mls):
+                if _rank(doc["statusChangeDate"], feed.mls) < _rank(changed, mls):
                     newer.add((key, mls))
     return newer
 
@@ -417,7 +423,7 @@ def find_lead(database: Database, tenant: str, listing_key: str) -> dict[str, An
     copies = [c for c in map(copy, tenant_feeds(database, tenant)) if c is not None]
     if not copies:
         return None
-    feed, doc = min(copies, key=lambda c: (_newest_first(_aware(c[1]["statusChangeDate"])), c[0].mls))
+    feed, doc = min(copies, key=lambda c: _rank(c[1]["statusChangeDate"], c[0].mls))
     return _shown(doc, feed.mls)
 
 

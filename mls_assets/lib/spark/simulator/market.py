@@ -76,14 +76,19 @@ def fleet_mls_ids(count: int) -> tuple[str, ...]:
     return ((GPS_MLS_ID, CRMLS_MLS_ID) + extra)[:count]
 
 
+def _generated_number(mls_id: str) -> int:
+    """n of a generated MLS id `2021...n` (`fleet_mls_ids`)."""
+    return int(mls_id[4:])
+
+
 def reso_system_name(mls_id: str) -> str:
     """The MLS's `OriginatingSystemName` (a generated MLS: `mls` and its number)."""
-    return RESO_SYSTEM_NAMES.get(mls_id) or f"mls{int(mls_id[4:]):02d}"
+    return RESO_SYSTEM_NAMES.get(mls_id) or f"mls{_generated_number(mls_id):02d}"
 
 
 def _cities(mls_id: str) -> list:
     named = (GPS_MLS_ID, CRMLS_MLS_ID)
-    return _CITIES.get(mls_id) or _CITIES[named[int(mls_id[4:]) % 2]]
+    return _CITIES.get(mls_id) or _CITIES[named[_generated_number(mls_id) % 2]]
 
 
 def _area(city: str) -> dict[str, Any]:
