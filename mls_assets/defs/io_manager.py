@@ -52,6 +52,9 @@ class Streamed:
     data: Any
     report: Any = None  # a callable returning metadata, called after the write
     by_partition: Any = None  # a callable returning {partition key: metadata}, after the write
+    # A callable run once everything is stored, before Dagster records any materialization:
+    # what must follow the write (cursors), and the step's failure when part of it failed.
+    settle: Any = None
 
 
 def spec_of(asset_key: dg.AssetKey, metadata: Mapping[str, Any] | None) -> CollectionSpec:
@@ -87,9 +90,9 @@ class MongoCollectionIOManager(dg.IOManager):
     def _handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         spec = spec_of(context.asset_key, context.definition_metadata)
         partitions = _partition_keys(context)
-        report = by_partition = None
+        report = by_partition = settle = None
         if isinstance(obj, Streamed):
-            obj, report, by_partition = obj.data, obj.report, obj.by_partition
+            obj, report, by_partition, settle = obj.data, obj.report, obj.by_partition, obj.settle
         if isinstance(obj, Mapping):
             streams = [(_feed_of(str(key), partitions), data) for key, data in obj.items()]
         else:
@@ -115,6 +118,8 @@ class MongoCollectionIOManager(dg.IOManager):
             totals += counts
             per_feed.setdefault(feed, WriteCounts())
             per_feed[feed] += counts
+        if settle is not None:
+            settle()
         table = TableMetadataSet(table_name=", ".join(f"{self._database.name}.{name}" for name in tables))
         metadata: dict[str, Any] = {**totals.as_dict(), **table}
         if len(partitions) <= 1 or not spec.version:  # else each partition gets its own count below

@@ -83,11 +83,12 @@ def range_run_tags(tags: Mapping[str, str]) -> dict[str, str] | None:
     return {k: v for k, v in tags.items() if k not in dimension_tags}
 
 
-def range_tags(feed: str, first: str, last: str) -> dict[str, str]:
+def range_tags(feed: str, first: str, last: str, last_feed: str | None = None) -> dict[str, str]:
     """The tags of one run over days `first`..`last` of one feed (what a single-run backfill
-    carries)."""
+    carries), or of the feeds `feed`..`last_feed` in the feeds partition's order (a range of a
+    multi-partition is the rectangle of its dimensions' ranges)."""
     start, end = RANGE_TAGS
-    return {start: str(feed_day_key(feed, first)), end: str(feed_day_key(feed, last))}
+    return {start: str(feed_day_key(feed, first)), end: str(feed_day_key(last_feed or feed, last))}
 
 
 def days_by_feed(keys: list[str]) -> dict[str, dict[date, str]]:

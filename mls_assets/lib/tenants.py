@@ -78,12 +78,18 @@ def check_cron(value: str) -> str:
     return value
 
 
-def spread_schedule(tenant_id: str, mls: str) -> str:
+def spread_schedule(source: str) -> str:
     """The nightly cron of a feed that names none: a minute of 01:00-04:59 UTC chosen by its
-    key, the same on every load. 2,000 feeds on one fixed 02:00 asked 2,000 runs in one sensor
-    tick; spread, about 8 a minute."""
-    slot = slot_of(f"{tenant_id}.{mls}", 240)
+    source (provider, MLS id, token), the same on every load. 2,000 feeds on one fixed 02:00
+    asked 2,000 runs in one sensor tick; spread, about 8 sources a minute, and the feeds of
+    one source due at the same minute, so that one run serves them (`shared_runs`)."""
+    slot = slot_of(source, 240)
     return f"{slot % 60} {1 + slot // 60} * * *"
+
+
+def source_label(provider: str, mls_id: str, token_env: str, base_url: str | None = None) -> str:
+    """What a pull depends on besides the window: feeds with one label fetch the same records."""
+    return "|".join((provider, base_url or "", mls_id, token_env))
 
 
 class FeedConfig(BaseModel):
@@ -100,7 +106,7 @@ class FeedConfig(BaseModel):
     token_env: str = Field(default="SPARK_ACCESS_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=100)
     property_types: tuple[str, ...] = ("A", "B", "C")  # unset: the provider's default scope
     enabled: bool = True
-    sync_schedule: str  # unset: a minute of 01:00-04:59 UTC picked by the feed's key (`spread_schedule`)
+    sync_schedule: str  # unset: a minute of 01:00-04:59 UTC picked by the feed's source (`spread_schedule`)
     max_listings: int | None = Field(default=None, ge=0)
     enforce_quota: bool = False  # stop inserting new listings once max_listings are stored
     rate_limit: RateLimit = RateLimit()
@@ -123,9 +129,10 @@ class FeedConfig(BaseModel):
     @classmethod
     def _spread_schedule(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("sync_schedule") is None:
-            tenant, mls = data.get("tenant_id"), data.get("mls")
-            if isinstance(tenant, str) and isinstance(mls, str):
-                data = {**data, "sync_schedule": spread_schedule(tenant, mls)}
+            parts = (data.get("provider", "spark"), data.get("mls_id"), data.get("token_env", "SPARK_ACCESS_TOKEN"),
+                     data.get("base_url"))  # fmt: skip
+            if all(isinstance(part, str) for part in parts[:3]):
+                data = {**data, "sync_schedule": spread_schedule(source_label(*parts))}
         return data
 
     @model_validator(mode="before")
@@ -173,6 +180,12 @@ class FeedConfig(BaseModel):
     @property
     def identity(self) -> FeedIdentity:
         return FeedIdentity(self.tenant_id, self.mls, self.mls_id)
+
+    @property
+    def source(self) -> str:
+        """The feeds with one source pull the same records (an encrypted token is the feed's own)."""
+        token = f"feed:{self.key}" if self.token_ciphertext else self.token_env
+        return f"{source_label(self.provider, self.mls_id, token, self.base_url)}|{','.join(self.property_types)}"
 
     def collection(self, name: str) -> str:
         return self.key.collection(name)
@@ -434,11 +447,12 @@ def from_document(tenant: Any, config: dict[str, Any]) -> FeedConfig:
     )  # fmt: skip
 
 
-def read_feeds(database: Any) -> LoadedFeeds:
-    """The feeds as configured in MongoDB now; an entry edited into an invalid state is
-    refused on its own (the other feeds are unaffected)."""
+def read_feeds(database: Any, tenants: list[str] | None = None) -> LoadedFeeds:
+    """The feeds as configured in MongoDB now (of `tenants` only, when given); an entry edited
+    into an invalid state is refused on its own (the other feeds are unaffected)."""
     loaded = LoadedFeeds()
-    for tenant in database[CONFIGS_COLLECTION].find({}, {"_id": 0, "tenantId": 1, "mlsConfigs": 1}):
+    query = {} if tenants is None else {"tenantId": {"$in": tenants}}
+    for tenant in database[CONFIGS_COLLECTION].find(query, {"_id": 0, "tenantId": 1, "mlsConfigs": 1}):
         tenant_id = tenant.get("tenantId")
         for n, config in enumerate(tenant.get("mlsConfigs") or []):
             where = f"{CONFIGS_COLLECTION} {tenant_id!r:.50}.mlsConfigs[{n}]"
@@ -460,8 +474,9 @@ def read_configs(database: Any) -> list[FeedConfig]:
 
 def feed_config(database: Any, key: str) -> FeedConfig:
     """The current config of feed `tenant.mls`, from MongoDB only (never reloads the file:
-    configs edited in MongoDB stand until the tenants file changes)."""
-    loaded = read_feeds(database)
+    configs edited in MongoDB stand until the tenants file changes). Reads the tenant's own
+    document only: a run over many feeds asks once per feed, not once per feed per fleet."""
+    loaded = read_feeds(database, [str(key).partition(".")[0]])
     for feed in loaded.feeds:
         if str(feed.key) == str(key):
             return feed

@@ -11,7 +11,7 @@ from dagster._core.test_utils import create_run_for_test
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from mls_assets.defs.automation.probe import change_probe_sensor
-from mls_assets.defs.automation.run_requests import FEED_TAG
+from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run
 from mls_assets.defs.partitions import FIRST_DAY
 from mls_assets_tests.pipeline.conftest import FEEDS
 
@@ -33,18 +33,24 @@ def probe(pipeline, cursor=None) -> dg.SensorResult:
         return change_probe_sensor(context)
 
 
-def test_a_feed_never_pulled_gets_its_first_load_as_one_range_run(pipeline, simulator):
+def served(requests) -> list[str]:
+    """The feeds the requested runs serve, shared or not."""
+    return sorted(feed for r in requests for feed in feeds_of_run(r.tags))
+
+
+def test_feeds_never_pulled_get_their_first_load_as_one_range_run(pipeline, simulator):
     before = simulator.requests
-    first = probe(pipeline).run_requests
-    assert sorted(r.tags[FEED_TAG] for r in first) == sorted(FEEDS) and simulator.requests == before
-    gps = next(r for r in first if r.tags[FEED_TAG] == GPS)
-    assert gps.tags["dagster/asset_partition_range_start"] == f"{FIRST_DAY.isoformat()}|{GPS}"
-    assert gps.run_key == f"first-load|{GPS}|0" and probe(pipeline).run_requests[0].run_key == gps.run_key
+    (first,) = probe(pipeline).run_requests  # the three feeds lie next to each other: one run serves them
+    assert served([first]) == sorted(FEEDS) and simulator.requests == before
+    order = pipeline.instance.get_dynamic_partitions("feeds")
+    assert first.tags["dagster/asset_partition_range_start"] == f"{FIRST_DAY.isoformat()}|{order[0]}"
+    assert first.tags["dagster/asset_partition_range_end"].endswith(f"|{order[-1]}") and FEED_TAG not in first.tags
+    assert first.run_key.startswith("first_load|") and probe(pipeline).run_requests[0].run_key == first.run_key
     create_run_for_test(pipeline.instance, job_name="replication_job", status=dg.DagsterRunStatus.FAILURE,
                         tags={FEED_TAG: GPS, "mls/trigger": "first_load"})  # fmt: skip
-    retried = probe(pipeline)  # the first load failed: again, then not before the backoff
-    assert f"first-load|{GPS}|1" in {r.run_key for r in retried.run_requests}
-    assert GPS not in {r.tags[FEED_TAG] for r in probe(pipeline, cursor=retried.cursor).run_requests}
+    retried = probe(pipeline)  # the first load failed: again (a new key), then not before the backoff
+    assert GPS in served(retried.run_requests) and first.run_key not in {r.run_key for r in retried.run_requests}
+    assert GPS not in served(probe(pipeline, cursor=retried.cursor).run_requests)
 
 
 def test_a_feed_without_changes_costs_one_request_and_requests_no_run(pipeline, simulator):
@@ -76,7 +82,7 @@ def test_no_run_is_requested_for_a_feed_whose_run_is_queued_or_running(pipeline,
                         remote_job_origin=job_origin("expired_listings_backfill"))  # a backfill of the feed: any job counts
     before = simulator.requests
     result = probe(pipeline)
-    assert GPS not in {r.tags[FEED_TAG] for r in result.run_requests}
+    assert GPS not in served(result.run_requests)
     assert simulator.requests == before  # the busy feed is not even asked (the others have no cursor)
 
 
@@ -93,7 +99,7 @@ def test_every_queued_run_is_seen_however_many_there_are(pipeline, market, simul
                             status=dg.DagsterRunStatus.QUEUED, remote_job_origin=job_origin("replication_job"))  # fmt: skip
     assert run_requests.feeds_with_runs(pipeline.instance) == {GPS, *(f"other{n}.gps" for n in range(8))}
     before = simulator.requests
-    assert GPS not in {r.tags[FEED_TAG] for r in probe(pipeline).run_requests} and simulator.requests == before
+    assert GPS not in served(probe(pipeline).run_requests) and simulator.requests == before
 
 
 def test_many_feeds_are_asked_at_once_each_once_through_one_pooled_client(pipeline, market, simulator, monkeypatch):
@@ -116,7 +122,7 @@ def test_many_feeds_are_asked_at_once_each_once_through_one_pooled_client(pipeli
     assert len(clients) == len(feeds) and len({id(c) for c in clients}) == 1  # one client for the host
     market.advance(timedelta(hours=48))
     changed = of_changes(probe(pipeline, cursor=None))
-    assert sorted(r.tags[FEED_TAG] for r in changed) == sorted(str(f.key) for f in feeds)
+    assert served(changed) == sorted(str(f.key) for f in feeds)
 
 
 def test_a_failing_probe_backs_off_reports_and_spares_the_other_feeds(pipeline, market, simulator):
@@ -128,10 +134,10 @@ def test_a_failing_probe_backs_off_reports_and_spares_the_other_feeds(pipeline, 
     assert len(of_changes(first)) == 1  # the other feed is probed and synced as usual
     states = json.loads(first.cursor)
     failed = next(feed for feed, state in states.items() if state["failures"] == 1)
-    assert failed not in {r.tags[FEED_TAG] for r in of_changes(first)}
+    assert failed not in served(of_changes(first))
     before = simulator.requests
     second = probe(pipeline, cursor=first.cursor)  # the next tick: the failed feed is still backing off
-    assert simulator.requests - before == 1 and failed not in {r.tags[FEED_TAG] for r in of_changes(second)}
+    assert simulator.requests - before == 1 and failed not in served(of_changes(second))
     assert json.loads(second.cursor)[failed]["failures"] == 1
 
 

@@ -67,29 +67,46 @@ def test_nightly_sync_fires_each_feed_at_its_own_cron(tmp_path, monkeypatch):
     tenants = tmp_path / "tenants.yaml"
     write_tenants(tenants, [gps(), crmls(), {**gps(mls="gpsold", enabled=False)}])
     feeds = load_feeds(tenants)
-    requests = nightly_requests(feeds, datetime(2026, 11, 20, 1, 30, tzinfo=UTC), datetime(2026, 11, 20, 2, 30, tzinfo=UTC))
+    instance = dg.DagsterInstance.ephemeral()
+    requests = nightly_requests(instance, feeds, datetime(2026, 11, 20, 1, 30, tzinfo=UTC),
+                                datetime(2026, 11, 20, 2, 30, tzinfo=UTC))  # fmt: skip
     assert [(r.partition_key, r.run_key, r.tags["mls/feed"]) for r in requests] == [
         ("2026-11-19|jpsrealtor.gps", "nightly|jpsrealtor.gps|2026-11-20T02:00:00+00:00", "jpsrealtor.gps")]
-    later = nightly_requests(feeds, datetime(2026, 11, 20, 2, 30, tzinfo=UTC), datetime(2026, 11, 20, 3, 5, tzinfo=UTC))
+    later = nightly_requests(instance, feeds, datetime(2026, 11, 20, 2, 30, tzinfo=UTC),
+                             datetime(2026, 11, 20, 3, 5, tzinfo=UTC))  # fmt: skip
     assert [r.partition_key for r in later] == ["2026-11-19|jpsrealtor.crmls"]
-    assert nightly_requests(feeds, datetime(2026, 11, 20, 3, 5, tzinfo=UTC), datetime(2026, 11, 20, 3, 6, tzinfo=UTC)) == []
+    assert nightly_requests(instance, feeds, datetime(2026, 11, 20, 3, 5, tzinfo=UTC),
+                            datetime(2026, 11, 20, 3, 6, tzinfo=UTC)) == []  # fmt: skip
     # a config change (new cron) takes effect without code: the next tick follows it
     changed = [f.model_copy(update={"sync_schedule": "30 3 * * *"}) for f in feeds]
-    moved = nightly_requests(changed, datetime(2026, 11, 20, 3, 5, tzinfo=UTC), datetime(2026, 11, 20, 3, 40, tzinfo=UTC))
+    moved = nightly_requests(instance, changed, datetime(2026, 11, 20, 3, 5, tzinfo=UTC),
+                             datetime(2026, 11, 20, 3, 40, tzinfo=UTC))  # fmt: skip
     assert sorted(r.partition_key for r in moved) == ["2026-11-19|jpsrealtor.crmls", "2026-11-19|jpsrealtor.gps"]
 
 
 def test_feeds_without_a_cron_spread_over_four_night_hours_the_same_on_every_load(tmp_path, mongo_db):
     tenants = tmp_path / "tenants.yaml"
-    tenants.write_text(yaml.safe_dump({"tenants": [
-        {"tenant_id": f"agent{n:04d}", "feeds": [{"mls": "gps", "mls_id": GPS_ID}]} for n in range(2000)]}))  # fmt: skip
+    tenants.write_text(yaml.safe_dump({"tenants": [  # 200 sources (tokens) of 10 tenants each
+        {"tenant_id": f"agent{n:04d}", "feeds": [{"mls": "gps", "mls_id": GPS_ID, "token_env": f"TOKEN_{n % 200}"}]}
+        for n in range(2000)]}))  # fmt: skip
     feeds = load_feeds(tenants)
     night = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
-    asked = nightly_requests(feeds, night, night + timedelta(hours=5))  # 00:30-05:30: each feed once
-    assert sorted(r.tags["mls/feed"] for r in asked) == sorted(str(f.key) for f in feeds)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("feeds", [str(f.key) for f in sorted(feeds, key=lambda f: f.source)])
+        asked = nightly_requests(instance, feeds, night, night + timedelta(hours=5))  # 00:30-05:30: each feed once
+    served = [key.removeprefix("mls-feed/") for r in asked for key in r.tags if key.startswith("mls-feed/")]
+    assert sorted(served) == sorted(str(f.key) for f in feeds)
+    assert len(asked) == 2000 // 50  # feeds due on one day share runs of 50 (a sensor tick: a minute's sources)
+    with dg.instance_for_test() as instance:  # tick by tick, as the sensor asks: about one run per source
+        instance.add_dynamic_partitions("feeds", [str(f.key) for f in sorted(feeds, key=lambda f: f.source)])
+        per_minute = [len(nightly_requests(instance, feeds, night + timedelta(minutes=m), night + timedelta(minutes=m + 1)))
+                      for m in range(300)]  # fmt: skip
+    assert sum(per_minute) <= 200 and max(per_minute) <= 6
     minutes = Counter(f.sync_schedule for f in feeds)
     assert all(1 <= int(cron.split()[1]) <= 4 for cron in minutes)  # 01:00-04:59
-    assert len(minutes) > 200 and max(minutes.values()) <= 25  # (one fixed 02:00 asked 2,000 in one tick)
+    assert {f.sync_schedule for f in feeds if f.token_env == "TOKEN_7"} == {feeds[7].sync_schedule}
+    sources = Counter(cron for cron, _ in {(f.sync_schedule, f.source) for f in feeds})
+    assert len(minutes) > 100 and max(sources.values()) <= 8  # (one fixed 02:00 asked 2,000 runs in one tick)
     sync_configs(mongo_db, feeds)
     assert {f.key: f.sync_schedule for f in read_configs(mongo_db)} == {f.key: f.sync_schedule for f in feeds}
     assert load_feeds(tenants)[0].sync_schedule == feeds[0].sync_schedule
@@ -123,7 +140,9 @@ def test_the_safety_net_syncs_each_enabled_feed_once_per_period_in_its_own_slot(
 
     tenants = tmp_path / "tenants.yaml"
     tenants.write_text(yaml.safe_dump({"tenants": [
-        {"tenant_id": f"agent{n:02d}", "feeds": [gps(), crmls(enabled=n % 5 != 0)]} for n in range(20)]}))  # fmt: skip
+        {"tenant_id": f"agent{n:02d}", "feeds": [gps(token_env=f"TOKEN_{n % 10}"),
+                                                 crmls(enabled=n % 5 != 0, token_env=f"TOKEN_{n % 10}")]}
+        for n in range(20)]}))  # 20 sources of two feeds each (a brokerage's key); the slots are the sources'  # fmt: skip
     sync_configs(mongo_db, load_feeds(tenants))
     enabled = sorted(str(f.key) for f in read_configs(mongo_db) if f.enabled)
     start = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)

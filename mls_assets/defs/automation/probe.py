@@ -31,14 +31,16 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from mls_assets.defs.automation.jobs import replication_job
-from mls_assets.defs.automation.run_requests import chain_run, feeds_with_runs, first_load_attempts, first_load_run
+from mls_assets.defs.automation.run_requests import feeds_with_runs, first_load_attempts, shared_requests
 from mls_assets.defs.instigators import described
+from mls_assets.defs.partitions import FIRST_DAY
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.providers.errors import SourceError
 from mls_assets.lib.providers.pool import ClientPool
 from mls_assets.lib.redact import redact
 from mls_assets.lib.replication.probe import PROBE_INTERVAL_S, PROBE_LAG_S, ProbeState
 from mls_assets.lib.replication.window import PullWindow
+from mls_assets.lib.store.alone import feeds_alone
 from mls_assets.lib.store.cursors import read_cursors
 from mls_assets.lib.tenants import FeedConfig, FeedConfigError, read_configs
 
@@ -89,11 +91,11 @@ def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
     cursors = read_cursors(database, [str(f.key) for f in due])
     never_pulled = [str(f.key) for f in due if cursors[str(f.key)] is None]
     attempts = first_load_attempts(context.instance, never_pulled) if never_pulled else {}
-    requests, changed, quiet, failed = [], [], 0, 0
+    changed, quiet, failed, first_loads, probed = [], 0, 0, {}, {}
     for key in never_pulled:  # a feed never pulled: its first load, once per attempt
         if attempts.get(key):  # the earlier ones failed (none is in progress): again, but less and less often
             states[key].failed(now, None)
-        requests.append(first_load_run(key, now.date(), attempts.get(key, 0)))
+        first_loads[key] = str(attempts.get(key, 0))
         changed.append(f"{key} (first load)")
     asked = [(f, cursors[str(f.key)]) for f in due if cursors[str(f.key)] is not None]
     for (feed, cursor), answer in zip(asked, probe_feeds(source, asked), strict=True):
@@ -107,13 +109,16 @@ def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
         state.succeeded()
         if answer:
             changed.append(f"{key} ({answer})")
-            requests.append(chain_run(key, now.date(), "probe", f"probe|{key}|{cursor.isoformat()}"))
+            probed[key] = cursor.isoformat()
         else:
             quiet += 1
+    alone = feeds_alone(database) if first_loads or probed else {}
+    requests = [*shared_requests(context.instance, first_loads, alone, FIRST_DAY, now.date(), "first_load"),
+                *shared_requests(context.instance, probed, alone, now.date(), now.date(), "probe")]  # fmt: skip
     cursor_out = json.dumps({feed: state.to_json() for feed, state in states.items()})
     shown = ", ".join(changed[:50]) + (f" and {len(changed) - 50} more" if len(changed) > 50 else "")
     summary = (f"changed: {len(changed)} {shown or ''}; unchanged: {quiet}; failed: {failed}; "
-               f"run in progress: {len(waiting)} {', '.join(waiting[:20])}")  # fmt: skip
+               f"run in progress: {len(waiting)} {', '.join(waiting[:20])}; runs requested: {len(requests)}")  # fmt: skip
     context.log.info(summary)
     if not requests:
         return dg.SensorResult(skip_reason=summary, cursor=cursor_out)

@@ -1,13 +1,16 @@
 """Run requests for the replication chain: tagged by feed so two runs of one feed never
 overlap (`mls/feed` is limited to one run per value in dagster.yaml)."""
 
+import hashlib
+import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from datetime import date
 
 import dagster as dg
 
-from mls_assets.defs.partitions import FIRST_DAY, feed_day_key, range_tags
+from mls_assets.defs.partitions import FEEDS_PARTITION_NAME, feed_day_key, range_tags
+from mls_assets.lib.feeds import shared_runs
 
 FEED_TAG = "mls/feed"
 TRIGGER_TAG = "mls/trigger"
@@ -25,14 +28,51 @@ def chain_run(feed: str, day: date, trigger: str, run_key: str, run_config: dict
     )
 
 
-def first_load_run(feed: str, today: date, attempt: int = 0) -> dg.RunRequest:
-    """A feed's first load: one range run over every day partition up to today, so that each
-    day shows its own listings from the start (the first day also holds the older history).
-    Its run key names the attempt: a failed first load is requested again, a running one not."""
-    return dg.RunRequest(
-        run_key=f"first-load|{feed}|{attempt}",
-        tags={FEED_TAG: feed, TRIGGER_TAG: "first_load", **range_tags(feed, FIRST_DAY.isoformat(), today.isoformat())},
-    )
+MAX_RETRIES_TAG = "dagster/max_retries"
+MEMBER_TAG_PREFIX = "mls-feed/"  # one tag per feed of a shared run (`mls-feed/<feed>`), for finding its runs
+SHARED_RUN_FEEDS = int(os.environ.get("MLS_SHARED_RUN_FEEDS", "50"))
+
+
+def member_tags(feeds: list[str]) -> dict[str, str]:
+    return {f"{MEMBER_TAG_PREFIX}{feed}": "1" for feed in feeds}
+
+
+def shared_run(feeds: list[str], first: date, last: date, trigger: str, run_key: str) -> dg.RunRequest:
+    """One run over days `first`..`last` of consecutive feeds (`shared_runs`): a range of both
+    dimensions. One feed: the usual run of that feed, queued behind its other runs. Several: no
+    `mls/feed` tag (the feed leases keep their steps apart from other runs of those feeds), a
+    `mls-feed/<feed>` tag per feed so that its runs are found, and the sources they share pulled
+    once."""
+    if len(feeds) == 1 and first == last:
+        return chain_run(feeds[0], first, trigger, run_key)
+    tags = {TRIGGER_TAG: trigger, **range_tags(feeds[0], first.isoformat(), last.isoformat(), last_feed=feeds[-1])}
+    if len(feeds) == 1:
+        tags[FEED_TAG] = feeds[0]
+    else:  # recovered by `shared_run_failure_sensor`, feed by feed, not by Dagster's retry of all
+        tags.update({**member_tags(feeds), MAX_RETRIES_TAG: "0"})
+    return dg.RunRequest(run_key=run_key, tags=tags)
+
+
+def shared_requests(instance: dg.DagsterInstance, due: Mapping[str, str], alone: Collection[str], first: date,
+                    last: date, trigger: str) -> list[dg.RunRequest]:  # fmt: skip
+    """Runs over days `first`..`last` of the `due` feeds (feed -> what names its run key: its
+    cursor, the tick), feeds that lie next to each other in the feeds partition sharing a run,
+    at most `MLS_SHARED_RUN_FEEDS` (50) a run; the feeds in `alone` and feeds not yet
+    registered get one run each. One read of the feeds partition's order."""
+    order = instance.get_dynamic_partitions(FEEDS_PARTITION_NAME)
+    together = {feed for feed in due if feed not in alone}
+    requests, covered = [], set()
+    for feeds in shared_runs(order, together, SHARED_RUN_FEEDS):
+        covered.update(feeds)
+        if len(feeds) == 1:
+            run_key = f"{trigger}|{feeds[0]}|{due[feeds[0]]}"
+        else:
+            digest = hashlib.blake2b("|".join(f"{f}@{due[f]}" for f in feeds).encode(), digest_size=8).hexdigest()
+            run_key = f"{trigger}|{feeds[0]}..{feeds[-1]}|{len(feeds)}|{digest}"
+        requests.append(shared_run(feeds, first, last, trigger, run_key))
+    for feed in sorted(set(due) - covered):
+        requests.append(shared_run([feed], first, last, trigger, f"{trigger}|{feed}|{due[feed]}"))
+    return requests
 
 
 RUNS_PAGE = 1000
@@ -49,16 +89,25 @@ def runs_matching(instance: dg.DagsterInstance, filters: dg.RunsFilter) -> Itera
         cursor = page[-1].run_id
 
 
+def feeds_of_run(tags: dict[str, str]) -> set[str]:
+    """The feeds a run serves, by its tags: its `mls/feed`, or each `mls-feed/<feed>` of a
+    shared run."""
+    found = {key.removeprefix(MEMBER_TAG_PREFIX) for key in tags if key.startswith(MEMBER_TAG_PREFIX)}
+    if tags.get(FEED_TAG):
+        found.add(tags[FEED_TAG])
+    return found
+
+
 def feeds_with_runs(instance: dg.DagsterInstance) -> set[str]:
     """Feeds that have a run queued or in progress (of any job: a backfill counts too)."""
-    return {run.tags[FEED_TAG] for run in runs_matching(instance, dg.RunsFilter(statuses=IN_PROGRESS))
-            if run.tags.get(FEED_TAG)}  # fmt: skip
+    return {feed for run in runs_matching(instance, dg.RunsFilter(statuses=IN_PROGRESS)) for feed in feeds_of_run(run.tags)}
 
 
 def first_load_attempts(instance: dg.DagsterInstance, feeds: list[str]) -> Counter:
-    """How many first loads were requested for each of `feeds` (one query per 500 feeds)."""
+    """How many first loads were requested for each of `feeds`, alone or shared (every first
+    load run, a page at a time: about one per source and 50 feeds, and one per failure)."""
+    wanted = set(feeds)
     attempts: Counter = Counter()
-    for start in range(0, len(feeds), 500):
-        filters = dg.RunsFilter(tags={TRIGGER_TAG: "first_load", FEED_TAG: feeds[start:start + 500]})
-        attempts.update(run.tags.get(FEED_TAG) for run in runs_matching(instance, filters))
+    for run in runs_matching(instance, dg.RunsFilter(tags={TRIGGER_TAG: "first_load"})):
+        attempts.update(feeds_of_run(run.tags) & wanted)
     return attempts

@@ -3,8 +3,9 @@
 `nightly_sync_sensor`: each feed at its own cron from its config (GPS 02:00, CRMLS 03:00 in
 the demo). A sensor, not one schedule per feed, so that a config change (new feed, new
 cron, disabled feed) takes effect without a code change. Its cursor is the time it last
-looked; for each enabled feed whose cron ticked since, it requests yesterday's partition of
-the whole chain. Run keys name the feed and the tick, so a tick never runs twice.
+looked; for the enabled feeds whose cron ticked since, it requests yesterday's partition of
+the whole chain, the feeds of one source (one minute when they name no cron) sharing runs.
+Run keys name the feeds and the tick, so a tick never runs twice.
 
 `dead_run_sensor`: a run whose process was killed (SIGKILL, a lost host) stays STARTED in
 Dagster and would hold its feed's place in the run queue (`mls/feed` allows one run at a
@@ -13,16 +14,18 @@ renews it while it lives; this sensor marks STARTED runs whose presence went sta
 failed, with the reason, and frees every lease they held, however the run was launched.
 """
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 from croniter import croniter
 
 from mls_assets.defs.automation.jobs import replication_job
-from mls_assets.defs.automation.run_requests import chain_run
+from mls_assets.defs.automation.run_requests import shared_requests
 from mls_assets.defs.instigators import described
 from mls_assets.defs.leases import reap_dead_runs
 from mls_assets.defs.resources import MongoResource
+from mls_assets.lib.store.alone import feeds_alone
 from mls_assets.lib.tenants import FeedConfig, read_configs
 
 
@@ -34,16 +37,24 @@ def latest_tick(cron: str, after: datetime, upto: datetime) -> datetime | None:
     return tick if tick > after else None
 
 
-def nightly_requests(feeds: list[FeedConfig], after: datetime, now: datetime) -> list[dg.RunRequest]:
-    requests = []
+def nightly_due(feeds: list[FeedConfig], after: datetime, now: datetime) -> dict[date, dict[str, str]]:
+    """{the day to sync: {feed: its cron's tick}} for the enabled feeds whose cron fired in
+    (after, now]: yesterday's partition of each tick."""
+    due: dict[date, dict[str, str]] = {}
     for feed in feeds:
         if not feed.enabled:
             continue
         tick = latest_tick(feed.sync_schedule, after, now)
         if tick is not None:
-            yesterday = (tick - timedelta(days=1)).date()
-            requests.append(chain_run(str(feed.key), yesterday, "nightly", f"nightly|{feed.key}|{tick.isoformat()}"))
-    return requests
+            due.setdefault((tick - timedelta(days=1)).date(), {})[str(feed.key)] = tick.isoformat()
+    return due
+
+
+def nightly_requests(instance: dg.DagsterInstance, feeds: list[FeedConfig], after: datetime, now: datetime,
+                     alone: Collection[str] = ()) -> list[dg.RunRequest]:  # fmt: skip
+    """The nightly runs: the feeds of one source (one cron minute) share them."""
+    return [request for day, due in sorted(nightly_due(feeds, after, now).items())
+            for request in shared_requests(instance, due, alone, day, day, "nightly")]  # fmt: skip
 
 
 @described(dg.sensor, job=replication_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -53,7 +64,9 @@ def nightly_sync_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
     if context.cursor is None:
         return dg.SensorResult(cursor=now.isoformat(), skip_reason="first tick: starting from now")
     after = datetime.fromisoformat(context.cursor)
-    requests = nightly_requests(read_configs(mongo.get_database()), after, now)
+    database = mongo.get_database()
+    feeds = read_configs(database)
+    requests = nightly_requests(context.instance, feeds, after, now, feeds_alone(database))
     return dg.SensorResult(run_requests=requests, cursor=now.isoformat())
 
 

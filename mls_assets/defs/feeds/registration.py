@@ -27,10 +27,12 @@ def load_and_register_configs(database: Database, load_file: bool = True) -> Loa
 def partition_changes(instance: dg.DagsterInstance, feeds: LoadedFeeds) -> tuple[list[str], list[str]]:
     """(feeds to add, feeds to remove) as `feeds` partitions. A disabled feed keeps its
     partition (the schedules skip it); a feed whose new entry was refused keeps its partition
-    too: only feeds deleted from the configs lose theirs (their data is kept)."""
+    too: only feeds deleted from the configs lose theirs (their data is kept). New feeds are
+    added in the order of their sources, so that the feeds of one source lie next to each
+    other and one run over a range of them serves them all (`shared_runs`)."""
     wanted = {str(f.key) for f in feeds.feeds} | {p.feed for p in feeds.problems if p.feed}
     current = set(instance.get_dynamic_partitions(FEEDS_PARTITION_NAME))
-    added = sorted({str(f.key) for f in feeds.feeds} - current)
+    added = [str(f.key) for f in sorted(feeds.feeds, key=lambda f: (f.source, str(f.key))) if str(f.key) not in current]
     return added, sorted(current - wanted)
 
 
