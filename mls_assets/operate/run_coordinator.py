@@ -7,7 +7,8 @@ Schedules and sensors set that tag, but a run launched from the UI or a backfill
 only Dagster's partition tags (`dagster/partition/feed` for one partition, the range's start
 and end keys for a single-run backfill). This coordinator derives the feed from them and
 sets `mls/feed` before the run enters the queue. A run over several feeds gets no feed tag
-(the feed leases in MongoDB keep its steps apart from other runs of those feeds).
+(the feed leases in MongoDB keep its steps apart from other runs of those feeds) but a
+`mls-feed/<feed>` tag per feed, as the shared runs the sensors request carry.
 
 It also mends the runs of a backfill launched from a job's page. Dagster (1.13, issue
 dagster-io/dagster#28861) gives such a single-run backfill the range tags of its window and
@@ -26,8 +27,8 @@ import uuid
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from dagster._core.storage.dagster_run import DagsterRun
 
-from mls_assets.defs.automation.run_requests import FEED_TAG
-from mls_assets.defs.partitions import feed_of_run, range_run_tags
+from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run, member_tags
+from mls_assets.defs.partitions import FEEDS_PARTITION_NAME, RANGE_TAGS, feed_of_run, range_run_tags
 
 
 class FeedQueuedRunCoordinator(QueuedRunCoordinator):
@@ -40,11 +41,24 @@ class FeedQueuedRunCoordinator(QueuedRunCoordinator):
             run = self._stored_again(run, mended, context)
             context = SubmitRunContext(run, workspace=context.workspace)
         feed = feed_of_run(run.tags)
-        if feed is not None and run.tags.get(FEED_TAG) != feed:
-            self._instance.add_run_tags(run.run_id, {FEED_TAG: feed})
+        added = {FEED_TAG: feed} if feed is not None and run.tags.get(FEED_TAG) != feed else self._members(run)
+        if added:
+            self._instance.add_run_tags(run.run_id, added)
             run = self._instance.get_run_by_id(run.run_id) or run
             context = SubmitRunContext(run, workspace=context.workspace)
         return super().submit_run(context)
+
+    def _members(self, run: DagsterRun) -> dict[str, str]:
+        """A range over several feeds launched without our tags (the UI, a backfill): a
+        `mls-feed/<feed>` tag per feed, so that the sensors and `feeds status` see its feeds."""
+        start, end = (run.tags.get(tag) for tag in RANGE_TAGS)
+        if not (start and end) or feeds_of_run(run.tags) or "|" not in start or "|" not in end:
+            return {}
+        order = self._instance.get_dynamic_partitions(FEEDS_PARTITION_NAME)
+        first, last = start.partition("|")[2], end.partition("|")[2]
+        if first not in order or last not in order:
+            return {}
+        return member_tags(order[order.index(first):order.index(last) + 1])
 
     def _stored_again(self, run: DagsterRun, tags: dict[str, str], context: SubmitRunContext) -> DagsterRun:
         """`run` created anew with exactly `tags` (same job, snapshots, selection and backfill

@@ -10,9 +10,11 @@ from typing import Any
 import dagster as dg
 from pymongo.database import Database
 
-from mls_assets.defs.automation.run_requests import FEED_TAG, IN_PROGRESS
+from mls_assets.defs.automation.run_requests import FEED_TAG, IN_PROGRESS, feeds_of_run, member_tags
+from mls_assets.defs.partitions import partition_of_run
 from mls_assets.lib.catalogue import EVERY_FEED_COLLECTION, REJECTS
 from mls_assets.lib.quality.alerts import ALERTS_COLLECTION
+from mls_assets.lib.store.alone import ALONE_COLLECTION
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenant_admin import entry as stored_entry
@@ -26,8 +28,10 @@ def _time(value: float | None) -> str | None:
 
 
 def _runs(instance: dg.DagsterInstance, key: FeedKey, statuses=None, limit: int = 10) -> list[dg.RunRecord]:
-    return list(instance.get_run_records(dg.RunsFilter(tags={FEED_TAG: str(key)}, statuses=statuses or []),
-                                         limit=limit))  # fmt: skip
+    """The feed's runs, newest first: its own and the shared runs that served it."""
+    found = [record for tags in ({FEED_TAG: str(key)}, member_tags([str(key)]))
+             for record in instance.get_run_records(dg.RunsFilter(tags=tags, statuses=statuses or []), limit=limit)]  # fmt: skip
+    return sorted(found, key=lambda record: record.create_timestamp, reverse=True)[:limit]
 
 
 def failure_cause(instance: dg.DagsterInstance, run_id: str) -> str | None:
@@ -43,7 +47,8 @@ def failure_cause(instance: dg.DagsterInstance, run_id: str) -> str | None:
 
 def _run_line(instance: dg.DagsterInstance, record: dg.RunRecord, counts: bool = False) -> dict[str, Any]:
     run = record.dagster_run
-    line = {"runId": run.run_id, "status": run.status.value, "partition": run.tags.get("dagster/partition"),
+    line = {"runId": run.run_id, "status": run.status.value, "partition": partition_of_run(run.tags),
+            "feedsServed": len(feeds_of_run(run.tags)) or 1,
             "trigger": run.tags.get("mls/trigger"), "started": _time(record.start_time),
             "ended": _time(record.end_time)}  # fmt: skip
     if counts:
@@ -62,6 +67,13 @@ def _run_line(instance: dg.DagsterInstance, record: dg.RunRecord, counts: bool =
     return line
 
 
+def _alone_line(database: Database, key: FeedKey) -> dict[str, Any] | None:
+    """Why the feed runs alone (it failed in a shared run), or None: it shares runs."""
+    doc = database[ALONE_COLLECTION].find_one({"_id": str(key)})
+    return None if doc is None else {"reason": doc.get("reason"), "runId": doc.get("runId"),
+                                     "since": doc["since"].isoformat() if doc.get("since") else None}  # fmt: skip
+
+
 def feed_status(instance: dg.DagsterInstance, database: Database, key: FeedKey) -> dict[str, Any]:
     """One feed at a glance: config, cursor, counts per collection, runs in progress, the
     last success, the last failure and its cause, open check alerts."""
@@ -76,6 +88,7 @@ def feed_status(instance: dg.DagsterInstance, database: Database, key: FeedKey) 
         "feed": str(key),
         "config": shown(stored),  # as stored: with what the pipeline wrote (currentListings, ...)
         "cursor": cursor.isoformat() if cursor else None,
+        "runsAlone": _alone_line(database, key),
         "lastSuccess": _run_line(instance, succeeded[0]) if succeeded else None,
         "lastFailure": _run_line(instance, failed[0]) if failed else None,
         "inProgress": [_run_line(instance, r) for r in _runs(instance, key, IN_PROGRESS, limit=20)],

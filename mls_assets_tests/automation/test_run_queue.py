@@ -40,3 +40,16 @@ def test_runs_over_several_feeds_or_none_get_no_feed_tag():
                         "dagster/asset_partition_range_end": str(feed_day_key("b.gps", "2026-11-02"))}) is None  # fmt: skip
     assert feed_of_run({}) is None
     assert feed_of_run({"dagster/partition": "a.gps"}) == "a.gps"  # the sweep: partitioned by feed only
+
+
+def test_a_range_over_several_feeds_launched_from_the_ui_names_each_feed_it_serves():
+    """No `mls/feed` (one value cannot name three feeds), but a `mls-feed/<feed>` tag per feed
+    of the range, as the sensors' shared runs carry: the probe and `feeds status` see it."""
+    from mls_assets.defs.automation.run_requests import feeds_of_run
+
+    with dg.instance_for_test(overrides={"run_coordinator": COORDINATOR}) as instance:
+        instance.add_dynamic_partitions("feeds", ["a.gps", "b.gps", "c.gps", "d.gps"])
+        run = submitted(instance, {"dagster/asset_partition_range_start": str(feed_day_key("b.gps", "2026-11-01")),
+                                   "dagster/asset_partition_range_end": str(feed_day_key("d.gps", "2026-11-02"))})  # fmt: skip
+        assert run.status == dg.DagsterRunStatus.QUEUED and FEED_TAG not in run.tags
+        assert feeds_of_run(run.tags) == {"b.gps", "c.gps", "d.gps"}
