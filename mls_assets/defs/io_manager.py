@@ -23,8 +23,10 @@ Inputs come two ways:
   feed-day partition, or the whole feed), in batches, so a large slice never sits in memory.
 """
 
+import functools
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import chain
@@ -55,6 +57,20 @@ class Streamed:
     # A callable run once everything is stored, before Dagster records any materialization:
     # what must follow the write (cursors), and the step's failure when part of it failed.
     settle: Any = None
+
+
+@contextmanager
+def dynamic_partitions_read_once(instance: dg.DagsterInstance) -> Iterator[None]:
+    """Dagster checks each partition's metadata against the run's range, and reads every
+    feed partition from storage to do so (and asks for each key of the range again): 13 ms at
+    1,000 feeds, 450 times in a run over 50 feeds, more with every feed. Within one output the
+    partitions do not change: read once."""
+    instance.get_dynamic_partitions = functools.lru_cache(maxsize=8)(instance.get_dynamic_partitions)  # type: ignore[method-assign]
+    instance.has_dynamic_partition = functools.lru_cache(maxsize=4096)(instance.has_dynamic_partition)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del instance.get_dynamic_partitions, instance.has_dynamic_partition  # the methods again
 
 
 def spec_of(asset_key: dg.AssetKey, metadata: Mapping[str, Any] | None) -> CollectionSpec:
@@ -134,9 +150,10 @@ class MongoCollectionIOManager(dg.IOManager):
         context.add_output_metadata(metadata)
         if partitions:
             own = by_partition() if by_partition is not None else {}
-            for key, figures in self._partition_figures(spec, partitions, per_feed).items():
-                context.step_context.add_asset_metadata({**figures, **own.get(key, {})}, asset_key=context.asset_key,
-                                                        partition_key=key)  # fmt: skip
+            with dynamic_partitions_read_once(context.step_context.instance):
+                for key, figures in self._partition_figures(spec, partitions, per_feed).items():
+                    context.step_context.add_asset_metadata({**figures, **own.get(key, {})},
+                                                            asset_key=context.asset_key, partition_key=key)  # fmt: skip
 
     def _partition_figures(self, spec: CollectionSpec, partitions: list[str],
                            per_feed: dict[FeedKey, WriteCounts]) -> dict[str, dict[str, Any]]:  # fmt: skip

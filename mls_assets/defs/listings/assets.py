@@ -19,6 +19,7 @@ from mls_assets.defs.resources import ClockResource, MongoResource, SourceResour
 from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS, provision_feed
 from mls_assets.lib.prefetch import prefetched
 from mls_assets.lib.providers.base import ListingsProvider
+from mls_assets.lib.providers.pool import ClientPool
 from mls_assets.lib.redact import redact
 from mls_assets.lib.replication.progress import PullProgress
 from mls_assets.lib.replication.rejects import Quarantine
@@ -154,83 +155,85 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
     stats: dict[str, list[PullStats]] = {}
     days_of = days_by_feed([str(key) for key in context.partition_keys])
     shared = len(days_of) > 1
-    failures: dict[str, str] = {}  # a shared run's feeds that failed: feed -> why
-    for feed_key, partitions in days_of.items():
-        try:
-            feed = feeds.setdefault(feed_key, feed_config(database, feed_key))
-            cursor = read_cursor(database, feed_key)
-            since = pull_since(cursor)
-            for days in contiguous(list(partitions)):  # one pull per stretch of days, not one per day
-                provider = source.provider_for(feed)  # a bad config fails here, before anything is written
-                if cursor is None:  # the feed's first load: its tenant's collections first
-                    provision_feed(database, feed.key)
-                window = window_for_days(days, now, since, tuple(config.listing_keys), first_day=FIRST_DAY)
-                if window.incremental and not window.only_keys:
-                    cursors.append((feed_key, now))
-                label = partitions[days[0]] if len(days) == 1 else f"{partitions[days[0]]}..{partitions[days[-1]]}"
-                stat = PullStats(label, window)
-                stats.setdefault(feed_key, []).append(stat)
-                quarantine = Quarantine(database[REJECTS.collection_name(feed.key)], "raw", context.run.run_id)
-                progress = PullProgress(context.log.info, label)
-                stream = _pull(provider, leases, feed, source.page_size, window, stat, quarantine, now, progress)
-                streams[partitions[days[0]]] = _isolated(stream, feed_key, failures) if shared else stream
-                context.log.info(f"{label}: {window.describe()}")
-        except SHARED_RUN_FATAL:
-            raise
-        except Exception as error:
-            if not shared:
-                raise
-            failures[feed_key] = _reason(error)  # its streams, if any, stop at once (`_isolated`)
-
-    def report() -> dict:
-        every = [stat for feed_stats in stats.values() for stat in feed_stats]
-        return {
-            "pulled_in_window": sum(s.listings for s in every),  # every day the window reached
-            "pages": sum(s.pages for s in every),
-            "rejects": sum(s.rejects for s in every),
-            "deletions_announced": sum(len(s.deletions) for s in every),
-            "status_counts": dict(sum((s.statuses for s in every), Counter())),
-            "windows": {s.partition: s.window.describe() for s in every},
-            "pull_seconds": round(sum(s.seconds for s in every), 2),
-        }
-
-    def by_partition() -> dict[str, dict]:
-        """Each day's own records (a range run's totals would be wrong on every day)."""
-        found: dict[str, dict] = {}
+    # one pooled client per host for the run's feeds (a shared run: many feeds, one connection)
+    with ClientPool(timeout_s=source.timeout_s, connections=4) as clients:
+        failures: dict[str, str] = {}  # a shared run's feeds that failed: feed -> why
         for feed_key, partitions in days_of.items():
-            for day, key in partitions.items():
-                statuses = sum((s.by_day.get(day, Counter()) for s in stats.get(feed_key, [])), Counter())
-                found[key] = {"pulled": sum(statuses.values()), "status_counts": dict(statuses)}
-        return found
+            try:
+                feed = feeds.setdefault(feed_key, feed_config(database, feed_key))
+                cursor = read_cursor(database, feed_key)
+                since = pull_since(cursor)
+                for days in contiguous(list(partitions)):  # one pull per stretch of days, not one per day
+                    provider = source.provider_for(feed, clients=clients)  # a bad config fails here, before anything is written
+                    if cursor is None:  # the feed's first load: its tenant's collections first
+                        provision_feed(database, feed.key)
+                    window = window_for_days(days, now, since, tuple(config.listing_keys), first_day=FIRST_DAY)
+                    if window.incremental and not window.only_keys:
+                        cursors.append((feed_key, now))
+                    label = partitions[days[0]] if len(days) == 1 else f"{partitions[days[0]]}..{partitions[days[-1]]}"
+                    stat = PullStats(label, window)
+                    stats.setdefault(feed_key, []).append(stat)
+                    quarantine = Quarantine(database[REJECTS.collection_name(feed.key)], "raw", context.run.run_id)
+                    progress = PullProgress(context.log.info, label)
+                    stream = _pull(provider, leases, feed, source.page_size, window, stat, quarantine, now, progress)
+                    streams[partitions[days[0]]] = _isolated(stream, feed_key, failures) if shared else stream
+                    context.log.info(f"{label}: {window.describe()}")
+            except SHARED_RUN_FATAL:
+                raise
+            except Exception as error:
+                if not shared:
+                    raise
+                failures[feed_key] = _reason(error)  # its streams, if any, stop at once (`_isolated`)
 
-    def settle() -> None:
-        """The records are stored: the deletions the sources announced, then the cursors (the
-        next pull may start there). In a shared run a feed that failed moves nothing, runs alone
-        from now on, and fails the step (before any day is recorded as materialized); the
-        others are stored and get their catch-up run (`shared_run_failure_sensor`)."""
-        for feed_key, feed_stats in stats.items():
-            deletions = {key: at for stat in feed_stats for key, at in stat.deletions.items()}
-            if deletions and feed_key not in failures:
-                events, broken, removed = remove_announced(database, feeds[feed_key], deletions, now,
-                                                           context.run.run_id)  # fmt: skip
-                context.log.info(f"{feed_key}: {len(deletions)} deletions announced by the source; removed "
-                                 f"{removed.get(RAW.name, 0)} stored listings ({events} Deleted events, {broken} CRM "
-                                 "links broken)")  # fmt: skip
-        for feed_key, started in cursors:
-            if feed_key not in failures:
-                advance_cursor(database, feed_key, started, context.run.run_id)
-        release(database, [key for key in days_of if key not in failures])
-        if failures:
-            mark_alone(database, failures, context.run.run_id, now)
-            shown = "; ".join(f"{key}: {why}" for key, why in list(failures.items())[:10])
-            raise dg.Failure(
-                description=f"{len(failures)} of the {len(days_of)} feeds of this shared run failed and run alone from "
-                f"now on ({shown}); the other {len(days_of) - len(failures)} are stored and get a catch-up run",
-                metadata={"failed_feeds": sorted(failures), "stored_feeds": len(days_of) - len(failures)},
-                allow_retries=False,
-            )  # fmt: skip
+        def report() -> dict:
+            every = [stat for feed_stats in stats.values() for stat in feed_stats]
+            return {
+                "pulled_in_window": sum(s.listings for s in every),  # every day the window reached
+                "pages": sum(s.pages for s in every),
+                "rejects": sum(s.rejects for s in every),
+                "deletions_announced": sum(len(s.deletions) for s in every),
+                "status_counts": dict(sum((s.statuses for s in every), Counter())),
+                "windows": {s.partition: s.window.describe() for s in every},
+                "pull_seconds": round(sum(s.seconds for s in every), 2),
+            }
 
-    yield dg.Output(Streamed(streams, report, by_partition, settle))
+        def by_partition() -> dict[str, dict]:
+            """Each day's own records (a range run's totals would be wrong on every day)."""
+            found: dict[str, dict] = {}
+            for feed_key, partitions in days_of.items():
+                for day, key in partitions.items():
+                    statuses = sum((s.by_day.get(day, Counter()) for s in stats.get(feed_key, [])), Counter())
+                    found[key] = {"pulled": sum(statuses.values()), "status_counts": dict(statuses)}
+            return found
+
+        def settle() -> None:
+            """The records are stored: the deletions the sources announced, then the cursors (the
+            next pull may start there). In a shared run a feed that failed moves nothing, runs alone
+            from now on, and fails the step (before any day is recorded as materialized); the
+            others are stored and get their catch-up run (`shared_run_failure_sensor`)."""
+            for feed_key, feed_stats in stats.items():
+                deletions = {key: at for stat in feed_stats for key, at in stat.deletions.items()}
+                if deletions and feed_key not in failures:
+                    events, broken, removed = remove_announced(database, feeds[feed_key], deletions, now,
+                                                               context.run.run_id)  # fmt: skip
+                    context.log.info(f"{feed_key}: {len(deletions)} deletions announced by the source; removed "
+                                     f"{removed.get(RAW.name, 0)} stored listings ({events} Deleted events, {broken} CRM "
+                                     "links broken)")  # fmt: skip
+            for feed_key, started in cursors:
+                if feed_key not in failures:
+                    advance_cursor(database, feed_key, started, context.run.run_id)
+            release(database, [key for key in days_of if key not in failures])
+            if failures:
+                mark_alone(database, failures, context.run.run_id, now)
+                shown = "; ".join(f"{key}: {why}" for key, why in list(failures.items())[:10])
+                raise dg.Failure(
+                    description=f"{len(failures)} of the {len(days_of)} feeds of this shared run failed and run alone from "
+                    f"now on ({shown}); the other {len(days_of) - len(failures)} are stored and get a catch-up run",
+                    metadata={"failed_feeds": sorted(failures), "stored_feeds": len(days_of) - len(failures)},
+                    allow_retries=False,
+                )  # fmt: skip
+
+        yield dg.Output(Streamed(streams, report, by_partition, settle))
     seconds = sum(s.seconds for feed_stats in stats.values() for s in feed_stats)
     yield dg.AssetCheckResult(
         check_name="pull_duration_within_limit", passed=seconds < MAX_PULL_MINUTES * 60,
