@@ -1,0 +1,175 @@
+"""`make bench` (the fleet's freshness): 2,000 feeds on one local Dagster instance with the
+daemon, as in `make dev`, and a status or price change in the MLS until every feed of that MLS
+has it in MongoDB.
+
+A live simulator serves 20 MLS ids of 50 listings (its market follows real time); 2,000
+tenants of one feed each, 100 per MLS, tenants sharing a token in tens (200 sources). The
+feeds start with a cursor at now (their history is not the point here: each change is). A
+real `dagster-daemon` runs every sensor of the code location and launches the queued runs (our
+coordinator, 4 runs at once); the probe's shared runs serve the feeds of one source together.
+Changes are made at random moments; for each, the time from its ModificationTimestamp until
+each of the MLS's 100 feeds holds it in the right status collection (checked every 5 s), p50
+and p95 over every feed of every change. Also: the runs launched, the feeds they served, and
+the peak RSS of the code server (the process that evaluates the sensors at 2,000 feeds).
+
+Targets (issue 31): p95 <= 2 min; code server <= 500 MiB. Shorter: MLS_BENCH_FLEET_FRESHNESS_S,
+MLS_BENCH_FLEET_CHANGES, MLS_BENCH_FLEET_FEEDS."""
+
+import os
+import random
+import statistics
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+import psutil
+import pytest
+import yaml
+
+from mls_assets.defs.automation.run_requests import feeds_of_run
+from mls_assets.defs.feeds.registration import load_and_register_configs, partition_changes
+from mls_assets.lib.catalogue import STATUS_COLLECTIONS
+from mls_assets.lib.paths import project_root
+from mls_assets.lib.spark.simulator import DEMO_TOKEN, Market, SimulatorServer
+from mls_assets.lib.spark.simulator.market import fleet_mls_ids
+from mls_assets.lib.store.client import get_client
+from mls_assets.lib.store.cursors import CURSORS_COLLECTION
+from mls_assets.lib.store.naming import FeedKey
+from mls_assets.lib.transform.status import status_class
+from mls_assets_tests.bench.test_bench_fleet import tenants_document, token_env
+from mls_assets_tests.bench.test_bench_freshness import _percentile
+from mls_assets_tests.bench.test_bench_pipeline import Server
+from mls_assets_tests.daemon import start_daemon, stop_process
+
+pytestmark = pytest.mark.bench
+FEEDS = int(os.environ.get("MLS_BENCH_FLEET_FEEDS", "2000"))
+DURATION_S = float(os.environ.get("MLS_BENCH_FLEET_FRESHNESS_S", "420"))
+CHANGES = int(os.environ.get("MLS_BENCH_FLEET_CHANGES", "10"))
+GIVE_UP_S = 300
+NEW_STATUSES = ("Expired", "Canceled", "Withdrawn", "Pending")
+
+
+class Change:
+    """One listing changed in the source; when each feed of its MLS had it."""
+
+    def __init__(self, key: str, feeds: list[str], status: str | None, price: int | None, at: datetime) -> None:
+        self.key, self.status, self.price, self.at = key, status, price, at
+        self.seen: dict[str, datetime | None] = dict.fromkeys(feeds)
+
+    def look(self, database, now: datetime) -> None:
+        for feed in [f for f, at in self.seen.items() if at is None]:
+            if self._stored(database, FeedKey.parse(feed)):
+                self.seen[feed] = now
+
+    def _stored(self, database, feed: FeedKey) -> bool:
+        specs = STATUS_COLLECTIONS.values()
+        if self.status is not None:
+            specs = [s for s in specs if s.status_class == status_class(self.status).value]
+        for spec in specs:
+            doc = database[spec.collection_name(feed)].find_one({"listingKey": self.key},
+                                                               {"standardStatus": 1, "listPrice": 1})  # fmt: skip
+            if doc is not None:
+                return doc["standardStatus"] == self.status if self.status else doc.get("listPrice") == self.price
+        return False
+
+    @property
+    def pending(self) -> bool:
+        return any(at is None for at in self.seen.values())
+
+
+def _peak_rss_mib(process: psutil.Process) -> dict[str, float]:
+    """Peak RSS (VmHWM) of each process under `process`, by its command."""
+    found = {}
+    for child in [process, *process.children(recursive=True)]:
+        try:
+            status = open(f"/proc/{child.pid}/status").read()
+            peak = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+            name = " ".join(child.cmdline()[1:4])
+            found[name] = max(found.get(name, 0.0), int(peak.split()[1]) / 1024)
+        except (psutil.Error, OSError, StopIteration):
+            continue
+    return found
+
+
+def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
+    mls_ids = fleet_mls_ids(20)
+    market = Market(listings=50, seed=13, mls_ids=mls_ids, follow_wall_clock=True, bad_record_rate=0.0)
+    rng = random.Random(13)
+    server = Server(tmp_path / "db")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((project_root() / "instance" / "dagster.yaml").read_text())
+    log = tmp_path / "daemon.log"
+    database = get_client(server.uri)["fleet"]
+    try:
+        with SimulatorServer(market) as simulator:
+            document = tenants_document(FEEDS, simulator.url)
+            tenants = tmp_path / "tenants.yaml"
+            tenants.write_text(yaml.safe_dump(document))
+            env = {**os.environ, "MONGODB_URI": server.uri, "MONGODB_DATABASE": "fleet", "DAGSTER_HOME": str(home),
+                   "MLS_TENANTS_FILE": str(tenants), "MLS_TENANTS_FILE_MAX_BYTES": str(10 * tenants.stat().st_size),
+                   **{token_env(n): DEMO_TOKEN for n in range(FEEDS)}}  # fmt: skip
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            feeds = load_and_register_configs(database)
+            with dg.DagsterInstance.get() as instance:
+                added, _ = partition_changes(instance, feeds)
+                instance.add_dynamic_partitions("feeds", added)
+                now = datetime.now(UTC)
+                database[CURSORS_COLLECTION].insert_many([{"_id": key, "cursor": now, "updatedAt": now} for key in added])
+                by_mls = {mls_id: [str(f.key) for f in feeds.feeds if f.mls_id == mls_id] for mls_id in mls_ids}
+                daemon = start_daemon(env, log)
+                changes: list[Change] = []
+                peak: dict[str, float] = {}
+                try:
+                    started = time.monotonic()
+                    moments = sorted(rng.uniform(60, DURATION_S) for _ in range(CHANGES))
+                    while moments or any(c.pending for c in changes):
+                        elapsed = time.monotonic() - started
+                        while moments and moments[0] <= elapsed:
+                            moments.pop(0)
+                            changes.append(_change(simulator, market, rng, by_mls, {c.key for c in changes}))
+                        now = datetime.now(UTC)
+                        for change in changes:
+                            if change.pending and (now - change.at).total_seconds() <= GIVE_UP_S:
+                                change.look(database, now)
+                        if elapsed > DURATION_S + GIVE_UP_S:
+                            break
+                        for name, mib in _peak_rss_mib(psutil.Process(daemon.pid)).items():
+                            peak[name] = max(peak.get(name, 0.0), mib)
+                        time.sleep(5)
+                    runs = instance.get_runs()
+                finally:
+                    stop_process(daemon)
+    finally:
+        server.stop()
+
+    latencies = [((at - c.at).total_seconds() if at else float(GIVE_UP_S)) for c in changes for at in c.seen.values()]
+    worst_per_change = [max(((at - c.at).total_seconds() if at else float(GIVE_UP_S)) for at in c.seen.values())
+                        for c in changes]  # fmt: skip
+    served = sum(len(feeds_of_run(r.tags)) or 1 for r in runs)
+    p50, p95 = statistics.median(latencies), _percentile(latencies, 0.95)
+    print(f"\n[bench] fleet freshness: {FEEDS:,} feeds over {len(mls_ids)} MLS ids, {len(changes)} changes over "
+          f"{DURATION_S:.0f} s, each until every feed of its MLS ({FEEDS // len(mls_ids)}) has it")  # fmt: skip
+    print(f"  ModificationTimestamp -> stored, over every feed of every change: p50 {p50:.0f} s, p95 {p95:.0f} s; "
+          f"the last feed of each change: median {statistics.median(worst_per_change):.0f} s, "
+          f"max {max(worst_per_change):.0f} s")  # fmt: skip
+    print(f"  runs launched: {len(runs)} ({sum(1 for r in runs if r.status == dg.DagsterRunStatus.SUCCESS)} succeeded), "
+          f"serving {served:,} feed-runs ({served / max(len(runs), 1):.0f} feeds a run)")  # fmt: skip
+    for name, mib in sorted(peak.items(), key=lambda item: -item[1])[:4]:
+        print(f"  peak RSS {mib:7.0f} MiB  {name}")
+    assert all(not c.pending for c in changes), f"changes never stored; daemon log:\n{log.read_text()[-3000:]}"
+    assert p95 <= 120
+
+
+def _change(simulator: SimulatorServer, market: Market, rng: random.Random, by_mls: dict[str, list[str]],
+            taken: set[str]) -> Change:  # fmt: skip
+    """Change one active listing now: its status (half the time) or its price."""
+    candidates = [s for s in market.states() if s.status == "Active" and s.timeline.key not in taken]
+    state = rng.choice(candidates)
+    if rng.random() < 0.5:
+        status, price = rng.choice(NEW_STATUSES), None
+    else:
+        status, price = None, int(round(state.price * rng.uniform(0.9, 0.98), -3))
+    at = simulator.change(state.timeline.key, status=status, price=price)
+    return Change(state.timeline.key, by_mls[state.timeline.mls_id], status, price, at)
