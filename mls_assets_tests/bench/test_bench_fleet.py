@@ -8,8 +8,9 @@ feed), and the nightly sensor, intraday schedule and weekly sweep ticks. Aim: ev
 <= 10 s at 2,000 feeds, growth far below 10x from 200 to 2,000. The feeds lie over 20 MLS ids the
 simulator serves, tenants of one MLS sharing a token in tens, no feed naming a cron. Then what
 the UI asks of the webserver's GraphQL for one chain asset: the partitions page's query, and
-every partition key. Not yet measured here: shared runs per MLS, the code server's RSS, the
-freshness run at 2,000 feeds (issue 31's next steps)."""
+every partition key. Then the runs the instigators request: the probe's when every feed changed,
+and per hour at the simulator's own change rate (probe, safety net, nightly), shared and one
+per feed. The freshness run at 2,000 feeds with the daemon is `test_bench_fleet_freshness`."""
 
 import hashlib
 import json
@@ -27,16 +28,21 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 from mls_assets.defs.automation.probe import change_probe_sensor
+from mls_assets.defs.automation.run_requests import feeds_of_run, shared_requests
 from mls_assets.defs.automation.schedules import intraday_status_sync
-from mls_assets.defs.automation.sensors import nightly_sync_sensor
+from mls_assets.defs.automation.sensors import nightly_due, nightly_sync_sensor
 from mls_assets.defs.feeds.sensors import feed_discovery_sensor
 from mls_assets.defs.maintenance.schedules import weekly_deletion_sweep
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.paths import project_root
+from mls_assets.lib.replication.window import PullWindow
 from mls_assets.lib.spark.simulator import DEMO_TOKEN
 from mls_assets.lib.spark.simulator.market import fleet_mls_ids
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.cursors import CURSORS_COLLECTION
+from mls_assets.lib.tenants import FeedConfig, read_configs
+from mls_assets.lib.transform.screen import screen
+from mls_assets.lib.transform.values import FieldError
 from mls_assets_tests.bench.test_bench_pipeline import Server
 from mls_assets_tests.bench.test_bench_tenants_scale import PARTITION_STATUS
 from mls_assets_tests.conftest import free_port
@@ -93,6 +99,62 @@ class Simulator:
 
 
 per_tick: dict[int, int] = {}  # runs the safety net requests in one tick, per size
+runs_per_hour: dict[int, dict[str, float]] = {}  # per size: runs each instigator requests in an hour
+every_feed_changed: dict[int, int] = {}  # per size: the probe's runs when every feed changed
+
+
+def changed_minutes(source: SourceResource, feeds: list[FeedConfig], since: datetime, now: datetime) -> dict[str, int]:
+    """Per MLS id: the minutes since `since` in which one of its listings changed (each is a
+    probe tick that finds a change), from one feed's pull of that window."""
+    found = {}
+    for feed in {f.mls_id: f for f in feeds}.values():
+        minutes = set()
+        with source.provider_for(feed) as provider:
+            for page in provider.pages(PullWindow(since, None, incremental=True, after_cursor=True), 1000):
+                for record in page.records:
+                    try:
+                        minutes.add(screen(record, now).modified.replace(second=0, microsecond=0))
+                    except FieldError:
+                        continue
+        found[feed.mls_id] = len(minutes)
+    return found
+
+
+def steady_state(instance: dg.DagsterInstance, database, source: SourceResource, now: datetime,
+                 market_now: datetime) -> dict[str, float]:  # fmt: skip
+    """Runs requested per hour at the simulator's change rate: the probe (an MLS changed in k
+    minutes of the market's last day asks k times a day), shared and, for comparison, one run per feed; the
+    safety net (its 16 slots over 4 hours); the nightly crons (a day, and its busiest hour)."""
+    feeds = [f for f in read_configs(database) if f.enabled]
+    minutes = {mls: n / 24 for mls, n in changed_minutes(source, feeds, market_now - timedelta(days=1), market_now).items()}
+    by_mls: dict[str, list[str]] = {}
+    for feed in feeds:
+        by_mls.setdefault(feed.mls_id, []).append(str(feed.key))
+    today = now.date()
+    probe = sum(minutes[m] * len(shared_requests(instance, dict.fromkeys(keys, "x"), {}, today, today, "p"))
+                for m, keys in by_mls.items())  # fmt: skip
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    ticks: dict[str, dict[str, str]] = {}  # each cron minute of the day: its feeds, as the sensor's tick sees them
+    for due in nightly_due(feeds, start, start + timedelta(days=1)).values():
+        for feed, tick in due.items():
+            ticks.setdefault(tick, {})[feed] = tick
+    nightly = [0] * 24
+    for tick, due in ticks.items():
+        day = datetime.fromisoformat(tick).date() - timedelta(days=1)
+        nightly[datetime.fromisoformat(tick).hour] += len(shared_requests(instance, due, {}, day, day, "nightly"))
+    net = 0
+    for tick in range(16):
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=start + timedelta(minutes=15 * tick),
+                                       resources={"mongo": MongoResource(uri=SERVER_URIS[-1], database="fleet")}) as ctx:  # fmt: skip
+            asked = intraday_status_sync(ctx)
+        net += len(asked) if isinstance(asked, list) else 0
+    return {"probe": probe, "probe, one run per feed": sum(minutes[m] * len(k) for m, k in by_mls.items()),
+            "safety net": net / 4, "nightly, a day": sum(nightly),
+            "nightly, busiest hour": max(nightly),
+            "MLS minutes with a change": sum(minutes.values())}
+
+
+SERVER_URIS: list[str] = []
 keys: dict[int, int] = {}  # partition keys of one chain asset, per size
 ALL_KEYS = """
 query AllKeys($assetKey: AssetKeyInput!) {
@@ -139,6 +201,15 @@ def measure(size: int, tmp_path, monkeypatch, simulator: Simulator) -> dict[str,
             asked = simulator.requests() - before
             assert asked >= size and [r.tags["mls/feed"] for r in result.run_requests] == ["latecomer.mls00"]
 
+            database[CURSORS_COLLECTION].update_many({}, {"$set": {"cursor": now - timedelta(days=30)}})
+            context = dg.build_sensor_context(instance=instance, resources=resources)
+            result, figures["change probe tick (every feed changed)"] = timed(lambda: change_probe_sensor(context))
+            every_feed_changed[size] = len(result.run_requests)
+            assert sum(len(feeds_of_run(r.tags)) for r in result.run_requests) == size + 1  # every feed served once
+            SERVER_URIS.append(server.uri)
+            market_now = datetime.fromisoformat(httpx.get(f"http://127.0.0.1:{simulator.port}/_admin/clock").json()["now"])
+            runs_per_hour[size] = steady_state(instance, database, SourceResource(), now, market_now)
+
             last = (now - timedelta(days=1)).isoformat()
             context = dg.build_sensor_context(instance=instance, resources=resources, cursor=last)
             result, figures["nightly sensor tick (a day of crons)"] = timed(lambda: nightly_sync_sensor(context))
@@ -181,4 +252,12 @@ def test_bench_fleet(tmp_path, monkeypatch):
     print("  safety-net runs in that tick: " + " / ".join(f"{per_tick[s]}" for s in SIZES)
           + f" (x4 per hour; every feed every 15 minutes was {4 * SIZES[-1]:,} an hour at {SIZES[-1]:,})")
     print("  partition keys of one chain asset: " + " / ".join(f"{keys[s]:,}" for s in SIZES))
+    print("  the probe's runs when every feed changed: " + " / ".join(f"{every_feed_changed[s]}" for s in SIZES)
+          + f" (one run per feed: {' / '.join(f'{s + 1:,}' for s in SIZES)})")
+    print("  runs requested per hour at the simulator's change rate:")
+    for label in runs_per_hour[SIZES[0]]:
+        print(f"    {label:<34}" + "".join(f"{runs_per_hour[s][label]:>9.1f}" for s in SIZES))
+    steady = {s: runs_per_hour[s]["probe"] + runs_per_hour[s]["safety net"] + runs_per_hour[s]["nightly, a day"] / 24
+              for s in SIZES}  # fmt: skip
+    print("    steady state (probe + safety net + nightly / 24)" + "".join(f"{steady[s]:>9.0f}" for s in SIZES))
     print("[bench] aim: every tick <= 10 s at 2,000 feeds; the partitions query <= 3 s")

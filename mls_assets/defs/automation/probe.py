@@ -19,6 +19,12 @@ probe (429, 1550, 5xx, a timeout) is not retried in the tick: that feed backs of
 answer's Retry-After, else 1, 2, 4 ... up to 15 minutes) and the tick's log says so; the
 other feeds are probed as usual.
 
+The feeds that changed are served by shared runs: feeds lying next to each other in the
+feeds partition (the feeds of one source are registered together) share one run over a
+range of feeds, up to `MLS_SHARED_RUN_FEEDS` (50) a run, so a change in an MLS with 100
+tenants asks 2 runs, not 100 (`run_requests.shared_requests`). A feed that failed in a shared
+run runs alone until it succeeds (`automation/recovery.py`).
+
 `intraday_status_sync` stays as the safety net: it syncs today's partition of each feed once
 every `MLS_SAFETY_NET_HOURS` whatever the probe saw, a slice of the feeds per tick.
 """
@@ -73,7 +79,8 @@ def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
                         clock: ClockResource):
     """Asks each enabled feed's endpoint once a minute whether anything changed since its
     cursor (one count request, many feeds at once) and requests today's partition of the
-    feeds that changed; never a second run for a feed whose run is queued or running."""
+    feeds that changed, the feeds of one source sharing runs; never a second run for a feed
+    whose run is queued or running."""
     database = mongo.get_database()
     states = {feed: ProbeState.from_json(data) for feed, data in json.loads(context.cursor or "{}").items()}
     now = clock.now()
