@@ -84,7 +84,7 @@ def _peak_rss_mib(process: psutil.Process) -> dict[str, float]:
         try:
             status = open(f"/proc/{child.pid}/status").read()
             peak = next(line for line in status.splitlines() if line.startswith("VmHWM"))
-            name = " ".join(child.cmdline()[1:4])
+            name = f"{' '.join(child.cmdline()[1:4])[:60]} (pid {child.pid})"
             found[name] = max(found.get(name, 0.0), int(peak.split()[1]) / 1024)
         except (psutil.Error, OSError, StopIteration):
             continue
