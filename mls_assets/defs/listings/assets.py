@@ -126,6 +126,17 @@ def _isolated(stream: Iterator[dict], feed_key: str, failures: dict[str, str]) -
         failures.setdefault(feed_key, _reason(error))
 
 
+def _shared_run_failed(failures: dict[str, str], feeds: int) -> dg.Failure:
+    """The step's failure when feeds of a shared run failed: which and why (redacted), and
+    that the others are stored."""
+    shown = "; ".join(f"{key}: {why}" for key, why in list(failures.items())[:10])
+    return dg.Failure(
+        description=f"{len(failures)} of the {feeds} feeds of this shared run failed and run alone from now on "
+        f"({shown}); the other {feeds - len(failures)} are stored and get a catch-up run",
+        metadata={"failed_feeds": sorted(failures), "stored_feeds": feeds - len(failures)}, allow_retries=False,
+    )  # fmt: skip
+
+
 @dg.asset(
     partitions_def=feed_day_partitions,
     group_name="listings",
@@ -225,13 +236,7 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
             release(database, [key for key in days_of if key not in failures])
             if failures:
                 mark_alone(database, failures, context.run.run_id, now)
-                shown = "; ".join(f"{key}: {why}" for key, why in list(failures.items())[:10])
-                raise dg.Failure(
-                    description=f"{len(failures)} of the {len(days_of)} feeds of this shared run failed and run alone from "
-                    f"now on ({shown}); the other {len(days_of) - len(failures)} are stored and get a catch-up run",
-                    metadata={"failed_feeds": sorted(failures), "stored_feeds": len(days_of) - len(failures)},
-                    allow_retries=False,
-                )  # fmt: skip
+                raise _shared_run_failed(failures, len(days_of))
 
         yield dg.Output(Streamed(streams, report, by_partition, settle))
     seconds = sum(s.seconds for feed_stats in stats.values() for s in feed_stats)
