@@ -162,7 +162,10 @@ def test_a_city_no_listing_names_any_more_stays_with_its_name_marked_inactive(pi
 
 
 def test_the_feeds_flow_into_the_reference_assets_and_their_runs_request_them(pipeline):
+    from dagster._core.test_utils import create_run_for_test
+
     from mls_assets.definitions import defs
+    from mls_assets.defs.reference.sensors import shared_places_sensor
 
     definitions = defs()
     graph = definitions.resolve_asset_graph()
@@ -173,17 +176,22 @@ def test_the_feeds_flow_into_the_reference_assets_and_their_runs_request_them(pi
     quiet = dg.evaluate_automation_conditions(defs=definitions, instance=pipeline.instance,
                                               asset_selection=selection, evaluation_time=at)  # fmt: skip
     assert quiet.total_requested == 0  # no feed has run yet
+    with dg.build_sensor_context(instance=pipeline.instance) as context:
+        first = shared_places_sensor(context)
+    assert not first.run_requests and first.cursor
     pipeline.sync("jpsrealtor.gps")
     after = dg.evaluate_automation_conditions(defs=definitions, instance=pipeline.instance, asset_selection=selection,
                                               cursor=quiet.cursor, evaluation_time=at)  # fmt: skip
     requested = {r.key.to_user_string(): r for r in after.results if r.true_subset.size}
-    assert set(requested) == {"shared_cities", "shared_neighborhoods", "shared_schools", "city_market_daily"}
-    assert requested["city_market_daily"].true_subset.size == 1  # today's partition only
+    assert set(requested) == {"city_market_daily"} and requested["city_market_daily"].true_subset.size == 1  # today's
+    create_run_for_test(pipeline.instance, job_name="replication_job", status=dg.DagsterRunStatus.SUCCESS)  # the daemon's run
+    with dg.build_sensor_context(instance=pipeline.instance, cursor="0") as context:
+        places = shared_places_sensor(context)  # a feed's run succeeded since: the places are rebuilt
+    assert len(places.run_requests) == 1
     materialized = dg.materialize([shared_places], instance=pipeline.instance, resources=pipeline.resources())
     assert materialized.success
-    handled = dg.evaluate_automation_conditions(defs=definitions, instance=pipeline.instance, asset_selection=selection,
-                                                cursor=after.cursor, evaluation_time=at)  # fmt: skip
-    assert not {r.key.to_user_string() for r in handled.results if r.true_subset.size} & set(PLACES)
+    with dg.build_sensor_context(instance=pipeline.instance, cursor=places.cursor) as context:
+        assert isinstance(shared_places_sensor(context), dg.SkipReason)  # nothing ran since: nothing to rebuild
 
 
 def test_a_window_of_days_is_one_run_each_day_with_its_own_figures(pipeline):
