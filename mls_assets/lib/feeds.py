@@ -34,7 +34,7 @@ def slot_of(feed: str, slots: int) -> int:
 def shared_runs(order: Sequence[str], due: Collection[str], most: int) -> list[list[str]]:
     """The `due` feeds as runs of consecutive feeds of `order` (the feeds partition's order:
     Dagster runs a range of it, never an arbitrary set), at most `most` feeds each. Feeds of
-    one source are registered next to each other (`source_of`), so the feeds a change or a
+    one source are registered next to each other (`FeedConfig.source`), so the feeds a change or a
     cron makes due together share runs: one run per source and `most` feeds, not one per feed."""
     runs: list[list[str]] = []
     current: list[str] = []

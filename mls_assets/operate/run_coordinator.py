@@ -27,8 +27,8 @@ import uuid
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from dagster._core.storage.dagster_run import DagsterRun
 
-from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run, member_tags
-from mls_assets.defs.partitions import FEEDS_PARTITION_NAME, RANGE_TAGS, feed_of_run, range_run_tags
+from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run, feeds_order, member_tags
+from mls_assets.defs.partitions import RANGE_TAGS, feed_of_run, range_run_tags, split_key
 
 
 class FeedQueuedRunCoordinator(QueuedRunCoordinator):
@@ -54,8 +54,8 @@ class FeedQueuedRunCoordinator(QueuedRunCoordinator):
         start, end = (run.tags.get(tag) for tag in RANGE_TAGS)
         if not (start and end) or feeds_of_run(run.tags) or "|" not in start or "|" not in end:
             return {}
-        order = self._instance.get_dynamic_partitions(FEEDS_PARTITION_NAME)
-        first, last = start.partition("|")[2], end.partition("|")[2]
+        order = feeds_order(self._instance)
+        first, last = split_key(start)[0], split_key(end)[0]
         if first not in order or last not in order:
             return {}
         return member_tags(order[order.index(first):order.index(last) + 1])

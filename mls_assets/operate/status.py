@@ -14,7 +14,7 @@ from mls_assets.defs.automation.run_requests import FEED_TAG, IN_PROGRESS, feeds
 from mls_assets.defs.partitions import partition_of_run
 from mls_assets.lib.catalogue import EVERY_FEED_COLLECTION, REJECTS
 from mls_assets.lib.quality.alerts import ALERTS_COLLECTION
-from mls_assets.lib.store.alone import ALONE_COLLECTION
+from mls_assets.lib.store.alone import why_alone
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenant_admin import entry as stored_entry
@@ -69,7 +69,7 @@ def _run_line(instance: dg.DagsterInstance, record: dg.RunRecord, counts: bool =
 
 def _alone_line(database: Database, key: FeedKey) -> dict[str, Any] | None:
     """Why the feed runs alone (it failed in a shared run), or None: it shares runs."""
-    doc = database[ALONE_COLLECTION].find_one({"_id": str(key)})
+    doc = why_alone(database, str(key))
     return None if doc is None else {"reason": doc.get("reason"), "runId": doc.get("runId"),
                                      "since": doc["since"].isoformat() if doc.get("since") else None}  # fmt: skip
 

@@ -28,7 +28,7 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 from mls_assets.defs.automation.probe import change_probe_sensor
-from mls_assets.defs.automation.run_requests import feeds_of_run, shared_requests
+from mls_assets.defs.automation.run_requests import feeds_of_run, feeds_order, shared_requests
 from mls_assets.defs.automation.schedules import intraday_status_sync
 from mls_assets.defs.automation.sensors import nightly_due, nightly_sync_sensor
 from mls_assets.defs.feeds.sensors import feed_discovery_sensor
@@ -130,8 +130,8 @@ def steady_state(instance: dg.DagsterInstance, database, source: SourceResource,
     by_mls: dict[str, list[str]] = {}
     for feed in feeds:
         by_mls.setdefault(feed.mls_id, []).append(str(feed.key))
-    today = now.date()
-    probe = sum(minutes[m] * len(shared_requests(instance, dict.fromkeys(keys, "x"), {}, today, today, "p"))
+    today, order = now.date(), feeds_order(instance)
+    probe = sum(minutes[m] * len(shared_requests(order, dict.fromkeys(keys, "x"), {}, today, today, "p"))
                 for m, keys in by_mls.items())  # fmt: skip
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     ticks: dict[str, dict[str, str]] = {}  # each cron minute of the day: its feeds, as the sensor's tick sees them
@@ -141,7 +141,7 @@ def steady_state(instance: dg.DagsterInstance, database, source: SourceResource,
     nightly = [0] * 24
     for tick, due in ticks.items():
         day = datetime.fromisoformat(tick).date() - timedelta(days=1)
-        nightly[datetime.fromisoformat(tick).hour] += len(shared_requests(instance, due, {}, day, day, "nightly"))
+        nightly[datetime.fromisoformat(tick).hour] += len(shared_requests(order, due, {}, day, day, "nightly"))
     net = 0
     for tick in range(16):
         with dg.build_schedule_context(instance=instance, scheduled_execution_time=start + timedelta(minutes=15 * tick),

@@ -7,7 +7,7 @@ import yaml
 from dagster._core.test_utils import create_run_for_test
 
 from mls_assets.defs.automation.recovery import shared_run_failure_sensor
-from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run, shared_requests
+from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run, feeds_order, shared_requests
 from mls_assets.lib.store.alone import feeds_alone
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.tenants import load_feeds, sync_configs
@@ -43,7 +43,7 @@ def test_a_feed_failing_in_a_shared_run_runs_alone_and_the_others_are_stored_and
     break_source(tenants_file)
     sync_configs(mongo_db, load_feeds(tenants_file))
     today = market.now.date()
-    (shared,) = shared_requests(pipeline.instance, dict.fromkeys(FEEDS, "t0"), {}, today, today, "probe")
+    (shared,) = shared_requests(feeds_order(pipeline.instance), dict.fromkeys(FEEDS, "t0"), {}, today, today, "probe")
     assert feeds_of_run(shared.tags) == set(FEEDS) and FEED_TAG not in shared.tags
 
     result = run(pipeline, shared)
@@ -98,7 +98,7 @@ def test_a_feed_failing_in_a_shared_run_runs_alone_and_the_others_are_stored_and
     sync_configs(mongo_db, load_feeds(tenants_file))
     assert run(pipeline, by_feeds[frozenset({BROKEN})]).success
     assert feeds_alone(mongo_db) == {} and pipeline.collection(BROKEN, "flattened_listings").count_documents({}) > 0
-    (together,) = shared_requests(pipeline.instance, dict.fromkeys(FEEDS, "t1"), feeds_alone(mongo_db), today, today,
+    (together,) = shared_requests(feeds_order(pipeline.instance), dict.fromkeys(FEEDS, "t1"), feeds_alone(mongo_db), today, today,
                                   "probe")  # fmt: skip
     assert feeds_of_run(together.tags) == set(FEEDS)
 
@@ -106,7 +106,7 @@ def test_a_feed_failing_in_a_shared_run_runs_alone_and_the_others_are_stored_and
 def test_a_shared_run_stores_each_feed_as_its_own_run_would(pipeline, market, mongo_db):
     """Three feeds in one run leave each feed's collections as three runs of one feed do."""
     today = market.now.date()
-    (shared,) = shared_requests(pipeline.instance, dict.fromkeys(FEEDS, "t0"), {}, today, today, "probe")
+    (shared,) = shared_requests(feeds_order(pipeline.instance), dict.fromkeys(FEEDS, "t0"), {}, today, today, "probe")
     result = run(pipeline, shared)
     assert result.success
     together = {feed: sorted(doc["listingKey"] for doc in pipeline.collection(feed, "flattened_listings").find())

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from mls_assets.defs.automation.jobs import replication_job
-from mls_assets.defs.automation.run_requests import feeds_with_runs, first_load_attempts, shared_requests
+from mls_assets.defs.automation.run_requests import feeds_order, feeds_with_runs, first_load_attempts, shared_requests
 from mls_assets.defs.instigators import described
 from mls_assets.defs.partitions import FIRST_DAY
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
@@ -120,8 +120,9 @@ def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
         else:
             quiet += 1
     alone = feeds_alone(database) if first_loads or probed else {}
-    requests = [*shared_requests(context.instance, first_loads, alone, FIRST_DAY, now.date(), "first_load"),
-                *shared_requests(context.instance, probed, alone, now.date(), now.date(), "probe")]  # fmt: skip
+    order = feeds_order(context.instance) if first_loads or probed else []
+    requests = [*shared_requests(order, first_loads, alone, FIRST_DAY, now.date(), "first_load"),
+                *shared_requests(order, probed, alone, now.date(), now.date(), "probe")]  # fmt: skip
     cursor_out = json.dumps({feed: state.to_json() for feed, state in states.items()})
     shown = ", ".join(changed[:50]) + (f" and {len(changed) - 50} more" if len(changed) > 50 else "")
     summary = (f"changed: {len(changed)} {shown or ''}; unchanged: {quiet}; failed: {failed}; "

@@ -14,7 +14,7 @@ materialized, and the others' days are materialized again within a sensor interv
 import dagster as dg
 
 from mls_assets.defs.automation.jobs import replication_job
-from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run, shared_requests
+from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run, feeds_order, shared_requests
 from mls_assets.defs.instigators import described
 from mls_assets.defs.partitions import RANGE_TAGS, split_key
 from mls_assets.defs.resources import MongoResource
@@ -37,4 +37,4 @@ def shared_run_failure_sensor(context: dg.RunFailureSensorContext, mongo: MongoR
     due = dict.fromkeys(members, run.run_id)
     context.log.info(f"run {run.run_id} over {len(members)} feeds failed; {len(named)} named at fault "
                      f"({', '.join(sorted(named)[:10])}); asking each feed's days again")  # fmt: skip
-    return shared_requests(context.instance, due, apart, split_key(start)[1], split_key(end)[1], "catch-up")
+    return shared_requests(feeds_order(context.instance), due, apart, split_key(start)[1], split_key(end)[1], "catch-up")

@@ -4,7 +4,7 @@ overlap (`mls/feed` is limited to one run per value in dagster.yaml)."""
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import date
 
 import dagster as dg
@@ -53,13 +53,17 @@ def shared_run(feeds: list[str], first: date, last: date, trigger: str, run_key:
     return dg.RunRequest(run_key=run_key, tags=tags)
 
 
-def shared_requests(instance: dg.DagsterInstance, due: Mapping[str, str], alone: Collection[str], first: date,
-                    last: date, trigger: str) -> list[dg.RunRequest]:  # fmt: skip
+def feeds_order(instance: dg.DagsterInstance) -> Sequence[str]:
+    """The feeds partition's keys in Dagster's order (the order a range of feeds follows)."""
+    return instance.get_dynamic_partitions(FEEDS_PARTITION_NAME)
+
+
+def shared_requests(order: Sequence[str], due: Mapping[str, str], alone: Collection[str], first: date, last: date,
+                    trigger: str) -> list[dg.RunRequest]:  # fmt: skip
     """Runs over days `first`..`last` of the `due` feeds (feed -> what names its run key: its
-    cursor, the tick), feeds that lie next to each other in the feeds partition sharing a run,
-    at most `MLS_SHARED_RUN_FEEDS` (50) a run; the feeds in `alone` and feeds not yet
-    registered get one run each. One read of the feeds partition's order."""
-    order = instance.get_dynamic_partitions(FEEDS_PARTITION_NAME)
+    cursor, the tick), feeds that lie next to each other in `order` (`feeds_order`, read once
+    per tick) sharing a run, at most `MLS_SHARED_RUN_FEEDS` (50) a run; the feeds in `alone`
+    and feeds not yet registered get one run each."""
     together = {feed for feed in due if feed not in alone}
     requests, covered = [], set()
     for feeds in shared_runs(order, together, SHARED_RUN_FEEDS):

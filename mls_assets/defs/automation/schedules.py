@@ -17,7 +17,7 @@ import dagster as dg
 from croniter import croniter
 
 from mls_assets.defs.automation.jobs import replication_job
-from mls_assets.defs.automation.run_requests import shared_requests
+from mls_assets.defs.automation.run_requests import feeds_order, shared_requests
 from mls_assets.defs.instigators import described
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.feeds import slot_of
@@ -51,4 +51,4 @@ def intraday_status_sync(context: dg.ScheduleEvaluationContext, mongo: MongoReso
     due = {key: when.isoformat() for key in turn if not (moved.get(key) and moved[key] > previous)}
     if not due:
         return dg.SkipReason(f"the {len(turn)} feeds of slot {slot} of {slots} were synced since the last tick")
-    return shared_requests(context.instance, due, feeds_alone(database), when.date(), when.date(), "intraday")
+    return shared_requests(feeds_order(context.instance), due, feeds_alone(database), when.date(), when.date(), "intraday")

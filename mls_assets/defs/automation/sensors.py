@@ -21,7 +21,7 @@ import dagster as dg
 from croniter import croniter
 
 from mls_assets.defs.automation.jobs import replication_job
-from mls_assets.defs.automation.run_requests import shared_requests
+from mls_assets.defs.automation.run_requests import feeds_order, shared_requests
 from mls_assets.defs.instigators import described
 from mls_assets.defs.leases import reap_dead_runs
 from mls_assets.defs.resources import MongoResource
@@ -53,8 +53,10 @@ def nightly_due(feeds: list[FeedConfig], after: datetime, now: datetime) -> dict
 def nightly_requests(instance: dg.DagsterInstance, feeds: list[FeedConfig], after: datetime, now: datetime,
                      alone: Collection[str] = ()) -> list[dg.RunRequest]:  # fmt: skip
     """The nightly runs: the feeds of one source (one cron minute) share them."""
-    return [request for day, due in sorted(nightly_due(feeds, after, now).items())
-            for request in shared_requests(instance, due, alone, day, day, "nightly")]  # fmt: skip
+    due_by_day = nightly_due(feeds, after, now)
+    order = feeds_order(instance) if due_by_day else []
+    return [request for day, due in sorted(due_by_day.items())
+            for request in shared_requests(order, due, alone, day, day, "nightly")]  # fmt: skip
 
 
 @described(dg.sensor, job=replication_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)

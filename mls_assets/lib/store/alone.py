@@ -24,6 +24,11 @@ def release(database: Database, feeds: list[str]) -> None:
         database[ALONE_COLLECTION].delete_many({"_id": {"$in": feeds}})
 
 
+def why_alone(database: Database, feed: str) -> dict | None:
+    """Why one feed runs alone (its reason, run and since when), or None: it shares runs."""
+    return database[ALONE_COLLECTION].find_one({"_id": feed})
+
+
 def feeds_alone(database: Database) -> dict[str, dict]:
     """Every feed that runs alone, with why and since which run."""
     return {doc["_id"]: doc for doc in database[ALONE_COLLECTION].find()}
