@@ -1,5 +1,5 @@
-"""The change probe against the simulator over HTTP: one request per feed, a run only when
-the source changed, never a second run of a busy feed, and a failing probe backs off."""
+"""The change probe against the simulator over HTTP: one request per source and cursor, a run
+only when the source changed, never a second run of a busy feed, and a failing probe backs off."""
 
 import json
 from datetime import timedelta
@@ -13,6 +13,8 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from mls_assets.defs.automation.probe import change_probe_sensor
 from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run
 from mls_assets.defs.partitions import FIRST_DAY
+from mls_assets.lib.store.cursors import read_cursors
+from mls_assets.lib.tenants import read_configs
 from mls_assets_tests.pipeline.conftest import FEEDS
 
 GPS = "jpsrealtor.gps"
@@ -56,10 +58,14 @@ def test_feeds_never_pulled_get_their_first_load_as_one_range_run(pipeline, simu
 def test_a_feed_without_changes_costs_one_request_and_requests_no_run(pipeline, simulator):
     for feed in FEEDS:
         pipeline.sync(feed)
+    cursors = read_cursors(pipeline.database, FEEDS)
+    configs = {str(f.key): f for f in read_configs(pipeline.database)}
+    questions = {(configs[feed].source, cursors[feed]) for feed in FEEDS}
+    assert len(questions) == 2  # the two gps feeds share a source and, synced at one moment, a cursor
     before = simulator.requests
     result = probe(pipeline)
     assert result.run_requests == [] and f"unchanged: {len(FEEDS)}" in result.skip_reason.skip_message
-    assert simulator.requests - before == len(FEEDS)  # one question per feed
+    assert simulator.requests - before == len(questions)  # one question per source and cursor
 
 
 def test_a_change_in_the_source_requests_todays_partition_once_per_cursor(pipeline, market):
@@ -102,27 +108,51 @@ def test_every_queued_run_is_seen_however_many_there_are(pipeline, market, simul
     assert GPS not in served(probe(pipeline).run_requests) and simulator.requests == before
 
 
-def test_many_feeds_are_asked_at_once_each_once_through_one_pooled_client(pipeline, market, simulator, monkeypatch):
+def test_many_feeds_are_asked_at_once_once_per_source_and_cursor_through_one_pooled_client(
+        pipeline, market, simulator, monkeypatch):  # fmt: skip
+    """60 agents on 3 keys: each key's feeds ask one question (two, where their cursors differ),
+    and every feed still gets its own answer and its run."""
     from mls_assets.lib.providers import pool
-    from mls_assets.lib.spark.simulator import GPS_MLS_ID
+    from mls_assets.lib.spark.simulator import DEMO_TOKEN, GPS_MLS_ID
     from mls_assets.lib.store.cursors import CURSORS_COLLECTION
     from mls_assets.lib.tenants import FeedConfig, sync_configs
 
-    feeds = [FeedConfig(tenant_id=f"agent{n:03d}", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url)
-             for n in range(60)]  # fmt: skip
+    for key in ("KEY_A", "KEY_B", "KEY_C"):
+        monkeypatch.setenv(key, DEMO_TOKEN)
+    feeds = [FeedConfig(tenant_id=f"agent{n:03d}", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url,
+                        token_env=("KEY_A", "KEY_B", "KEY_C")[n % 3]) for n in range(60)]  # fmt: skip
     sync_configs(pipeline.database, feeds)
-    pipeline.database[CURSORS_COLLECTION].insert_many([{"_id": str(f.key), "cursor": market.now} for f in feeds])
+    earlier = market.now - timedelta(minutes=5)  # one of KEY_A's feeds was synced at another moment
+    pipeline.database[CURSORS_COLLECTION].insert_many(
+        [{"_id": str(f.key), "cursor": earlier if n == 0 else market.now} for n, f in enumerate(feeds)])  # fmt: skip
     clients = []
     original = pool.ClientPool.for_url
     monkeypatch.setattr(pool.ClientPool, "for_url", lambda self, url: clients.append(original(self, url)) or clients[-1])
     before = simulator.requests
     result = probe(pipeline)
-    assert simulator.requests - before == len(feeds)  # one question per feed, none twice
+    assert simulator.requests - before == 4  # KEY_A twice (two cursors), KEY_B and KEY_C once
     assert f"unchanged: {len(feeds)}" in result.skip_reason.skip_message
-    assert len(clients) == len(feeds) and len({id(c) for c in clients}) == 1  # one client for the host
+    assert len(clients) == 4 and len({id(c) for c in clients}) == 1  # one client for the host
     market.advance(timedelta(hours=48))
     changed = of_changes(probe(pipeline, cursor=None))
-    assert served(changed) == sorted(str(f.key) for f in feeds)
+    assert served(changed) == sorted(str(f.key) for f in feeds)  # every feed gets its key's answer
+
+
+def test_a_failed_question_backs_off_every_feed_that_shares_it(pipeline, market, simulator, monkeypatch):
+    from mls_assets.lib.spark.simulator import GPS_MLS_ID
+    from mls_assets.lib.store.cursors import CURSORS_COLLECTION
+    from mls_assets.lib.tenants import FeedConfig, sync_configs
+
+    feeds = [FeedConfig(tenant_id=f"agent{n:03d}", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url)
+             for n in range(3)]  # fmt: skip
+    sync_configs(pipeline.database, feeds)
+    pipeline.database[CURSORS_COLLECTION].insert_many([{"_id": str(f.key), "cursor": market.now} for f in feeds])
+    market.advance(timedelta(hours=48))
+    simulator.faults.enqueue("429")  # the one question of their source is refused
+    result = probe(pipeline)
+    states = json.loads(result.cursor)
+    assert all(states[str(f.key)]["failures"] == 1 for f in feeds)
+    assert not {str(f.key) for f in feeds} & set(served(result.run_requests))
 
 
 def test_a_failing_probe_backs_off_reports_and_spares_the_other_feeds(pipeline, market, simulator):

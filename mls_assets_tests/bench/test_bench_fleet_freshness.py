@@ -4,7 +4,8 @@ has it in MongoDB.
 
 A live simulator serves 20 MLS ids of 50 listings (its market follows real time); 2,000
 tenants of one feed each, 100 per MLS, tenants sharing a token in tens (200 sources). The
-feeds start with a cursor at now (their history is not the point here: each change is). A
+feeds start as a fleet in steady state: a cursor at now and their collections and indexes made
+(their history is not the point here: each change is). A
 real `dagster-daemon` runs every sensor of the code location and launches the queued runs (our
 coordinator, 4 runs at once); the probe's shared runs serve the feeds of one source together.
 Changes are made at random moments; for each, the time from its ModificationTimestamp until
@@ -19,6 +20,7 @@ import os
 import random
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -28,7 +30,7 @@ import yaml
 
 from mls_assets.defs.automation.run_requests import feeds_of_run
 from mls_assets.defs.feeds.registration import load_and_register_configs, partition_changes
-from mls_assets.lib.catalogue import STATUS_COLLECTIONS
+from mls_assets.lib.catalogue import STATUS_COLLECTIONS, ensure_feed_collections
 from mls_assets.lib.paths import project_root
 from mls_assets.lib.spark.simulator import DEMO_TOKEN, Market, SimulatorServer
 from mls_assets.lib.spark.simulator.market import fleet_mls_ids
@@ -40,12 +42,15 @@ from mls_assets_tests.bench.test_bench_fleet import tenants_document, token_env
 from mls_assets_tests.bench.test_bench_freshness import _percentile
 from mls_assets_tests.bench.test_bench_pipeline import Server
 from mls_assets_tests.daemon import start_daemon, stop_process
+from mls_assets_tests.deploy.test_postgres_instance import image_env
 
 pytestmark = pytest.mark.bench
 FEEDS = int(os.environ.get("MLS_BENCH_FLEET_FEEDS", "2000"))
 DURATION_S = float(os.environ.get("MLS_BENCH_FLEET_FRESHNESS_S", "420"))
 CHANGES = int(os.environ.get("MLS_BENCH_FLEET_CHANGES", "10"))
 GIVE_UP_S = 300
+INSTANCE = os.environ.get("MLS_BENCH_FLEET_INSTANCE", "postgres")
+RUN_SLOTS = int(os.environ.get("MLS_BENCH_FLEET_RUN_SLOTS", "4"))
 NEW_STATUSES = ("Expired", "Canceled", "Withdrawn", "Pending")
 
 
@@ -62,10 +67,8 @@ class Change:
                 self.seen[feed] = now
 
     def _stored(self, database, feed: FeedKey) -> bool:
-        specs = STATUS_COLLECTIONS.values()
-        if self.status is not None:
-            specs = [s for s in specs if s.status_class == status_class(self.status).value]
-        for spec in specs:
+        now_in = status_class(self.status or "Active").value  # a price change leaves it active
+        for spec in [s for s in STATUS_COLLECTIONS.values() if s.status_class == now_in]:
             doc = database[spec.collection_name(feed)].find_one({"listingKey": self.key},
                                                                {"standardStatus": 1, "listPrice": 1})  # fmt: skip
             if doc is not None:
@@ -98,7 +101,7 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
     server = Server(tmp_path / "db")
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((project_root() / "instance" / "dagster.yaml").read_text())
+    instance_env, postgres = _instance_home(home, tmp_path)
     log = tmp_path / "daemon.log"
     database = get_client(server.uri)["fleet"]
     try:
@@ -106,7 +109,7 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
             document = tenants_document(FEEDS, simulator.url)
             tenants = tmp_path / "tenants.yaml"
             tenants.write_text(yaml.safe_dump(document))
-            env = {**os.environ, "MONGODB_URI": server.uri, "MONGODB_DATABASE": "fleet", "DAGSTER_HOME": str(home),
+            env = {**os.environ, "MONGODB_URI": server.uri, "MONGODB_DATABASE": "fleet", "DAGSTER_HOME": str(home), **instance_env,
                    "MLS_TENANTS_FILE": str(tenants), "MLS_TENANTS_FILE_MAX_BYTES": str(10 * tenants.stat().st_size),
                    **{token_env(n): DEMO_TOKEN for n in range(FEEDS)}}  # fmt: skip
             for name, value in env.items():
@@ -117,10 +120,13 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
                 instance.add_dynamic_partitions("feeds", added)
                 now = datetime.now(UTC)
                 database[CURSORS_COLLECTION].insert_many([{"_id": key, "cursor": now, "updatedAt": now} for key in added])
+                with ThreadPoolExecutor(4) as pool:  # a fleet in steady state: every feed's collections exist
+                    list(pool.map(lambda key: ensure_feed_collections(database, FeedKey.parse(key)), added))
                 by_mls = {mls_id: [str(f.key) for f in feeds.feeds if f.mls_id == mls_id] for mls_id in mls_ids}
                 daemon = start_daemon(env, log)
                 changes: list[Change] = []
                 peak: dict[str, float] = {}
+                cpu: dict[int, tuple[str, float]] = {}
                 try:
                     started = time.monotonic()
                     moments = sorted(rng.uniform(60, DURATION_S) for _ in range(CHANGES))
@@ -137,12 +143,18 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
                             break
                         for name, mib in _peak_rss_mib(psutil.Process(daemon.pid)).items():
                             peak[name] = max(peak.get(name, 0.0), mib)
+                        _cpu_by_pid(cpu, daemon.pid, server.process.pid)
                         time.sleep(5)
                     runs = instance.get_runs()
+                    phases = _run_phases(instance, runs)
+                    stages = _change_stages(instance, changes)
+                    by_job = _runs_by_job(instance)
                 finally:
                     stop_process(daemon)
     finally:
         server.stop()
+        if postgres is not None:
+            postgres.cleanup()
 
     latencies = [((at - c.at).total_seconds() if at else float(GIVE_UP_S)) for c in changes for at in c.seen.values()]
     worst_per_change = [max(((at - c.at).total_seconds() if at else float(GIVE_UP_S)) for at in c.seen.values())
@@ -158,8 +170,106 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
           f"serving {served:,} feed-runs ({served / max(len(runs), 1):.0f} feeds a run)")  # fmt: skip
     for name, mib in sorted(peak.items(), key=lambda item: -item[1])[:4]:
         print(f"  peak RSS {mib:7.0f} MiB  {name}")
+    roles: dict[str, float] = {}
+    for role, seconds in cpu.values():
+        roles[role] = roles.get(role, 0.0) + seconds
+    print("  CPU seconds by process: " + ", ".join(f"{r} {s:.0f}" for r, s in sorted(roles.items(), key=lambda i: -i[1])))
+    for job, seconds in sorted(by_job.items()):
+        print(f"  {job}: {len(seconds)} runs, {sum(seconds):.0f} s in all (median {statistics.median(seconds):.0f} s)")
+    for stage, seconds in stages.items():
+        print(f"  per change, {stage}: median {statistics.median(seconds):.0f} s, max {max(seconds):.0f} s")
+    for phase, seconds in phases.items():
+        if seconds:
+            print(f"  replication runs, {phase}: median {statistics.median(seconds):.1f} s, max {max(seconds):.1f} s")
     assert all(not c.pending for c in changes), f"changes never stored; daemon log:\n{log.read_text()[-3000:]}"
     assert p95 <= 120
+
+
+def _instance_home(home, tmp_path) -> tuple[dict[str, str], object]:
+    """The Dagster instance under test: the production one (PostgreSQL, `deploy/dagster_home`,
+    the image's event batching, this machine's run slots) unless MLS_BENCH_FLEET_INSTANCE=sqlite (the local one)."""
+    if INSTANCE == "sqlite":
+        (home / "dagster.yaml").write_text((project_root() / "instance" / "dagster.yaml").read_text())
+        return {}, None
+    import pgserver
+
+    postgres = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
+    postgres.psql("CREATE DATABASE dagster;")
+    config = yaml.safe_load((project_root() / "deploy" / "dagster_home" / "dagster.yaml").read_text())
+    config["concurrency"]["runs"]["max_concurrent_runs"] = RUN_SLOTS
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return {"DAGSTER_PG_URL": postgres.get_uri("dagster"),
+            "DAGSTER_EVENT_BATCH_SIZE": image_env("DAGSTER_EVENT_BATCH_SIZE")}, postgres  # fmt: skip
+
+
+def _role(process: psutil.Process) -> str:
+    command = " ".join(process.cmdline())
+    for marker, role in (("api grpc", "code server"), ("execute_run", "runs"), ("api execute", "runs"),
+                         ("spawn_main", "runs"), ("dagster-daemon", "daemon"), ("secantusd", "MongoDB server"),
+                         ("postgres", "PostgreSQL")):  # fmt: skip
+        if marker in command:
+            return role
+    return command[:40]
+
+
+def _cpu_by_pid(found: dict[int, tuple[str, float]], *roots: int) -> None:
+    """CPU seconds so far of every process under `roots`, of this one (the simulator) and of
+    PostgreSQL's."""
+    processes = [psutil.Process(), *(p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres")]
+    for root in roots:
+        try:
+            processes += [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+        except psutil.Error:
+            continue
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            role = "bench and simulator" if process.pid == os.getpid() else _role(process)
+            found[process.pid] = (role, times.user + times.system)
+        except psutil.Error:
+            continue
+
+
+def _run_phases(instance: dg.DagsterInstance, runs) -> dict[str, list[float]]:
+    """For each replication run: queued (created to launched), process start (launched to the
+    run's start, which includes loading the code location) and steps (start to end)."""
+    phases: dict[str, list[float]] = {"queued": [], "process start": [], "steps": []}
+    for record in instance.get_run_records(dg.RunsFilter(job_name="replication_job")):
+        starting = instance.get_records_for_run(record.dagster_run.run_id, of_type=dg.DagsterEventType.RUN_STARTING).records
+        if not starting or record.start_time is None or record.end_time is None:
+            continue
+        launched = starting[0].timestamp
+        phases["queued"].append(launched - record.create_timestamp.timestamp())
+        phases["process start"].append(record.start_time - launched)
+        phases["steps"].append(record.end_time - record.start_time)
+    return phases
+
+
+def _runs_by_job(instance: dg.DagsterInstance) -> dict[str, list[float]]:
+    """Seconds from start to end of each finished run, by job (what else took the slots)."""
+    found: dict[str, list[float]] = {}
+    for record in instance.get_run_records():
+        if record.start_time is not None and record.end_time is not None:
+            found.setdefault(record.dagster_run.job_name, []).append(record.end_time - record.start_time)
+    return found
+
+
+def _change_stages(instance: dg.DagsterInstance, changes: list[Change]) -> dict[str, list[float]]:
+    """Where each change's time went: until its first run was created (the probe's wait and
+    tick), until its last run started, and until its last run ended."""
+    stages: dict[str, list[float]] = {"first run created": [], "last run started": [], "last run ended": []}
+    records = instance.get_run_records(dg.RunsFilter(job_name="replication_job"))
+    for change in changes:
+        at = change.at.timestamp()
+        done = max((seen.timestamp() for seen in change.seen.values() if seen), default=at)
+        serving = [r for r in records if at <= r.create_timestamp.timestamp() <= done
+                   and feeds_of_run(r.dagster_run.tags) & change.seen.keys()]  # fmt: skip
+        if not serving:
+            continue
+        stages["first run created"].append(min(r.create_timestamp.timestamp() for r in serving) - at)
+        stages["last run started"].append(max((r.start_time or at) for r in serving) - at)
+        stages["last run ended"].append(max((r.end_time or at) for r in serving) - at)
+    return {stage: seconds for stage, seconds in stages.items() if seconds}
 
 
 def _change(simulator: SimulatorServer, market: Market, rng: random.Random, by_mls: dict[str, list[str]],

@@ -126,6 +126,7 @@ def chart_instance_settings(values: dict) -> dict:
         "run_monitoring": {"enabled": monitoring["enabled"], "start_timeout_seconds": monitoring["startTimeoutSeconds"],
                            "poll_interval_seconds": monitoring["pollIntervalSeconds"]},
         "run_retries": {"enabled": True, "max_retries": daemon["runRetries"]["maxRetries"]},
+        "sensors": {"use_threads": daemon["sensors"]["useThreads"], "num_workers": daemon["sensors"]["numWorkers"]},
         "retention": {"schedule": {"purge_after_days": retention["schedule"]["purgeAfterDays"]},
                       "sensor": {"purge_after_days": retention["sensor"]["purgeAfterDays"]}},
     }  # fmt: skip
@@ -135,7 +136,7 @@ def chart_instance_settings(values: dict) -> dict:
 
 
 def test_helm_and_compose_run_one_instance_alike():
-    """Run slots, the per-feed limit, the Spark pool, monitoring, retries and retention: what
+    """Run slots, the per-feed limit, the Spark pool, monitoring, retries, sensor threads and retention: what
     the chart renders from the Helm values equals compose's dagster.yaml (they differed: 20 vs
     10 runs, no pool limit vs 8, no retry vs 1)."""
     values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())

@@ -46,6 +46,38 @@ def test_the_production_instance_keeps_everything_in_postgres(production_home):
         assert job.partitions_def.get_partition_keys(dynamic_partitions_store=instance, current_time=ANCHOR)
 
 
+def image_env(name: str) -> str:
+    """A variable the image sets (`ENV` in deploy/Dockerfile)."""
+    text = (Path(__file__).parents[2] / "deploy" / "Dockerfile").read_text()
+    return next(line.split("=", 1)[1].split()[0] for line in text.splitlines() if line.strip().startswith(f"{name}="))
+
+
+def test_a_shared_run_with_the_images_event_batching_records_every_feeds_partition(
+        production_home, feeds_on_simulator, mongo_uri, monkeypatch):  # fmt: skip
+    """With DAGSTER_EVENT_BATCH_SIZE (the image's) a range run's materializations are written
+    in batches: each feed's partition is still recorded materialized, once, in PostgreSQL."""
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", image_env("DAGSTER_EVENT_BATCH_SIZE"))
+    database = f"deploy_batch_{os.getpid()}_{int(time.monotonic() * 1000)}"
+    monkeypatch.setenv("MONGODB_DATABASE", database)
+    client = get_client(mongo_uri)
+    sync_configs(client[database], load_feeds())
+    try:
+        with dg.DagsterInstance.from_config(str(production_home)) as instance:
+            order = sorted(FEEDS)
+            instance.add_dynamic_partitions("feeds", order)
+            keys = [str(feed_day_key(feed, DAYS[0])) for feed in order]
+            run_config = {"resources": {"clock": {"config": {"fixed_now": feeds_on_simulator.now.isoformat()}}}}
+            job = defs().resolve_job_def("replication_job")
+            result = job.execute_in_process(instance=instance, run_config=run_config, tags={
+                "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})  # fmt: skip
+            assert result.success
+            for asset in ("raw_listings", "active_listings", "listing_photos"):
+                records = instance.fetch_materializations(dg.AssetKey(asset), limit=100).records
+                assert sorted(r.partition_key for r in records) == sorted(keys), asset
+    finally:
+        client.drop_database(database)
+
+
 def _wait_for(condition, what: str, log: Path, seconds: float = 300):
     """Poll until `condition()` is truthy (the daemon works in its own process)."""
     deadline = time.monotonic() + seconds

@@ -1,4 +1,4 @@
-"""The change probe: freshness within minutes for the price of one request per feed per
+"""The change probe: freshness within minutes for the price of one request per source per
 minute.
 
 `change_probe_sensor` asks Spark, for each enabled feed at most once per
@@ -11,7 +11,8 @@ range run over every day partition up to today; a first load that failed is requ
 less and less often (1, 2, 4 ... 15 minutes). A feed with a run queued or in progress is not asked (its run will
 see the changes), and the run key names the feed and its cursor, so until that run has
 stored its records and moved the cursor no second run is requested for the same changes.
-Feeds are asked concurrently (`MLS_PROBE_CONCURRENCY`, 32 at once, each answer within
+Feeds of one source with one cursor (synced together) share one question. Questions are asked
+concurrently (`MLS_PROBE_CONCURRENCY`, 32 at once, each answer within
 `MLS_PROBE_TIMEOUT_S`, 10 s) through one pooled HTTP client per host, with one query for
 every due feed's cursor and one for the in-progress runs (all of them, a page at a time).
 Each request still goes through its feed's token's request budget. A failed
@@ -57,7 +58,11 @@ PROBE_TIMEOUT_S = float(os.environ.get("MLS_PROBE_TIMEOUT_S", "10"))
 
 def probe_feeds(source: SourceResource, asked: list[tuple[FeedConfig, datetime]]) -> list[int | Exception]:
     """How many listings each feed modified since its cursor (less the lag), asked
-    concurrently through one pooled client per host; a failure is returned, not raised."""
+    concurrently through one pooled client per host; a failure is returned, not raised.
+
+    Feeds of one source whose cursors are equal (synced together by a shared run) ask the same
+    question of the same endpoint with the same token: it is asked once for all of them, so a
+    tick's requests follow the sources, not the tenants."""
 
     def ask(item: tuple[FeedConfig, datetime], clients: ClientPool) -> int | Exception:
         feed, cursor = item
@@ -68,9 +73,13 @@ def probe_feeds(source: SourceResource, asked: list[tuple[FeedConfig, datetime]]
         except (SourceError, FeedConfigError) as error:
             return error
 
+    questions: dict[tuple[str, datetime], tuple[FeedConfig, datetime]] = {}
+    for feed, cursor in asked:
+        questions.setdefault((feed.source, cursor), (feed, cursor))
     with ClientPool(timeout_s=PROBE_TIMEOUT_S, connections=PROBE_CONCURRENCY) as clients, \
             ThreadPoolExecutor(max_workers=PROBE_CONCURRENCY, thread_name_prefix="probe") as pool:
-        return list(pool.map(lambda item: ask(item, clients), asked))
+        answers = dict(zip(questions, pool.map(lambda item: ask(item, clients), questions.values()), strict=True))
+    return [answers[(feed.source, cursor)] for feed, cursor in asked]
 
 
 @described(dg.sensor, job=replication_job, minimum_interval_seconds=int(PROBE_INTERVAL_S),
