@@ -101,6 +101,7 @@ class Simulator:
 per_tick: dict[int, int] = {}  # runs the safety net requests in one tick, per size
 runs_per_hour: dict[int, dict[str, float]] = {}  # per size: runs each instigator requests in an hour
 every_feed_changed: dict[int, int] = {}  # per size: the probe's runs when every feed changed
+questions: dict[int, int] = {}  # per size: the probe's requests when nothing changed
 
 
 def changed_minutes(source: SourceResource, feeds: list[FeedConfig], since: datetime, now: datetime) -> dict[str, int]:
@@ -196,10 +197,12 @@ def measure(size: int, tmp_path, monkeypatch, simulator: Simulator) -> dict[str,
             database[CURSORS_COLLECTION].insert_many([{"_id": key, "cursor": now} for key in added.partition_keys])
             before = simulator.requests()
             context = dg.build_sensor_context(instance=instance, resources=resources)
-            result, figures["change probe tick (every feed asked, none changed)"] = timed(
+            result, figures["change probe tick (every feed due, none changed)"] = timed(
                 lambda: change_probe_sensor(context))  # fmt: skip
             asked = simulator.requests() - before
-            assert asked >= size and [r.tags["mls/feed"] for r in result.run_requests] == ["latecomer.mls00"]
+            sources = {f.source for f in read_configs(database) if str(f.key) in added.partition_keys}
+            assert asked == len(sources) and [r.tags["mls/feed"] for r in result.run_requests] == ["latecomer.mls00"]
+            questions[size] = asked  # one per source: its feeds share a cursor
 
             database[CURSORS_COLLECTION].update_many({}, {"$set": {"cursor": now - timedelta(days=30)}})
             context = dg.build_sensor_context(instance=instance, resources=resources)
@@ -251,6 +254,8 @@ def test_bench_fleet(tmp_path, monkeypatch):
         print(f"  {label:<56}" + "".join(f"{v:>9.2f}" for v in values) + f"   x{values[-1] / max(values[0], 1e-3):.1f}")
     print("  safety-net runs in that tick: " + " / ".join(f"{per_tick[s]}" for s in SIZES)
           + f" (x4 per hour; every feed every 15 minutes was {4 * SIZES[-1]:,} an hour at {SIZES[-1]:,})")
+    print("  the probe's questions (requests) in a tick: " + " / ".join(f"{questions[s]}" for s in SIZES)
+          + " (one per source and cursor; one per feed before: " + " / ".join(f"{s}" for s in SIZES) + ")")
     print("  partition keys of one chain asset: " + " / ".join(f"{keys[s]:,}" for s in SIZES))
     print("  the probe's runs when every feed changed: " + " / ".join(f"{every_feed_changed[s]}" for s in SIZES)
           + f" (one run per feed: {' / '.join(f'{s + 1:,}' for s in SIZES)})")
