@@ -1,17 +1,19 @@
-"""`make bench` (the fleet's freshness): 2,000 feeds on one local Dagster instance with the
-daemon, as in `make dev`, and a status or price change in the MLS until every feed of that MLS
-has it in MongoDB.
+"""`make bench` (the fleet's freshness): 2,000 feeds on the production Dagster instance
+(PostgreSQL from pgserver, the image's event batching; MLS_BENCH_FLEET_INSTANCE=sqlite for the
+local one) with the daemon, and a status or price change in the MLS until every feed of that
+MLS has it in MongoDB.
 
 A live simulator serves 20 MLS ids of 50 listings (its market follows real time); 2,000
 tenants of one feed each, 100 per MLS, tenants sharing a token in tens (200 sources). The
 feeds start as a fleet in steady state: a cursor at now and their collections and indexes made
 (their history is not the point here: each change is). A
 real `dagster-daemon` runs every sensor of the code location and launches the queued runs (our
-coordinator, 4 runs at once); the probe's shared runs serve the feeds of one source together.
+coordinator, MLS_BENCH_FLEET_RUN_SLOTS, 4, at once); the probe's shared runs serve the feeds of one source together.
 Changes are made at random moments; for each, the time from its ModificationTimestamp until
 each of the MLS's 100 feeds holds it in the right status collection (checked every 5 s), p50
 and p95 over every feed of every change. Also: the runs launched, the feeds they served, and
-the peak RSS of the code server (the process that evaluates the sensors at 2,000 feeds).
+the peak RSS of the code server (the process that evaluates the sensors at 2,000 feeds), the
+CPU seconds of each process, and where each change's time went.
 
 Targets (issue 31): p95 <= 2 min; code server <= 500 MiB. Shorter: MLS_BENCH_FLEET_FRESHNESS_S,
 MLS_BENCH_FLEET_CHANGES, MLS_BENCH_FLEET_FEEDS."""
