@@ -82,10 +82,19 @@ class Change:
         return any(at is None for at in self.seen.values())
 
 
-def _peak_rss_mib(process: psutil.Process) -> dict[str, float]:
-    """Peak RSS (VmHWM) of each process under `process`, by its command."""
+def _tree(pid: int) -> list[psutil.Process]:
+    """A process and every process under it (none if it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _peak_rss_mib(pid: int) -> dict[str, float]:
+    """Peak RSS (VmHWM) of each process under `pid`, by its command."""
     found = {}
-    for child in [process, *process.children(recursive=True)]:
+    for child in _tree(pid):
         try:
             status = open(f"/proc/{child.pid}/status").read()
             peak = next(line for line in status.splitlines() if line.startswith("VmHWM"))
@@ -143,7 +152,7 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
                                 change.look(database, now)
                         if elapsed > DURATION_S + GIVE_UP_S:
                             break
-                        for name, mib in _peak_rss_mib(psutil.Process(daemon.pid)).items():
+                        for name, mib in _peak_rss_mib(daemon.pid).items():
                             peak[name] = max(peak.get(name, 0.0), mib)
                         _cpu_by_pid(cpu, daemon.pid, server.process.pid)
                         time.sleep(5)
@@ -206,9 +215,9 @@ def _instance_home(home, tmp_path) -> tuple[dict[str, str], object]:
 
 def _role(process: psutil.Process) -> str:
     command = " ".join(process.cmdline())
-    for marker, role in (("api grpc", "code server"), ("execute_run", "runs"), ("api execute", "runs"),
-                         ("spawn_main", "runs"), ("dagster-daemon", "daemon"), ("secantusd", "MongoDB server"),
-                         ("postgres", "PostgreSQL")):  # fmt: skip
+    # run workers are spawned by the code server (multiprocessing's `spawn_main`)
+    for marker, role in (("api grpc", "code server"), ("spawn_main", "runs"), ("dagster-daemon", "daemon"),
+                         ("secantusd", "MongoDB server"), ("postgres", "PostgreSQL")):  # fmt: skip
         if marker in command:
             return role
     return command[:40]
@@ -217,13 +226,8 @@ def _role(process: psutil.Process) -> str:
 def _cpu_by_pid(found: dict[int, tuple[str, float]], *roots: int) -> None:
     """CPU seconds so far of every process under `roots`, of this one (the simulator) and of
     PostgreSQL's."""
-    processes = [psutil.Process(), *(p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres")]
-    for root in roots:
-        try:
-            processes += [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
-        except psutil.Error:
-            continue
-    for process in processes:
+    postgres = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+    for process in [psutil.Process(), *postgres, *(p for root in roots for p in _tree(root))]:
         try:
             times = process.cpu_times()
             role = "bench and simulator" if process.pid == os.getpid() else _role(process)
