@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from mls_assets.api.guards import BodyGuard
 from mls_assets.api.schemas import LeadList, LeadWithPhotos, PatchedLead, problems
 from mls_assets.lib.leads import query, updates
-from mls_assets.lib.leads.keys import ApiKey, ensure_key_indexes, tenant_of
+from mls_assets.lib.leads.keys import ApiKey, ensure_key_indexes, remembered_key, tenant_of
 from mls_assets.lib.leads.query import CSV_COLUMNS, BadCursor, LeadFilter
 from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.tenants import CONFIGS_COLLECTION
@@ -98,10 +98,14 @@ async def _database(request: Request) -> Database:
 BEARER = HTTPBearer(auto_error=False, description="an API key: `mls-assets api-keys create TENANT --name NAME`")
 
 
-def _tenant_key(request: Request, tenant: str,
-                credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> ApiKey:  # fmt: skip
-    """The caller's key, if it is valid (else 401) and belongs to the path's tenant (else 404)."""
-    key = tenant_of(_opened(request.app.state), credentials.credentials.strip()) if credentials else None
+async def _tenant_key(tenant: str, database: Annotated[Database, Depends(_database)],
+                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> ApiKey:  # fmt: skip
+    """The caller's key, if it is valid (else 401) and belongs to the path's tenant (else 404).
+    Async: a key verified in the last second is in memory; only a lookup hops to a thread."""
+    token = credentials.credentials.strip() if credentials else None
+    key = None
+    if token:
+        key = remembered_key(database, token) or await run_in_threadpool(tenant_of, database, token)
     if key is None:
         raise HTTPException(401, "a valid API key is required (Authorization: Bearer <key>)",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip

@@ -7,8 +7,10 @@ import re
 from datetime import timedelta
 
 import pytest
+from cachetools import TTLCache
 
 from mls_assets.lib.catalogue import EXPIRED, LEAD_EVENTS
+from mls_assets.lib.leads import keys
 from mls_assets.lib.leads.keys import KEYS_COLLECTION, revoke_key
 from mls_assets_tests.api.conftest import ALPHA_GPS, NOW, expired_doc
 
@@ -158,6 +160,25 @@ def test_a_revoked_key_gets_401_and_keys_are_stored_only_as_hashes(api, alpha_ke
     assert secret not in str(stored) and token not in str(stored)
     revoke_key(leads_db, stored["keyId"])
     assert api.get(LIST, headers=alpha_key).status_code == 401
+
+
+def test_a_verified_key_is_remembered_by_its_digest_for_a_second_and_a_refused_one_never(leads_db, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(keys, "_verified", TTLCache(maxsize=16, ttl=keys.KEYS_KEPT_SECONDS, timer=lambda: clock[0]))
+    token, created = keys.create_key(leads_db, "alpha", "crm")
+    assert keys.remembered_key(leads_db, token) is None
+    record = keys.tenant_of(leads_db, token)
+    assert (record.key_id, record.tenant) == (created.key_id, "alpha")
+    assert keys.remembered_key(leads_db, token) == record  # the next request asks nothing
+    assert token not in str(list(keys._verified.keys())) and token.split("_", 2)[2] not in str(list(keys._verified.keys()))
+    wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert keys.tenant_of(leads_db, wrong) is None and keys.remembered_key(leads_db, wrong) is None
+    # revoked by another process (straight in the database): valid here for at most a second
+    leads_db[KEYS_COLLECTION].update_one({"keyId": record.key_id}, {"$set": {"revokedAt": NOW}})
+    clock[0] += keys.KEYS_KEPT_SECONDS * 0.9
+    assert keys.tenant_of(leads_db, token) == record
+    clock[0] += keys.KEYS_KEPT_SECONDS * 0.2
+    assert keys.tenant_of(leads_db, token) is None
 
 
 def test_openapi_docs_are_served_with_no_request_leaving_the_machine(api):
