@@ -2,8 +2,9 @@
 tenant on a disk-backed server (each size its own database). Over HTTP (the API in its own
 process, as `mls-assets api` runs it): p50/p95 of one lead with its photos, a page of 100, a
 filtered page of 100, beside the floor, a direct indexed `find` of the same page (one
-collection's index, no merge) and a `find_one` of the lead with its photos through pymongo
-in this process; and the CSV of every lead streamed, with the API's peak RSS before and
+collection's index, no merge), and of one lead the same reads by hand through pymongo in this
+process (a `find_one` in each of the tenant's MLSs, as a client that does not know the lead's
+MLS must, and the photos), and a `find_one` in the one MLS the bench knows holds it; and the CSV of every lead streamed, with the API's peak RSS before and
 after (flat memory). `BENCH_LEADS_SIZES=100000` runs one size. Targets at 100,000: a page p95 <= 50 ms, one lead p95 <= 10 ms, within
 1.5x of the floor."""
 
@@ -132,7 +133,11 @@ def measure(server: Server, leads: int) -> dict:
                 one = client.get(f"{base}/{key}").json()
             assert len(one["photos"]) == PHOTOS_EACH
             feed = FEEDS[0] if key.startswith(("GPS", "SHARED")) else FEEDS[1]
-            with clock("  floor: find_one + its photos"):
+            with clock("  floor: find_one in each MLS + photos"):
+                for each in FEEDS:
+                    database[EXPIRED.collection_name(each)].find_one({"listingKey": key}, query.HIDDEN_FIELDS)
+                list(database[EXPIRED_PHOTOS.collection_name(feed)].find({"listingKey": key}).sort("order", 1))
+            with clock("  floor: find_one, MLS known, + photos"):
                 database[EXPIRED.collection_name(feed)].find_one({"listingKey": key}, query.HIDDEN_FIELDS)
                 list(database[EXPIRED_PHOTOS.collection_name(feed)].find({"listingKey": key}).sort("order", 1))
         before = peak_rss_mib(api.pid)
@@ -167,4 +172,10 @@ def test_bench_leads_api(tmp_path):
         print(f"  CSV of {results[size]['leads']:,} leads: {seconds:.1f} s; API peak RSS {before:.0f} -> {after:.0f} MiB")
     print("  the first page a fresh API process serves (no window hint yet): "
           + " / ".join(f"{results[s]['samples']['page of 100 (walking the pages)'][0] * 1000:.0f} ms" for s in SIZES))
+    largest = results[SIZES[-1]]["samples"]
+    lead = quantiles(largest["one lead with its photos"])
+    ratios = {floor: [ours / theirs for ours, theirs in zip(lead, quantiles(largest[f"  floor: {floor}"]))]
+              for floor in ("find_one in each MLS + photos", "find_one, MLS known, + photos")}  # fmt: skip
+    print(f"  one lead at {SIZES[-1]:,} over the floors (p50 / p95): "
+          + "; ".join(f"{floor}: {a:.2f}x / {b:.2f}x" for floor, (a, b) in ratios.items()))
     print("[bench] targets at 100,000: page p95 <= 50 ms, one lead p95 <= 10 ms, within 1.5x of the floor")
