@@ -43,9 +43,10 @@ dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 bench: $(STAMP)
 	$(BIN)/python -m pytest -m bench -s --timeout=0 -p no:logging --show-capture=no mls_assets_tests/bench $(PYTEST_ARGS)
 
-## make lint: ruff over the package and the tests
+## make lint: ruff's linter and its formatter (checked, not applied: `ruff format` applies it) over the package and tests
 lint: $(STAMP)
 	$(BIN)/ruff check mls_assets mls_assets_tests
+	$(BIN)/ruff format --check mls_assets mls_assets_tests
 
 db-start: $(STAMP)
 	$(BIN)/mls-assets db start

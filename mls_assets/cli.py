@@ -54,8 +54,14 @@ def _simulator(args: argparse.Namespace) -> int:
     from mls_assets.lib.spark.simulator.server import serve
 
     anchor = datetime.fromisoformat(args.clock) if args.clock else None
-    market = Market(listings=args.listings, seed=args.seed, anchor=anchor, follow_wall_clock=args.live,
-                    hostile_rate=args.hostile, mls_ids=fleet_mls_ids(args.mlss))  # fmt: skip
+    market = Market(
+        listings=args.listings,
+        seed=args.seed,
+        anchor=anchor,
+        follow_wall_clock=args.live,
+        hostile_rate=args.hostile,
+        mls_ids=fleet_mls_ids(args.mlss),
+    )
     serve(market, args.host, args.port, tokens=(DEMO_TOKEN, *args.token))
     return 0
 
@@ -118,20 +124,26 @@ def _api_keys(args: argparse.Namespace) -> int:
             elif args.json:
                 print(json.dumps({**record.shown(), "key": token}))
             else:
-                print(f"API key {record.key_id} for {record.tenant} ({record.name}), shown once, keep it safe:\n{token}")
+                print(
+                    f"API key {record.key_id} for {record.tenant} ({record.name}), shown once, keep it safe:\n{token}"
+                )
         elif args.action == "revoke":
             if not args.key_id:
                 print("error: revoke needs --key-id", file=sys.stderr)
                 return 2
             record = keys.revoke_key(database, args.key_id, args.tenant)
-            print(json.dumps(record.shown()) if args.json else f"revoked {record.key_id} ({record.tenant}, {record.name})")
+            print(
+                json.dumps(record.shown()) if args.json else f"revoked {record.key_id} ({record.tenant}, {record.name})"
+            )
         else:
             records = [k.shown() for k in keys.list_keys(database, args.tenant)]
             if args.json:
                 print(json.dumps(records))
             for r in [] if args.json else records:
-                print(f"{r['keyId']}  {r['tenant']:<20} {r['name']:<20} created {r['createdAt']}"
-                      + (f"  REVOKED {r['revokedAt']}" if r["revokedAt"] else ""))  # fmt: skip
+                print(
+                    f"{r['keyId']}  {r['tenant']:<20} {r['name']:<20} created {r['createdAt']}"
+                    + (f"  REVOKED {r['revokedAt']}" if r["revokedAt"] else "")
+                )
     except (keys.UnknownKey, InvalidIdentifier) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -151,13 +163,23 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8765)
     sim.add_argument("--listings", type=int, default=2000, help="listings per MLS")
     sim.add_argument("--seed", type=int, default=7)
-    sim.add_argument("--mlss", type=int, default=2, metavar="N",
-                     help="MLS ids served: GPS, CRMLS, then generated ones 2021...01, ... (a fleet benchmark's 20)")
+    sim.add_argument(
+        "--mlss",
+        type=int,
+        default=2,
+        metavar="N",
+        help="MLS ids served: GPS, CRMLS, then generated ones 2021...01, ... (a fleet benchmark's 20)",
+    )
     sim.add_argument("--clock", help="the simulated 'now' to start at (ISO); default today 00:00Z")
     sim.add_argument("--token", action="append", default=[], help="another accepted access token")
     sim.add_argument("--live", action="store_true", help="the market clock follows real time")
-    sim.add_argument("--hostile", type=float, default=0.0, metavar="RATE",
-                     help="serve this fraction of listings as hostile records (bad keys, NaN, bad UTF-8, ...)")
+    sim.add_argument(
+        "--hostile",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="serve this fraction of listings as hostile records (bad keys, NaN, bad UTF-8, ...)",
+    )
     sim.set_defaults(handler=_simulator)
 
     sim_service = commands.add_parser("sim", help="manage the background simulator of this checkout")

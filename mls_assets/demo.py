@@ -21,13 +21,22 @@ MAIN_JOB = "replication_job"
 # The UI plots a partitioned asset's metadata over its last 120 partitions (Dagster 1.13).
 MARKET_PLOT_DAYS = 120
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-SUMMARY = (("raw", "raw_listings"), ("flattened", "flattened_listings"), ("rejects", "rejects"),
-           ("active", "listings"), ("closed", "closed_listings"), ("expired", "expired_listings"),
-           ("photos", "photos"), ("exp.photos", "expired_photos"), ("history", "status_history"))  # fmt: skip
+SUMMARY = (
+    ("raw", "raw_listings"),
+    ("flattened", "flattened_listings"),
+    ("rejects", "rejects"),
+    ("active", "listings"),
+    ("closed", "closed_listings"),
+    ("expired", "expired_listings"),
+    ("photos", "photos"),
+    ("exp.photos", "expired_photos"),
+    ("history", "status_history"),
+)
 
 
-def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, first: str, last: str,
-         now: datetime | None) -> bool:  # fmt: skip
+def _run(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, first: str, last: str, now: datetime | None
+) -> bool:
     """The chain over days `first`..`last` of one feed, as one run (each day partition gets
     its own counts); `now` is the pipeline's clock (the simulator's market time)."""
     from mls_assets.defs.partitions import feed_day_key, range_tags
@@ -41,14 +50,17 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, feed: str, first: 
     else:
         partition = {}
         tags |= range_tags(feed, first, last)
-    result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config,
-                                    **partition)  # fmt: skip
+    result = job.execute_in_process(
+        instance=instance, raise_on_error=False, tags=tags, run_config=run_config, **partition
+    )
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     days = first if first == last else f"{first}..{last}"
     print(f"  {feed} {days}: {'ok' if result.success else 'FAILED'}", flush=True)
     for evaluation in failed_checks:
-        print(f"    check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
-              f"({evaluation.severity.value}): {evaluation.description}")  # fmt: skip
+        print(
+            f"    check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
+            f"({evaluation.severity.value}): {evaluation.description}"
+        )
     return result.success
 
 
@@ -62,8 +74,10 @@ def run_demo() -> int:
     from mls_assets.lib.tenants import TenantsFileError, read_configs
 
     if not is_local_mode() and not os.environ.get("SPARK_API_BASE_URL"):
-        print("refused: MONGODB_URI names a real server but no Spark URL is set; the demo would write simulated "
-              "listings there. Set SPARK_API_BASE_URL, or MLS_LOCAL_MODE=1 if that server is a scratch one.")
+        print(
+            "refused: MONGODB_URI names a real server but no Spark URL is set; the demo would write simulated "
+            "listings there. Set SPARK_API_BASE_URL, or MLS_LOCAL_MODE=1 if that server is a scratch one."
+        )
         return 2
     database = get_database(start=True)
     simulator = None if os.environ.get("SPARK_API_BASE_URL") else process.ensure_running()
@@ -119,7 +133,8 @@ def _run_reference(definitions: dg.Definitions, instance: dg.DagsterInstance, no
     ok = True
     for job, tags, label in (("shared_places_job", {}, ""), ("city_market_daily_job", window, f" {first}...today")):
         result = definitions.resolve_job_def(job).execute_in_process(
-            instance=instance, raise_on_error=False, run_config=run_config, tags=tags)  # fmt: skip
+            instance=instance, raise_on_error=False, run_config=run_config, tags=tags
+        )
         print(f"  {job}{label}: {'ok' if result.success else 'FAILED'}", flush=True)
         ok &= result.success
     return ok
@@ -128,23 +143,34 @@ def _run_reference(definitions: dg.Definitions, instance: dg.DagsterInstance, no
 def _print_reference(database, now: datetime) -> None:
     from mls_assets.lib.reference.market import MARKET_DAILY, day_start
 
-    counts = {name: database[name].count_documents({"active": True})
-              for name in ("shared_cities", "shared_neighborhoods", "shared_schools")}  # fmt: skip
+    counts = {
+        name: database[name].count_documents({"active": True})
+        for name in ("shared_cities", "shared_neighborhoods", "shared_schools")
+    }
     top = list(database[MARKET_DAILY].find({"day": day_start(now.date())}).sort("active", -1).limit(3))
-    print(f"\nshared by every tenant: {counts['shared_cities']} cities, {counts['shared_neighborhoods']} neighborhoods, "
-          f"{counts['shared_schools']} schools; market today, largest cities:")  # fmt: skip
+    print(
+        f"\nshared by every tenant: {counts['shared_cities']} cities, {counts['shared_neighborhoods']} neighborhoods, "
+        f"{counts['shared_schools']} schools; market today, largest cities:"
+    )
     for row in top:
         price = f"${row['medianListPrice']:,.0f}" if row.get("medianListPrice") else "-"
-        print(f"  {row['city']}, {row['state']}: {row['active']} active, {row['pending']} pending, "
-              f"{row['new']} new, median list price {price}")  # fmt: skip
+        print(
+            f"  {row['city']}, {row['state']}: {row['active']} active, {row['pending']} pending, "
+            f"{row['new']} new, median list price {price}"
+        )
 
 
 def _print_summary(database, feeds) -> None:
     header = ("feed", "source", *(label for label, _ in SUMMARY))
     rows = [header]
     for feed in feeds:
-        rows.append((str(feed.key), feed.provider,
-                     *(database[feed.collection(name)].estimated_document_count() for _, name in SUMMARY)))
+        rows.append(
+            (
+                str(feed.key),
+                feed.provider,
+                *(database[feed.collection(name)].estimated_document_count() for _, name in SUMMARY),
+            )
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     print()
     for row in rows:

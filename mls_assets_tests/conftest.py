@@ -44,11 +44,21 @@ def start_ephemeral_server(port: int, storage: str = ":memory:", *extra: str) ->
     """`:memory:` keeps everything in WiredTiger's cache: fine for tests, too small for
     benchmarks, which pass a folder instead."""
     process = subprocess.Popen(
-        [embedded.launcher_path(), "--host", "127.0.0.1", "--port", str(port),
-         "--storage-path", storage, "--log-level", "WARNING", *extra],
+        [
+            embedded.launcher_path(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            storage,
+            "--log-level",
+            "WARNING",
+            *extra,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + 60
     while not embedded.is_serving("127.0.0.1", port):
         if process.poll() is not None or time.monotonic() > deadline:

@@ -10,8 +10,13 @@ from mls_assets.lib.paths import project_root
 
 def start_daemon(env: dict, log: Path) -> subprocess.Popen:
     daemon = Path(sys.executable).parent / "dagster-daemon"
-    return subprocess.Popen([str(daemon), "run", "-w", str(project_root() / "workspace.yaml")], env=env,
-                            cwd=project_root(), stdout=log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
+    return subprocess.Popen(
+        [str(daemon), "run", "-w", str(project_root() / "workspace.yaml")],
+        env=env,
+        cwd=project_root(),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def stop_process(process: subprocess.Popen) -> None:

@@ -36,8 +36,11 @@ def test_racing_processes_start_the_server_exactly_once(embedded_env):
     racers = [
         subprocess.Popen(
             [sys.executable, "-c", ENSURE],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ),
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
         for _ in range(4)
     ]
     for racer in racers:
@@ -57,8 +60,11 @@ def test_cli_start_status_stop(embedded_env):
     def cli(*args):
         return subprocess.run(
             [sys.executable, "-m", "mls_assets.cli", "db", *args],
-            capture_output=True, text=True, env=dict(os.environ), timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+            timeout=120,
+        )
 
     assert cli("status").returncode == 3
     started = cli("start")
@@ -110,9 +116,11 @@ def test_two_processes_writing_at_once_see_each_others_data(mongo_uri, mongo_db)
     writers = {
         name: subprocess.Popen(
             [sys.executable, "-c", WRITER, name, mongo_db.name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
             env={**os.environ, "MONGODB_URI": mongo_uri},
-        )  # fmt: skip
+        )
         for name in ("a", "b")
     }
     for writer in writers.values():

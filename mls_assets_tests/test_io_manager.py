@@ -16,8 +16,9 @@ DAY = "2026-11-20"
 
 def docs_for(feed: str, day: str, count: int = 5, price: int = 1) -> list[dict]:
     at = datetime.fromisoformat(f"{day}T12:00:00+00:00")
-    return [{"listingKey": f"{day}-{i}", "modificationTimestamp": at, "price": price, "feed": feed}
-            for i in range(count)]  # fmt: skip
+    return [
+        {"listingKey": f"{day}-{i}", "modificationTimestamp": at, "price": price, "feed": feed} for i in range(count)
+    ]
 
 
 PRICES: dict[str, int] = {}
@@ -27,12 +28,17 @@ COUNTS: dict[str, int] = {}  # documents per day (5 unless said)
 @dg.asset(partitions_def=feed_day_partitions, metadata={"collection": RAW.name})
 def produced(context: dg.AssetExecutionContext):
     """One feed-day's documents (a mapping per partition in a range run)."""
-    return {key: docs_for(*reversed(key.split("|")), count=COUNTS.get(key.split("|")[0], 5), price=PRICES.get(key, 1))
-            for key in context.partition_keys}  # fmt: skip
+    return {
+        key: docs_for(*reversed(key.split("|")), count=COUNTS.get(key.split("|")[0], 5), price=PRICES.get(key, 1))
+        for key in context.partition_keys
+    }
 
 
-@dg.asset(partitions_def=feed_day_partitions, metadata={"collection": FLATTENED.name},
-          ins={"produced": dg.AssetIn(metadata={"changes": True})})  # fmt: skip
+@dg.asset(
+    partitions_def=feed_day_partitions,
+    metadata={"collection": FLATTENED.name},
+    ins={"produced": dg.AssetIn(metadata={"changes": True})},
+)
 def consumed(context: dg.AssetExecutionContext, produced: ChangeSet):
     """What changed upstream, copied; fails before committing when asked to."""
     seen = []
@@ -57,8 +63,10 @@ def meta(result, asset: str) -> dict:
 
 
 def meta_by_partition(result, asset: str) -> dict[str, dict]:
-    return {str(m.partition): {k: v.value for k, v in m.metadata.items()}
-            for m in result.asset_materializations_for_node(asset)}  # fmt: skip
+    return {
+        str(m.partition): {k: v.value for k, v in m.metadata.items()}
+        for m in result.asset_materializations_for_node(asset)
+    }
 
 
 def test_a_partition_is_written_then_rewritten_idempotently(instance, mongo_resources, mongo_db):
@@ -78,8 +86,10 @@ def test_a_range_run_writes_each_day_and_a_feed_only_its_own_collections(mongo_r
     try:
         with dg.instance_for_test() as instance:
             instance.add_dynamic_partitions("feeds", [GPS, OTHER])
-            tags = {"dagster/asset_partition_range_start": str(feed_day_key(GPS, "2026-11-18")),
-                    "dagster/asset_partition_range_end": str(feed_day_key(GPS, "2026-11-20"))}  # fmt: skip
+            tags = {
+                "dagster/asset_partition_range_start": str(feed_day_key(GPS, "2026-11-18")),
+                "dagster/asset_partition_range_end": str(feed_day_key(GPS, "2026-11-20")),
+            }
             result = run(instance, mongo_resources, produced, tags=tags)
     finally:
         COUNTS.clear()
@@ -126,8 +136,9 @@ def test_a_consumer_that_fails_midway_resumes_where_it_stopped(instance, mongo_r
     run(instance, mongo_resources, produced, partition_key=key)
     PRICES["fail_consumer"] = 1
     try:
-        failed = run(instance, mongo_resources, produced, consumed, partition_key=key, raise_on_error=False,
-                     selection=[consumed])  # fmt: skip
+        failed = run(
+            instance, mongo_resources, produced, consumed, partition_key=key, raise_on_error=False, selection=[consumed]
+        )
     finally:
         PRICES.clear()
     assert not failed.success
@@ -157,4 +168,3 @@ def test_an_asset_without_a_catalogued_collection_fails_clearly(instance, mongo_
 
     with pytest.raises(Exception, match="names no catalogued collection"):
         run(instance, mongo_resources, uncatalogued, partition_key=str(feed_day_key(GPS, DAY)))
-

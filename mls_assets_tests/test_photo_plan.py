@@ -14,9 +14,11 @@ T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 def raw_listing(key: str) -> dict:
     """A listing whose first photo has no usable URI: its set starts at order 1."""
-    photos = [{"Id": f"{key}-a", "Caption": "no uri"},
-              {"Id": f"{key}-b", "UriLarge": f"https://cdn.example/{key}/b.jpg"},
-              {"Id": f"{key}-c", "Uri300": f"https://cdn.example/{key}/c.jpg"}]  # fmt: skip
+    photos = [
+        {"Id": f"{key}-a", "Caption": "no uri"},
+        {"Id": f"{key}-b", "UriLarge": f"https://cdn.example/{key}/b.jpg"},
+        {"Id": f"{key}-c", "Uri300": f"https://cdn.example/{key}/c.jpg"},
+    ]
     fields = {"ListingKey": key, "ListingId": f"id-{key}", "PhotosChangeTimestamp": T0.isoformat(), "Photos": photos}
     return {"listingKey": key, "modificationTimestamp": T0, "record": {"StandardFields": fields}}
 

@@ -13,7 +13,11 @@ day = lambda n: TODAY - timedelta(days=n)  # noqa: E731
 
 def test_past_days_are_one_whole_window_and_today_alone_starts_at_the_cursor():
     past = window_for_days([day(3), day(2), day(1)], NOW, CURSOR)
-    assert (past.start, past.end, past.incremental) == (datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC), False)
+    assert (past.start, past.end, past.incremental) == (
+        datetime(2026, 11, 23, tzinfo=UTC),
+        datetime(2026, 11, 26, tzinfo=UTC),
+        False,
+    )
     today = window_for_days([TODAY], NOW, CURSOR)
     assert (today.start, today.end, today.incremental, today.after_cursor) == (CURSOR, None, True, True)
 
@@ -21,7 +25,11 @@ def test_past_days_are_one_whole_window_and_today_alone_starts_at_the_cursor():
 def test_a_range_reaching_today_runs_to_now_from_its_first_day_and_advances_the_cursor():
     window = window_for_days([day(2), day(1), TODAY], NOW, CURSOR)
     assert (window.start, window.end, window.incremental, window.after_cursor) == (
-        datetime(2026, 11, 24, tzinfo=UTC), None, True, False)  # fmt: skip
+        datetime(2026, 11, 24, tzinfo=UTC),
+        None,
+        True,
+        False,
+    )
 
 
 def test_a_first_pull_takes_the_whole_history_and_the_first_day_holds_what_is_older():
@@ -45,6 +53,8 @@ def test_progress_says_how_far_every_few_pages_and_every_retry():
     for pages in range(5):
         progress.page(pages, pages * 100)
     progress.retrying("429 rate limited", 2.5)
-    assert lines[:2] == ["gps 2026-11-26: 200 listings in 2 pages so far, 67 listings/s",
-                         "gps 2026-11-26: 400 listings in 4 pages so far, 80 listings/s"]  # fmt: skip
+    assert lines[:2] == [
+        "gps 2026-11-26: 200 listings in 2 pages so far, 67 listings/s",
+        "gps 2026-11-26: 400 listings in 4 pages so far, 80 listings/s",
+    ]
     assert lines[2] == "gps 2026-11-26: waiting 2.5s before retry 1: 429 rate limited"

@@ -30,8 +30,9 @@ def listings(mongo_db):
 def write(collection, docs, spec=SPEC, siblings=(), batch_size=1000):
     """One write, as one run does it."""
     sequence = FeedSequence(collection.database, FEED)
-    return CollectionWriter(collection, spec, siblings=siblings, sequence=sequence, run_id=uuid.uuid4().hex,
-                            batch_size=batch_size).write(docs)  # fmt: skip
+    return CollectionWriter(
+        collection, spec, siblings=siblings, sequence=sequence, run_id=uuid.uuid4().hex, batch_size=batch_size
+    ).write(docs)
 
 
 def test_insert_then_identical_rerun_changes_nothing(listings):
@@ -69,8 +70,13 @@ def test_a_first_write_into_an_empty_collection_looks_nothing_up(listings):
 
     from pymongo import MongoClient
 
-    client = MongoClient(listings.database.client.address[0], listings.database.client.address[1],
-                         directConnection=True, tz_aware=True, event_listeners=[Listener()])  # fmt: skip
+    client = MongoClient(
+        listings.database.client.address[0],
+        listings.database.client.address[1],
+        directConnection=True,
+        tz_aware=True,
+        event_listeners=[Listener()],
+    )
     try:
         collection = client[listings.database.name][listings.name]
         ensure_indexes(collection, SPEC.all_indexes())
@@ -106,8 +112,9 @@ def test_guard_holds_when_a_newer_version_lands_between_read_and_write(listings,
 
     def lookup_then_concurrent_write(self, collection, keys, extra=()):
         found = real_lookup(self, collection, keys, extra)
-        collection.update_one({"listingKey": "A"}, {"$set": {"listPrice": 300,
-                                                             "modificationTimestamp": T0 + timedelta(days=2)}})  # fmt: skip
+        collection.update_one(
+            {"listingKey": "A"}, {"$set": {"listPrice": 300, "modificationTimestamp": T0 + timedelta(days=2)}}
+        )
         return found
 
     monkeypatch.setattr(CollectionWriter, "_lookup", lookup_then_concurrent_write)
@@ -189,11 +196,19 @@ def test_patches_change_only_their_fields_and_never_insert(mongo_db):
     spec = CollectionSpec("crm_properties", ("_id",), sequenced=False, patched=True)
     properties = mongo_db["jpsrealtor_crm_properties"]
     properties.insert_one({"_id": "P1", "notes": "keep", "mls_property_id": "K", "price": 1})
-    counts = write(properties, [Patch(("P1",), set={"price": 2}, push={"history": {"to": "Closed"}}),
-                                Patch(("P2",), set={"price": 9})], spec)  # fmt: skip
+    counts = write(
+        properties,
+        [Patch(("P1",), set={"price": 2}, push={"history": {"to": "Closed"}}), Patch(("P2",), set={"price": 9})],
+        spec,
+    )
     assert (counts.updated, counts.stale) == (1, 1)
-    assert properties.find_one({"_id": "P1"}) == {"_id": "P1", "notes": "keep", "mls_property_id": "K", "price": 2,
-                                                  "history": [{"to": "Closed"}]}  # fmt: skip
+    assert properties.find_one({"_id": "P1"}) == {
+        "_id": "P1",
+        "notes": "keep",
+        "mls_property_id": "K",
+        "price": 2,
+        "history": [{"to": "Closed"}],
+    }
     assert properties.count_documents({}) == 1
 
 
@@ -205,7 +220,8 @@ def test_a_consumer_reads_only_what_changed_since_its_watermark_and_resumes_wher
     write(listings, [listing("K1", 100, T0 + timedelta(hours=1))])
     retry = ChangeSet.open(listings.database, "consumer", {FEED: listings})
     assert retry.count() == 5 and sorted(d["listingKey"] for _, b in retry.batches() for d in b) == [
-        f"K{i}" for i in range(5)]  # fmt: skip
+        f"K{i}" for i in range(5)
+    ]
     retry.commit("r2")
     assert ChangeSet.open(listings.database, "consumer", {FEED: listings}).empty
     write(listings, [listing("K3", 300, T0 + timedelta(hours=2))])
@@ -213,7 +229,6 @@ def test_a_consumer_reads_only_what_changed_since_its_watermark_and_resumes_wher
     assert [d["listingKey"] for _, b in later.batches() for d in b] == ["K3"]
     other = ChangeSet.open(listings.database, "another consumer", {FEED: listings})
     assert other.count() == 5  # every consumer keeps its own watermark
-
 
 
 def test_a_change_set_reads_the_same_documents_on_a_first_read_and_after_a_watermark(listings):
@@ -236,7 +251,8 @@ def test_a_change_set_reads_the_same_documents_on_a_first_read_and_after_a_water
     assert sorted(looked_up, key=str) == [{"listingKey": "K2"}, {"listingKey": "K4"}]
     excluded = ChangeSet(listings.database, "consumer", later.sources, projection=bookkeeping)
     assert [sorted(d) for b in excluded.documents(FEED, ["K4", "K5"]) for d in b] == [
-        ["listPrice", "listingKey", "modificationTimestamp"]]  # fmt: skip
+        ["listPrice", "listingKey", "modificationTimestamp"]
+    ]
 
 
 def test_a_field_the_source_stopped_sending_goes_where_only_we_write_and_others_fields_stay(mongo_db):
@@ -255,7 +271,10 @@ def test_a_field_the_source_stopped_sending_goes_where_only_we_write_and_others_
     kept = listings.find_one({"listingKey": "K1"})
     assert (kept["listPrice"], kept["leadStatus"], kept["favorite"]) == (90, "contacted", True)
     older = listing("K1", 1, T0)  # and an older version still changes nothing
-    assert write(flattened, [older], spec=owned).stale == 1 and flattened.find_one({"listingKey": "K1"})["listPrice"] == 90
+    assert (
+        write(flattened, [older], spec=owned).stale == 1 and flattened.find_one({"listingKey": "K1"})["listPrice"] == 90
+    )
+
 
 def test_content_hash_ignores_key_order_and_bookkeeping():
     a = {"x": 1, "y": {"b": 2, "a": [1, {"q": 1, "p": 2}]}, "_runId": "r1", "_seq": 4}
@@ -283,7 +302,10 @@ def test_indexes_already_there_are_not_requested_again(mongo_db):
 
 
 def test_a_first_load_builds_its_indexes_at_the_end_and_keeps_the_newest_of_a_key_seen_twice(listings):
-    docs = [listing(f"K{i}", i) for i in range(30)] + [listing("K3", 300, T0 + timedelta(hours=1)), listing("K4", 4, T0 - timedelta(hours=1))]
+    docs = [listing(f"K{i}", i) for i in range(30)] + [
+        listing("K3", 300, T0 + timedelta(hours=1)),
+        listing("K4", 4, T0 - timedelta(hours=1)),
+    ]
     counts = write(listings, docs, batch_size=10)
     assert listings.count_documents({}) == 30 and listings.find_one({"listingKey": "K3"})["listPrice"] == 300
     assert counts.stale == 1 and listings.find_one({"listingKey": "K4"})["listPrice"] == 4

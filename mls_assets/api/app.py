@@ -72,8 +72,10 @@ def _csv_value(value: Any) -> str:
 async def _validation_error(request: Request, error: RequestValidationError) -> Response:
     """422 naming each field and what is wrong, never echoing the input (a 10 MiB field came
     back as a 10 MiB answer, and a NaN in it made the answer itself fail with a 500)."""
-    detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:300], "type": e.get("type")}
-              for e in error.errors()[:20]]  # fmt: skip
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:300], "type": e.get("type")}
+        for e in error.errors()[:20]
+    ]
     return _json({"detail": detail}, status_code=422)
 
 
@@ -98,8 +100,11 @@ async def _database(request: Request) -> Database:
 BEARER = HTTPBearer(auto_error=False, description="an API key: `mls-assets api-keys create TENANT --name NAME`")
 
 
-async def _tenant_key(tenant: str, database: Annotated[Database, Depends(_database)],
-                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> ApiKey:  # fmt: skip
+async def _tenant_key(
+    tenant: str,
+    database: Annotated[Database, Depends(_database)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+) -> ApiKey:
     """The caller's key, if it is valid (else 401) and belongs to the path's tenant (else 404).
     Async: a key verified in the last second is in memory; only a lookup hops to a thread."""
     token = credentials.credentials.strip() if credentials else None
@@ -107,8 +112,9 @@ async def _tenant_key(tenant: str, database: Annotated[Database, Depends(_databa
     if token:
         key = remembered_key(database, token) or await run_in_threadpool(tenant_of, database, token)
     if key is None:
-        raise HTTPException(401, "a valid API key is required (Authorization: Bearer <key>)",
-                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        raise HTTPException(
+            401, "a valid API key is required (Authorization: Bearer <key>)", headers={"WWW-Authenticate": "Bearer"}
+        )
     if key.tenant != tenant:
         raise HTTPException(404, "not found")
     return key
@@ -122,9 +128,12 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
     """The ASGI app on the database `database_factory` returns (called on first use)."""
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this package, not a CDN
     # (the docs page works on a machine with no internet, and asks nothing of a third party)
-    app = FastAPIOffline(title="mls_assets expired leads", version="1",
-                  description="A tenant's expired and cancelled listings as CRM leads. Bearer API keys: "
-                              "`mls-assets api-keys create TENANT --name NAME`.")  # fmt: skip
+    app = FastAPIOffline(
+        title="mls_assets expired leads",
+        version="1",
+        description="A tenant's expired and cancelled listings as CRM leads. Bearer API keys: "
+        "`mls-assets api-keys create TENANT --name NAME`.",
+    )
     app.state.database_factory, app.state.database, app.state.opening = database_factory, None, threading.Lock()
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodyGuard)
@@ -145,9 +154,18 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
         except BadCursor as error:
             raise HTTPException(422, [{"loc": ["query", "cursor"], "msg": str(error), "type": "value_error"}])
 
-    @app.get(PREFIX + ".csv", summary="Export leads as CSV", response_class=CsvResponse,
-             responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
-                              "description": "one header row, then one row per lead"}, **problems(401, 404, 422)})  # fmt: skip
+    @app.get(
+        PREFIX + ".csv",
+        summary="Export leads as CSV",
+        response_class=CsvResponse,
+        responses={
+            200: {
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+                "description": "one header row, then one row per lead",
+            },
+            **problems(401, 404, 422),
+        },
+    )
     def export_leads(key: Key, database: Db, where: Annotated[LeadFilter, Query()]) -> CsvResponse:
         """Every matching lead as CSV, streamed (for skip-tracing and dialer tools)."""
         rows = query.iter_leads(database, key.tenant, where)
@@ -164,11 +182,13 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
                     buffer.truncate()
             yield buffer.getvalue()
 
-        return CsvResponse(lines(),
-                                 headers={"Content-Disposition": f'attachment; filename="{key.tenant}-leads.csv"'})
+        return CsvResponse(lines(), headers={"Content-Disposition": f'attachment; filename="{key.tenant}-leads.csv"'})
 
-    @app.get(PREFIX + "/{listing_key}", summary="One lead with its photos",
-             responses={200: {"model": LeadWithPhotos}, **problems(401, 404, 422)})  # fmt: skip
+    @app.get(
+        PREFIX + "/{listing_key}",
+        summary="One lead with its photos",
+        responses={200: {"model": LeadWithPhotos}, **problems(401, 404, 422)},
+    )
     def get_lead(key: Key, database: Db, listing_key: str) -> Response:
         """The lead and its photos in order; its `ETag` is what a PATCH names in `If-Match`."""
         lead = query.find_lead(database, key.tenant, listing_key)
@@ -177,10 +197,18 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
         photos = query.lead_photos(database, key.tenant, lead)
         return _json({"listing": lead, "photos": photos}, headers={"ETag": lead["etag"]})
 
-    @app.patch(PREFIX + "/{listing_key}", summary="Update a lead's CRM fields",
-               responses={200: {"model": PatchedLead}, **problems(401, 404, 412, 413, 422, 428)})  # fmt: skip
-    def patch_lead(key: Key, database: Db, listing_key: str, patch: updates.LeadPatch,
-                   if_match: Annotated[str | None, Header(description=IF_MATCH)] = None) -> Response:  # fmt: skip
+    @app.patch(
+        PREFIX + "/{listing_key}",
+        summary="Update a lead's CRM fields",
+        responses={200: {"model": PatchedLead}, **problems(401, 404, 412, 413, 422, 428)},
+    )
+    def patch_lead(
+        key: Key,
+        database: Db,
+        listing_key: str,
+        patch: updates.LeadPatch,
+        if_match: Annotated[str | None, Header(description=IF_MATCH)] = None,
+    ) -> Response:
         """Only the lead fields; `If-Match` must carry the ETag last read (412 if the lead
         changed since, with the current ETag), or `*` for whatever version is current (RFC
         9110). Every change is recorded as a lead event."""
@@ -193,8 +221,9 @@ def create_app(database_factory: Callable[[], Database]) -> FastAPI:
         if version is None and not any_version:
             raise HTTPException(412, "If-Match does not name a version of this lead")
         try:
-            lead = updates.patch_lead(database, key.tenant, listing_key, patch, version,
-                                      actor=f"{key.name} ({key.key_id})", if_match=if_match)  # fmt: skip
+            lead = updates.patch_lead(
+                database, key.tenant, listing_key, patch, version, actor=f"{key.name} ({key.key_id})", if_match=if_match
+            )
         except updates.LeadGone:
             raise HTTPException(404, "not found")
         except updates.StaleLead as stale:

@@ -20,9 +20,18 @@ BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
 
 async def _send_json(send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
     body = orjson.dumps({"detail": detail})
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close"), *headers]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -35,8 +44,12 @@ class BodyGuard:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         if not headers.get(b"authorization", b"").lower().startswith(b"bearer "):
-            return await _send_json(send, 401, "a valid API key is required (Authorization: Bearer <key>)",
-                                    [(b"www-authenticate", b"Bearer")])  # fmt: skip
+            return await _send_json(
+                send,
+                401,
+                "a valid API key is required (Authorization: Bearer <key>)",
+                [(b"www-authenticate", b"Bearer")],
+            )
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             return await _send_json(send, 413, f"the request body is limited to {self.max_bytes} bytes")

@@ -48,9 +48,12 @@ class Problem(BaseModel):
 
 def problems(*statuses: int) -> dict[int | str, dict]:
     """The error answers of a route, for its `responses=`."""
-    described = {401: "no valid API key (Authorization: Bearer <key>)", 404: "no such lead, or another tenant's",
-                 412: "the lead changed since its ETag was read (the current ETag is in the answer's ETag header)",
-                 413: "the request body is over the limit (refused before it is read)",
-                 422: "a parameter or body field is invalid (each is named)",
-                 428: "If-Match is required"}  # fmt: skip
+    described = {
+        401: "no valid API key (Authorization: Bearer <key>)",
+        404: "no such lead, or another tenant's",
+        412: "the lead changed since its ETag was read (the current ETag is in the answer's ETag header)",
+        413: "the request body is over the limit (refused before it is read)",
+        422: "a parameter or body field is invalid (each is named)",
+        428: "If-Match is required",
+    }
     return {status: {"model": Problem, "description": described[status]} for status in statuses}

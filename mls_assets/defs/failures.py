@@ -23,8 +23,16 @@ from mls_assets.lib.store.leases import LeaseTimeout
 from mls_assets.lib.store.naming import InvalidIdentifier
 from mls_assets.lib.tenants import FeedConfigError, UnknownFeed
 
-FATAL = (*FATAL_ERRORS, DatabaseUnavailable, EndpointRefused, UnknownFeed, FeedConfigError, InvalidIdentifier, LeaseTimeout,
-         SweepRefused)
+FATAL = (
+    *FATAL_ERRORS,
+    DatabaseUnavailable,
+    EndpointRefused,
+    UnknownFeed,
+    FeedConfigError,
+    InvalidIdentifier,
+    LeaseTimeout,
+    SweepRefused,
+)
 
 
 @contextmanager

@@ -114,8 +114,10 @@ class MongoCollectionIOManager(dg.IOManager):
         else:
             feeds = {_feed_of(key, partitions) for key in partitions}
             if len(feeds) != 1:
-                raise ValueError(f"{context.asset_key.to_user_string()}: a run over {len(feeds)} feeds must "
-                                 "return {feed or partition key: documents}")  # fmt: skip
+                raise ValueError(
+                    f"{context.asset_key.to_user_string()}: a run over {len(feeds)} feeds must "
+                    "return {feed or partition key: documents}"
+                )
             streams = [(feeds.pop(), obj)]
         totals, tables, per_feed = WriteCounts(), [], {}
         for feed, data in streams:
@@ -127,9 +129,13 @@ class MongoCollectionIOManager(dg.IOManager):
             if first is None:  # nothing to write: no index check, no probe
                 continue
             writer = CollectionWriter(
-                collection, spec, siblings=[self._database[s.collection_name(feed)] for s in siblings_of(spec)],
-                sequence=FeedSequence(self._database, feed), run_id=context.run_id, batch_size=self._batch_size,
-            )  # fmt: skip
+                collection,
+                spec,
+                siblings=[self._database[s.collection_name(feed)] for s in siblings_of(spec)],
+                sequence=FeedSequence(self._database, feed),
+                run_id=context.run_id,
+                batch_size=self._batch_size,
+            )
             counts = writer.write(chain([first], items))
             totals += counts
             per_feed.setdefault(feed, WriteCounts())
@@ -145,18 +151,22 @@ class MongoCollectionIOManager(dg.IOManager):
         if report is not None:
             metadata.update(report())
         if len(partitions) > 1:  # the whole run's figures, named so that no day shows them as its own
-            metadata = {"run_partitions": len(partitions),
-                        **{k if k.startswith("dagster/") else f"run_{k}": v for k, v in metadata.items()}}  # fmt: skip
+            metadata = {
+                "run_partitions": len(partitions),
+                **{k if k.startswith("dagster/") else f"run_{k}": v for k, v in metadata.items()},
+            }
         context.add_output_metadata(metadata)
         if partitions:
             own = by_partition() if by_partition is not None else {}
             with dynamic_partitions_read_once(context.step_context.instance):
                 for key, figures in self._partition_figures(spec, partitions, per_feed).items():
-                    context.step_context.add_asset_metadata({**figures, **own.get(key, {})},
-                                                            asset_key=context.asset_key, partition_key=key)  # fmt: skip
+                    context.step_context.add_asset_metadata(
+                        {**figures, **own.get(key, {})}, asset_key=context.asset_key, partition_key=key
+                    )
 
-    def _partition_figures(self, spec: CollectionSpec, partitions: list[str],
-                           per_feed: dict[FeedKey, WriteCounts]) -> dict[str, dict[str, Any]]:  # fmt: skip
+    def _partition_figures(
+        self, spec: CollectionSpec, partitions: list[str], per_feed: dict[FeedKey, WriteCounts]
+    ) -> dict[str, dict[str, Any]]:
         """Per partition: this run's documents of that day and, for a versioned collection,
         the documents stored for that feed and day (one ranged, projected read per feed)."""
         figures: dict[str, dict[str, Any]] = {}
@@ -199,8 +209,13 @@ class MongoCollectionIOManager(dg.IOManager):
         input_meta = {k: getattr(v, "value", v) for k, v in (context.definition_metadata or {}).items()}
         if input_meta.get("changes"):
             collections = {feed: self._database[spec.collection_name(feed)] for feed in feeds}
-            return ChangeSet.open(self._database, context.op_def.name, collections, self._batch_size,
-                                  projection=input_meta.get("projection") or LOAD_PROJECTION)  # fmt: skip
+            return ChangeSet.open(
+                self._database,
+                context.op_def.name,
+                collections,
+                self._batch_size,
+                projection=input_meta.get("projection") or LOAD_PROJECTION,
+            )
         return self._slices(spec, partitions)
 
     def _slices(self, spec: CollectionSpec, partitions: list[str]) -> Iterator[list[dict]]:

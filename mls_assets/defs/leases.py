@@ -55,14 +55,18 @@ def reap_dead_runs(instance: dg.DagsterInstance, database: Database) -> list[str
     while page := list(itertools.islice(started, PAGE)):
         by_id = {run.run_id: run for run in page}
         for run_id, holder in stale_runs(database, list(by_id)):
-            message = (f"the run's process is gone ({holder.describe()} stopped renewing its leases): marked failed "
-                       "so that the feed's next run can start")  # fmt: skip
+            message = (
+                f"the run's process is gone ({holder.describe()} stopped renewing its leases): marked failed "
+                "so that the feed's next run can start"
+            )
             instance.report_run_failed(by_id[run_id], message=message)
             release_run(database, run_id)
             reaped.append(run_id)
     holders = [r for r in database[LEASES_COLLECTION].distinct("runId") if r and not str(r).startswith("adhoc-")]
     for start in range(0, len(holders), PAGE):
-        for run in instance.get_runs(filters=dg.RunsFilter(run_ids=holders[start:start + PAGE], statuses=list(ENDED))):
+        for run in instance.get_runs(
+            filters=dg.RunsFilter(run_ids=holders[start : start + PAGE], statuses=list(ENDED))
+        ):
             release_run(database, run.run_id)
     return reaped
 
@@ -85,8 +89,13 @@ class LeaseResource(dg.ConfigurableResource):
             except Exception as error:  # noqa: BLE001 - tidying never fails the run
                 if context.log:
                     context.log.warning(f"could not check for dead runs: {type(error).__name__}: {error}")
-        leases = Leases(self.mongo.get_database(), context.run.run_id if context.run else f"adhoc-{uuid.uuid4().hex}", ttl=self.ttl_s,
-                        run_ended=lambda run_id: run_ended(instance, run_id), log=log)  # fmt: skip
+        leases = Leases(
+            self.mongo.get_database(),
+            context.run.run_id if context.run else f"adhoc-{uuid.uuid4().hex}",
+            ttl=self.ttl_s,
+            run_ended=lambda run_id: run_ended(instance, run_id),
+            log=log,
+        )
         try:
             self._leases = leases.start()
         except ConnectionFailure as error:
@@ -115,6 +124,10 @@ class LeaseResource(dg.ConfigurableResource):
     @contextmanager
     def pulling(self, feed: FeedConfig, fingerprint: str) -> Iterator[None]:
         """One of the token's `concurrent_pulls` slots for the duration of a pull."""
-        with self.leases.holding(token_lease(fingerprint), slots=feed.rate_limit.concurrent_pulls, wait=self.wait_s,
-                                 what=f"the Spark token of feed {feed.key}"):  # fmt: skip
+        with self.leases.holding(
+            token_lease(fingerprint),
+            slots=feed.rate_limit.concurrent_pulls,
+            wait=self.wait_s,
+            what=f"the Spark token of feed {feed.key}",
+        ):
             yield

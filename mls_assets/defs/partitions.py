@@ -1,6 +1,5 @@
 """The replication chain's partitioning: one UTC day of one feed (tenant x MLS)."""
 
-
 import os
 from collections.abc import Mapping
 from datetime import date

@@ -1,6 +1,5 @@
 """Resources shared by every asset: MongoDB access, configured from the environment."""
 
-
 import os
 import time
 from datetime import UTC, datetime
@@ -38,9 +37,7 @@ class MongoResource(dg.ConfigurableResource):
     Gives one pooled `MongoClient` per process, shared by every asset and IO manager.
     """
 
-    uri: str | None = Field(
-        default=None, description="MongoDB connection string; unset uses the embedded one."
-    )
+    uri: str | None = Field(default=None, description="MongoDB connection string; unset uses the embedded one.")
     database: str = Field(default=mongo_client.DEFAULT_DATABASE, description="Database name.")
     timeout_ms: int = Field(default=mongo_client.TIMEOUT_MS, description="Server selection timeout.")
 
@@ -94,7 +91,9 @@ class SourceResource(dg.ConfigurableResource):
         there is none or it may not receive a token."""
         local = is_local_mode()
         spec = provider_spec(feed.provider)
-        default = {"spark": self.base_url, "reso": self.reso_base_url}.get(spec.name) or os.environ.get(spec.base_url_env)
+        default = {"spark": self.base_url, "reso": self.reso_base_url}.get(spec.name) or os.environ.get(
+            spec.base_url_env
+        )
         url = feed.base_url or default
         if url:
             try:
@@ -110,8 +109,10 @@ class SourceResource(dg.ConfigurableResource):
             )
         running = _simulator_status()
         if running is None:
-            raise SourceUnavailable(f"the local simulator is not running ({process.service().url}): start it "
-                                    "with `mls-assets sim start` (make run and make dev do)")  # fmt: skip
+            raise SourceUnavailable(
+                f"the local simulator is not running ({process.service().url}): start it "
+                "with `mls-assets sim start` (make run and make dev do)"
+            )
         return process.root_url(running.url) + spec.simulator_path, True
 
     def token_for(self, feed: FeedConfig, simulated: bool) -> str:
@@ -126,39 +127,56 @@ class SourceResource(dg.ConfigurableResource):
             return token
         if simulated:
             return DEMO_TOKEN
-        raise SourceConfigurationError(
-            f"feed {feed.key}: environment variable {feed.token_env} holds no access token")
+        raise SourceConfigurationError(f"feed {feed.key}: environment variable {feed.token_env} holds no access token")
 
-    def provider_for(self, feed: FeedConfig, attempts: int | None = None, clients: ClientPool | None = None,
-                     timeout_s: float | None = None) -> ListingsProvider:  # fmt: skip
+    def provider_for(
+        self,
+        feed: FeedConfig,
+        attempts: int | None = None,
+        clients: ClientPool | None = None,
+        timeout_s: float | None = None,
+    ) -> ListingsProvider:
         """The feed's provider, its client on the feed's endpoint and token and counted in
         the token's request budget; `attempts=1` for a caller that backs off on its own
         (the change probe), `clients` the pooled HTTP clients it shares between feeds."""
         url, simulated = self.base_url_for(feed)
         token = self.token_for(feed, simulated)
         limit = feed.rate_limit
-        budget = budget_for(token, limit.requests, limit.per_seconds, also=limit.windows(),
-                            bytes_per_hour=limit.bytes_per_hour)  # fmt: skip
+        budget = budget_for(
+            token, limit.requests, limit.per_seconds, also=limit.windows(), bytes_per_hour=limit.bytes_per_hour
+        )
         retry = RetryPolicy(attempts=attempts or self.retry_attempts, floor=self.retry_floor_s, cap=self.retry_cap_s)
 
         def rotated_token() -> str:
             """A feed refreshes by having its token rotated in the environment (a secrets
             manager, an operator); the same token again means there is no fresh one."""
             if feed.token_ciphertext:
-                raise SourceTokenExpired(f"the stored access token of feed {feed.key} expired: store a new one with "
-                                         "`mls-assets feeds set-token`", status=401)  # fmt: skip
+                raise SourceTokenExpired(
+                    f"the stored access token of feed {feed.key} expired: store a new one with "
+                    "`mls-assets feeds set-token`",
+                    status=401,
+                )
             fresh = os.environ.get(feed.token_env)
             if not fresh or fresh == token:
                 raise SourceTokenExpired(
                     f"access token of feed {feed.key} expired and {feed.token_env} holds no newer one: rotate "
-                    "the token in that variable", status=401)  # fmt: skip
+                    "the token in that variable",
+                    status=401,
+                )
             return fresh
 
-        return provider_spec(feed.provider).open(feed, url, token, timeout=timeout_s or self.timeout_s, retry=retry,
-                                                 budget=budget, http=clients.for_url(url) if clients else None,
-                                                 refresh_token=rotated_token, refused_is_fatal=simulated,
-                                                 refused_hint=_refused_hint(feed, url))  # fmt: skip
-
+        return provider_spec(feed.provider).open(
+            feed,
+            url,
+            token,
+            timeout=timeout_s or self.timeout_s,
+            retry=retry,
+            budget=budget,
+            http=clients.for_url(url) if clients else None,
+            refresh_token=rotated_token,
+            refused_is_fatal=simulated,
+            refused_hint=_refused_hint(feed, url),
+        )
 
 
 _SIMULATOR_STATUS_TTL_S = 5.0
@@ -185,5 +203,6 @@ def _refused_hint(feed: FeedConfig, url: str) -> str:
 
 
 def source_resource_from_env() -> SourceResource:
-    return SourceResource(base_url=env_or_default("SPARK_API_BASE_URL", None),
-                          reso_base_url=env_or_default("RESO_API_BASE_URL", None))  # fmt: skip
+    return SourceResource(
+        base_url=env_or_default("SPARK_API_BASE_URL", None), reso_base_url=env_or_default("RESO_API_BASE_URL", None)
+    )

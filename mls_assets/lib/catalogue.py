@@ -51,8 +51,11 @@ class CollectionSpec:
 
     def all_indexes(self) -> list[dict[str, Any]]:
         """The declared indexes plus the unique key and, if sequenced, the write sequence."""
-        found = [] if self.key == ("_id",) or self.key_is_id else [{"keys": [[name, 1] for name in self.key],
-                                                                     "unique": True}]  # fmt: skip
+        found = (
+            []
+            if self.key == ("_id",) or self.key_is_id
+            else [{"keys": [[name, 1] for name in self.key], "unique": True}]
+        )
         if self.sequenced:
             found.append({"keys": [[SEQUENCE_FIELD, 1]]})
         if self.version and not any(index["keys"] == [[self.version, 1]] for index in self.indexes):
@@ -73,48 +76,108 @@ _EXPIRY_TTL = {"keys": [["expiresAt", 1]], "expireAfterSeconds": EXPIRED_TTL_SEC
 
 
 def _status(name: str, klass: str, description: str, extra: tuple = ()) -> CollectionSpec:
-    return CollectionSpec(name, ("listingKey",), "modificationTimestamp", protected=CRM_OWNED_FIELDS,
-                          volatile=("lastSyncedAt",), indexes=_LISTING_INDEXES + extra, status_class=klass,
-                          swept=True, description=description)  # fmt: skip
+    return CollectionSpec(
+        name,
+        ("listingKey",),
+        "modificationTimestamp",
+        protected=CRM_OWNED_FIELDS,
+        volatile=("lastSyncedAt",),
+        indexes=_LISTING_INDEXES + extra,
+        status_class=klass,
+        swept=True,
+        description=description,
+    )
 
 
-RAW = CollectionSpec("raw_listings", ("listingKey",), "modificationTimestamp", swept=True,
-                     description="Spark records with photos expanded, screened, newest version per ListingKey.")  # fmt: skip
-FLATTENED = CollectionSpec("flattened_listings", ("listingKey",), "modificationTimestamp", volatile=("lastSyncedAt",),
-                           swept=True, indexes=({"keys": [["city", 1]]},),  # the reference data reads a city's listings
-                           description="Flat camelCase listings with derived fields and contentHash.")  # fmt: skip
+RAW = CollectionSpec(
+    "raw_listings",
+    ("listingKey",),
+    "modificationTimestamp",
+    swept=True,
+    description="Spark records with photos expanded, screened, newest version per ListingKey.",
+)
+FLATTENED = CollectionSpec(
+    "flattened_listings",
+    ("listingKey",),
+    "modificationTimestamp",
+    volatile=("lastSyncedAt",),
+    swept=True,
+    indexes=({"keys": [["city", 1]]},),  # the reference data reads a city's listings
+    description="Flat camelCase listings with derived fields and contentHash.",
+)
 ACTIVE = _status("listings", "active", "On-market listings (Active, Active Under Contract, Pending, Coming Soon).")
 CLOSED = _status("closed_listings", "closed", "Closed (sold) listings.")
 EXPIRED = _status(
-    "expired_listings", "expired",
+    "expired_listings",
+    "expired",
     "Expired, Canceled and Withdrawn listings within 90 days of their status change: `expiresAt` is a BSON date "
     "with a TTL index; lead fields are set on insert only.",
-    (_EXPIRY_TTL, {"keys": [["leadStatus", 1], ["statusChangeDate", -1]]},
-     {"keys": [["statusChangeDate", -1], ["listingKey", 1]]}),  # the leads API's list order
-)  # fmt: skip
-HISTORY = CollectionSpec("status_history", ("listingKey", "at", "to"),
-                         description="Append-only status transitions {listingKey, from, to, at, runId}.")  # fmt: skip
-PHOTOS = CollectionSpec("photos", ("photoId",), group="listingKey", indexes=_PHOTO_INDEXES, swept=True,
-                        sequenced=False, key_is_id=True,
-                        description="Photos of active and closed listings, one document per photo, every CDN size.")  # fmt: skip
-EXPIRED_PHOTOS = CollectionSpec("expired_photos", ("photoId",), group="listingKey", swept=True,
-                                indexes=(*_PHOTO_INDEXES, _EXPIRY_TTL), sequenced=False, key_is_id=True,
-                                description="Photos of expired and cancelled listings, with their listing's "
-                                            "`expiresAt`: the same TTL removes both.")  # fmt: skip
-REJECTS = CollectionSpec("rejects", ("rejectKey",), sequenced=False,
-                         indexes=({"keys": [["listingKey", 1]]}, {"keys": [["runId", 1], ["stage", 1]]}),  # a run's rejects
-                         description="The quarantine: records that could not be stored, with the reason.")  # fmt: skip
-CRM_PROPERTIES = CollectionSpec("crm_properties", ("_id",), per_tenant=True, sequenced=False, patched=True,
-                                indexes=({"keys": [["mls_feed", 1], ["mls_property_id", 1]]},),
-                                description="The tenant's CRM properties (the CRM's own documents).")  # fmt: skip
+    (
+        _EXPIRY_TTL,
+        {"keys": [["leadStatus", 1], ["statusChangeDate", -1]]},
+        {"keys": [["statusChangeDate", -1], ["listingKey", 1]]},
+    ),  # the leads API's list order
+)
+HISTORY = CollectionSpec(
+    "status_history",
+    ("listingKey", "at", "to"),
+    description="Append-only status transitions {listingKey, from, to, at, runId}.",
+)
+PHOTOS = CollectionSpec(
+    "photos",
+    ("photoId",),
+    group="listingKey",
+    indexes=_PHOTO_INDEXES,
+    swept=True,
+    sequenced=False,
+    key_is_id=True,
+    description="Photos of active and closed listings, one document per photo, every CDN size.",
+)
+EXPIRED_PHOTOS = CollectionSpec(
+    "expired_photos",
+    ("photoId",),
+    group="listingKey",
+    swept=True,
+    indexes=(*_PHOTO_INDEXES, _EXPIRY_TTL),
+    sequenced=False,
+    key_is_id=True,
+    description="Photos of expired and cancelled listings, with their listing's "
+    "`expiresAt`: the same TTL removes both.",
+)
+REJECTS = CollectionSpec(
+    "rejects",
+    ("rejectKey",),
+    sequenced=False,
+    indexes=({"keys": [["listingKey", 1]]}, {"keys": [["runId", 1], ["stage", 1]]}),  # a run's rejects
+    description="The quarantine: records that could not be stored, with the reason.",
+)
+CRM_PROPERTIES = CollectionSpec(
+    "crm_properties",
+    ("_id",),
+    per_tenant=True,
+    sequenced=False,
+    patched=True,
+    indexes=({"keys": [["mls_feed", 1], ["mls_property_id", 1]]},),
+    description="The tenant's CRM properties (the CRM's own documents).",
+)
 
-LEAD_EVENTS = CollectionSpec("lead_events", ("_id",), per_tenant=True, sequenced=False,
-                             indexes=({"keys": [["listingKey", 1], ["at", -1]]},),
-                             description="Every change the CRM made to a lead: who, when, before, after.")  # fmt: skip
+LEAD_EVENTS = CollectionSpec(
+    "lead_events",
+    ("_id",),
+    per_tenant=True,
+    sequenced=False,
+    indexes=({"keys": [["listingKey", 1], ["at", -1]]},),
+    description="Every change the CRM made to a lead: who, when, before, after.",
+)
 
-QUOTA_HELD = CollectionSpec("quota_held", ("_id",), sequenced=False, indexes=({"keys": [["heldAt", 1], ["_id", 1]]},),
-                            description="New listings an enforced maxListings kept out of the status collections "
-                                        "(key, class, since when), brought in when the quota allows.")  # fmt: skip
+QUOTA_HELD = CollectionSpec(
+    "quota_held",
+    ("_id",),
+    sequenced=False,
+    indexes=({"keys": [["heldAt", 1], ["_id", 1]]},),
+    description="New listings an enforced maxListings kept out of the status collections "
+    "(key, class, since when), brought in when the quota allows.",
+)
 
 FEED_COLLECTIONS = (RAW, FLATTENED, ACTIVE, CLOSED, EXPIRED, HISTORY, PHOTOS, EXPIRED_PHOTOS, REJECTS)
 # Created by their first write, for the few feeds that need them (not at registration).
@@ -124,8 +187,6 @@ STATUS_COLLECTIONS: dict[str, CollectionSpec] = {s.status_class: s for s in (ACT
 PHOTOS_OF_CLASS: dict[str, CollectionSpec] = {"active": PHOTOS, "closed": PHOTOS, "expired": EXPIRED_PHOTOS}
 TENANT_COLLECTIONS = (CRM_PROPERTIES, LEAD_EVENTS)  # one per tenant, shared by its feeds
 BY_NAME: dict[str, CollectionSpec] = {s.name: s for s in (*EVERY_FEED_COLLECTION, *TENANT_COLLECTIONS)}
-
-
 
 
 @dataclass(frozen=True)
@@ -138,19 +199,29 @@ class SharedCollection:
     description: str = ""
 
 
-SHARED_CITIES = SharedCollection("shared_cities", ({"keys": [["location", "2dsphere"]]},
-                                                    {"keys": [["state", 1], ["slug", 1]], "unique": True}),
-                                 "One document per (state, city) any feed's listings name.")  # fmt: skip
-SHARED_NEIGHBORHOODS = SharedCollection("shared_neighborhoods", ({"keys": [["cityId", 1]]},
-                                                                  {"keys": [["location", "2dsphere"]]}),
-                                        "Subdivisions per city, spelling variants merged.")  # fmt: skip
-SHARED_SCHOOLS = SharedCollection("shared_schools", ({"keys": [["cities", 1]]}, {"keys": [["level", 1], ["slug", 1]]}),
-                                  "Schools by level, name and district, with the cities they serve.")  # fmt: skip
-CITY_MARKET_DAILY = SharedCollection("city_market_daily", ({"keys": [["day", 1], ["cityId", 1]]},
-                                                            {"keys": [["cityId", 1], ["day", 1]]}),
-                                     "The market per city and day.")  # fmt: skip
-SHARED_BY_NAME: dict[str, SharedCollection] = {c.name: c for c in (SHARED_CITIES, SHARED_NEIGHBORHOODS, SHARED_SCHOOLS,
-                                                                   CITY_MARKET_DAILY)}  # fmt: skip
+SHARED_CITIES = SharedCollection(
+    "shared_cities",
+    ({"keys": [["location", "2dsphere"]]}, {"keys": [["state", 1], ["slug", 1]], "unique": True}),
+    "One document per (state, city) any feed's listings name.",
+)
+SHARED_NEIGHBORHOODS = SharedCollection(
+    "shared_neighborhoods",
+    ({"keys": [["cityId", 1]]}, {"keys": [["location", "2dsphere"]]}),
+    "Subdivisions per city, spelling variants merged.",
+)
+SHARED_SCHOOLS = SharedCollection(
+    "shared_schools",
+    ({"keys": [["cities", 1]]}, {"keys": [["level", 1], ["slug", 1]]}),
+    "Schools by level, name and district, with the cities they serve.",
+)
+CITY_MARKET_DAILY = SharedCollection(
+    "city_market_daily",
+    ({"keys": [["day", 1], ["cityId", 1]]}, {"keys": [["cityId", 1], ["day", 1]]}),
+    "The market per city and day.",
+)
+SHARED_BY_NAME: dict[str, SharedCollection] = {
+    c.name: c for c in (SHARED_CITIES, SHARED_NEIGHBORHOODS, SHARED_SCHOOLS, CITY_MARKET_DAILY)
+}
 
 
 # A listing lives in exactly one collection of its group: written to one, it leaves the others.

@@ -28,13 +28,17 @@ def new_key() -> str:
 def _cipher() -> MultiFernet:
     configured = [k.strip() for k in os.environ.get(KEY_VARIABLE, "").split(",") if k.strip()]
     if not configured:
-        raise TokenKeyError(f"{KEY_VARIABLE} is not set: tokens are stored only encrypted; generate a key with "
-                            "`mls-assets tenants new-key` and set it in every Dagster process's environment")  # fmt: skip
+        raise TokenKeyError(
+            f"{KEY_VARIABLE} is not set: tokens are stored only encrypted; generate a key with "
+            "`mls-assets tenants new-key` and set it in every Dagster process's environment"
+        )
     try:
         return MultiFernet([Fernet(key.encode()) for key in configured])
     except (ValueError, TypeError):
-        raise TokenKeyError(f"{KEY_VARIABLE} holds something that is not a Fernet key (32 url-safe base64 bytes; "
-                            "several keys are separated by commas)") from None  # fmt: skip
+        raise TokenKeyError(
+            f"{KEY_VARIABLE} holds something that is not a Fernet key (32 url-safe base64 bytes; "
+            "several keys are separated by commas)"
+        ) from None
 
 
 def encrypt_token(token: str) -> str:
@@ -47,8 +51,10 @@ def decrypt_token(ciphertext: str) -> str:
     try:
         return _cipher().decrypt(ciphertext.encode()).decode()
     except InvalidToken:
-        raise TokenKeyError(f"a stored token cannot be decrypted with the keys in {KEY_VARIABLE} (a wrong or "
-                            "dropped key: put the key it was stored with back, after the new one)") from None  # fmt: skip
+        raise TokenKeyError(
+            f"a stored token cannot be decrypted with the keys in {KEY_VARIABLE} (a wrong or "
+            "dropped key: put the key it was stored with back, after the new one)"
+        ) from None
 
 
 def reencrypt(ciphertext: str) -> str:

@@ -75,8 +75,12 @@ def mls_fields(klass: str, listing: dict[str, Any], now: datetime) -> dict[str, 
 def broken_patch(property_id: Any, now: datetime) -> Patch:
     """The listing left the feed: keep which one it was (`mls_property_id_broken`), drop
     the live reference."""
-    return Patch((property_id,), set={"mls_link_broken": True, "mlsLastSyncedAt": now},
-                 unset=("mls_content_hash",), rename={"mls_property_id": "mls_property_id_broken"})  # fmt: skip
+    return Patch(
+        (property_id,),
+        set={"mls_link_broken": True, "mlsLastSyncedAt": now},
+        unset=("mls_content_hash",),
+        rename={"mls_property_id": "mls_property_id_broken"},
+    )
 
 
 def property_patch(database: Database, feed: FeedKey, prop: dict, now: datetime) -> tuple[str, Patch | None]:
@@ -90,8 +94,11 @@ def property_patch(database: Database, feed: FeedKey, prop: dict, now: datetime)
         return "unchanged", None
     push = {}
     if prop.get("mls_status") and prop.get("mls_status") != listing.get("standardStatus"):
-        push["mls_status_history"] = {"from": prop["mls_status"], "to": listing.get("standardStatus"),
-                                      "at": listing.get("statusChangeTimestamp") or listing.get("modificationTimestamp")}  # fmt: skip
+        push["mls_status_history"] = {
+            "from": prop["mls_status"],
+            "to": listing.get("standardStatus"),
+            "at": listing.get("statusChangeTimestamp") or listing.get("modificationTimestamp"),
+        }
     return "updated", Patch((prop["_id"],), set=mls_fields(klass, listing, now), unset=("mls_link_broken",), push=push)
 
 
@@ -116,16 +123,19 @@ def link(database: Database, tenant: str, property_id: str, mls: str, listing_ke
     prop = _property(database, tenant, property_id)
     found = find_listing(database, feed, listing_key)
     if found is None:
-        raise CrmError(f"no listing {listing_key!r} in feed {feed}: it is not in its active, closed or "
-                       "expired collections")  # fmt: skip
+        raise CrmError(
+            f"no listing {listing_key!r} in feed {feed}: it is not in its active, closed or expired collections"
+        )
     if prop.get("mls_property_id") and (prop["mls_property_id"], prop.get("mls_feed")) != (listing_key, mls):
         unlink(database, tenant, property_id)
     complete_reverse_link(database, feed, property_id, listing_key)
     properties(database, tenant).update_one(
         {"_id": property_id},
-        {"$set": {"mls_property_id": listing_key, "mls_feed": mls, "linkedAt": datetime.now(UTC)},
-         "$unset": {"mls_content_hash": ""}},
-    )  # fmt: skip
+        {
+            "$set": {"mls_property_id": listing_key, "mls_feed": mls, "linkedAt": datetime.now(UTC)},
+            "$unset": {"mls_content_hash": ""},
+        },
+    )
     sync_property(database, tenant, property_id)
     return show(database, tenant, property_id)
 
@@ -137,12 +147,15 @@ def unlink(database: Database, tenant: str, property_id: str) -> None:
     feed = FeedKey(tenant, prop["mls_feed"])
     for spec in STATUS_COLLECTIONS.values():
         database[spec.collection_name(feed)].update_many(
-            {"listingKey": prop["mls_property_id"]}, {"$pull": {"crm_property_ids": property_id}})
+            {"listingKey": prop["mls_property_id"]}, {"$pull": {"crm_property_ids": property_id}}
+        )
     properties(database, tenant).update_one(
         {"_id": property_id},
-        {"$unset": {"mls_property_id": "", "mls_feed": "", "mls_content_hash": "", "mls_link_broken": ""},
-         "$set": {"unlinkedAt": datetime.now(UTC)}},
-    )  # fmt: skip
+        {
+            "$unset": {"mls_property_id": "", "mls_feed": "", "mls_content_hash": "", "mls_link_broken": ""},
+            "$set": {"unlinkedAt": datetime.now(UTC)},
+        },
+    )
 
 
 def show(database: Database, tenant: str, property_id: str) -> dict:
@@ -184,5 +197,6 @@ def complete_reverse_link(database: Database, feed: FeedKey, property_id: str, l
     if found is None:
         return False
     database[STATUS_COLLECTIONS[found[0]].collection_name(feed)].update_one(
-        {"listingKey": listing_key}, {"$addToSet": {"crm_property_ids": property_id}})
+        {"listingKey": listing_key}, {"$addToSet": {"crm_property_ids": property_id}}
+    )
     return True

@@ -84,8 +84,13 @@ def check_endpoint(url: str, *, local: bool | None = None) -> str:
             f"base URL host {host} is a loopback address: only the local simulator may be reached there "
             "(local mode: MLS_LOCAL_MODE=1)"
         )
-    if address is not None and (address.is_link_local or address.is_private or address.is_multicast
-                                or address.is_unspecified or address.is_reserved):  # fmt: skip
+    if address is not None and (
+        address.is_link_local
+        or address.is_private
+        or address.is_multicast
+        or address.is_unspecified
+        or address.is_reserved
+    ):
         raise EndpointRefused(f"base URL host {host} is a link-local, private or reserved address: refused")
     if parts.scheme != "https":
         raise EndpointRefused(f"base URL {url!r:.80} must use https")

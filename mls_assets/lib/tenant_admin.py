@@ -65,10 +65,13 @@ def add_feed(database: Database, config: FeedConfig, token: str | None = None) -
     now = datetime.now(UTC)
     database[CONFIGS_COLLECTION].update_one(
         {"tenantId": key.tenant},
-        {"$push": {"mlsConfigs": config_document(added)}, "$set": {"updatedAt": now},
-         "$setOnInsert": {"createdAt": now, "configProblems": []}},
+        {
+            "$push": {"mlsConfigs": config_document(added)},
+            "$set": {"updatedAt": now},
+            "$setOnInsert": {"createdAt": now, "configProblems": []},
+        },
         upsert=True,
-    )  # fmt: skip
+    )
     ensure_feed_collections(database, key)
     return added
 
@@ -93,7 +96,7 @@ def update_feed(database: Database, key: FeedKey, token: str | None = None, **ch
     result = database[CONFIGS_COLLECTION].update_one(
         {"tenantId": key.tenant, "mlsConfigs.provider": key.mls},
         {"$set": {"mlsConfigs.$": document, "updatedAt": datetime.now(UTC)}},
-    )  # fmt: skip
+    )
     if result.matched_count != 1:
         raise AdminError(f"feed {key} changed while it was being updated: try again")
     return updated
@@ -112,8 +115,9 @@ def remove(database: Database, tenant: str, mls: str | None = None, purge: bool 
         raise AdminError(f"feed {tenant}.{mls} is not configured")
     left = [c for c in configs if c.get("provider") not in removed]
     if left:
-        database[CONFIGS_COLLECTION].update_one({"tenantId": tenant}, {"$set": {"mlsConfigs": left,
-                                                                                 "updatedAt": datetime.now(UTC)}})  # fmt: skip
+        database[CONFIGS_COLLECTION].update_one(
+            {"tenantId": tenant}, {"$set": {"mlsConfigs": left, "updatedAt": datetime.now(UTC)}}
+        )
     else:
         database[CONFIGS_COLLECTION].delete_one({"tenantId": tenant})
     dropped: list[str] = []
@@ -144,11 +148,13 @@ def rotate_tokens(database: Database) -> int:
                 try:
                     plan.append((doc["tenantId"], config["provider"], credentials.reencrypt(config["tokenCiphertext"])))
                 except credentials.TokenKeyError as error:
-                    raise AdminError(f"feed {doc['tenantId']}.{config.get('provider')}: {error}; nothing was "
-                                     "re-encrypted") from None  # fmt: skip
+                    raise AdminError(
+                        f"feed {doc['tenantId']}.{config.get('provider')}: {error}; nothing was re-encrypted"
+                    ) from None
     for tenant, mls, ciphertext in plan:
-        database[CONFIGS_COLLECTION].update_one({"tenantId": tenant, "mlsConfigs.provider": mls},
-                                                {"$set": {"mlsConfigs.$.tokenCiphertext": ciphertext}})  # fmt: skip
+        database[CONFIGS_COLLECTION].update_one(
+            {"tenantId": tenant, "mlsConfigs.provider": mls}, {"$set": {"mlsConfigs.$.tokenCiphertext": ciphertext}}
+        )
     return len(plan)
 
 
@@ -167,8 +173,13 @@ def tenants(database: Database, tenant: str | None = None) -> list[dict[str, Any
     query = {"tenantId": validate_id(tenant, "tenant")} if tenant else {}
     found = []
     for doc in database[CONFIGS_COLLECTION].find(query, {"_id": 0}).sort("tenantId", 1):
-        found.append({"tenantId": doc.get("tenantId"), "configProblems": doc.get("configProblems", []),
-                      "feeds": [shown(c) for c in doc.get("mlsConfigs") or [] if isinstance(c, dict)]})  # fmt: skip
+        found.append(
+            {
+                "tenantId": doc.get("tenantId"),
+                "configProblems": doc.get("configProblems", []),
+                "feeds": [shown(c) for c in doc.get("mlsConfigs") or [] if isinstance(c, dict)],
+            }
+        )
     return found
 
 
@@ -177,4 +188,4 @@ def record_current_listings(database: Database, key: FeedKey, count: int) -> Non
     database[CONFIGS_COLLECTION].update_one(
         {"tenantId": key.tenant, "mlsConfigs.provider": key.mls},
         {"$set": {"mlsConfigs.$.currentListings": count, "mlsConfigs.$.currentListingsAt": datetime.now(UTC)}},
-    )  # fmt: skip
+    )

@@ -129,8 +129,12 @@ class FeedConfig(BaseModel):
     @classmethod
     def _spread_schedule(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("sync_schedule") is None:
-            parts = (data.get("provider", "spark"), data.get("mls_id"), data.get("token_env", "SPARK_ACCESS_TOKEN"),
-                     data.get("base_url"))  # fmt: skip
+            parts = (
+                data.get("provider", "spark"),
+                data.get("mls_id"),
+                data.get("token_env", "SPARK_ACCESS_TOKEN"),
+                data.get("base_url"),
+            )
             if all(isinstance(part, str) for part in parts[:3]):
                 data = {**data, "sync_schedule": spread_schedule(source_label(*parts))}
         return data
@@ -246,8 +250,9 @@ def _load_without_aliases(text: bytes) -> Any:
     the events are checked for an alias before anything is built."""
     for event in yaml.parse(text, Loader=_SAFE_LOADER):
         if isinstance(event, yaml.AliasEvent):
-            raise TenantsFileError(f"line {event.start_mark.line + 1}: YAML aliases (*name) are not allowed in the "
-                                   "tenants file")  # fmt: skip
+            raise TenantsFileError(
+                f"line {event.start_mark.line + 1}: YAML aliases (*name) are not allowed in the tenants file"
+            )
     return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
 
 
@@ -256,8 +261,9 @@ def read_tenants_file(path: Path | None = None) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise TenantsFileError(f"tenants file {path} is {size} bytes, more than {MAX_FILE_BYTES} "
-                                   "(MLS_TENANTS_FILE_MAX_BYTES)")  # fmt: skip
+            raise TenantsFileError(
+                f"tenants file {path} is {size} bytes, more than {MAX_FILE_BYTES} (MLS_TENANTS_FILE_MAX_BYTES)"
+            )
         return path.read_bytes()
     except FileNotFoundError:
         raise TenantsFileError(f"tenants file not found: {path} (set MLS_TENANTS_FILE)") from None
@@ -306,11 +312,19 @@ def parse_tenants(text: bytes, source: str = "tenants file") -> LoadedFeeds:
                 continue
             mls = _shown_id(entry.get("mls"))
             if "tenant_id" in entry:
-                loaded.problems.append(FeedProblem(entry_where, tenant_id, mls, "tenant_id belongs to the tenant, not the feed"))
+                loaded.problems.append(
+                    FeedProblem(entry_where, tenant_id, mls, "tenant_id belongs to the tenant, not the feed")
+                )
                 continue
             if {"token_ciphertext", "managed_by"} & set(entry):
-                loaded.problems.append(FeedProblem(entry_where, tenant_id, mls, "token_ciphertext and managed_by are set "
-                                                   "by the operator commands, not in the tenants file"))  # fmt: skip
+                loaded.problems.append(
+                    FeedProblem(
+                        entry_where,
+                        tenant_id,
+                        mls,
+                        "token_ciphertext and managed_by are set by the operator commands, not in the tenants file",
+                    )
+                )
                 continue
             try:
                 feed = FeedConfig(tenant_id=tenant_id, **entry)
@@ -319,8 +333,14 @@ def parse_tenants(text: bytes, source: str = "tenants file") -> LoadedFeeds:
                 continue
             key = str(feed.key)
             if key in seen:
-                loaded.problems.append(FeedProblem(entry_where, feed.tenant_id, feed.mls, f"declared twice (also at "
-                                                   f"{seen[key]}): both ignored until one is removed"))  # fmt: skip
+                loaded.problems.append(
+                    FeedProblem(
+                        entry_where,
+                        feed.tenant_id,
+                        feed.mls,
+                        f"declared twice (also at {seen[key]}): both ignored until one is removed",
+                    )
+                )
                 continue
             seen[key] = entry_where
             loaded.feeds.append(feed)
@@ -393,8 +413,10 @@ def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[
         if problem.tenant:
             refused.setdefault(problem.tenant, []).append(problem)
     wanted = set(by_tenant) | set(refused)
-    existing_docs = {doc.get("tenantId"): doc for doc in collection.find({}, {"_id": 0, "tenantId": 1, "mlsConfigs": 1,
-                                                                            "configProblems": 1})}  # fmt: skip
+    existing_docs = {
+        doc.get("tenantId"): doc
+        for doc in collection.find({}, {"_id": 0, "tenantId": 1, "mlsConfigs": 1, "configProblems": 1})
+    }
     writes = []
     for tenant in sorted(wanted | set(existing_docs) - {None}):  # a tenant gone from the file loses its file's feeds
         existing = existing_docs.get(tenant) or {}
@@ -419,22 +441,30 @@ def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[
         shown_problems = [str(p) for p in tenant_problems]
         if existing and existing.get("mlsConfigs") == configs and existing.get("configProblems", []) == shown_problems:
             continue  # unchanged: not written
-        writes.append(UpdateOne(
-            {"tenantId": tenant},
-            {"$set": {"mlsConfigs": configs, "configProblems": shown_problems, "updatedAt": now},
-             "$setOnInsert": {"createdAt": now}},
-            upsert=True))  # fmt: skip
+        writes.append(
+            UpdateOne(
+                {"tenantId": tenant},
+                {
+                    "$set": {"mlsConfigs": configs, "configProblems": shown_problems, "updatedAt": now},
+                    "$setOnInsert": {"createdAt": now},
+                },
+                upsert=True,
+            )
+        )
     for start in range(0, len(writes), 1000):
-        collection.bulk_write(writes[start:start + 1000], ordered=False)
+        collection.bulk_write(writes[start : start + 1000], ordered=False)
     return len(writes)
 
 
 def from_document(tenant: Any, config: dict[str, Any]) -> FeedConfig:
     rate = config.get("rateLimit") or {}
     return FeedConfig(
-        tenant_id=tenant, mls=config.get("provider"), provider=config.get("apiProvider", "spark"),
+        tenant_id=tenant,
+        mls=config.get("provider"),
+        provider=config.get("apiProvider", "spark"),
         mls_id=config.get("mlsId"),
-        region=config.get("region"), base_url=config.get("baseUrl"),
+        region=config.get("region"),
+        base_url=config.get("baseUrl"),
         token_env=config.get("tokenEnv", "SPARK_ACCESS_TOKEN"),
         property_types=config.get("propertyTypes"),
         enabled=config.get("syncEnabled", config.get("active", True)),
@@ -444,7 +474,7 @@ def from_document(tenant: Any, config: dict[str, Any]) -> FeedConfig:
         rate_limit=(RateLimit(**rate) if rate else None) if isinstance(rate, dict) else rate,
         token_ciphertext=config.get("tokenCiphertext"),
         managed_by=config.get("managedBy", "file"),
-    )  # fmt: skip
+    )
 
 
 def read_feeds(database: Any, tenants: list[str] | None = None) -> LoadedFeeds:
@@ -462,8 +492,9 @@ def read_feeds(database: Any, tenants: list[str] | None = None) -> LoadedFeeds:
             try:
                 loaded.feeds.append(from_document(tenant_id, config))
             except (ValidationError, TypeError, EndpointRefused, InvalidIdentifier) as error:
-                loaded.problems.append(FeedProblem(where, _shown_id(tenant_id), _shown_id(config.get("provider")),
-                                                   describe_error(error)))  # fmt: skip
+                loaded.problems.append(
+                    FeedProblem(where, _shown_id(tenant_id), _shown_id(config.get("provider")), describe_error(error))
+                )
     return loaded
 
 

@@ -68,19 +68,36 @@ def _tenants(args: argparse.Namespace) -> int:
         return 0
     database = _database()
     if args.action == "add":
-        config = FeedConfig(tenant_id=args.tenant, mls=args.mls, provider=args.provider, mls_id=args.mls_id,
-                            base_url=args.base_url, token_env=args.token_env, sync_schedule=args.cron,
-                            max_listings=args.max_listings, enforce_quota=args.enforce_quota, enabled=not args.disabled,
-                            region=args.region, property_types=args.property_types)  # fmt: skip
+        config = FeedConfig(
+            tenant_id=args.tenant,
+            mls=args.mls,
+            provider=args.provider,
+            mls_id=args.mls_id,
+            base_url=args.base_url,
+            token_env=args.token_env,
+            sync_schedule=args.cron,
+            max_listings=args.max_listings,
+            enforce_quota=args.enforce_quota,
+            enabled=not args.disabled,
+            region=args.region,
+            property_types=args.property_types,
+        )
         added = tenant_admin.add_feed(database, config, _read_token(args))
-        _print(args, tenant_admin.tenants(database, added.tenant_id)[0],
-               human=f"added feed {added.key} ({'token stored encrypted' if added.token_ciphertext else 'token from $' + added.token_env}); "
-                     "the feed discovery sensor registers it within a minute")  # fmt: skip
+        _print(
+            args,
+            tenant_admin.tenants(database, added.tenant_id)[0],
+            human=f"added feed {added.key} ({'token stored encrypted' if added.token_ciphertext else 'token from $' + added.token_env}); "
+            "the feed discovery sensor registers it within a minute",
+        )
     elif args.action == "list":
         found = tenant_admin.tenants(database)
-        lines = [f"{t['tenantId']:<24} {f['mls']:<10} {f['provider']:<6} {'enabled ' if f.get('syncEnabled') else 'DISABLED'} "
-                 f"{f.get('syncSchedule', ''):<14} {f.get('currentListings', '-')!s:>8}/{f.get('maxListings') or '-'!s:<8} "
-                 f"{f['token']}" for t in found for f in t["feeds"]]  # fmt: skip
+        lines = [
+            f"{t['tenantId']:<24} {f['mls']:<10} {f['provider']:<6} {'enabled ' if f.get('syncEnabled') else 'DISABLED'} "
+            f"{f.get('syncSchedule', ''):<14} {f.get('currentListings', '-')!s:>8}/{f.get('maxListings') or '-'!s:<8} "
+            f"{f['token']}"
+            for t in found
+            for f in t["feeds"]
+        ]
         _print(args, found, human="\n".join(lines) or "no tenants")
     elif args.action == "show":
         found = tenant_admin.tenants(database, args.tenant)
@@ -89,16 +106,21 @@ def _tenants(args: argparse.Namespace) -> int:
         _print(args, found[0])
     elif args.action == "remove":
         if args.purge and not args.yes:
-            answer = input(f"Drop every collection of {args.tenant}{'.' + args.mls if args.mls else ''}? "
-                           "Type the tenant id to confirm: ")  # fmt: skip
+            answer = input(
+                f"Drop every collection of {args.tenant}{'.' + args.mls if args.mls else ''}? "
+                "Type the tenant id to confirm: "
+            )
             if answer.strip() != args.tenant:
                 print("not confirmed: nothing was removed", file=sys.stderr)
                 return 2
         _print(args, tenant_admin.remove(database, args.tenant, args.mls, purge=args.purge))
     elif args.action == "rotate-key":
         count = tenant_admin.rotate_tokens(database)
-        _print(args, {"reencrypted": count}, human=f"re-encrypted {count} stored tokens under the first key of "
-                                                   f"{credentials.KEY_VARIABLE}")  # fmt: skip
+        _print(
+            args,
+            {"reencrypted": count},
+            human=f"re-encrypted {count} stored tokens under the first key of {credentials.KEY_VARIABLE}",
+        )
     return 0
 
 
@@ -127,8 +149,11 @@ def _feeds(args: argparse.Namespace) -> int:
             raise ValueError("set-token reads the token from --token-stdin or --token-prompt")
         updated = tenant_admin.update_feed(database, key, token=token, **changes)
         shown = tenant_admin.tenants(database, key.tenant)[0]
-        _print(args, next(f for f in shown["feeds"] if f["mls"] == key.mls),
-               human=f"feed {updated.key}: {args.action} done (in effect at the next sensor tick or run)")  # fmt: skip
+        _print(
+            args,
+            next(f for f in shown["feeds"] if f["mls"] == key.mls),
+            human=f"feed {updated.key}: {args.action} done (in effect at the next sensor tick or run)",
+        )
         return 0
     from mls_assets.defs.leases import reap_dead_runs
     from mls_assets.operate import status
@@ -136,8 +161,11 @@ def _feeds(args: argparse.Namespace) -> int:
     instance = _instance()
     reap_dead_runs(instance, database)  # a killed run is shown dead, with or without the daemon
     if args.action == "status":
-        keys = [_feed_key(args.feed)] if args.feed else [_feed_key(f"{t['tenantId']}.{f['mls']}")
-                                                        for t in tenant_admin.tenants(database) for f in t["feeds"]]  # fmt: skip
+        keys = (
+            [_feed_key(args.feed)]
+            if args.feed
+            else [_feed_key(f"{t['tenantId']}.{f['mls']}") for t in tenant_admin.tenants(database) for f in t["feeds"]]
+        )
         found = [status.feed_status(instance, database, key) for key in keys]
         _print(args, found if not args.feed else found[0])
     elif args.action == "history":
@@ -152,14 +180,18 @@ def _feeds(args: argparse.Namespace) -> int:
         key = _feed_key(args.feed)
         tenant_admin.feed(database, key)  # a configured feed, or a clear error
         day = args.day or datetime.now(UTC).date().isoformat()
-        run_ids = submit_chain_runs(instance, [(str(key), day)], trigger="operator",
-                                    workspace=args.workspace)  # fmt: skip
-        _print(args, {"feed": str(key), "day": day, "runIds": run_ids},
-               human=f"queued run {run_ids[0]} for {key} day {day} (it starts when no other run of the feed is "
-                     "in progress; the daemon must be running)")  # fmt: skip
+        run_ids = submit_chain_runs(instance, [(str(key), day)], trigger="operator", workspace=args.workspace)
+        _print(
+            args,
+            {"feed": str(key), "day": day, "runIds": run_ids},
+            human=f"queued run {run_ids[0]} for {key} day {day} (it starts when no other run of the feed is "
+            "in progress; the daemon must be running)",
+        )
     elif args.action == "cancel":
         cancelled = status.cancel_feed_runs(instance, _feed_key(args.feed))
-        _print(args, {"feed": args.feed, "cancelled": cancelled}, human=f"cancelled {len(cancelled)} runs of {args.feed}")
+        _print(
+            args, {"feed": args.feed, "cancelled": cancelled}, human=f"cancelled {len(cancelled)} runs of {args.feed}"
+        )
     return 0
 
 
@@ -213,11 +245,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add.add_argument("tenant")
     add.add_argument("--mls", required=True, help="MLS id, e.g. gps")
     add.add_argument("--provider", default="spark", choices=sorted(PROVIDERS), help="where its listings come from")
-    add.add_argument("--mls-id", required=True,
-                     help="what names the MLS at the provider: Spark's 26-digit id, RESO's OriginatingSystemName")
+    add.add_argument(
+        "--mls-id",
+        required=True,
+        help="what names the MLS at the provider: Spark's 26-digit id, RESO's OriginatingSystemName",
+    )
     add.add_argument("--base-url", help="the provider's endpoint (default: SPARK_API_BASE_URL or RESO_API_BASE_URL)")
-    add.add_argument("--property-types", type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
-                     help="comma-separated (default: Spark A,B,C; RESO every type)")
+    add.add_argument(
+        "--property-types",
+        type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
+        help="comma-separated (default: Spark A,B,C; RESO every type)",
+    )
     add.add_argument("--token-env", default="SPARK_ACCESS_TOKEN", help="variable holding the token, if not stored")
     add.add_argument("--cron", default="0 2 * * *", help="nightly sync schedule (UTC)")
     add.add_argument("--max-listings", type=int, help="the agent's listing quota")
@@ -253,12 +291,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     quota = actions.add_parser("set-quota", help="a feed's maxListings (a number, or none)")
     quota.add_argument("feed")
     quota.add_argument("max_listings")
-    quota.add_argument("--enforce", action=argparse.BooleanOptionalAction, default=None,
-                       help="stop (or not) inserting new listings beyond the quota")  # fmt: skip
+    quota.add_argument(
+        "--enforce",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stop (or not) inserting new listings beyond the quota",
+    )
     token = actions.add_parser("set-token", help="store a feed's token, encrypted (MLS_TOKEN_KEY)")
     token.add_argument("feed")
     _token_options(token)
-    status = actions.add_parser("status", help="last sync, cursor, counts, runs in progress, last failure, failed checks")
+    status = actions.add_parser(
+        "status", help="last sync, cursor, counts, runs in progress, last failure, failed checks"
+    )
     status.add_argument("feed", nargs="?", help="tenant.mls (default: every feed)")
     for name, text in (("history", "recent runs and their counts"), ("errors", "recent rejects and failed runs")):
         sub = actions.add_parser(name, help=text)

@@ -51,8 +51,9 @@ class Server:
     process: subprocess.Popen | None = None
 
     def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(self.command, env=env, cwd=project_root(), process_group=0,
-                                        preexec_fn=_terminate_with_parent)  # fmt: skip
+        self.process = subprocess.Popen(
+            self.command, env=env, cwd=project_root(), process_group=0, preexec_fn=_terminate_with_parent
+        )
 
     def group_alive(self) -> bool:
         """Whether any process of this server's group (the server, its children) still runs."""
@@ -182,8 +183,23 @@ def launch(dagster_port: int, api_port: int, host: str = "127.0.0.1") -> Launch:
     """The UI (`dagster dev` on this checkout's workspace) and the leads API."""
     bin_dir = Path(sys.executable).parent
     os.environ.setdefault("MLS_UI_URL", f"http://{host}:{dagster_port}")
-    return Launch([
-        Server("dagster dev", [str(bin_dir / "dagster"), "dev", "-w", str(project_root() / "workspace.yaml"),
-                               "-h", host, "-p", str(dagster_port)]),
-        Server("leads API", [sys.executable, "-m", "mls_assets.cli", "api", "--host", host, "--port", str(api_port)]),
-    ])  # fmt: skip
+    return Launch(
+        [
+            Server(
+                "dagster dev",
+                [
+                    str(bin_dir / "dagster"),
+                    "dev",
+                    "-w",
+                    str(project_root() / "workspace.yaml"),
+                    "-h",
+                    host,
+                    "-p",
+                    str(dagster_port),
+                ],
+            ),
+            Server(
+                "leads API", [sys.executable, "-m", "mls_assets.cli", "api", "--host", host, "--port", str(api_port)]
+            ),
+        ]
+    )

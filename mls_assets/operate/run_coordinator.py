@@ -58,7 +58,7 @@ class FeedQueuedRunCoordinator(QueuedRunCoordinator):
         first, last = split_key(start)[0], split_key(end)[0]
         if first not in order or last not in order:
             return {}
-        return member_tags(order[order.index(first):order.index(last) + 1])
+        return member_tags(order[order.index(first) : order.index(last) + 1])
 
     def _stored_again(self, run: DagsterRun, tags: dict[str, str], context: SubmitRunContext) -> DagsterRun:
         """`run` created anew with exactly `tags` (same job, snapshots, selection and backfill
@@ -70,15 +70,24 @@ class FeedQueuedRunCoordinator(QueuedRunCoordinator):
         if context.workspace is None or not run.job_snapshot_id or not run.execution_plan_snapshot_id:
             return run
         mended = instance.create_run(
-            job_name=run.job_name, run_id=str(uuid.uuid4()), run_config=run.run_config,
-            resolved_op_selection=run.resolved_op_selection, step_keys_to_execute=run.step_keys_to_execute,
-            status=run.status, tags=tags, root_run_id=run.root_run_id, parent_run_id=run.parent_run_id,
+            job_name=run.job_name,
+            run_id=str(uuid.uuid4()),
+            run_config=run.run_config,
+            resolved_op_selection=run.resolved_op_selection,
+            step_keys_to_execute=run.step_keys_to_execute,
+            status=run.status,
+            tags=tags,
+            root_run_id=run.root_run_id,
+            parent_run_id=run.parent_run_id,
             job_snapshot=instance.get_job_snapshot(run.job_snapshot_id),
             execution_plan_snapshot=instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id),
-            parent_job_snapshot=None, asset_selection=run.asset_selection,
-            asset_check_selection=run.asset_check_selection, op_selection=run.op_selection,
-            remote_job_origin=run.remote_job_origin, job_code_origin=run.job_code_origin,
+            parent_job_snapshot=None,
+            asset_selection=run.asset_selection,
+            asset_check_selection=run.asset_check_selection,
+            op_selection=run.op_selection,
+            remote_job_origin=run.remote_job_origin,
+            job_code_origin=run.job_code_origin,
             asset_graph=context.workspace.asset_graph,
-        )  # fmt: skip
+        )
         instance.delete_run(run.run_id)
         return mended

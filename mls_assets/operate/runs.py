@@ -29,25 +29,43 @@ def chain_run_tags(feed: str, day: str, trigger: str) -> dict[str, str]:
     """The tags a run of one feed-day partition of the chain carries (Dagster's partition
     tags and the feed tag the run queue limits by)."""
     key = feed_day_key(feed, day)
-    return {"dagster/partition": str(key), "dagster/partition/day": day, "dagster/partition/feed": feed,
-            FEED_TAG: feed, TRIGGER_TAG: trigger}  # fmt: skip
+    return {
+        "dagster/partition": str(key),
+        "dagster/partition/day": day,
+        "dagster/partition/feed": feed,
+        FEED_TAG: feed,
+        TRIGGER_TAG: trigger,
+    }
 
 
-def submit_chain_runs(instance: dg.DagsterInstance, partitions: Iterable[tuple[str, str]], *,
-                      trigger: str = "operator", run_config: dict | None = None,
-                      workspace: Path | None = None) -> list[str]:  # fmt: skip
+def submit_chain_runs(
+    instance: dg.DagsterInstance,
+    partitions: Iterable[tuple[str, str]],
+    *,
+    trigger: str = "operator",
+    run_config: dict | None = None,
+    workspace: Path | None = None,
+) -> list[str]:
     """Queue one `replication_job` run per `(feed, day)` on the code location of `workspace`
     (default: the checkout's `workspace.yaml`); their run ids."""
     workspace = workspace or project_root() / "workspace.yaml"
     run_ids = []
-    with get_workspace_from_cli_opts(instance, version=dagster_version,
-                                     workspace_opts=WorkspaceOpts(workspace=(str(workspace),))) as context:  # fmt: skip
+    with get_workspace_from_cli_opts(
+        instance, version=dagster_version, workspace_opts=WorkspaceOpts(workspace=(str(workspace),))
+    ) as context:
         location = get_code_location_from_workspace(context, None)
         repository = get_remote_repository_from_code_location(location, None)
         job = get_remote_job_from_remote_repo(repository, CHAIN_JOB)
         for feed, day in partitions:
-            run = _create_run(instance=instance, code_location=location, remote_repo=repository, remote_job=job,
-                              run_config=run_config or {}, tags=chain_run_tags(feed, day, trigger), op_selection=None,
-                              run_id=None)  # fmt: skip
+            run = _create_run(
+                instance=instance,
+                code_location=location,
+                remote_repo=repository,
+                remote_job=job,
+                run_config=run_config or {},
+                tags=chain_run_tags(feed, day, trigger),
+                op_selection=None,
+                run_id=None,
+            )
             run_ids.append(instance.submit_run(run.run_id, context).run_id)
     return run_ids

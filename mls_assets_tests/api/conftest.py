@@ -23,22 +23,41 @@ ALPHA_GPS, ALPHA_CRMLS, BETA_GPS = FeedKey("alpha", "gps"), FeedKey("alpha", "cr
 
 def expired_doc(key: str, days_ago: float, *, status: str = "Expired", city: str = "Irvine", **extra) -> dict:
     changed = NOW - timedelta(days=days_ago)
-    return {"listingKey": key, "listingId": f"ID{key}", "standardStatus": status, "city": city,
-            "modificationTimestamp": changed, "statusChangeDate": changed, "expiresAt": changed + timedelta(days=90),
-            "listPrice": 500_000, "unparsedAddress": f"1 {key} St, {city}, CA", **LEAD_FIELD_DEFAULTS, **extra}  # fmt: skip
+    return {
+        "listingKey": key,
+        "listingId": f"ID{key}",
+        "standardStatus": status,
+        "city": city,
+        "modificationTimestamp": changed,
+        "statusChangeDate": changed,
+        "expiresAt": changed + timedelta(days=90),
+        "listPrice": 500_000,
+        "unparsedAddress": f"1 {key} St, {city}, CA",
+        **LEAD_FIELD_DEFAULTS,
+        **extra,
+    }
 
 
 def photo_docs(key: str, count: int) -> list[dict]:
-    return [{"_id": f"{key}-p{n}", "photoId": f"{key}-p{n}", "listingKey": key, "order": n,
-             "uri640": f"https://cdn.example/{key}/{n}.jpg"} for n in reversed(range(count))]  # fmt: skip
+    return [
+        {
+            "_id": f"{key}-p{n}",
+            "photoId": f"{key}-p{n}",
+            "listingKey": key,
+            "order": n,
+            "uri640": f"https://cdn.example/{key}/{n}.jpg",
+        }
+        for n in reversed(range(count))
+    ]
 
 
 class ServedApi:
     def __init__(self, database):
         self.database = database
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(create_app(lambda: database), host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))  # fmt: skip
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(lambda: database), host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):
@@ -57,15 +76,28 @@ class ServedApi:
 @pytest.fixture
 def leads_db(mongo_db):
     """Tenant alpha on GPS and CRMLS, tenant beta on GPS, with expired listings and photos."""
-    sync_configs(mongo_db, [FeedConfig(tenant_id="alpha", mls="gps", mls_id="20190211172710340762000000"),
-                            FeedConfig(tenant_id="alpha", mls="crmls", mls_id="20200630203341057545000000"),
-                            FeedConfig(tenant_id="beta", mls="gps", mls_id="20190211172710340762000000")])  # fmt: skip
+    sync_configs(
+        mongo_db,
+        [
+            FeedConfig(tenant_id="alpha", mls="gps", mls_id="20190211172710340762000000"),
+            FeedConfig(tenant_id="alpha", mls="crmls", mls_id="20200630203341057545000000"),
+            FeedConfig(tenant_id="beta", mls="gps", mls_id="20190211172710340762000000"),
+        ],
+    )
     for feed in (ALPHA_GPS, ALPHA_CRMLS, BETA_GPS):
         ensure_feed_collections(mongo_db, feed)
-    gps = [expired_doc("A1", 1), expired_doc("A2", 2, status="Canceled"), expired_doc("A3", 3, city="Tustin"),
-           expired_doc("A4", 4, leadStatus="contacted"), expired_doc("DUP", 5)]  # fmt: skip
-    crmls = [expired_doc("C1", 1.5, status="Cancelled"), expired_doc("C2", 6, status="Withdrawn"),
-             expired_doc("DUP", 5.5)]  # the same listing in both MLSs: the newer copy (GPS) is the lead
+    gps = [
+        expired_doc("A1", 1),
+        expired_doc("A2", 2, status="Canceled"),
+        expired_doc("A3", 3, city="Tustin"),
+        expired_doc("A4", 4, leadStatus="contacted"),
+        expired_doc("DUP", 5),
+    ]
+    crmls = [
+        expired_doc("C1", 1.5, status="Cancelled"),
+        expired_doc("C2", 6, status="Withdrawn"),
+        expired_doc("DUP", 5.5),
+    ]  # the same listing in both MLSs: the newer copy (GPS) is the lead
     mongo_db[EXPIRED.collection_name(ALPHA_GPS)].insert_many(gps)
     mongo_db[EXPIRED.collection_name(ALPHA_CRMLS)].insert_many(crmls)
     mongo_db[EXPIRED.collection_name(BETA_GPS)].insert_many([expired_doc("B1", 1), expired_doc("A1", 0.5)])

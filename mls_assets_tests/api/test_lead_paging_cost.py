@@ -41,10 +41,17 @@ def test_a_page_reads_about_its_size_even_when_it_drops_copies_shown_before(mong
     feeds = (FeedKey("t", "aa"), FeedKey("t", "bb"))
     sync_configs(mongo_db, [FeedConfig(tenant_id="t", mls=f.mls, mls_id="20190211172710340762000000") for f in feeds])
     for n, feed in enumerate(feeds):
-        mongo_db[EXPIRED.collection_name(feed)].insert_many([
-            {"listingKey": f"S{i}" if i % SHARED_EVERY == 0 else f"{feed.mls}{i}", "leadStatus": "new",
-             "standardStatus": "Expired", "statusChangeDate": BASE - timedelta(hours=i * 2 + n, minutes=7 * n * i % 50)}
-            for i in range(LEADS_EACH)])  # fmt: skip
+        mongo_db[EXPIRED.collection_name(feed)].insert_many(
+            [
+                {
+                    "listingKey": f"S{i}" if i % SHARED_EVERY == 0 else f"{feed.mls}{i}",
+                    "leadStatus": "new",
+                    "standardStatus": "Expired",
+                    "statusChangeDate": BASE - timedelta(hours=i * 2 + n, minutes=7 * n * i % 50),
+                }
+                for i in range(LEADS_EACH)
+            ]
+        )
     listener = DocumentsRead()
     watched = MongoClient(mongo_uri, event_listeners=[listener])[mongo_db.name]
     try:

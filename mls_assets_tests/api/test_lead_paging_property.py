@@ -14,8 +14,12 @@ from mls_assets.lib.tenants import FeedConfig, sync_configs
 
 MLSS = ("aa", "bb", "cc")
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
-lead = st.tuples(st.sampled_from(MLSS), st.sampled_from([f"K{n}" for n in range(12)]), st.integers(0, 5),
-                 st.sampled_from(["new", "contacted"]))  # fmt: skip
+lead = st.tuples(
+    st.sampled_from(MLSS),
+    st.sampled_from([f"K{n}" for n in range(12)]),
+    st.integers(0, 5),
+    st.sampled_from(["new", "contacted"]),
+)
 
 
 def expected(docs, status):
@@ -37,8 +41,16 @@ def test_paging_equals_the_brute_force_list(mongo_db, docs, limit, status):
     for mls in MLSS:
         collection = mongo_db[EXPIRED.collection_name(FeedKey("t", mls))]
         collection.delete_many({})
-        rows = [{"listingKey": key, "statusChangeDate": BASE + timedelta(days=day), "leadStatus": s,
-                 "standardStatus": "Expired"} for m, key, day, s in unique.values() if m == mls]  # fmt: skip
+        rows = [
+            {
+                "listingKey": key,
+                "statusChangeDate": BASE + timedelta(days=day),
+                "leadStatus": s,
+                "standardStatus": "Expired",
+            }
+            for m, key, day, s in unique.values()
+            if m == mls
+        ]
         if rows:
             collection.insert_many(rows)
     where = LeadFilter(leadStatus=status)

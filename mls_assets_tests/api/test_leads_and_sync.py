@@ -13,15 +13,24 @@ from mls_assets.lib.store.writes import CollectionWriter
 from mls_assets_tests.api.conftest import ALPHA_GPS, expired_doc
 
 LEAD = "/v1/tenants/alpha/expired-listings/S1"
-PATCHED = {"leadStatus": "contacted", "voicemailSent": True, "voicemailSentDate": "2026-11-21T10:00:00+00:00",
-           "ownerPhone": "+1 555 0100"}  # fmt: skip
+PATCHED = {
+    "leadStatus": "contacted",
+    "voicemailSent": True,
+    "voicemailSentDate": "2026-11-21T10:00:00+00:00",
+    "ownerPhone": "+1 555 0100",
+}
 
 
 def sync(database, spec, doc):
     """One write of the replication chain: the listing into `spec`, leaving its siblings."""
     siblings = [database[s.collection_name(ALPHA_GPS)] for s in (ACTIVE, CLOSED, EXPIRED) if s is not spec]
-    CollectionWriter(database[spec.collection_name(ALPHA_GPS)], spec, siblings=siblings,
-                     sequence=FeedSequence(database, ALPHA_GPS), run_id=uuid.uuid4().hex).write([doc])  # fmt: skip
+    CollectionWriter(
+        database[spec.collection_name(ALPHA_GPS)],
+        spec,
+        siblings=siblings,
+        sequence=FeedSequence(database, ALPHA_GPS),
+        run_id=uuid.uuid4().hex,
+    ).write([doc])
 
 
 def test_a_sync_after_a_patch_keeps_every_patched_field(api, alpha_key, leads_db):

@@ -31,25 +31,37 @@ def test_list_merges_the_tenants_mlss_newest_first_one_copy_per_listing(api, alp
     assert not {"_id", "_seq", "_hash", "_runId"} & set(dup)
 
 
-@pytest.mark.parametrize("params, expected", [
-    ({"leadStatus": "contacted"}, ["A4"]),
-    ({"city": "Tustin"}, ["A3"]),
-    ({"mls": "crmls"}, ["C1", "DUP", "C2"]),
-    ({"status": "Canceled"}, ["C1", "A2"]),  # both spellings
-    ({"status": "Withdrawn"}, ["C2"]),
-    ({"since": (NOW - timedelta(days=3, hours=1)).isoformat(), "until": (NOW - timedelta(days=1)).isoformat()},
-     ["C1", "A2", "A3"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"leadStatus": "contacted"}, ["A4"]),
+        ({"city": "Tustin"}, ["A3"]),
+        ({"mls": "crmls"}, ["C1", "DUP", "C2"]),
+        ({"status": "Canceled"}, ["C1", "A2"]),  # both spellings
+        ({"status": "Withdrawn"}, ["C2"]),
+        (
+            {"since": (NOW - timedelta(days=3, hours=1)).isoformat(), "until": (NOW - timedelta(days=1)).isoformat()},
+            ["C1", "A2", "A3"],
+        ),
+    ],
+)
 def test_filters(api, alpha_key, params, expected):
     body = api.get(LIST, params={**params, "count": "true"}, headers=alpha_key).json()
     assert keys_of(body) == expected and body["total"] == len(expected)
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"leadStatus": "hot"}, "leadStatus"), ({"status": "Sold"}, "status"), ({"since": "yesterday"}, "since"),
-    ({"limit": 0}, "limit"), ({"limit": 10_000}, "limit"), ({"cursor": "not-a-cursor"}, "cursor"),
-    ({"colour": "red"}, "colour"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"leadStatus": "hot"}, "leadStatus"),
+        ({"status": "Sold"}, "status"),
+        ({"since": "yesterday"}, "since"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 10_000}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_bad_query_parameters_get_422_naming_the_field(api, alpha_key, params, field):
     response = api.get(LIST, params=params, headers=alpha_key)
     assert response.status_code == 422
@@ -63,8 +75,9 @@ def test_paging_neither_skips_nor_repeats_while_leads_arrive(api, alpha_key, lea
     arrivals = iter([expired_doc("NEW1", 0.1), expired_doc("OLD1", 30), expired_doc("NEW2", 0.2)])
     while page["next_cursor"]:
         leads_db[EXPIRED.collection_name(ALPHA_GPS)].insert_one(next(arrivals, expired_doc("NEW3", 0.3)))
-        page = api.get(LIST, params={"limit": 2, "cursor": page["next_cursor"], "count": "true"},
-                       headers=alpha_key).json()  # fmt: skip
+        page = api.get(
+            LIST, params={"limit": 2, "cursor": page["next_cursor"], "count": "true"}, headers=alpha_key
+        ).json()
         seen += keys_of(page)
     assert len(seen) == len(set(seen)), "a lead was served twice"
     assert {"A1", "C1", "A2", "A3", "A4", "DUP", "C2"} <= set(seen), "a lead was skipped"
@@ -84,9 +97,16 @@ def test_one_lead_with_its_photos_in_order(api, alpha_key):
 
 
 def test_patch_updates_lead_fields_records_an_event_and_refuses_stale_writes(api, alpha_key, leads_db):
-    first = api.patch(f"{LIST}/A2", json={"leadStatus": "contacted", "skipTraced": True,
-                                          "skipTraceDate": "2026-11-21T09:30:00Z", "ownerName": "Pat Doe"},
-                      headers={**alpha_key, "If-Match": '"0"'})  # fmt: skip
+    first = api.patch(
+        f"{LIST}/A2",
+        json={
+            "leadStatus": "contacted",
+            "skipTraced": True,
+            "skipTraceDate": "2026-11-21T09:30:00Z",
+            "ownerName": "Pat Doe",
+        },
+        headers={**alpha_key, "If-Match": '"0"'},
+    )
     assert first.status_code == 200, first.text
     assert first.headers["ETag"].startswith('"1.')
     stored = leads_db[EXPIRED.collection_name(ALPHA_GPS)].find_one({"listingKey": "A2"})
@@ -99,10 +119,17 @@ def test_patch_updates_lead_fields_records_an_event_and_refuses_stale_writes(api
     assert event["after"]["leadStatus"] == "contacted" and event["actor"].startswith("alpha crm")
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"leadStatus": "hot"}, "leadStatus"), ({"listPrice": 1}, "listPrice"), ({"skipTraceDate": "soon"}, "skipTraceDate"),
-    ({"skipTraced": "yes"}, "skipTraced"), ({"leadStatus": None}, "leadStatus"), ({"ownerEmail": "nobody"}, "ownerEmail"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"leadStatus": "hot"}, "leadStatus"),
+        ({"listPrice": 1}, "listPrice"),
+        ({"skipTraceDate": "soon"}, "skipTraceDate"),
+        ({"skipTraced": "yes"}, "skipTraced"),
+        ({"leadStatus": None}, "leadStatus"),
+        ({"ownerEmail": "nobody"}, "ownerEmail"),
+    ],
+)
 def test_patch_refuses_anything_but_valid_lead_fields(api, alpha_key, leads_db, body, field):
     response = api.patch(f"{LIST}/A1", json=body, headers={**alpha_key, "If-Match": '"0"'})
     assert response.status_code == 422
@@ -113,8 +140,10 @@ def test_patch_refuses_anything_but_valid_lead_fields(api, alpha_key, leads_db, 
 def test_patch_needs_if_match_and_something_to_change(api, alpha_key):
     assert api.patch(f"{LIST}/A1", json={"leadStatus": "skipped"}, headers=alpha_key).status_code == 428
     assert api.patch(f"{LIST}/A1", json={}, headers={**alpha_key, "If-Match": '"0"'}).status_code == 422
-    assert api.patch(f"{LIST}/NOPE", json={"leadStatus": "skipped"},
-                     headers={**alpha_key, "If-Match": '"0"'}).status_code == 404  # fmt: skip
+    assert (
+        api.patch(f"{LIST}/NOPE", json={"leadStatus": "skipped"}, headers={**alpha_key, "If-Match": '"0"'}).status_code
+        == 404
+    )
 
 
 def test_csv_export_streams_the_filtered_leads(api, alpha_key):
@@ -144,8 +173,9 @@ def test_a_key_serves_only_its_own_tenants_copy(api, beta_key):
 
 
 @pytest.mark.parametrize("method, path", ROUTES)
-@pytest.mark.parametrize("authorization", [None, "Bearer", "Bearer mls_0123456789abcdef_" + "x" * 43, "Basic abc",
-                                           "Bearer not-a-key"])  # fmt: skip
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer", "Bearer mls_0123456789abcdef_" + "x" * 43, "Basic abc", "Bearer not-a-key"]
+)
 def test_no_key_or_a_bad_one_gets_401(api, method, path, authorization):
     headers = {"If-Match": '"0"'} | ({"Authorization": authorization} if authorization else {})
     response = api.request(method, path, headers=headers, json={"leadStatus": "converted"})
@@ -170,7 +200,9 @@ def test_a_verified_key_is_remembered_by_its_digest_for_a_second_and_a_refused_o
     record = keys.tenant_of(leads_db, token)
     assert (record.key_id, record.tenant) == (created.key_id, "alpha")
     assert keys.remembered_key(leads_db, token) == record  # the next request asks nothing
-    assert token not in str(list(keys._verified.keys())) and token.split("_", 2)[2] not in str(list(keys._verified.keys()))
+    assert token not in str(list(keys._verified.keys())) and token.split("_", 2)[2] not in str(
+        list(keys._verified.keys())
+    )
     wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
     assert keys.tenant_of(leads_db, wrong) is None and keys.remembered_key(leads_db, wrong) is None
     # revoked by another process (straight in the database): valid here for at most a second

@@ -48,8 +48,12 @@ def test_feeds_never_pulled_get_their_first_load_as_one_range_run(pipeline, simu
     assert first.tags["dagster/asset_partition_range_start"] == f"{FIRST_DAY.isoformat()}|{order[0]}"
     assert first.tags["dagster/asset_partition_range_end"].endswith(f"|{order[-1]}") and FEED_TAG not in first.tags
     assert first.run_key.startswith("first_load|") and probe(pipeline).run_requests[0].run_key == first.run_key
-    create_run_for_test(pipeline.instance, job_name="replication_job", status=dg.DagsterRunStatus.FAILURE,
-                        tags={FEED_TAG: GPS, "mls/trigger": "first_load"})  # fmt: skip
+    create_run_for_test(
+        pipeline.instance,
+        job_name="replication_job",
+        status=dg.DagsterRunStatus.FAILURE,
+        tags={FEED_TAG: GPS, "mls/trigger": "first_load"},
+    )
     retried = probe(pipeline)  # the first load failed: again (a new key), then not before the backoff
     assert GPS in served(retried.run_requests) and first.run_key not in {r.run_key for r in retried.run_requests}
     assert GPS not in served(probe(pipeline, cursor=retried.cursor).run_requests)
@@ -84,8 +88,13 @@ def test_a_change_in_the_source_requests_todays_partition_once_per_cursor(pipeli
 def test_no_run_is_requested_for_a_feed_whose_run_is_queued_or_running(pipeline, market, simulator, status):
     pipeline.sync(GPS)
     market.advance(timedelta(hours=48))
-    create_run_for_test(pipeline.instance, job_name="expired_listings_backfill", tags={FEED_TAG: GPS}, status=status,
-                        remote_job_origin=job_origin("expired_listings_backfill"))  # a backfill of the feed: any job counts
+    create_run_for_test(
+        pipeline.instance,
+        job_name="expired_listings_backfill",
+        tags={FEED_TAG: GPS},
+        status=status,
+        remote_job_origin=job_origin("expired_listings_backfill"),
+    )  # a backfill of the feed: any job counts
     before = simulator.requests
     result = probe(pipeline)
     assert GPS not in served(result.run_requests)
@@ -101,15 +110,21 @@ def test_every_queued_run_is_seen_however_many_there_are(pipeline, market, simul
     pipeline.sync(GPS)
     market.advance(timedelta(hours=48))
     for feed in [GPS, *(f"other{n}.gps" for n in range(8))]:  # GPS's run the oldest: on the last page
-        create_run_for_test(pipeline.instance, job_name="replication_job", tags={FEED_TAG: feed},
-                            status=dg.DagsterRunStatus.QUEUED, remote_job_origin=job_origin("replication_job"))  # fmt: skip
+        create_run_for_test(
+            pipeline.instance,
+            job_name="replication_job",
+            tags={FEED_TAG: feed},
+            status=dg.DagsterRunStatus.QUEUED,
+            remote_job_origin=job_origin("replication_job"),
+        )
     assert run_requests.feeds_with_runs(pipeline.instance) == {GPS, *(f"other{n}.gps" for n in range(8))}
     before = simulator.requests
     assert GPS not in served(probe(pipeline).run_requests) and simulator.requests == before
 
 
 def test_many_feeds_are_asked_at_once_once_per_source_and_cursor_through_one_pooled_client(
-        pipeline, market, simulator, monkeypatch):  # fmt: skip
+    pipeline, market, simulator, monkeypatch
+):
     """60 agents on 3 keys: each key's feeds ask one question (two, where their cursors differ),
     and every feed still gets its own answer and its run."""
     from mls_assets.lib.providers import pool
@@ -119,15 +134,26 @@ def test_many_feeds_are_asked_at_once_once_per_source_and_cursor_through_one_poo
 
     for key in ("KEY_A", "KEY_B", "KEY_C"):
         monkeypatch.setenv(key, DEMO_TOKEN)
-    feeds = [FeedConfig(tenant_id=f"agent{n:03d}", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url,
-                        token_env=("KEY_A", "KEY_B", "KEY_C")[n % 3]) for n in range(60)]  # fmt: skip
+    feeds = [
+        FeedConfig(
+            tenant_id=f"agent{n:03d}",
+            mls="gps",
+            mls_id=GPS_MLS_ID,
+            base_url=simulator.url,
+            token_env=("KEY_A", "KEY_B", "KEY_C")[n % 3],
+        )
+        for n in range(60)
+    ]
     sync_configs(pipeline.database, feeds)
     earlier = market.now - timedelta(minutes=5)  # one of KEY_A's feeds was synced at another moment
     pipeline.database[CURSORS_COLLECTION].insert_many(
-        [{"_id": str(f.key), "cursor": earlier if n == 0 else market.now} for n, f in enumerate(feeds)])  # fmt: skip
+        [{"_id": str(f.key), "cursor": earlier if n == 0 else market.now} for n, f in enumerate(feeds)]
+    )
     clients = []
     original = pool.ClientPool.for_url
-    monkeypatch.setattr(pool.ClientPool, "for_url", lambda self, url: clients.append(original(self, url)) or clients[-1])
+    monkeypatch.setattr(
+        pool.ClientPool, "for_url", lambda self, url: clients.append(original(self, url)) or clients[-1]
+    )
     before = simulator.requests
     result = probe(pipeline)
     assert simulator.requests - before == 4  # KEY_A twice (two cursors), KEY_B and KEY_C once
@@ -143,8 +169,9 @@ def test_a_failed_question_backs_off_every_feed_that_shares_it(pipeline, market,
     from mls_assets.lib.store.cursors import CURSORS_COLLECTION
     from mls_assets.lib.tenants import FeedConfig, sync_configs
 
-    feeds = [FeedConfig(tenant_id=f"agent{n:03d}", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url)
-             for n in range(3)]  # fmt: skip
+    feeds = [
+        FeedConfig(tenant_id=f"agent{n:03d}", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url) for n in range(3)
+    ]
     sync_configs(pipeline.database, feeds)
     pipeline.database[CURSORS_COLLECTION].insert_many([{"_id": str(f.key), "cursor": market.now} for f in feeds])
     market.advance(timedelta(hours=48))
@@ -177,7 +204,14 @@ def test_backoff_doubles_up_to_a_cap_and_retry_after_wins():
     from mls_assets.lib.replication.probe import MAX_BACKOFF_S, ProbeState
 
     now, state = datetime(2026, 11, 26, tzinfo=UTC), ProbeState()
-    assert [state.failed(now, None, interval_s=60) for _ in range(6)] == [60, 120, 240, 480, MAX_BACKOFF_S, MAX_BACKOFF_S]
+    assert [state.failed(now, None, interval_s=60) for _ in range(6)] == [
+        60,
+        120,
+        240,
+        480,
+        MAX_BACKOFF_S,
+        MAX_BACKOFF_S,
+    ]
     assert not state.due(now) and state.due(now + timedelta(seconds=MAX_BACKOFF_S))
     assert ProbeState().failed(now, 300.0, interval_s=60) == 300.0  # the source said when
     state.succeeded()

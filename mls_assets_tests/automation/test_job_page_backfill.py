@@ -41,9 +41,13 @@ STATUS = """query Status($id: String!) {
 
 def start_webserver(env: dict, port: int, log: Path) -> subprocess.Popen:
     webserver = Path(sys.executable).parent / "dagster-webserver"
-    return subprocess.Popen([str(webserver), "-w", str(project_root() / "workspace.yaml"), "-h", "127.0.0.1",
-                             "-p", str(port)], env=env, cwd=project_root(), stdout=log.open("ab"),
-                            stderr=subprocess.STDOUT)  # fmt: skip
+    return subprocess.Popen(
+        [str(webserver), "-w", str(project_root() / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        cwd=project_root(),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_for(condition, what: str, limit_s: float, log: Path):
@@ -81,20 +85,47 @@ def test_a_job_page_backfill_materializes_every_day_of_its_window_with_its_own_c
     days = [(today - timedelta(days=DAYS - 1 - i)).isoformat() for i in range(DAYS)]
     with SimulatorServer(market) as simulator:
         tenants = tmp_path / "tenants.yaml"
-        tenants.write_text(yaml.safe_dump({"tenants": [{"tenant_id": "jpsrealtor", "feeds": [
-            {"mls": "crmls", "mls_id": CRMLS_MLS_ID, "base_url": simulator.url, "sync_schedule": "0 0 1 1 *"}]}]}))  # fmt: skip
+        tenants.write_text(
+            yaml.safe_dump(
+                {
+                    "tenants": [
+                        {
+                            "tenant_id": "jpsrealtor",
+                            "feeds": [
+                                {
+                                    "mls": "crmls",
+                                    "mls_id": CRMLS_MLS_ID,
+                                    "base_url": simulator.url,
+                                    "sync_schedule": "0 0 1 1 *",
+                                }
+                            ],
+                        }
+                    ]
+                }
+            )
+        )
         sync_configs(mongo_db, load_feeds(tenants))
-        env = {**os.environ, "MONGODB_URI": mongo_uri, "MONGODB_DATABASE": mongo_db.name, "DAGSTER_HOME": str(home),
-               "MLS_TENANTS_FILE": str(tenants), "MLS_LOCAL_MODE": "1"}  # fmt: skip
+        env = {
+            **os.environ,
+            "MONGODB_URI": mongo_uri,
+            "MONGODB_DATABASE": mongo_db.name,
+            "DAGSTER_HOME": str(home),
+            "MLS_TENANTS_FILE": str(tenants),
+            "MLS_LOCAL_MODE": "1",
+        }
         with dg.DagsterInstance.from_config(str(home)) as instance:
             instance.add_dynamic_partitions("feeds", [FEED])
         webserver, daemon = start_webserver(env, port, log), start_daemon(env, log)
         try:
             wait_for(lambda: serving(port), "the webserver serves", 120, log)
-            params = {"selector": {"partitionSetName": "expired_listings_backfill_partition_set",
-                                   "repositorySelector": {"repositoryName": "__repository__",
-                                                          "repositoryLocationName": "mls_assets"}},
-                      "partitionNames": [str(feed_day_key(FEED, day)) for day in days], "fromFailure": False}  # fmt: skip
+            params = {
+                "selector": {
+                    "partitionSetName": "expired_listings_backfill_partition_set",
+                    "repositorySelector": {"repositoryName": "__repository__", "repositoryLocationName": "mls_assets"},
+                },
+                "partitionNames": [str(feed_day_key(FEED, day)) for day in days],
+                "fromFailure": False,
+            }
             launched = graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
             assert launched["__typename"] == "LaunchBackfillSuccess", launched
             backfill_id = launched["backfillId"]
@@ -112,15 +143,22 @@ def test_a_job_page_backfill_materializes_every_day_of_its_window_with_its_own_c
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]  # one run for the window
         (run,) = runs
-        assert [run.tags[t] for t in RANGE_TAGS] == [str(feed_day_key(FEED, days[0])), str(feed_day_key(FEED, days[-1]))]
+        assert [run.tags[t] for t in RANGE_TAGS] == [
+            str(feed_day_key(FEED, days[0])),
+            str(feed_day_key(FEED, days[-1])),
+        ]
         assert not [t for t in run.tags if t.startswith("dagster/partition/")]
         keys = [str(feed_day_key(FEED, day)) for day in days]
 
         def of_run(asset: str) -> dict:
             records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=keys), limit=1000).records
-            return {r.partition_key.split("|")[0]: r.asset_materialization.metadata for r in records
-                    if r.run_id == run.run_id}  # fmt: skip
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=keys), limit=1000
+            ).records
+            return {
+                r.partition_key.split("|")[0]: r.asset_materialization.metadata
+                for r in records
+                if r.run_id == run.run_id
+            }
 
         raw_by_day, expired_days = of_run("raw_listings"), set(of_run("expired_listing_photos"))
     assert sorted(raw_by_day) == days and sorted(expired_days) == days  # every day, not the first one only

@@ -25,19 +25,37 @@ def submitted(instance: dg.DagsterInstance, tags: dict) -> dg.DagsterRun:
 
 def test_a_backfill_range_and_a_ui_launch_are_queued_under_their_feed_without_a_typed_tag():
     with dg.instance_for_test(overrides={"run_coordinator": COORDINATOR}) as instance:
-        backfill = submitted(instance, {"dagster/asset_partition_range_start": str(feed_day_key(FEED, "2026-11-01")),
-                                        "dagster/asset_partition_range_end": str(feed_day_key(FEED, "2026-11-20")),
-                                        "dagster/backfill": "abc"})  # fmt: skip
-        ui = submitted(instance, {"dagster/partition": str(feed_day_key(FEED, "2026-11-20")),
-                                  "dagster/partition/day": "2026-11-20", "dagster/partition/feed": FEED})  # fmt: skip
+        backfill = submitted(
+            instance,
+            {
+                "dagster/asset_partition_range_start": str(feed_day_key(FEED, "2026-11-01")),
+                "dagster/asset_partition_range_end": str(feed_day_key(FEED, "2026-11-20")),
+                "dagster/backfill": "abc",
+            },
+        )
+        ui = submitted(
+            instance,
+            {
+                "dagster/partition": str(feed_day_key(FEED, "2026-11-20")),
+                "dagster/partition/day": "2026-11-20",
+                "dagster/partition/feed": FEED,
+            },
+        )
         mistyped = submitted(instance, {"dagster/partition/feed": FEED, FEED_TAG: "jpsrealtor.gps"})
         assert [r.status for r in (backfill, ui, mistyped)] == [dg.DagsterRunStatus.QUEUED] * 3
         assert {r.tags[FEED_TAG] for r in (backfill, ui, mistyped)} == {FEED}  # the partition's feed wins
 
 
 def test_runs_over_several_feeds_or_none_get_no_feed_tag():
-    assert feed_of_run({"dagster/asset_partition_range_start": str(feed_day_key("a.gps", "2026-11-01")),
-                        "dagster/asset_partition_range_end": str(feed_day_key("b.gps", "2026-11-02"))}) is None  # fmt: skip
+    assert (
+        feed_of_run(
+            {
+                "dagster/asset_partition_range_start": str(feed_day_key("a.gps", "2026-11-01")),
+                "dagster/asset_partition_range_end": str(feed_day_key("b.gps", "2026-11-02")),
+            }
+        )
+        is None
+    )
     assert feed_of_run({}) is None
     assert feed_of_run({"dagster/partition": "a.gps"}) == "a.gps"  # the sweep: partitioned by feed only
 
@@ -49,7 +67,12 @@ def test_a_range_over_several_feeds_launched_from_the_ui_names_each_feed_it_serv
 
     with dg.instance_for_test(overrides={"run_coordinator": COORDINATOR}) as instance:
         instance.add_dynamic_partitions("feeds", ["a.gps", "b.gps", "c.gps", "d.gps"])
-        run = submitted(instance, {"dagster/asset_partition_range_start": str(feed_day_key("b.gps", "2026-11-01")),
-                                   "dagster/asset_partition_range_end": str(feed_day_key("d.gps", "2026-11-02"))})  # fmt: skip
+        run = submitted(
+            instance,
+            {
+                "dagster/asset_partition_range_start": str(feed_day_key("b.gps", "2026-11-01")),
+                "dagster/asset_partition_range_end": str(feed_day_key("d.gps", "2026-11-02")),
+            },
+        )
         assert run.status == dg.DagsterRunStatus.QUEUED and FEED_TAG not in run.tags
         assert feeds_of_run(run.tags) == {"b.gps", "c.gps", "d.gps"}

@@ -12,11 +12,20 @@ from mls_assets.defs.maintenance import retention
 def test_ended_runs_past_the_retention_are_deleted_and_runs_in_progress_are_kept(monkeypatch):
     monkeypatch.setattr(retention, "PURGE_PAGE", 2)
     with dg.instance_for_test() as instance:
-        ended = [create_run_for_test(instance, job_name="replication_job", status=status).run_id
-                 for status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
-                                dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.SUCCESS)]  # fmt: skip
-        alive = [create_run_for_test(instance, job_name="replication_job", status=status).run_id
-                 for status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.NOT_STARTED)]  # fmt: skip
+        ended = [
+            create_run_for_test(instance, job_name="replication_job", status=status).run_id
+            for status in (
+                dg.DagsterRunStatus.SUCCESS,
+                dg.DagsterRunStatus.FAILURE,
+                dg.DagsterRunStatus.CANCELED,
+                dg.DagsterRunStatus.SUCCESS,
+                dg.DagsterRunStatus.SUCCESS,
+            )
+        ]
+        alive = [
+            create_run_for_test(instance, job_name="replication_job", status=status).run_id
+            for status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.NOT_STARTED)
+        ]
         now = datetime.now(UTC)
         assert retention.purge_runs(instance, now - timedelta(days=1)) == 0  # all younger than the retention
         assert retention.purge_runs(instance, now + timedelta(days=1)) == len(ended)  # three pages

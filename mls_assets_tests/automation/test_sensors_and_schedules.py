@@ -28,8 +28,9 @@ def crmls(**extra):
     return {"mls": "crmls", "mls_id": CRMLS_ID, "sync_schedule": "0 3 * * *", **extra}
 
 
-def test_feed_discovery_adds_and_removes_partitions_and_writes_only_what_changed(tmp_path, monkeypatch,
-                                                                                mongo_resources, mongo_db):  # fmt: skip
+def test_feed_discovery_adds_and_removes_partitions_and_writes_only_what_changed(
+    tmp_path, monkeypatch, mongo_resources, mongo_db
+):
     """A tick registers partitions only: no collection is created (a feed's first load does
     that), and only the tenant documents that changed are written."""
     tenants = tmp_path / "tenants.yaml"
@@ -41,12 +42,22 @@ def test_feed_discovery_adds_and_removes_partitions_and_writes_only_what_changed
         (request,) = result.dynamic_partitions_requests
         assert isinstance(request, dg.AddDynamicPartitionsRequest)
         assert (request.partitions_def_name, sorted(request.partition_keys)) == (
-            "feeds", ["jpsrealtor.crmls", "jpsrealtor.gps"])  # fmt: skip
+            "feeds",
+            ["jpsrealtor.crmls", "jpsrealtor.gps"],
+        )
         assert [n for n in mongo_db.list_collection_names() if n.startswith("jpsrealtor_")] == []
         written = mongo_db[CONFIGS_COLLECTION].find_one({"tenantId": "jpsrealtor"})["updatedAt"]
         instance.add_dynamic_partitions("feeds", ["jpsrealtor.crmls", "jpsrealtor.gps"])
-        tenants.write_text(yaml.safe_dump({"tenants": [{"tenant_id": "jpsrealtor", "feeds": [gps(), crmls()]},
-                                                       {"tenant_id": "newagent", "feeds": [gps()]}]}))  # one added
+        tenants.write_text(
+            yaml.safe_dump(
+                {
+                    "tenants": [
+                        {"tenant_id": "jpsrealtor", "feeds": [gps(), crmls()]},
+                        {"tenant_id": "newagent", "feeds": [gps()]},
+                    ]
+                }
+            )
+        )  # one added
         with dg.build_sensor_context(instance=instance, resources=mongo_resources, cursor=context.cursor) as context:
             result = feed_discovery_sensor(context)
         assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [["newagent.gps"]]
@@ -58,7 +69,10 @@ def test_feed_discovery_adds_and_removes_partitions_and_writes_only_what_changed
             result = feed_discovery_sensor(context)
         (request,) = result.dynamic_partitions_requests
         assert isinstance(request, dg.DeleteDynamicPartitionsRequest)
-        assert sorted(request.partition_keys) == ["jpsrealtor.crmls", "newagent.gps"]  # the disabled feed keeps its partition
+        assert sorted(request.partition_keys) == [
+            "jpsrealtor.crmls",
+            "newagent.gps",
+        ]  # the disabled feed keeps its partition
         configs = {str(f.key): f.enabled for f in read_configs(mongo_db)}
         assert configs == {"jpsrealtor.gps": False}  # newagent left the file: its feed is gone too
 
@@ -68,27 +82,45 @@ def test_nightly_sync_fires_each_feed_at_its_own_cron(tmp_path, monkeypatch):
     write_tenants(tenants, [gps(), crmls(), {**gps(mls="gpsold", enabled=False)}])
     feeds = load_feeds(tenants)
     instance = dg.DagsterInstance.ephemeral()
-    requests = nightly_requests(instance, feeds, datetime(2026, 11, 20, 1, 30, tzinfo=UTC),
-                                datetime(2026, 11, 20, 2, 30, tzinfo=UTC))  # fmt: skip
+    requests = nightly_requests(
+        instance, feeds, datetime(2026, 11, 20, 1, 30, tzinfo=UTC), datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+    )
     assert [(r.partition_key, r.run_key, r.tags["mls/feed"]) for r in requests] == [
-        ("2026-11-19|jpsrealtor.gps", "nightly|jpsrealtor.gps|2026-11-20T02:00:00+00:00", "jpsrealtor.gps")]
-    later = nightly_requests(instance, feeds, datetime(2026, 11, 20, 2, 30, tzinfo=UTC),
-                             datetime(2026, 11, 20, 3, 5, tzinfo=UTC))  # fmt: skip
+        ("2026-11-19|jpsrealtor.gps", "nightly|jpsrealtor.gps|2026-11-20T02:00:00+00:00", "jpsrealtor.gps")
+    ]
+    later = nightly_requests(
+        instance, feeds, datetime(2026, 11, 20, 2, 30, tzinfo=UTC), datetime(2026, 11, 20, 3, 5, tzinfo=UTC)
+    )
     assert [r.partition_key for r in later] == ["2026-11-19|jpsrealtor.crmls"]
-    assert nightly_requests(instance, feeds, datetime(2026, 11, 20, 3, 5, tzinfo=UTC),
-                            datetime(2026, 11, 20, 3, 6, tzinfo=UTC)) == []  # fmt: skip
+    assert (
+        nightly_requests(
+            instance, feeds, datetime(2026, 11, 20, 3, 5, tzinfo=UTC), datetime(2026, 11, 20, 3, 6, tzinfo=UTC)
+        )
+        == []
+    )
     # a config change (new cron) takes effect without code: the next tick follows it
     changed = [f.model_copy(update={"sync_schedule": "30 3 * * *"}) for f in feeds]
-    moved = nightly_requests(instance, changed, datetime(2026, 11, 20, 3, 5, tzinfo=UTC),
-                             datetime(2026, 11, 20, 3, 40, tzinfo=UTC))  # fmt: skip
+    moved = nightly_requests(
+        instance, changed, datetime(2026, 11, 20, 3, 5, tzinfo=UTC), datetime(2026, 11, 20, 3, 40, tzinfo=UTC)
+    )
     assert sorted(r.partition_key for r in moved) == ["2026-11-19|jpsrealtor.crmls", "2026-11-19|jpsrealtor.gps"]
 
 
 def test_feeds_without_a_cron_spread_over_four_night_hours_the_same_on_every_load(tmp_path, mongo_db):
     tenants = tmp_path / "tenants.yaml"
-    tenants.write_text(yaml.safe_dump({"tenants": [  # 200 sources (tokens) of 10 tenants each
-        {"tenant_id": f"agent{n:04d}", "feeds": [{"mls": "gps", "mls_id": GPS_ID, "token_env": f"TOKEN_{n % 200}"}]}
-        for n in range(2000)]}))  # fmt: skip
+    tenants.write_text(
+        yaml.safe_dump(
+            {
+                "tenants": [  # 200 sources (tokens) of 10 tenants each
+                    {
+                        "tenant_id": f"agent{n:04d}",
+                        "feeds": [{"mls": "gps", "mls_id": GPS_ID, "token_env": f"TOKEN_{n % 200}"}],
+                    }
+                    for n in range(2000)
+                ]
+            }
+        )
+    )
     feeds = load_feeds(tenants)
     night = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
     with dg.instance_for_test() as instance:
@@ -99,8 +131,10 @@ def test_feeds_without_a_cron_spread_over_four_night_hours_the_same_on_every_loa
     assert len(asked) == 2000 // 50  # feeds due on one day share runs of 50 (a sensor tick: a minute's sources)
     with dg.instance_for_test() as instance:  # tick by tick, as the sensor asks: about one run per source
         instance.add_dynamic_partitions("feeds", [str(f.key) for f in sorted(feeds, key=lambda f: f.source)])
-        per_minute = [len(nightly_requests(instance, feeds, night + timedelta(minutes=m), night + timedelta(minutes=m + 1)))
-                      for m in range(300)]  # fmt: skip
+        per_minute = [
+            len(nightly_requests(instance, feeds, night + timedelta(minutes=m), night + timedelta(minutes=m + 1)))
+            for m in range(300)
+        ]
     assert sum(per_minute) <= 200 and max(per_minute) <= 6
     minutes = Counter(f.sync_schedule for f in feeds)
     assert all(1 <= int(cron.split()[1]) <= 4 for cron in minutes)  # 01:00-04:59
@@ -122,8 +156,9 @@ def test_nightly_sensor_keeps_a_cursor_and_names_each_tick_once(tmp_path, monkey
         with dg.build_sensor_context(instance=instance, resources=mongo_resources) as context:
             first = nightly_sync_sensor(context)
         assert not first.run_requests and first.cursor
-        with dg.build_sensor_context(instance=instance, resources=mongo_resources,
-                                     cursor="2026-01-01T00:00:00+00:00") as context:  # fmt: skip
+        with dg.build_sensor_context(
+            instance=instance, resources=mongo_resources, cursor="2026-01-01T00:00:00+00:00"
+        ) as context:
             result = nightly_sync_sensor(context)
         (request,) = result.run_requests
         tick = datetime.fromisoformat(request.run_key.split("|")[2])
@@ -139,10 +174,22 @@ def test_the_safety_net_syncs_each_enabled_feed_once_per_period_in_its_own_slot(
     from mls_assets.lib.store.cursors import CURSORS_COLLECTION
 
     tenants = tmp_path / "tenants.yaml"
-    tenants.write_text(yaml.safe_dump({"tenants": [
-        {"tenant_id": f"agent{n:02d}", "feeds": [gps(token_env=f"TOKEN_{n % 10}"),
-                                                 crmls(enabled=n % 5 != 0, token_env=f"TOKEN_{n % 10}")]}
-        for n in range(20)]}))  # 20 sources of two feeds each (a brokerage's key); the slots are the sources'  # fmt: skip
+    tenants.write_text(
+        yaml.safe_dump(
+            {
+                "tenants": [
+                    {
+                        "tenant_id": f"agent{n:02d}",
+                        "feeds": [
+                            gps(token_env=f"TOKEN_{n % 10}"),
+                            crmls(enabled=n % 5 != 0, token_env=f"TOKEN_{n % 10}"),
+                        ],
+                    }
+                    for n in range(20)
+                ]
+            }
+        )
+    )  # 20 sources of two feeds each (a brokerage's key); the slots are the sources'
     sync_configs(mongo_db, load_feeds(tenants))
     enabled = sorted(str(f.key) for f in read_configs(mongo_db) if f.enabled)
     start = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
@@ -152,8 +199,9 @@ def test_the_safety_net_syncs_each_enabled_feed_once_per_period_in_its_own_slot(
     with dg.instance_for_test() as instance:
         for tick in range(slots):
             when = start + timedelta(minutes=15 * tick)
-            with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                           resources=mongo_resources) as context:  # fmt: skip
+            with dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=when, resources=mongo_resources
+            ) as context:
                 result = intraday_status_sync(context)
             requests = [] if isinstance(result, dg.SkipReason) else list(result)
             assert all(r.partition_key == f"2026-11-20|{r.tags['mls/feed']}" for r in requests)
@@ -163,13 +211,17 @@ def test_the_safety_net_syncs_each_enabled_feed_once_per_period_in_its_own_slot(
         assert sorted(requested) == enabled  # each enabled feed once in the period, no disabled one
 
         when = start + timedelta(minutes=15 * slots)  # the next period: the same slots again
-        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                       resources=mongo_resources) as context:  # fmt: skip
+        with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when, resources=mongo_resources
+        ) as context:
             first = [r.tags["mls/feed"] for r in intraday_status_sync(context)]
         assert first
-        mongo_db[CURSORS_COLLECTION].insert_one({"_id": first[0], "cursor": when, "updatedAt": when - timedelta(minutes=5)})
-        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                       resources=mongo_resources) as context:  # fmt: skip
+        mongo_db[CURSORS_COLLECTION].insert_one(
+            {"_id": first[0], "cursor": when, "updatedAt": when - timedelta(minutes=5)}
+        )
+        with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when, resources=mongo_resources
+        ) as context:
             result = intraday_status_sync(context)
         again = [] if isinstance(result, dg.SkipReason) else [r.tags["mls/feed"] for r in result]
         assert again == first[1:]  # synced since the last tick (the probe's run): skipped
@@ -181,12 +233,14 @@ def test_crm_rescrape_says_it_has_nothing_to_do_until_properties_are_linked(tmp_
     sync_configs(mongo_db, load_feeds(tenants))
     when = datetime(2026, 11, 20, 9, tzinfo=UTC)
     with dg.instance_for_test() as instance:
-        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                       resources=mongo_resources) as context:  # fmt: skip
+        with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when, resources=mongo_resources
+        ) as context:
             skipped = crm_active_rescrape(context)
             assert isinstance(skipped, dg.SkipReason) and "nothing to re-scrape" in skipped.skip_message
             mongo_db["jpsrealtor_crm_properties"].insert_one(
-                {"_id": "crm-1", "crm_status": "active", "mls_property_id": "K1", "mls_feed": "gps"})
+                {"_id": "crm-1", "crm_status": "active", "mls_property_id": "K1", "mls_feed": "gps"}
+            )
             (request,) = crm_active_rescrape(context)
     assert request.partition_key == "2026-11-20|jpsrealtor.gps" and request.tags["mls/trigger"] == "crm-rescrape"
     # exactly the linked listings are re-pulled
@@ -199,8 +253,9 @@ def test_weekly_sweep_requests_one_run_per_enabled_feed(tmp_path, mongo_resource
     sync_configs(mongo_db, load_feeds(tenants))
     when = datetime(2026, 11, 22, 4, tzinfo=UTC)
     with dg.instance_for_test() as instance:
-        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                       resources=mongo_resources) as context:  # fmt: skip
+        with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when, resources=mongo_resources
+        ) as context:
             requests = list(weekly_deletion_sweep(context))
     assert sorted(r.partition_key for r in requests) == ["jpsrealtor.crmls", "jpsrealtor.gps"]
     assert all(r.run_key.startswith("sweep|") and r.tags["mls/feed"] == r.partition_key for r in requests)
@@ -223,7 +278,9 @@ def test_a_cron_tick_is_never_taken_before_it_comes():
 
     start = datetime(2026, 12, 5, 21, 0, tzinfo=UTC)
     assert latest_tick("* * * * *", start, datetime(2026, 12, 5, 21, 50, 59, 754281, tzinfo=UTC)) == datetime(
-        2026, 12, 5, 21, 50, tzinfo=UTC)  # fmt: skip
+        2026, 12, 5, 21, 50, tzinfo=UTC
+    )
     assert latest_tick("* * * * *", start, datetime(2026, 12, 5, 21, 51, tzinfo=UTC)) == datetime(
-        2026, 12, 5, 21, 51, tzinfo=UTC)  # fmt: skip
+        2026, 12, 5, 21, 51, tzinfo=UTC
+    )
     assert latest_tick("0 2 * * *", start, datetime(2026, 12, 5, 21, 51, tzinfo=UTC)) is None

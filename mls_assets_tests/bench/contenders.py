@@ -40,7 +40,10 @@ def _database(spec: dict):
 
 def _photos(record: dict) -> list[dict]:
     fields = record.get("StandardFields", {})
-    return [{**photo, "ListingKey": fields.get("ListingKey"), "Order": n} for n, photo in enumerate(fields.get("Photos") or [])]
+    return [
+        {**photo, "ListingKey": fields.get("ListingKey"), "Order": n}
+        for n, photo in enumerate(fields.get("Photos") or [])
+    ]
 
 
 def floor(spec: dict) -> dict:
@@ -88,7 +91,9 @@ def floor_contract(spec: dict) -> dict:
                     out[PHOTOS_OF_CLASS[home].name].extend({"_id": p["photoId"], **p} for p in photos)
             for collection_spec in specs:
                 if out[collection_spec.name]:
-                    database[collection_spec.collection_name(feed)].insert_many(out[collection_spec.name], ordered=False)
+                    database[collection_spec.collection_name(feed)].insert_many(
+                        out[collection_spec.name], ordered=False
+                    )
                     written += len(out[collection_spec.name])
     for collection_spec in specs:
         ensure_indexes(database[collection_spec.collection_name(feed)], collection_spec.all_indexes())
@@ -121,11 +126,11 @@ def seed(spec: dict) -> dict:
     database["photos"].create_index("photoId", unique=True)
     written = 0
     for start in range(0, len(flat), 500):  # seed.py: UpdateOne(upsert) by listingId, batches of 500
-        batch = [UpdateOne({"listingId": d["listingId"]}, {"$set": d}, upsert=True) for d in flat[start:start + 500]]
+        batch = [UpdateOne({"listingId": d["listingId"]}, {"$set": d}, upsert=True) for d in flat[start : start + 500]]
         written += len(batch)
         database["listings"].bulk_write(batch, ordered=False)
     for start in range(0, len(photos), 500):  # cache_photos.py: the same for every photo
-        batch = [UpdateOne({"photoId": p["photoId"]}, {"$set": p}, upsert=True) for p in photos[start:start + 500]]
+        batch = [UpdateOne({"photoId": p["photoId"]}, {"$set": p}, upsert=True) for p in photos[start : start + 500]]
         written += len(batch)
         database["photos"].bulk_write(batch, ordered=False)
     return {"written": written}
@@ -135,8 +140,17 @@ class CommandTimes(monitoring.CommandListener):
     """Server time per kind of command (pymongo's command monitoring): where a run waits.
     The lease heartbeats wait in a thread of their own and are kept apart."""
 
-    KINDS = {"insert": "inserts", "update": "updates", "delete": "deletes", "createIndexes": "index builds",
-             "find": "reads", "getMore": "reads", "aggregate": "reads", "count": "reads", "distinct": "reads"}  # fmt: skip
+    KINDS = {
+        "insert": "inserts",
+        "update": "updates",
+        "delete": "deletes",
+        "createIndexes": "index builds",
+        "find": "reads",
+        "getMore": "reads",
+        "aggregate": "reads",
+        "count": "reads",
+        "distinct": "reads",
+    }
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -171,8 +185,12 @@ def chain(spec: dict) -> dict:
     job = defs().resolve_job_def("replication_job")
     run_config = {"resources": {"clock": {"config": {"fixed_now": spec["now"]}}}}
     started = time.perf_counter()  # the run itself: the process and its imports are Dagster's fixed cost
-    result = job.execute_in_process(instance=instance, partition_key=str(feed_day_key(FEED, spec["day"])),
-                                    run_config=run_config, raise_on_error=False)  # fmt: skip
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=str(feed_day_key(FEED, spec["day"])),
+        run_config=run_config,
+        raise_on_error=False,
+    )
     seconds = time.perf_counter() - started
     if not result.success:
         raise SystemExit("the chain failed")
@@ -193,7 +211,9 @@ def stored(spec: dict) -> int:
 def main() -> int:
     name, spec = sys.argv[1], json.loads(sys.argv[2])
     started = time.perf_counter()
-    outcome: dict[str, Any] = {"floor": floor, "floor_contract": floor_contract, "seed": seed, "chain": chain}[name](spec)
+    outcome: dict[str, Any] = {"floor": floor, "floor_contract": floor_contract, "seed": seed, "chain": chain}[name](
+        spec
+    )
     outcome["process_seconds"] = time.perf_counter() - started
     outcome["seconds"] = outcome.pop("run_seconds", outcome["process_seconds"])
     outcome["stored"] = stored(spec)

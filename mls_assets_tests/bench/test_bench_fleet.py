@@ -68,17 +68,44 @@ def token_env(n: int) -> str:
 
 def tenants_document(count: int, base_url: str) -> dict:
     """`count` tenants, one feed each, over 20 MLS ids in turn; no cron given (spread)."""
-    return {"tenants": [{"tenant_id": f"agent{n:05d}", "feeds": [
-        {"mls": f"mls{n % len(MLS_IDS):02d}", "mls_id": MLS_IDS[n % len(MLS_IDS)], "base_url": base_url,
-         "token_env": token_env(n), "rate_limit": dict(HIGH_RATE)}]} for n in range(count)]}  # fmt: skip
+    return {
+        "tenants": [
+            {
+                "tenant_id": f"agent{n:05d}",
+                "feeds": [
+                    {
+                        "mls": f"mls{n % len(MLS_IDS):02d}",
+                        "mls_id": MLS_IDS[n % len(MLS_IDS)],
+                        "base_url": base_url,
+                        "token_env": token_env(n),
+                        "rate_limit": dict(HIGH_RATE),
+                    }
+                ],
+            }
+            for n in range(count)
+        ]
+    }
 
 
 class Simulator:
     def __init__(self) -> None:
         self.port = free_port()
-        self.process = subprocess.Popen([sys.executable, "-m", "mls_assets.cli", "simulator", "--port", str(self.port),
-                                         "--listings", "50",
-                                         "--mlss", str(len(MLS_IDS))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mls_assets.cli",
+                "simulator",
+                "--port",
+                str(self.port),
+                "--listings",
+                "50",
+                "--mlss",
+                str(len(MLS_IDS)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.url = f"http://127.0.0.1:{self.port}/v1"
         deadline = time.monotonic() + 60
         while True:
@@ -121,19 +148,24 @@ def changed_minutes(source: SourceResource, feeds: list[FeedConfig], since: date
     return found
 
 
-def steady_state(instance: dg.DagsterInstance, database, source: SourceResource, now: datetime,
-                 market_now: datetime) -> dict[str, float]:  # fmt: skip
+def steady_state(
+    instance: dg.DagsterInstance, database, source: SourceResource, now: datetime, market_now: datetime
+) -> dict[str, float]:
     """Runs requested per hour at the simulator's change rate: the probe (an MLS changed in k
     minutes of the market's last day asks k times a day), shared and, for comparison, one run per feed; the
     safety net (its 16 slots over 4 hours); the nightly crons (a day, and its busiest hour)."""
     feeds = [f for f in read_configs(database) if f.enabled]
-    minutes = {mls: n / 24 for mls, n in changed_minutes(source, feeds, market_now - timedelta(days=1), market_now).items()}
+    minutes = {
+        mls: n / 24 for mls, n in changed_minutes(source, feeds, market_now - timedelta(days=1), market_now).items()
+    }
     by_mls: dict[str, list[str]] = {}
     for feed in feeds:
         by_mls.setdefault(feed.mls_id, []).append(str(feed.key))
     today, order = now.date(), feeds_order(instance)
-    probe = sum(minutes[m] * len(shared_requests(order, dict.fromkeys(keys, "x"), {}, today, today, "p"))
-                for m, keys in by_mls.items())  # fmt: skip
+    probe = sum(
+        minutes[m] * len(shared_requests(order, dict.fromkeys(keys, "x"), {}, today, today, "p"))
+        for m, keys in by_mls.items()
+    )
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     ticks: dict[str, dict[str, str]] = {}  # each cron minute of the day: its feeds, as the sensor's tick sees them
     for due in nightly_due(feeds, start, start + timedelta(days=1)).values():
@@ -145,14 +177,21 @@ def steady_state(instance: dg.DagsterInstance, database, source: SourceResource,
         nightly[datetime.fromisoformat(tick).hour] += len(shared_requests(order, due, {}, day, day, "nightly"))
     net = 0
     for tick in range(16):
-        with dg.build_schedule_context(instance=instance, scheduled_execution_time=start + timedelta(minutes=15 * tick),
-                                       resources={"mongo": MongoResource(uri=SERVER_URIS[-1], database="fleet")}) as ctx:  # fmt: skip
+        with dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=start + timedelta(minutes=15 * tick),
+            resources={"mongo": MongoResource(uri=SERVER_URIS[-1], database="fleet")},
+        ) as ctx:
             asked = intraday_status_sync(ctx)
         net += len(asked) if isinstance(asked, list) else 0
-    return {"probe": probe, "probe, one run per feed": sum(minutes[m] * len(k) for m, k in by_mls.items()),
-            "safety net": net / 4, "nightly, a day": sum(nightly),
-            "nightly, busiest hour": max(nightly),
-            "MLS minutes with a change": sum(minutes.values())}
+    return {
+        "probe": probe,
+        "probe, one run per feed": sum(minutes[m] * len(k) for m, k in by_mls.items()),
+        "safety net": net / 4,
+        "nightly, a day": sum(nightly),
+        "nightly, busiest hour": max(nightly),
+        "MLS minutes with a change": sum(minutes.values()),
+    }
 
 
 SERVER_URIS: list[str] = []
@@ -180,13 +219,18 @@ def measure(size: int, tmp_path, monkeypatch, simulator: Simulator) -> dict[str,
         (tmp_path / f"home{size}").mkdir()
         with dg.instance_for_test(temp_dir=str(tmp_path / f"home{size}")) as instance:
             context = dg.build_sensor_context(instance=instance, resources=resources)
-            result, figures["discovery: first tick (registers every feed)"] = timed(lambda: feed_discovery_sensor(context))
+            result, figures["discovery: first tick (registers every feed)"] = timed(
+                lambda: feed_discovery_sensor(context)
+            )
             (added,) = result.dynamic_partitions_requests
             assert len(added.partition_keys) == size
             _, figures["  add the feeds partitions (Dagster)"] = timed(
-                lambda: instance.add_dynamic_partitions("feeds", list(added.partition_keys)))
+                lambda: instance.add_dynamic_partitions("feeds", list(added.partition_keys))
+            )
             document = tenants_document(size, simulator.url)
-            document["tenants"].append({"tenant_id": "latecomer", "feeds": json.loads(json.dumps(document["tenants"][0]["feeds"]))})
+            document["tenants"].append(
+                {"tenant_id": "latecomer", "feeds": json.loads(json.dumps(document["tenants"][0]["feeds"]))}
+            )
             path.write_bytes(yaml.safe_dump(document).encode())
             cursor = json.dumps({"hash": hashlib.sha256(text).hexdigest(), "error": None})
             context = dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor)
@@ -198,7 +242,8 @@ def measure(size: int, tmp_path, monkeypatch, simulator: Simulator) -> dict[str,
             before = simulator.requests()
             context = dg.build_sensor_context(instance=instance, resources=resources)
             result, figures["change probe tick (every feed due, none changed)"] = timed(
-                lambda: change_probe_sensor(context))  # fmt: skip
+                lambda: change_probe_sensor(context)
+            )
             asked = simulator.requests() - before
             sources = {f.source for f in read_configs(database) if str(f.key) in added.partition_keys}
             assert asked == len(sources) and [r.tags["mls/feed"] for r in result.run_requests] == ["latecomer.mls00"]
@@ -210,17 +255,21 @@ def measure(size: int, tmp_path, monkeypatch, simulator: Simulator) -> dict[str,
             every_feed_changed[size] = len(result.run_requests)
             assert sum(len(feeds_of_run(r.tags)) for r in result.run_requests) == size + 1  # every feed served once
             SERVER_URIS.append(server.uri)
-            market_now = datetime.fromisoformat(httpx.get(f"http://127.0.0.1:{simulator.port}/_admin/clock").json()["now"])
+            market_now = datetime.fromisoformat(
+                httpx.get(f"http://127.0.0.1:{simulator.port}/_admin/clock").json()["now"]
+            )
             runs_per_hour[size] = steady_state(instance, database, SourceResource(), now, market_now)
 
             last = (now - timedelta(days=1)).isoformat()
             context = dg.build_sensor_context(instance=instance, resources=resources, cursor=last)
             result, figures["nightly sensor tick (a day of crons)"] = timed(lambda: nightly_sync_sensor(context))
             when = now.replace(minute=15, second=0, microsecond=0)
-            with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                           resources=resources) as scheduled:  # fmt: skip
+            with dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=when, resources=resources
+            ) as scheduled:
                 requests, figures["intraday safety net tick (one slot of 16)"] = timed(
-                    lambda: intraday_status_sync(scheduled))  # fmt: skip
+                    lambda: intraday_status_sync(scheduled)
+                )
                 per_tick[size] = len(requests) if isinstance(requests, list) else 0
                 sweeps, figures["weekly sweep schedule tick"] = timed(lambda: list(weekly_deletion_sweep(scheduled)))
                 assert len(sweeps) == size + 1
@@ -229,10 +278,12 @@ def measure(size: int, tmp_path, monkeypatch, simulator: Simulator) -> dict[str,
                 request = workspace.create_request_context()
                 asset = {"assetKey": {"path": ["raw_listings"]}}
                 answer, figures["UI: the partitions page's query (GraphQL)"] = timed(
-                    lambda: execute_dagster_graphql(request, PARTITION_STATUS, asset))  # fmt: skip
+                    lambda: execute_dagster_graphql(request, PARTITION_STATUS, asset)
+                )
                 assert answer.errors is None, answer.errors
                 answer, figures["UI: every partition key of one asset (GraphQL)"] = timed(
-                    lambda: execute_dagster_graphql(request, ALL_KEYS, asset))  # fmt: skip
+                    lambda: execute_dagster_graphql(request, ALL_KEYS, asset)
+                )
                 assert answer.errors is None, answer.errors
                 keys[size] = len(answer.data["assetNodeOrError"]["partitionKeys"])
     finally:
@@ -247,22 +298,37 @@ def test_bench_fleet(tmp_path, monkeypatch):
     finally:
         simulator.stop()
     labels = list(results[SIZES[0]])
-    print(f"\n[bench] the fleet: seconds per tick, {' / '.join(f'{s:,}' for s in SIZES)} feeds, and the growth "
-          f"{SIZES[0]:,} -> {SIZES[-1]:,}")  # fmt: skip
+    print(
+        f"\n[bench] the fleet: seconds per tick, {' / '.join(f'{s:,}' for s in SIZES)} feeds, and the growth "
+        f"{SIZES[0]:,} -> {SIZES[-1]:,}"
+    )
     for label in labels:
         values = [results[size][label] for size in SIZES]
         print(f"  {label:<56}" + "".join(f"{v:>9.2f}" for v in values) + f"   x{values[-1] / max(values[0], 1e-3):.1f}")
-    print("  safety-net runs in that tick: " + " / ".join(f"{per_tick[s]}" for s in SIZES)
-          + f" (x4 per hour; every feed every 15 minutes was {4 * SIZES[-1]:,} an hour at {SIZES[-1]:,})")
-    print("  the probe's questions (requests) in a tick: " + " / ".join(f"{questions[s]}" for s in SIZES)
-          + " (one per source and cursor; one per feed before: " + " / ".join(f"{s}" for s in SIZES) + ")")
+    print(
+        "  safety-net runs in that tick: "
+        + " / ".join(f"{per_tick[s]}" for s in SIZES)
+        + f" (x4 per hour; every feed every 15 minutes was {4 * SIZES[-1]:,} an hour at {SIZES[-1]:,})"
+    )
+    print(
+        "  the probe's questions (requests) in a tick: "
+        + " / ".join(f"{questions[s]}" for s in SIZES)
+        + " (one per source and cursor; one per feed before: "
+        + " / ".join(f"{s}" for s in SIZES)
+        + ")"
+    )
     print("  partition keys of one chain asset: " + " / ".join(f"{keys[s]:,}" for s in SIZES))
-    print("  the probe's runs when every feed changed: " + " / ".join(f"{every_feed_changed[s]}" for s in SIZES)
-          + f" (one run per feed: {' / '.join(f'{s + 1:,}' for s in SIZES)})")
+    print(
+        "  the probe's runs when every feed changed: "
+        + " / ".join(f"{every_feed_changed[s]}" for s in SIZES)
+        + f" (one run per feed: {' / '.join(f'{s + 1:,}' for s in SIZES)})"
+    )
     print("  runs requested per hour at the simulator's change rate:")
     for label in runs_per_hour[SIZES[0]]:
         print(f"    {label:<34}" + "".join(f"{runs_per_hour[s][label]:>9.1f}" for s in SIZES))
-    steady = {s: runs_per_hour[s]["probe"] + runs_per_hour[s]["safety net"] + runs_per_hour[s]["nightly, a day"] / 24
-              for s in SIZES}  # fmt: skip
+    steady = {
+        s: runs_per_hour[s]["probe"] + runs_per_hour[s]["safety net"] + runs_per_hour[s]["nightly, a day"] / 24
+        for s in SIZES
+    }
     print("    steady state (probe + safety net + nightly / 24)" + "".join(f"{steady[s]:>9.0f}" for s in SIZES))
     print("[bench] aim: every tick <= 10 s at 2,000 feeds; the partitions query <= 3 s")

@@ -71,8 +71,9 @@ class Change:
     def _stored(self, database, feed: FeedKey) -> bool:
         now_in = status_class(self.status or "Active").value  # a price change leaves it active
         for spec in [s for s in STATUS_COLLECTIONS.values() if s.status_class == now_in]:
-            doc = database[spec.collection_name(feed)].find_one({"listingKey": self.key},
-                                                               {"standardStatus": 1, "listPrice": 1})  # fmt: skip
+            doc = database[spec.collection_name(feed)].find_one(
+                {"listingKey": self.key}, {"standardStatus": 1, "listPrice": 1}
+            )
             if doc is not None:
                 return doc["standardStatus"] == self.status if self.status else doc.get("listPrice") == self.price
         return False
@@ -120,9 +121,16 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
             document = tenants_document(FEEDS, simulator.url)
             tenants = tmp_path / "tenants.yaml"
             tenants.write_text(yaml.safe_dump(document))
-            env = {**os.environ, "MONGODB_URI": server.uri, "MONGODB_DATABASE": "fleet", "DAGSTER_HOME": str(home), **instance_env,
-                   "MLS_TENANTS_FILE": str(tenants), "MLS_TENANTS_FILE_MAX_BYTES": str(10 * tenants.stat().st_size),
-                   **{token_env(n): DEMO_TOKEN for n in range(FEEDS)}}  # fmt: skip
+            env = {
+                **os.environ,
+                "MONGODB_URI": server.uri,
+                "MONGODB_DATABASE": "fleet",
+                "DAGSTER_HOME": str(home),
+                **instance_env,
+                "MLS_TENANTS_FILE": str(tenants),
+                "MLS_TENANTS_FILE_MAX_BYTES": str(10 * tenants.stat().st_size),
+                **{token_env(n): DEMO_TOKEN for n in range(FEEDS)},
+            }
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
             feeds = load_and_register_configs(database)
@@ -130,7 +138,9 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
                 added, _ = partition_changes(instance, feeds)
                 instance.add_dynamic_partitions("feeds", added)
                 now = datetime.now(UTC)
-                database[CURSORS_COLLECTION].insert_many([{"_id": key, "cursor": now, "updatedAt": now} for key in added])
+                database[CURSORS_COLLECTION].insert_many(
+                    [{"_id": key, "cursor": now, "updatedAt": now} for key in added]
+                )
                 with ThreadPoolExecutor(4) as pool:  # a fleet in steady state: every feed's collections exist
                     list(pool.map(lambda key: ensure_feed_collections(database, FeedKey.parse(key)), added))
                 by_mls = {mls_id: [str(f.key) for f in feeds.feeds if f.mls_id == mls_id] for mls_id in mls_ids}
@@ -168,23 +178,32 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
             postgres.cleanup()
 
     latencies = [((at - c.at).total_seconds() if at else float(GIVE_UP_S)) for c in changes for at in c.seen.values()]
-    worst_per_change = [max(((at - c.at).total_seconds() if at else float(GIVE_UP_S)) for at in c.seen.values())
-                        for c in changes]  # fmt: skip
+    worst_per_change = [
+        max(((at - c.at).total_seconds() if at else float(GIVE_UP_S)) for at in c.seen.values()) for c in changes
+    ]
     served = sum(len(feeds_of_run(r.tags)) or 1 for r in runs)
     p50, p95 = statistics.median(latencies), _percentile(latencies, 0.95)
-    print(f"\n[bench] fleet freshness: {FEEDS:,} feeds over {len(mls_ids)} MLS ids, {len(changes)} changes over "
-          f"{DURATION_S:.0f} s, each until every feed of its MLS ({FEEDS // len(mls_ids)}) has it")  # fmt: skip
-    print(f"  ModificationTimestamp -> stored, over every feed of every change: p50 {p50:.0f} s, p95 {p95:.0f} s; "
-          f"the last feed of each change: median {statistics.median(worst_per_change):.0f} s, "
-          f"max {max(worst_per_change):.0f} s")  # fmt: skip
-    print(f"  runs launched: {len(runs)} ({sum(1 for r in runs if r.status == dg.DagsterRunStatus.SUCCESS)} succeeded), "
-          f"serving {served:,} feed-runs ({served / max(len(runs), 1):.0f} feeds a run)")  # fmt: skip
+    print(
+        f"\n[bench] fleet freshness: {FEEDS:,} feeds over {len(mls_ids)} MLS ids, {len(changes)} changes over "
+        f"{DURATION_S:.0f} s, each until every feed of its MLS ({FEEDS // len(mls_ids)}) has it"
+    )
+    print(
+        f"  ModificationTimestamp -> stored, over every feed of every change: p50 {p50:.0f} s, p95 {p95:.0f} s; "
+        f"the last feed of each change: median {statistics.median(worst_per_change):.0f} s, "
+        f"max {max(worst_per_change):.0f} s"
+    )
+    print(
+        f"  runs launched: {len(runs)} ({sum(1 for r in runs if r.status == dg.DagsterRunStatus.SUCCESS)} succeeded), "
+        f"serving {served:,} feed-runs ({served / max(len(runs), 1):.0f} feeds a run)"
+    )
     for name, mib in sorted(peak.items(), key=lambda item: -item[1])[:4]:
         print(f"  peak RSS {mib:7.0f} MiB  {name}")
     roles: dict[str, float] = {}
     for role, seconds in cpu.values():
         roles[role] = roles.get(role, 0.0) + seconds
-    print("  CPU seconds by process: " + ", ".join(f"{r} {s:.0f}" for r, s in sorted(roles.items(), key=lambda i: -i[1])))
+    print(
+        "  CPU seconds by process: " + ", ".join(f"{r} {s:.0f}" for r, s in sorted(roles.items(), key=lambda i: -i[1]))
+    )
     for job, seconds in sorted(by_job.items()):
         print(f"  {job}: {len(seconds)} runs, {sum(seconds):.0f} s in all (median {statistics.median(seconds):.0f} s)")
     for stage, seconds in stages.items():
@@ -209,15 +228,22 @@ def _instance_home(home, tmp_path) -> tuple[dict[str, str], object]:
     config = yaml.safe_load((project_root() / "deploy" / "dagster_home" / "dagster.yaml").read_text())
     config["concurrency"]["runs"]["max_concurrent_runs"] = RUN_SLOTS
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    return {"DAGSTER_PG_URL": postgres.get_uri("dagster"),
-            "DAGSTER_EVENT_BATCH_SIZE": image_env("DAGSTER_EVENT_BATCH_SIZE")}, postgres  # fmt: skip
+    return {
+        "DAGSTER_PG_URL": postgres.get_uri("dagster"),
+        "DAGSTER_EVENT_BATCH_SIZE": image_env("DAGSTER_EVENT_BATCH_SIZE"),
+    }, postgres
 
 
 def _role(process: psutil.Process) -> str:
     command = " ".join(process.cmdline())
     # run workers are spawned by the code server (multiprocessing's `spawn_main`)
-    for marker, role in (("api grpc", "code server"), ("spawn_main", "runs"), ("dagster-daemon", "daemon"),
-                         ("secantusd", "MongoDB server"), ("postgres", "PostgreSQL")):  # fmt: skip
+    for marker, role in (
+        ("api grpc", "code server"),
+        ("spawn_main", "runs"),
+        ("dagster-daemon", "daemon"),
+        ("secantusd", "MongoDB server"),
+        ("postgres", "PostgreSQL"),
+    ):
         if marker in command:
             return role
     return command[:40]
@@ -241,7 +267,9 @@ def _run_phases(instance: dg.DagsterInstance, runs) -> dict[str, list[float]]:
     run's start, which includes loading the code location) and steps (start to end)."""
     phases: dict[str, list[float]] = {"queued": [], "process start": [], "steps": []}
     for record in instance.get_run_records(dg.RunsFilter(job_name="replication_job")):
-        starting = instance.get_records_for_run(record.dagster_run.run_id, of_type=dg.DagsterEventType.RUN_STARTING).records
+        starting = instance.get_records_for_run(
+            record.dagster_run.run_id, of_type=dg.DagsterEventType.RUN_STARTING
+        ).records
         if not starting or record.start_time is None or record.end_time is None:
             continue
         launched = starting[0].timestamp
@@ -268,8 +296,11 @@ def _change_stages(instance: dg.DagsterInstance, changes: list[Change]) -> dict[
     for change in changes:
         at = change.at.timestamp()
         done = max((seen.timestamp() for seen in change.seen.values() if seen), default=at)
-        serving = [r for r in records if at <= r.create_timestamp.timestamp() <= done
-                   and feeds_of_run(r.dagster_run.tags) & change.seen.keys()]  # fmt: skip
+        serving = [
+            r
+            for r in records
+            if at <= r.create_timestamp.timestamp() <= done and feeds_of_run(r.dagster_run.tags) & change.seen.keys()
+        ]
         if not serving:
             continue
         stages["first run created"].append(min(r.create_timestamp.timestamp() for r in serving) - at)
@@ -278,8 +309,9 @@ def _change_stages(instance: dg.DagsterInstance, changes: list[Change]) -> dict[
     return {stage: seconds for stage, seconds in stages.items() if seconds}
 
 
-def _change(simulator: SimulatorServer, market: Market, rng: random.Random, by_mls: dict[str, list[str]],
-            taken: set[str]) -> Change:  # fmt: skip
+def _change(
+    simulator: SimulatorServer, market: Market, rng: random.Random, by_mls: dict[str, list[str]], taken: set[str]
+) -> Change:
     """Change one active listing now: its status (half the time) or its price."""
     candidates = [s for s in market.states() if s.status == "Active" and s.timeline.key not in taken]
     state = rng.choice(candidates)

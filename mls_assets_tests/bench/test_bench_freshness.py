@@ -51,8 +51,9 @@ class Change:
         """In the collection of its status class with the new value (and its history event)."""
         feed = FeedKey.parse(self.feed)
         for spec in STATUS_COLLECTIONS.values():
-            doc = database[spec.collection_name(feed)].find_one({"listingKey": self.key},
-                                                               {"standardStatus": 1, "listPrice": 1})  # fmt: skip
+            doc = database[spec.collection_name(feed)].find_one(
+                {"listingKey": self.key}, {"standardStatus": 1, "listPrice": 1}
+            )
             if doc is None:
                 continue
             if self.status is not None:
@@ -79,11 +80,34 @@ def test_bench_freshness_of_status_and_price_changes_with_the_probe(mongo_uri, t
     log = tmp_path / "daemon.log"
     with SimulatorServer(market) as simulator:
         tenants = tmp_path / "tenants.yaml"
-        tenants.write_text(yaml.safe_dump({"tenants": [{"tenant_id": "jpsrealtor", "feeds": [
-            {"mls": feed.split(".")[1], "mls_id": mls_id, "base_url": simulator.url, "sync_schedule": "0 0 1 1 *"}
-            for feed, mls_id in FEEDS.items()]}]}))  # fmt: skip
-        env = {**os.environ, "MONGODB_URI": mongo_uri, "MONGODB_DATABASE": database_name, "DAGSTER_HOME": str(home),
-               "MLS_TENANTS_FILE": str(tenants), "MLS_LOCAL_MODE": "1"}  # fmt: skip
+        tenants.write_text(
+            yaml.safe_dump(
+                {
+                    "tenants": [
+                        {
+                            "tenant_id": "jpsrealtor",
+                            "feeds": [
+                                {
+                                    "mls": feed.split(".")[1],
+                                    "mls_id": mls_id,
+                                    "base_url": simulator.url,
+                                    "sync_schedule": "0 0 1 1 *",
+                                }
+                                for feed, mls_id in FEEDS.items()
+                            ],
+                        }
+                    ]
+                }
+            )
+        )
+        env = {
+            **os.environ,
+            "MONGODB_URI": mongo_uri,
+            "MONGODB_DATABASE": database_name,
+            "DAGSTER_HOME": str(home),
+            "MLS_TENANTS_FILE": str(tenants),
+            "MLS_LOCAL_MODE": "1",
+        }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         sync_configs(database, load_feeds(tenants))
@@ -94,8 +118,9 @@ def test_bench_freshness_of_status_and_price_changes_with_the_probe(mongo_uri, t
             instance.add_dynamic_partitions("feeds", list(FEEDS))
             today = datetime.now(UTC).date().isoformat()
             for feed in FEEDS:  # the first sync, so that every feed has a cursor
-                assert job.execute_in_process(instance=instance, partition_key=str(feed_day_key(feed, today)),
-                                              tags={"mls/feed": feed}).success  # fmt: skip
+                assert job.execute_in_process(
+                    instance=instance, partition_key=str(feed_day_key(feed, today)), tags={"mls/feed": feed}
+                ).success
             first_runs = len(instance.get_runs())
             daemon = start_daemon(env, log)
             changes: list[Change] = []
@@ -129,7 +154,11 @@ def test_bench_freshness_of_status_and_price_changes_with_the_probe(mongo_uri, t
                         break
                     time.sleep(2)
                 changed_runs = len(instance.get_runs()) - first_runs
-                runs_before, requests_before, quiet_started = len(instance.get_runs()), simulator.requests, time.monotonic()
+                runs_before, requests_before, quiet_started = (
+                    len(instance.get_runs()),
+                    simulator.requests,
+                    time.monotonic(),
+                )
                 time.sleep(QUIET_S)
                 quiet_s = time.monotonic() - quiet_started
                 quiet_requests = simulator.requests - requests_before
@@ -141,13 +170,19 @@ def test_bench_freshness_of_status_and_price_changes_with_the_probe(mongo_uri, t
     latencies = [((c.seen_at - c.at).total_seconds() if c.seen_at else float(GIVE_UP_S)) for c in changes]
     per_feed_hour = quiet_requests / len(FEEDS) / (quiet_s / 3600)
     p50, p95, worst = statistics.median(latencies), _percentile(latencies, 0.95), max(latencies)
-    print(f"\nfreshness with the change probe: {len(changes)} changes over {DURATION_S:.0f} s "
-          f"({sum(1 for c in changes if c.status)} status moves, {sum(1 for c in changes if c.price)} price changes), "
-          f"{changed_runs} runs launched by the daemon")  # fmt: skip
-    print(f"  ModificationTimestamp -> stored: p50 {p50:.0f} s, p95 {p95:.0f} s, max {worst:.0f} s "
-          f"(not stored within {GIVE_UP_S} s: {sum(1 for c in changes if not c.seen_at)})")  # fmt: skip
-    print(f"  quiet {quiet_s:.0f} s: {quiet_requests} Spark requests = {per_feed_hour:.0f} per feed per hour, "
-          f"{quiet_runs} runs launched")  # fmt: skip
+    print(
+        f"\nfreshness with the change probe: {len(changes)} changes over {DURATION_S:.0f} s "
+        f"({sum(1 for c in changes if c.status)} status moves, {sum(1 for c in changes if c.price)} price changes), "
+        f"{changed_runs} runs launched by the daemon"
+    )
+    print(
+        f"  ModificationTimestamp -> stored: p50 {p50:.0f} s, p95 {p95:.0f} s, max {worst:.0f} s "
+        f"(not stored within {GIVE_UP_S} s: {sum(1 for c in changes if not c.seen_at)})"
+    )
+    print(
+        f"  quiet {quiet_s:.0f} s: {quiet_requests} Spark requests = {per_feed_hour:.0f} per feed per hour, "
+        f"{quiet_runs} runs launched"
+    )
     assert all(c.seen_at for c in changes), f"changes never stored; daemon log:\n{log.read_text()[-3000:]}"
     assert p95 <= 120 and worst <= 180
     assert per_feed_hour <= 70 and quiet_runs == 0

@@ -39,8 +39,13 @@ FEEDS = (FeedKey("bench", "gps"), FeedKey("bench", "crmls"))
 
 
 def load(database, leads: int) -> list[str]:
-    sync_configs(database, [FeedConfig(tenant_id="bench", mls="gps", mls_id="20190211172710340762000000"),
-                            FeedConfig(tenant_id="bench", mls="crmls", mls_id="20200218121507636729000000")])  # fmt: skip
+    sync_configs(
+        database,
+        [
+            FeedConfig(tenant_id="bench", mls="gps", mls_id="20190211172710340762000000"),
+            FeedConfig(tenant_id="bench", mls="crmls", mls_id="20200218121507636729000000"),
+        ],
+    )
     rng = random.Random(5)
     with_photos = []
     for feed in FEEDS:
@@ -49,18 +54,37 @@ def load(database, leads: int) -> list[str]:
         for i in range(leads // 2):
             key = f"{feed.mls.upper()}{i:06d}" if i % 50 else f"SHARED{i:06d}"  # 2% listed on both MLSs
             changed = NOW - timedelta(minutes=rng.randrange(90 * 24 * 60))
-            docs.append({"listingKey": key, "listingId": key, "standardStatus": rng.choice(["Expired", "Canceled",
-                         "Withdrawn"]), "city": rng.choice(CITIES), "modificationTimestamp": changed,
-                         "statusChangeDate": changed, "expiresAt": changed + timedelta(days=90),
-                         "listPrice": rng.randrange(300_000, 3_000_000, 1000), "bedsTotal": rng.randrange(1, 6),
-                         "unparsedAddress": f"{i} Main St", "publicRemarks": "x" * 600, **LEAD_FIELD_DEFAULTS,
-                         "leadStatus": rng.choice(["new", "new", "new", "contacted", "skipped"])})  # fmt: skip
+            docs.append(
+                {
+                    "listingKey": key,
+                    "listingId": key,
+                    "standardStatus": rng.choice(["Expired", "Canceled", "Withdrawn"]),
+                    "city": rng.choice(CITIES),
+                    "modificationTimestamp": changed,
+                    "statusChangeDate": changed,
+                    "expiresAt": changed + timedelta(days=90),
+                    "listPrice": rng.randrange(300_000, 3_000_000, 1000),
+                    "bedsTotal": rng.randrange(1, 6),
+                    "unparsedAddress": f"{i} Main St",
+                    "publicRemarks": "x" * 600,
+                    **LEAD_FIELD_DEFAULTS,
+                    "leadStatus": rng.choice(["new", "new", "new", "contacted", "skipped"]),
+                }
+            )
             if i < WITH_PHOTOS // 2:
                 with_photos.append(key)
-                photos += [{"_id": f"{key}-{p}", "photoId": f"{key}-{p}", "listingKey": key, "order": p,
-                            "uri640": f"https://cdn.example/{key}/{p}.jpg"} for p in range(PHOTOS_EACH)]  # fmt: skip
+                photos += [
+                    {
+                        "_id": f"{key}-{p}",
+                        "photoId": f"{key}-{p}",
+                        "listingKey": key,
+                        "order": p,
+                        "uri640": f"https://cdn.example/{key}/{p}.jpg",
+                    }
+                    for p in range(PHOTOS_EACH)
+                ]
         for start in range(0, len(docs), 10_000):
-            database[EXPIRED.collection_name(feed)].insert_many(docs[start:start + 10_000])
+            database[EXPIRED.collection_name(feed)].insert_many(docs[start : start + 10_000])
         database[EXPIRED_PHOTOS.collection_name(feed)].insert_many(photos)
     return with_photos
 
@@ -83,11 +107,16 @@ def measure(server: Server, leads: int) -> dict:
     database = get_client(server.uri)[name]
     with_photos = load(database, leads)
     token, _ = create_key(database, "bench", "bench")
-    api = subprocess.Popen([sys.executable, "-m", "mls_assets.cli", "api", "--port", str(port)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    api = subprocess.Popen(
+        [sys.executable, "-m", "mls_assets.cli", "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300,
-                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=300, headers={"Authorization": f"Bearer {token}"}
+        )
         deadline = time.monotonic() + 60
         while True:  # readiness: the API answers
             try:
@@ -161,21 +190,33 @@ def test_bench_leads_api(tmp_path):
         results = {size: measure(server, size) for size in SIZES}
     finally:
         server.stop()
-    print(f"\n[bench] leads API over HTTP, p50 / p95 ms, {ROUNDS} rounds ({ONE_LEAD_ROUNDS} of one lead); {' / '.join(f'{s:,}' for s in SIZES)} "
-          "expired listings over 2 MLSs")  # fmt: skip
+    print(
+        f"\n[bench] leads API over HTTP, p50 / p95 ms, {ROUNDS} rounds ({ONE_LEAD_ROUNDS} of one lead); {' / '.join(f'{s:,}' for s in SIZES)} "
+        "expired listings over 2 MLSs"
+    )
     for label in results[SIZES[0]]["samples"]:
-        cells = "".join(f"{quantiles(results[s]['samples'][label])[0]:>9.1f} /{quantiles(results[s]['samples'][label])[1]:>7.1f}"
-                        for s in SIZES)  # fmt: skip
+        cells = "".join(
+            f"{quantiles(results[s]['samples'][label])[0]:>9.1f} /{quantiles(results[s]['samples'][label])[1]:>7.1f}"
+            for s in SIZES
+        )
         print(f"  {label:<40}{cells}")
     for size in SIZES:
         seconds, before, after = results[size]["csv"]
-        print(f"  CSV of {results[size]['leads']:,} leads: {seconds:.1f} s; API peak RSS {before:.0f} -> {after:.0f} MiB")
-    print("  the first page a fresh API process serves (no window hint yet): "
-          + " / ".join(f"{results[s]['samples']['page of 100 (walking the pages)'][0] * 1000:.0f} ms" for s in SIZES))
+        print(
+            f"  CSV of {results[size]['leads']:,} leads: {seconds:.1f} s; API peak RSS {before:.0f} -> {after:.0f} MiB"
+        )
+    print(
+        "  the first page a fresh API process serves (no window hint yet): "
+        + " / ".join(f"{results[s]['samples']['page of 100 (walking the pages)'][0] * 1000:.0f} ms" for s in SIZES)
+    )
     largest = results[SIZES[-1]]["samples"]
     lead = quantiles(largest["one lead with its photos"])
-    ratios = {floor: [ours / theirs for ours, theirs in zip(lead, quantiles(largest[f"  floor: {floor}"]))]
-              for floor in ("find_one in each MLS + photos", "find_one, MLS known, + photos")}  # fmt: skip
-    print(f"  one lead at {SIZES[-1]:,} over the floors (p50 / p95): "
-          + "; ".join(f"{floor}: {a:.2f}x / {b:.2f}x" for floor, (a, b) in ratios.items()))
+    ratios = {
+        floor: [ours / theirs for ours, theirs in zip(lead, quantiles(largest[f"  floor: {floor}"]))]
+        for floor in ("find_one in each MLS + photos", "find_one, MLS known, + photos")
+    }
+    print(
+        f"  one lead at {SIZES[-1]:,} over the floors (p50 / p95): "
+        + "; ".join(f"{floor}: {a:.2f}x / {b:.2f}x" for floor, (a, b) in ratios.items())
+    )
     print("[bench] targets at 100,000: page p95 <= 50 ms, one lead p95 <= 10 ms, within 1.5x of the floor")

@@ -31,8 +31,10 @@ from mls_assets_tests.conftest import free_port, start_ephemeral_server
 pytestmark = pytest.mark.bench
 ANCHOR = datetime(2026, 6, 1, 12, tzinfo=UTC)
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "10000,50000").split(",")]
-TARGETS = "full >= 3x the seed pipeline, <= 2x the floor; written/stored <= 1.1; incremental <= 5% of full; " \
-          "nothing to do <= 3 s; RSS at 50k <= 1.2x at 10k"  # fmt: skip
+TARGETS = (
+    "full >= 3x the seed pipeline, <= 2x the floor; written/stored <= 1.1; incremental <= 5% of full; "
+    "nothing to do <= 3 s; RSS at 50k <= 1.2x at 10k"
+)
 
 
 class Server:
@@ -63,8 +65,12 @@ def contend_on(server: Server, name: str, spec: dict, env: dict) -> dict:
 
 def contend(name: str, spec: dict, env: dict) -> dict:
     """Run one contender in its own process; its result plus its peak RSS (MiB)."""
-    process = subprocess.Popen([sys.executable, "-m", "mls_assets_tests.bench.contenders", name, json.dumps(spec)],
-                               stdout=subprocess.PIPE, env=env, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mls_assets_tests.bench.contenders", name, json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     out = process.stdout.read()
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -89,8 +95,12 @@ def run_size(listings: int, tmp_path) -> dict:
     market = Market(listings=listings, seed=5, anchor=ANCHOR, mls_ids=(GPS_MLS_ID,))
     rows: dict[str, dict] = {}
     with SimulatorServer(market) as simulator:
-        env = {**os.environ, "MLS_LOCAL_MODE": "1", "MLS_EXPIRED_TTL_SECONDS": "2000000000",
-               "DAGSTER_HOME": str(tmp_path / "dagster_home")}  # fmt: skip
+        env = {
+            **os.environ,
+            "MLS_LOCAL_MODE": "1",
+            "MLS_EXPIRED_TTL_SECONDS": "2000000000",
+            "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        }
         (tmp_path / "dagster_home").mkdir(parents=True)
         base = {"sim_url": simulator.url, "database": "bench", "workdir": str(tmp_path)}
         for name in ("floor", "floor_contract", "seed"):
@@ -103,7 +113,9 @@ def run_size(listings: int, tmp_path) -> dict:
         server = Server(tmp_path / "db_chain")
         try:
             database = get_client(server.uri)["bench"]
-            sync_configs(database, [FeedConfig(tenant_id="bench", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url)])
+            sync_configs(
+                database, [FeedConfig(tenant_id="bench", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url)]
+            )
             ensure_feed_collections(database, FeedKey.parse(FEED))  # as feed discovery does before the first run
             with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
                 instance.add_dynamic_partitions("feeds", [FEED])
@@ -125,19 +137,27 @@ def run_size(listings: int, tmp_path) -> dict:
 def report(listings: int, rows: dict) -> None:
     full, seed, floor = rows["full"]["seconds"], rows["seed"]["seconds"], rows["floor"]["seconds"]
     print(f"\n[bench] {listings:,} listings per MLS ({rows['full']['changed']:,} visible)")
-    print(f"{'contender':<15}{'seconds':>9}{'process':>9}{'server CPU':>11}{'written':>10}{'stored':>10}{'w/stored':>9}"
-          f"{'RSS MiB':>9}")  # fmt: skip
+    print(
+        f"{'contender':<15}{'seconds':>9}{'process':>9}{'server CPU':>11}{'written':>10}{'stored':>10}{'w/stored':>9}"
+        f"{'RSS MiB':>9}"
+    )
     for name, row in rows.items():
-        print(f"{name:<15}{row['seconds']:>9.1f}{row['process_seconds']:>9.1f}{row['server_cpu']:>11.1f}"
-              f"{row['written']:>10,}{row['stored']:>10,}{row['written'] / max(row['stored'], 1):>9.2f}"
-              f"{row['rss_mib']:>9.0f}")  # fmt: skip
+        print(
+            f"{name:<15}{row['seconds']:>9.1f}{row['process_seconds']:>9.1f}{row['server_cpu']:>11.1f}"
+            f"{row['written']:>10,}{row['stored']:>10,}{row['written'] / max(row['stored'], 1):>9.2f}"
+            f"{row['rss_mib']:>9.0f}"
+        )
     print("(seconds: the run; for the chain, the run without the process start and imports, in 'process'; server CPU:")
     print(" the embedded server's CPU seconds during the contender's process: near 'process', the server is the limit)")
-    print(f"ratios: seed/full {seed / full:.2f}x (target >= 3), full/floor {full / floor:.2f}x (target <= 2), "
-          f"incremental/full {rows['incremental']['seconds'] / full:.1%} (target <= 5%), "
-          f"nothing to do {rows['nothing']['seconds']:.1f} s (target <= 3)")  # fmt: skip
-    print(f"        full/floor_contract {full / rows['floor_contract']['seconds']:.2f}x (what the chain adds to the "
-          f"least a correct first sync stores here: raw, flattened, status and photo collections with their indexes)")
+    print(
+        f"ratios: seed/full {seed / full:.2f}x (target >= 3), full/floor {full / floor:.2f}x (target <= 2), "
+        f"incremental/full {rows['incremental']['seconds'] / full:.1%} (target <= 5%), "
+        f"nothing to do {rows['nothing']['seconds']:.1f} s (target <= 3)"
+    )
+    print(
+        f"        full/floor_contract {full / rows['floor_contract']['seconds']:.2f}x (what the chain adds to the "
+        f"least a correct first sync stores here: raw, flattened, status and photo collections with their indexes)"
+    )
     for name in ("full", "incremental", "nothing"):
         print(f"  {name} steps: {rows[name].get('steps')}")
         print(f"  {name} server time by command (seconds, overlapping threads add up): {rows[name].get('commands')}")
@@ -150,6 +170,8 @@ def test_bench_pipeline_side_by_side(tmp_path):
         report(listings, results[listings])
     if len(results) == 2:
         small, large = (results[n]["full"]["rss_mib"] for n in sorted(results))
-        print(f"\n[bench] peak RSS of the full sync: {large:.0f} MiB at {max(results):,} vs {small:.0f} MiB at "
-              f"{min(results):,} = {large / small:.2f}x (target <= 1.2)")  # fmt: skip
+        print(
+            f"\n[bench] peak RSS of the full sync: {large:.0f} MiB at {max(results):,} vs {small:.0f} MiB at "
+            f"{min(results):,} = {large / small:.2f}x (target <= 1.2)"
+        )
     print(f"[bench] targets: {TARGETS}")

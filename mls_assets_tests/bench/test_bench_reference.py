@@ -32,13 +32,28 @@ TOTAL = int(os.environ.get("BENCH_REFERENCE_LISTINGS", "50000"))
 FEEDS = {"alpha.gps": GPS_MLS_ID, "beta.gps": GPS_MLS_ID, "alpha.crmls": CRMLS_MLS_ID, "beta.crmls": CRMLS_MLS_ID}
 
 AGGREGATION = [
-    {"$project": {"_id": 0, "mlsProvider": 1, "listingKey": 1, "city": 1, "stateOrProvince": 1, "standardStatus": 1,
-                  "modificationTimestamp": 1}},
+    {
+        "$project": {
+            "_id": 0,
+            "mlsProvider": 1,
+            "listingKey": 1,
+            "city": 1,
+            "stateOrProvince": 1,
+            "standardStatus": 1,
+            "modificationTimestamp": 1,
+        }
+    },
     {"$sort": {"modificationTimestamp": -1}},
-    {"$group": {"_id": {"mls": "$mlsProvider", "key": "$listingKey"}, "city": {"$first": "$city"},
-                "state": {"$first": "$stateOrProvince"}, "status": {"$first": "$standardStatus"}}},
+    {
+        "$group": {
+            "_id": {"mls": "$mlsProvider", "key": "$listingKey"},
+            "city": {"$first": "$city"},
+            "state": {"$first": "$stateOrProvince"},
+            "status": {"$first": "$standardStatus"},
+        }
+    },
     {"$group": {"_id": {"city": "$city", "state": "$state", "status": "$status"}, "n": {"$sum": 1}}},
-]  # fmt: skip
+]
 
 
 def load_feeds(database, market: Market) -> None:
@@ -50,10 +65,14 @@ def load_feeds(database, market: Market) -> None:
         configs.append(FeedConfig(tenant_id=key.tenant, mls=key.mls, mls_id=mls_id))
         ensure_feed_collections(database, key)
         identity = configs[-1].identity
-        docs = (transform_record(market.record(s, True), identity, market.now).listing
-                for s in market.states() if s.timeline.mls_id == mls_id)
-        CollectionWriter(database[FLATTENED.collection_name(key)], FLATTENED, sequence=FeedSequence(database, key),
-                         run_id="load").write(d for d in docs if d is not None)  # fmt: skip
+        docs = (
+            transform_record(market.record(s, True), identity, market.now).listing
+            for s in market.states()
+            if s.timeline.mls_id == mls_id
+        )
+        CollectionWriter(
+            database[FLATTENED.collection_name(key)], FLATTENED, sequence=FeedSequence(database, key), run_id="load"
+        ).write(d for d in docs if d is not None)
     sync_configs(database, configs)
 
 
@@ -67,8 +86,11 @@ def change_prices(database, count: int, feeds=tuple(FEEDS), where: dict | None =
         for doc in docs:
             doc["listPrice"] = round((doc.get("listPrice") or 100_000) * 0.97)
             doc["contentHash"] = f"{doc['contentHash']}-changed"
-        changed += CollectionWriter(collection, FLATTENED, sequence=FeedSequence(database, key), run_id="change").write(
-            docs).written  # fmt: skip
+        changed += (
+            CollectionWriter(collection, FLATTENED, sequence=FeedSequence(database, key), run_id="change")
+            .write(docs)
+            .written
+        )
     return changed
 
 
@@ -78,9 +100,13 @@ def build(instance, resources, day: str) -> tuple[float, dict]:
     daily = dg.materialize([city_market_daily], instance=instance, resources=resources, partition_key=day)
     seconds = time.perf_counter() - started
     assert places.success and daily.success
-    [cities] = [m for m in places.asset_materializations_for_node("shared_places") if m.asset_key.path == ["shared_cities"]]
-    return seconds, {"listings_read": cities.metadata["listings_read"].value,
-                     "written": sum(m.metadata["written"].value for m in places.asset_materializations_for_node("shared_places"))}  # fmt: skip
+    [cities] = [
+        m for m in places.asset_materializations_for_node("shared_places") if m.asset_key.path == ["shared_cities"]
+    ]
+    return seconds, {
+        "listings_read": cities.metadata["listings_read"].value,
+        "written": sum(m.metadata["written"].value for m in places.asset_materializations_for_node("shared_places")),
+    }
 
 
 def test_reference_data_beside_one_aggregation_pipeline(tmp_path):
@@ -91,9 +117,13 @@ def test_reference_data_beside_one_aggregation_pipeline(tmp_path):
         started = time.perf_counter()
         load_feeds(database, market)
         documents = sum(database[FLATTENED.collection_name(FeedKey.parse(f))].count_documents({}) for f in FEEDS)
-        print(f"\nloaded {documents} flattened listings over {len(FEEDS)} feeds in {time.perf_counter() - started:.1f} s")
-        resources = {"mongo": MongoResource(uri=server.uri, database="bench"),
-                     "clock": ClockResource(fixed_now=market.now.isoformat())}  # fmt: skip
+        print(
+            f"\nloaded {documents} flattened listings over {len(FEEDS)} feeds in {time.perf_counter() - started:.1f} s"
+        )
+        resources = {
+            "mongo": MongoResource(uri=server.uri, database="bench"),
+            "clock": ClockResource(fixed_now=market.now.isoformat()),
+        }
         day = market.now.date().isoformat()
         collections = [FLATTENED.collection_name(FeedKey.parse(f)) for f in FEEDS]
 
@@ -110,8 +140,9 @@ def test_reference_data_beside_one_aggregation_pipeline(tmp_path):
         (tmp_path / "dagster_home").mkdir()
         with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
             full_s, full = build(instance, resources, day)
-            ours = Counter({(c["_id"], s): n for c in database["shared_cities"].find()
-                            for s, n in c["listingCounts"].items() if n})  # fmt: skip
+            ours = Counter(
+                {(c["_id"], s): n for c in database["shared_cities"].find() for s, n in c["listingCounts"].items() if n}
+            )
             assert ours == direct  # the same counts
             changed = change_prices(database, documents // 100)
             incremental_s, incremental = build(instance, resources, day)
@@ -122,16 +153,24 @@ def test_reference_data_beside_one_aggregation_pipeline(tmp_path):
         ratio = full_s / aggregation_s
         print(f"\n{'contender':<42}{'seconds':>9}{'listings read':>15}{'written':>9}")
         print(f"{'one aggregation pipeline (city x status)':<42}{aggregation_s:>9.2f}{documents:>15}{'-':>9}")
-        print(f"{'reference assets, full build (all four)':<42}{full_s:>9.2f}{full['listings_read']:>15}"
-              f"{full['written']:>9}")  # fmt: skip
-        print(f"{f'incremental, {changed} listings changed (1%)':<42}{incremental_s:>9.2f}"
-              f"{incremental['listings_read']:>15}{incremental['written']:>9}")  # fmt: skip
-        print(f"{f'{in_one_city} listings changed in one city':<42}{city_s:>9.2f}{city['listings_read']:>15}"
-              f"{city['written']:>9}")  # fmt: skip
+        print(
+            f"{'reference assets, full build (all four)':<42}{full_s:>9.2f}{full['listings_read']:>15}"
+            f"{full['written']:>9}"
+        )
+        print(
+            f"{f'incremental, {changed} listings changed (1%)':<42}{incremental_s:>9.2f}"
+            f"{incremental['listings_read']:>15}{incremental['written']:>9}"
+        )
+        print(
+            f"{f'{in_one_city} listings changed in one city':<42}{city_s:>9.2f}{city['listings_read']:>15}"
+            f"{city['written']:>9}"
+        )
         print(f"{'nothing changed':<42}{nothing_s:>9.2f}{nothing['listings_read']:>15}{nothing['written']:>9}")
-        print(f"full / aggregation: {ratio:.2f}x (goal <= 2x); incremental / full: {incremental_s / full_s:.0%}, "
-              f"reading {incremental['listings_read'] / documents:.0%} of the listings (1% spread over all feeds "
-              f"touches every city: one scan); one city's changes read {city['listings_read'] / documents:.1%}")  # fmt: skip
+        print(
+            f"full / aggregation: {ratio:.2f}x (goal <= 2x); incremental / full: {incremental_s / full_s:.0%}, "
+            f"reading {incremental['listings_read'] / documents:.0%} of the listings (1% spread over all feeds "
+            f"touches every city: one scan); one city's changes read {city['listings_read'] / documents:.1%}"
+        )
         assert nothing["listings_read"] == 0 and nothing["written"] == 0
     finally:
         server.stop()

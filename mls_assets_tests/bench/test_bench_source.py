@@ -28,8 +28,13 @@ def big_market():
 
 
 def pull(url, *, faults=False, sleeps=None):
-    client = SparkClient(url, DEMO_TOKEN, retry=RetryPolicy(attempts=10, floor=0.01, cap=0.1, jitter=0.01),
-                         timeout=5, sleep=(sleeps.append if sleeps is not None else time.sleep))  # fmt: skip
+    client = SparkClient(
+        url,
+        DEMO_TOKEN,
+        retry=RetryPolicy(attempts=10, floor=0.01, cap=0.1, jitter=0.01),
+        timeout=5,
+        sleep=(sleeps.append if sleeps is not None else time.sleep),
+    )
     started = time.perf_counter()
     keys = [r["Id"] for r in client.listings(limit=1000, expand=["Photos"])]
     return keys, time.perf_counter() - started, client.stats
@@ -40,16 +45,23 @@ def test_bench_simulator_throughput_and_retries_under_faults(big_market):
         keys, seconds, stats = pull(server.url)
         assert len(keys) == len(set(keys)) == len(big_market.states())
         rate = len(keys) / seconds
-        print(f"[bench] simulator+client, photos expanded: {len(keys)} listings in {seconds:.2f}s "
-              f"= {rate:,.0f} listings/s over {stats.requests} requests")  # fmt: skip
+        print(
+            f"[bench] simulator+client, photos expanded: {len(keys)} listings in {seconds:.2f}s "
+            f"= {rate:,.0f} listings/s over {stats.requests} requests"
+        )
 
-        server.set_faults(FaultPlan(rate=0.10, seed=5, delay_seconds=6.0,
-                                    kinds=("429", "503", "500", "success_false", "truncated", "reset")))  # fmt: skip
+        server.set_faults(
+            FaultPlan(
+                rate=0.10, seed=5, delay_seconds=6.0, kinds=("429", "503", "500", "success_false", "truncated", "reset")
+            )
+        )
         faulty_keys, faulty_seconds, faulty_stats = pull(server.url, faults=True, sleeps=[])
         assert faulty_keys == keys
-        print(f"[bench] 10% fault rate: {faulty_stats.retries} retries for {faulty_stats.requests} requests "
-              f"({faulty_stats.retries / faulty_stats.requests:.1%}), errors {faulty_stats.errors_by_kind}, "
-              f"0 lost, 0 repeated; time ratio faulty/clean = {faulty_seconds / seconds:.2f}")  # fmt: skip
+        print(
+            f"[bench] 10% fault rate: {faulty_stats.retries} retries for {faulty_stats.requests} requests "
+            f"({faulty_stats.retries / faulty_stats.requests:.1%}), errors {faulty_stats.errors_by_kind}, "
+            f"0 lost, 0 repeated; time ratio faulty/clean = {faulty_seconds / seconds:.2f}"
+        )
         assert rate > 1000
 
 
@@ -63,6 +75,8 @@ def test_bench_transform_listings_per_second_per_core(big_market, with_photos):
     results = [transform_record(r, feed, now) for r in records]
     cpu = time.process_time() - started
     rejects = sum(r.reject is not None for r in results)
-    print(f"[bench] clean+flatten+hash+validate: {len(records) / cpu:,.0f} listings/s per core "
-          f"(CPU time, {len(records)} listings, {photos / len(records):.1f} photos each, {rejects} rejects)")  # fmt: skip
+    print(
+        f"[bench] clean+flatten+hash+validate: {len(records) / cpu:,.0f} listings/s per core "
+        f"(CPU time, {len(records)} listings, {photos / len(records):.1f} photos each, {rejects} rejects)"
+    )
     assert rejects < len(records) * 0.01

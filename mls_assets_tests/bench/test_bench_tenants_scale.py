@@ -51,9 +51,18 @@ def timed(action):
 
 
 def test_bench_tenants_at_scale(tmp_path, monkeypatch):
-    document = {"tenants": [{"tenant_id": f"agent{n:04d}", "feeds": [
-        {"mls": "gps", "mls_id": GPS_MLS_ID, "sync_schedule": "0 2 * * *", "max_listings": 50000},
-        {"mls": "crmls", "mls_id": CRMLS_MLS_ID, "sync_schedule": "0 3 * * *"}]} for n in range(TENANTS)]}  # fmt: skip
+    document = {
+        "tenants": [
+            {
+                "tenant_id": f"agent{n:04d}",
+                "feeds": [
+                    {"mls": "gps", "mls_id": GPS_MLS_ID, "sync_schedule": "0 2 * * *", "max_listings": 50000},
+                    {"mls": "crmls", "mls_id": CRMLS_MLS_ID, "sync_schedule": "0 3 * * *"},
+                ],
+            }
+            for n in range(TENANTS)
+        ]
+    }
     text = yaml.safe_dump(document).encode()
     path = tmp_path / "tenants.yaml"
     path.write_bytes(text)
@@ -96,15 +105,20 @@ def test_bench_tenants_at_scale(tmp_path, monkeypatch):
             rows.append(("feeds status of one feed", seconds))
 
             now = datetime.now(UTC)
-            partitions = len(feed_day_partitions.get_partition_keys(current_time=now, dynamic_partitions_store=instance))
+            partitions = len(
+                feed_day_partitions.get_partition_keys(current_time=now, dynamic_partitions_store=instance)
+            )
             target = WorkspaceFileTarget(paths=[str(project_root() / "workspace.yaml")])
             with WorkspaceProcessContext(instance, target) as workspace:
                 request = workspace.create_request_context()
-                answer, seconds = timed(lambda: execute_dagster_graphql(request, PARTITION_STATUS,
-                                                                        {"assetKey": {"path": ["raw_listings"]}}))  # fmt: skip
+                answer, seconds = timed(
+                    lambda: execute_dagster_graphql(request, PARTITION_STATUS, {"assetKey": {"path": ["raw_listings"]}})
+                )
                 assert answer.errors is None, answer.errors
-                dims = {d["name"]: len(d["partitionKeys"])
-                        for d in answer.data["assetNodeOrError"]["partitionKeysByDimension"]}  # fmt: skip
+                dims = {
+                    d["name"]: len(d["partitionKeys"])
+                    for d in answer.data["assetNodeOrError"]["partitionKeysByDimension"]
+                }
                 assert dims["feed"] == 2 * TENANTS, dims  # (the sensor result above is not applied here)
                 rows.append((f"UI GraphQL: raw_listings partition status ({dims})", seconds))
     finally:

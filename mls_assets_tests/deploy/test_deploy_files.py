@@ -59,7 +59,9 @@ def test_compose_uses_our_image_or_official_ones_and_only_variables_that_are_rea
     services = compose["services"]
     built = {services[name]["image"] for name in services if "build" in services[name]}
     assert built == {"mls-assets:0.1.0"}
-    assert (ROOT / services["code"]["build"]["context"].replace("..", ".") / services["code"]["build"]["dockerfile"]).exists()
+    assert (
+        ROOT / services["code"]["build"]["context"].replace("..", ".") / services["code"]["build"]["dockerfile"]
+    ).exists()
     for name, service in services.items():
         image = service["image"]
         assert image in built or image.split(":")[0] in OFFICIAL_IMAGES, f"{name} runs an unknown image {image}"
@@ -102,9 +104,15 @@ def test_helm_values_run_our_module_with_secrets_and_the_per_feed_queue_limit():
 def test_the_local_and_production_instances_limit_runs_per_feed_alike():
     local = yaml.safe_load((ROOT / "instance" / "dagster.yaml").read_text())
     production = yaml.safe_load((DEPLOY / "dagster_home" / "dagster.yaml").read_text())
-    assert local["concurrency"]["runs"]["tag_concurrency_limits"] == production["concurrency"]["runs"]["tag_concurrency_limits"]
-    assert local["run_coordinator"] == production["run_coordinator"] == {
-        "module": "mls_assets.operate.run_coordinator", "class": "FeedQueuedRunCoordinator"}  # fmt: skip
+    assert (
+        local["concurrency"]["runs"]["tag_concurrency_limits"]
+        == production["concurrency"]["runs"]["tag_concurrency_limits"]
+    )
+    assert (
+        local["run_coordinator"]
+        == production["run_coordinator"]
+        == {"module": "mls_assets.operate.run_coordinator", "class": "FeedQueuedRunCoordinator"}
+    )
     assert Path(DEPLOY / ".env.example").exists()
 
 
@@ -121,15 +129,23 @@ def chart_instance_settings(values: dict) -> dict:
         "run_coordinator": {"module": custom["module"], "class": custom["class"], "config": custom.get("config") or {}},
         "concurrency": {
             "pools": {"default_limit": concurrency["pools"]["defaultLimit"]},
-            "runs": {"max_concurrent_runs": concurrency["runs"]["maxConcurrentRuns"],
-                     "tag_concurrency_limits": concurrency["runs"]["tagConcurrencyLimits"]}},
-        "run_monitoring": {"enabled": monitoring["enabled"], "start_timeout_seconds": monitoring["startTimeoutSeconds"],
-                           "poll_interval_seconds": monitoring["pollIntervalSeconds"]},
+            "runs": {
+                "max_concurrent_runs": concurrency["runs"]["maxConcurrentRuns"],
+                "tag_concurrency_limits": concurrency["runs"]["tagConcurrencyLimits"],
+            },
+        },
+        "run_monitoring": {
+            "enabled": monitoring["enabled"],
+            "start_timeout_seconds": monitoring["startTimeoutSeconds"],
+            "poll_interval_seconds": monitoring["pollIntervalSeconds"],
+        },
         "run_retries": {"enabled": True, "max_retries": daemon["runRetries"]["maxRetries"]},
         "sensors": {"use_threads": daemon["sensors"]["useThreads"], "num_workers": daemon["sensors"]["numWorkers"]},
-        "retention": {"schedule": {"purge_after_days": retention["schedule"]["purgeAfterDays"]},
-                      "sensor": {"purge_after_days": retention["sensor"]["purgeAfterDays"]}},
-    }  # fmt: skip
+        "retention": {
+            "schedule": {"purge_after_days": retention["schedule"]["purgeAfterDays"]},
+            "sensor": {"purge_after_days": retention["sensor"]["purgeAfterDays"]},
+        },
+    }
     if monitoring.get("maxResumeRunAttempts"):
         rendered["run_monitoring"]["max_resume_run_attempts"] = monitoring["maxResumeRunAttempts"]
     return rendered
@@ -155,20 +171,30 @@ def test_the_image_has_the_run_launcher_the_chart_configures():
     values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert "pip install --no-cache-dir '.[k8s]'" in (DEPLOY / "Dockerfile").read_text()
-    assert any(r.startswith("dagster-k8s") for r in tomllib.loads((ROOT / "pyproject.toml").read_text())[
-        "project"]["optional-dependencies"]["k8s"])  # fmt: skip
+    assert any(
+        r.startswith("dagster-k8s")
+        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["k8s"]
+    )
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
-    snake = {"containerConfig": "container_config", "podSpecConfig": "pod_spec_config", "jobConfig": "job_config",
-             "podTemplateSpecMetadata": "pod_template_spec_metadata", "jobMetadata": "job_metadata",
-             "jobSpecConfig": "job_spec_config"}  # fmt: skip
+    snake = {
+        "containerConfig": "container_config",
+        "podSpecConfig": "pod_spec_config",
+        "jobConfig": "job_config",
+        "podTemplateSpecMetadata": "pod_template_spec_metadata",
+        "jobMetadata": "job_metadata",
+        "jobSpecConfig": "job_spec_config",
+    }
     config = {  # the chart's helpers/instance/_run-launcher.tpl for our values
-        "load_incluster_config": True, "job_namespace": "mls", "image_pull_policy": "IfNotPresent",
-        "service_account_name": "mls-dagster", "dagster_home": {"env": "DAGSTER_HOME"},
+        "load_incluster_config": True,
+        "job_namespace": "mls",
+        "image_pull_policy": "IfNotPresent",
+        "service_account_name": "mls-dagster",
+        "dagster_home": {"env": "DAGSTER_HOME"},
         "instance_config_map": {"env": "DAGSTER_K8S_INSTANCE_CONFIG_MAP"},
         "postgres_password_secret": {"env": "DAGSTER_K8S_PG_PASSWORD_SECRET"},
         "env_config_maps": [{"env": "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP"}],
         "env_secrets": [secret["name"] for secret in launcher["envSecrets"]],
         "run_k8s_config": {snake[key]: value for key, value in launcher["runK8sConfig"].items()},
-    }  # fmt: skip
+    }
     result = validate_config(Shape(K8sRunLauncher.config_type()), config)
     assert result.success, [error.message for error in result.errors]

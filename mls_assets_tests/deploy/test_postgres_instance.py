@@ -53,7 +53,8 @@ def image_env(name: str) -> str:
 
 
 def test_a_shared_run_with_the_images_event_batching_records_every_feeds_partition(
-        production_home, feeds_on_simulator, mongo_uri, monkeypatch):  # fmt: skip
+    production_home, feeds_on_simulator, mongo_uri, monkeypatch
+):
     """With DAGSTER_EVENT_BATCH_SIZE (the image's) a range run's materializations are written
     in batches: each feed's partition is still recorded materialized, once, in PostgreSQL."""
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", image_env("DAGSTER_EVENT_BATCH_SIZE"))
@@ -68,8 +69,11 @@ def test_a_shared_run_with_the_images_event_batching_records_every_feeds_partiti
             keys = [str(feed_day_key(feed, DAYS[0])) for feed in order]
             run_config = {"resources": {"clock": {"config": {"fixed_now": feeds_on_simulator.now.isoformat()}}}}
             job = defs().resolve_job_def("replication_job")
-            result = job.execute_in_process(instance=instance, run_config=run_config, tags={
-                "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})  # fmt: skip
+            result = job.execute_in_process(
+                instance=instance,
+                run_config=run_config,
+                tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+            )
             assert result.success
             for asset in ("raw_listings", "active_listings", "listing_photos"):
                 records = instance.fetch_materializations(dg.AssetKey(asset), limit=100).records
@@ -103,9 +107,22 @@ def _state(database) -> dict:
 def feeds_on_simulator(tmp_path, monkeypatch, mongo_uri):
     market = Market(listings=150, seed=11, anchor=ANCHOR, mls_ids=(GPS_MLS_ID, CRMLS_MLS_ID))
     with SimulatorServer(market) as simulator:
-        tenants = {"tenants": [{"tenant_id": feed.split(".")[0], "feeds": [
-            {"mls": feed.split(".")[1], "mls_id": mls_id, "base_url": simulator.url, "sync_schedule": "0 0 1 1 *"}]}
-            for feed, mls_id in FEEDS.items()]}  # fmt: skip
+        tenants = {
+            "tenants": [
+                {
+                    "tenant_id": feed.split(".")[0],
+                    "feeds": [
+                        {
+                            "mls": feed.split(".")[1],
+                            "mls_id": mls_id,
+                            "base_url": simulator.url,
+                            "sync_schedule": "0 0 1 1 *",
+                        }
+                    ],
+                }
+                for feed, mls_id in FEEDS.items()
+            ]
+        }
         path = tmp_path / "tenants.yaml"
         path.write_text(yaml.safe_dump(tenants))
         monkeypatch.setenv("MLS_TENANTS_FILE", str(path))
@@ -114,9 +131,12 @@ def feeds_on_simulator(tmp_path, monkeypatch, mongo_uri):
 
 
 def test_a_daemon_on_postgres_runs_queued_feeds_one_at_a_time_each_like_the_local_path(
-        production_home, feeds_on_simulator, mongo_uri, monkeypatch, tmp_path):  # fmt: skip
+    production_home, feeds_on_simulator, mongo_uri, monkeypatch, tmp_path
+):
     client = get_client(mongo_uri)
-    queued_db, local_db = (f"deploy_{kind}_{os.getpid()}_{int(time.monotonic() * 1000)}" for kind in ("queued", "local"))
+    queued_db, local_db = (
+        f"deploy_{kind}_{os.getpid()}_{int(time.monotonic() * 1000)}" for kind in ("queued", "local")
+    )
     run_config = {"resources": {"clock": {"config": {"fixed_now": feeds_on_simulator.now.isoformat()}}}}
     partitions = [(feed, day) for day in DAYS for feed in FEEDS]
     log = tmp_path / "daemon.log"
@@ -129,8 +149,9 @@ def test_a_daemon_on_postgres_runs_queued_feeds_one_at_a_time_each_like_the_loca
         with dg.instance_for_test() as local:
             local.add_dynamic_partitions("feeds", list(FEEDS))
             for feed, day in partitions:
-                assert job.execute_in_process(instance=local, partition_key=str(feed_day_key(feed, day)),
-                                              run_config=run_config).success  # fmt: skip
+                assert job.execute_in_process(
+                    instance=local, partition_key=str(feed_day_key(feed, day)), run_config=run_config
+                ).success
 
         # The production path: queued on the Postgres instance, launched by a real daemon.
         monkeypatch.setenv("MONGODB_DATABASE", queued_db)
@@ -143,17 +164,32 @@ def test_a_daemon_on_postgres_runs_queued_feeds_one_at_a_time_each_like_the_loca
             assert {r.status for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids))} == {dg.DagsterRunStatus.QUEUED}
             daemon = start_daemon(env, log)
             try:
-                finished = _wait_for(lambda: all(r.is_finished for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids)))
-                                     and instance.get_runs(dg.RunsFilter(run_ids=run_ids)), "the queued runs", log)
+                finished = _wait_for(
+                    lambda: (
+                        all(r.is_finished for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids)))
+                        and instance.get_runs(dg.RunsFilter(run_ids=run_ids))
+                    ),
+                    "the queued runs",
+                    log,
+                )
                 assert {r.status for r in finished} == {dg.DagsterRunStatus.SUCCESS}, log.read_text()[-4000:]
                 records = instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
                 for feed in FEEDS:
                     spans = sorted((r.start_time, r.end_time) for r in records if r.dagster_run.tags[FEED_TAG] == feed)
                     assert len(spans) == len(DAYS)
                     assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), feed
-                sensor = _wait_for(lambda: next((s for s in instance.all_instigator_state()
-                                                 if s.name == "feed_discovery_sensor" and s.instigator_data
-                                                 and s.instigator_data.cursor), None), "a sensor tick", log)  # fmt: skip
+                sensor = _wait_for(
+                    lambda: next(
+                        (
+                            s
+                            for s in instance.all_instigator_state()
+                            if s.name == "feed_discovery_sensor" and s.instigator_data and s.instigator_data.cursor
+                        ),
+                        None,
+                    ),
+                    "a sensor tick",
+                    log,
+                )
                 cursor = sensor.instigator_data.cursor
             finally:
                 stop_process(daemon)
@@ -163,8 +199,11 @@ def test_a_daemon_on_postgres_runs_queued_feeds_one_at_a_time_each_like_the_loca
             before = max(h.timestamp for h in instance.get_daemon_heartbeats().values())
             daemon = start_daemon(env, log)
             try:
-                _wait_for(lambda: max(h.timestamp for h in instance.get_daemon_heartbeats().values()) > before,
-                          "the restarted daemon's heartbeat", log)  # fmt: skip
+                _wait_for(
+                    lambda: max(h.timestamp for h in instance.get_daemon_heartbeats().values()) > before,
+                    "the restarted daemon's heartbeat",
+                    log,
+                )
                 again = next(s for s in instance.all_instigator_state() if s.name == "feed_discovery_sensor")
                 assert again.instigator_data.cursor == cursor
                 assert set(instance.get_dynamic_partitions("feeds")) == set(FEEDS)

@@ -58,15 +58,23 @@ def main() -> int:
     resources = {
         "mongo": mongo,
         "io_manager": MongoIOManager(mongo=mongo),
-        "source": SourceResource(retry_floor_s=0.01, retry_cap_s=0.05, timeout_s=10, page_size=spec.get("page_size", 1000)),
+        "source": SourceResource(
+            retry_floor_s=0.01, retry_cap_s=0.05, timeout_s=10, page_size=spec.get("page_size", 1000)
+        ),
         "clock": ClockResource(fixed_now=spec["now"]),
         "leases": LeaseResource(mongo=mongo, wait_s=120),
     }
     instance = dg.DagsterInstance.get()
     if spec["feed"] not in instance.get_dynamic_partitions("feeds"):
         instance.add_dynamic_partitions("feeds", [spec["feed"]])
-    result = dg.materialize(CHAIN, instance=instance, resources=resources, raise_on_error=False,
-                            partition_key=f"{spec['day']}|{spec['feed']}", tags={"mls/feed": spec["feed"]})  # fmt: skip
+    result = dg.materialize(
+        CHAIN,
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+        partition_key=f"{spec['day']}|{spec['feed']}",
+        tags={"mls/feed": spec["feed"]},
+    )
     print(json.dumps({"success": result.success, "run_id": result.run_id, "writes": writes.seen}), flush=True)
     return 0 if result.success else 1
 

@@ -47,10 +47,16 @@ def reference(pipeline, other_database, tenants_file, *syncs) -> tuple[Pipeline,
 def no_change_left_behind(pipeline, feed) -> bool:
     """Every consumer's watermark has reached what its upstream wrote."""
     database, key = pipeline.database, FeedKey.parse(feed)
-    consumers = {"flattened_listings": RAW, "photo_collections": RAW, "status_collections": FLATTENED,
-                 "crm_linked_properties": FLATTENED}  # fmt: skip
-    return all(ChangeSet.open(database, consumer, {key: database[spec.collection_name(key)]}).count() == 0
-               for consumer, spec in consumers.items())  # fmt: skip
+    consumers = {
+        "flattened_listings": RAW,
+        "photo_collections": RAW,
+        "status_collections": FLATTENED,
+        "crm_linked_properties": FLATTENED,
+    }
+    return all(
+        ChangeSet.open(database, consumer, {key: database[spec.collection_name(key)]}).count() == 0
+        for consumer, spec in consumers.items()
+    )
 
 
 FAULT_KINDS = (*RETRYABLE_FAULTS, "repeat_token")
@@ -67,7 +73,8 @@ def sync_through_every_fault(pipeline, simulator, feed: str, *clocks) -> None:
 
 
 def test_every_transient_fault_kind_during_a_full_and_an_incremental_sync_ends_as_a_clean_run(
-        pipeline, market, simulator, other_database, tenants_file):  # fmt: skip
+    pipeline, market, simulator, other_database, tenants_file
+):
     start, later = market.now, market.now + timedelta(days=2)
     _, expected = reference(pipeline, other_database, tenants_file, (GPS, None, start), (GPS, None, later))
 
@@ -77,15 +84,26 @@ def test_every_transient_fault_kind_during_a_full_and_an_incremental_sync_ends_a
     assert snapshot(pipeline, GPS, bookkeeping=True) == expected
     for name in ("raw_listings", "flattened_listings", "listings", "photos"):
         collection = pipeline.collection(GPS, name)
-        assert len(collection.distinct("photoId" if name == "photos" else "listingKey")) == collection.count_documents({})
+        assert len(collection.distinct("photoId" if name == "photos" else "listingKey")) == collection.count_documents(
+            {}
+        )
 
 
 def chain_process(spec: dict, home, wait_for_go: bool = False) -> subprocess.Popen:
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "mls_assets_tests.hardening.chain_process",
-                             json.dumps({**spec, "wait_for_go": wait_for_go})],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=env)  # fmt: skip
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mls_assets_tests.hardening.chain_process",
+            json.dumps({**spec, "wait_for_go": wait_for_go}),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
 
 
 @pytest.fixture
@@ -98,14 +116,21 @@ def dagster_home(tmp_path):
 
 
 def spec_for(pipeline, feed: str, day: str | None = None, **extra) -> dict:
-    return {"uri": pipeline.mongo.uri, "database": pipeline.database.name, "feed": feed,
-            "day": day or pipeline.market.now.date().isoformat(), "now": pipeline.market.now.isoformat(),
-            "page_size": 20, **extra}  # fmt: skip
+    return {
+        "uri": pipeline.mongo.uri,
+        "database": pipeline.database.name,
+        "feed": feed,
+        "day": day or pipeline.market.now.date().isoformat(),
+        "now": pipeline.market.now.isoformat(),
+        "page_size": 20,
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("first_sync", [True, False], ids=["full-sync", "incremental"])
 def test_a_run_killed_at_any_point_converges_when_run_again_and_its_cursor_is_never_ahead(
-        first_sync, pipeline, market, other_database, tenants_file, dagster_home):  # fmt: skip
+    first_sync, pipeline, market, other_database, tenants_file, dagster_home
+):
     start, later = market.now, market.now + timedelta(days=2)
     syncs = [(GPS, None, later)] if first_sync else [(GPS, None, start), (GPS, None, later)]
     _, expected = reference(pipeline, other_database, tenants_file, *syncs)
@@ -130,18 +155,25 @@ def test_a_run_killed_at_any_point_converges_when_run_again_and_its_cursor_is_ne
         assert killed.wait(timeout=120) == -9, "the run should have been killed at the chosen write"
         cursor = read_cursor(pipeline.database, GPS)
         if cursor != cursor_before:  # advanced only once every record of the pull was stored
-            stored = {d["listingKey"]: d["modificationTimestamp"] for d in pipeline.collection(GPS, "raw_listings").find()}
-            source = {s.timeline.key: s.index_row["ModificationTimestamp"] for s in market.states()
-                      if s.timeline.mls_id == GPS_MLS_ID}  # fmt: skip
+            stored = {
+                d["listingKey"]: d["modificationTimestamp"] for d in pipeline.collection(GPS, "raw_listings").find()
+            }
+            source = {
+                s.timeline.key: s.index_row["ModificationTimestamp"]
+                for s in market.states()
+                if s.timeline.mls_id == GPS_MLS_ID
+            }
             since = cursor_before or datetime.min.replace(tzinfo=UTC)
-            assert all(stored.get(key) == modified for key, modified in source.items()
-                       if modified > since and key in stored)  # fmt: skip
+            assert all(
+                stored.get(key) == modified for key, modified in source.items() if modified > since and key in stored
+            )
 
         if fraction == 0.05:  # the dead run holds the token everyone shares: another feed still runs at once
             other = pipeline.resources()
             other["leases"] = other["leases"].model_copy(update={"wait_s": 5})
-            result = dg.materialize(CHAIN, instance=pipeline.instance, resources=other,
-                                    partition_key=f"{later.date().isoformat()}|{CRMLS}")  # fmt: skip
+            result = dg.materialize(
+                CHAIN, instance=pipeline.instance, resources=other, partition_key=f"{later.date().isoformat()}|{CRMLS}"
+            )
             assert result.success
 
         pipeline.sync(GPS)
@@ -151,7 +183,8 @@ def test_a_run_killed_at_any_point_converges_when_run_again_and_its_cursor_is_ne
 
 @pytest.mark.parametrize("same_day", [True, False], ids=["one-partition-twice", "two-days-of-one-feed"])
 def test_two_runs_of_one_feed_started_together_end_as_one_run_and_lose_no_change(
-        same_day, pipeline, market, other_database, tenants_file, dagster_home):  # fmt: skip
+    same_day, pipeline, market, other_database, tenants_file, dagster_home
+):
     days = [None, None] if same_day else [None, (market.now - timedelta(days=3)).date().isoformat()]
     _, expected = reference(pipeline, other_database, tenants_file, *((GPS, day, market.now) for day in days))
     runs = [chain_process(spec_for(pipeline, GPS, day), dagster_home, wait_for_go=True) for day in days]
@@ -165,7 +198,8 @@ def test_two_runs_of_one_feed_started_together_end_as_one_run_and_lose_no_change
 
 
 def test_a_database_lost_midway_fails_the_run_in_one_line_and_a_rerun_converges(
-        pipeline, market, simulator, tmp_path, other_database, tenants_file):  # fmt: skip
+    pipeline, market, simulator, tmp_path, other_database, tenants_file
+):
     _, expected = reference(pipeline, other_database, tenants_file, (GPS, None, market.now))
     port, storage = free_port(), tmp_path / "db"
     storage.mkdir()
@@ -185,8 +219,13 @@ def test_a_database_lost_midway_fails_the_run_in_one_line_and_a_rerun_converges(
 
         simulator.listings = stop_the_database_at_the_third_page
         resources = lost.resources(page_size=10)
-        result = dg.materialize(CHAIN, instance=pipeline.instance, resources=resources, raise_on_error=False,
-                                partition_key=f"{market.now.date().isoformat()}|{GPS}")  # fmt: skip
+        result = dg.materialize(
+            CHAIN,
+            instance=pipeline.instance,
+            resources=resources,
+            raise_on_error=False,
+            partition_key=f"{market.now.date().isoformat()}|{GPS}",
+        )
         simulator.listings = original
         assert not result.success
         assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_RESTARTED]
@@ -206,20 +245,32 @@ def test_the_sweep_refuses_a_truncated_key_list_and_deletes_nothing(pipeline, si
     pipeline.sync(GPS)
     before = snapshot(pipeline, GPS)
     simulator.inject(*["empty_page"] * 4)  # every try of the sweep sees an empty feed
-    result = dg.materialize([deleted_listings_sweep], instance=pipeline.instance, resources=pipeline.resources(),
-                            partition_key=GPS, raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        [deleted_listings_sweep],
+        instance=pipeline.instance,
+        resources=pipeline.resources(),
+        partition_key=GPS,
+        raise_on_error=False,
+    )
     assert not result.success
     failure = [e for e in result.all_events if e.is_step_failure][-1]
     assert "refusing to delete anything" in failure.step_failure_data.error.message
     assert snapshot(pipeline, GPS) == before
 
 
-@pytest.mark.parametrize(("fault", "words"), [("wrong_host", "code 1021"), ("expire_token", "expired"),
-                                              ("results_object", "D.Results is dict")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [("wrong_host", "code 1021"), ("expire_token", "expired"), ("results_object", "D.Results is dict")],
+)
 def test_an_error_a_retry_cannot_fix_fails_the_run_at_once(pipeline, simulator, fault, words):
     simulator.inject(fault)
-    result = dg.materialize(CHAIN, instance=pipeline.instance, resources=pipeline.resources(), raise_on_error=False,
-                            partition_key=f"{pipeline.market.now.date().isoformat()}|{GPS}")  # fmt: skip
+    result = dg.materialize(
+        CHAIN,
+        instance=pipeline.instance,
+        resources=pipeline.resources(),
+        raise_on_error=False,
+        partition_key=f"{pipeline.market.now.date().isoformat()}|{GPS}",
+    )
     assert not result.success
     assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_RESTARTED]
     failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message

@@ -44,8 +44,9 @@ def one_line(text: str) -> str:
 
 @pytest.mark.parametrize("bad", ["../x", "a.b", "$where", "ünï", "a" * 300, "Caps", "a__b", "a_", "_a", "", "9lives"])
 def test_an_invalid_tenant_or_mls_id_is_refused_and_the_other_feeds_load(bad, mongo_db):
-    loaded = parse_tenants(document({"tenant_id": bad, "feeds": [feed()]},
-                                    {"tenant_id": "good", "feeds": [feed(), feed(mls=bad)]}))  # fmt: skip
+    loaded = parse_tenants(
+        document({"tenant_id": bad, "feeds": [feed()]}, {"tenant_id": "good", "feeds": [feed(), feed(mls=bad)]})
+    )
     assert [str(f.key) for f in loaded.feeds] == ["good.gps"]
     assert len(loaded.problems) == 2
     for problem in loaded.problems:
@@ -57,8 +58,9 @@ def test_an_invalid_tenant_or_mls_id_is_refused_and_the_other_feeds_load(bad, mo
 def test_a_feed_declared_twice_is_refused_both_times_and_keeps_its_stored_config(mongo_db):
     first = parse_tenants(document({"tenant_id": "t", "feeds": [feed(), feed(mls="crmls")]}))
     sync_configs(mongo_db, first.feeds, first.problems)
-    twice = parse_tenants(document({"tenant_id": "t", "feeds": [feed(enabled=False), feed(mls="crmls"),
-                                                                 feed(sync_schedule="5 5 * * *")]}))  # fmt: skip
+    twice = parse_tenants(
+        document({"tenant_id": "t", "feeds": [feed(enabled=False), feed(mls="crmls"), feed(sync_schedule="5 5 * * *")]})
+    )
     assert [str(f.key) for f in twice.feeds] == ["t.crmls"]
     assert [p.feed for p in twice.problems] == ["t.gps"] and "declared twice" in one_line(str(twice.problems[0]))
     sync_configs(mongo_db, twice.feeds, twice.problems)
@@ -69,18 +71,20 @@ def test_a_feed_declared_twice_is_refused_both_times_and_keeps_its_stored_config
 
 @pytest.mark.parametrize(
     ("entry", "words"),
-    [({"mls": "gps"}, "mls_id: Field required"),
-     (feed(rate_limit={"requests": "lots"}), "rate_limit.requests"),
-     (feed(enabled="maybe"), "enabled"),
-     (feed(property_types=5), "property_types"),
-     (feed(colour="blue"), "colour: Extra inputs are not permitted"),
-     (feed(mls_id="123"), "mls_id"),
-     (feed(token_env="lower-case"), "token_env"),
-     (feed(sync_schedule="61 * * * *"), "not a valid 5-field cron"),
-     (feed(sync_schedule="a b c d e"), "not a valid 5-field cron"),
-     (feed(sync_schedule="* * *"), "not a valid 5-field cron"),
-     ("gps", "a feed is a mapping")],
-)  # fmt: skip
+    [
+        ({"mls": "gps"}, "mls_id: Field required"),
+        (feed(rate_limit={"requests": "lots"}), "rate_limit.requests"),
+        (feed(enabled="maybe"), "enabled"),
+        (feed(property_types=5), "property_types"),
+        (feed(colour="blue"), "colour: Extra inputs are not permitted"),
+        (feed(mls_id="123"), "mls_id"),
+        (feed(token_env="lower-case"), "token_env"),
+        (feed(sync_schedule="61 * * * *"), "not a valid 5-field cron"),
+        (feed(sync_schedule="a b c d e"), "not a valid 5-field cron"),
+        (feed(sync_schedule="* * *"), "not a valid 5-field cron"),
+        ("gps", "a feed is a mapping"),
+    ],
+)
 def test_a_missing_or_mistyped_field_refuses_that_feed_alone(entry, words):
     loaded = parse_tenants(document({"tenant_id": "t", "feeds": [entry, feed(mls="crmls")]}))
     assert [str(f.key) for f in loaded.feeds] == ["t.crmls"]
@@ -90,13 +94,20 @@ def test_a_missing_or_mistyped_field_refuses_that_feed_alone(entry, words):
 
 @pytest.mark.parametrize(
     ("text", "words"),
-    [(b"- just\n- a list\n", "must be a mapping"), (b"42\n", "must be a mapping"),
-     (b"tenants: [unclosed\n", "not valid YAML"), (b"tenants: {a: 1}\n", "'tenants' must be a list"),
-     (b"tenants: []\nextra: 1\n", "must be a mapping with one key"),
-     (b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-      b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\ntenants: [*c]\n", "YAML aliases (*name) are not allowed"),
-     (b"tenants: []\n" + b"#" * (1024 * 1024 + 1), "larger than")],
-)  # fmt: skip
+    [
+        (b"- just\n- a list\n", "must be a mapping"),
+        (b"42\n", "must be a mapping"),
+        (b"tenants: [unclosed\n", "not valid YAML"),
+        (b"tenants: {a: 1}\n", "'tenants' must be a list"),
+        (b"tenants: []\nextra: 1\n", "must be a mapping with one key"),
+        (
+            b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\ntenants: [*c]\n",
+            "YAML aliases (*name) are not allowed",
+        ),
+        (b"tenants: []\n" + b"#" * (1024 * 1024 + 1), "larger than"),
+    ],
+)
 def test_a_file_that_cannot_be_read_as_a_whole_is_refused_in_one_line(text, words):
     with pytest.raises(TenantsFileError) as refused:
         parse_tenants(text)
@@ -119,13 +130,18 @@ def test_a_refused_file_changes_nothing_and_the_sensor_says_so(tmp_path, monkeyp
     assert [str(f.key) for f in read_feeds(mongo_db).feeds] == ["t.gps"]
 
 
-def test_a_file_mixing_invalid_feeds_with_valid_ones_still_registers_the_valid_ones(tmp_path, monkeypatch,
-                                                                                    mongo_resources, mongo_db):  # fmt: skip
+def test_a_file_mixing_invalid_feeds_with_valid_ones_still_registers_the_valid_ones(
+    tmp_path, monkeypatch, mongo_resources, mongo_db
+):
     tenants = tmp_path / "tenants.yaml"
     monkeypatch.setenv("MLS_TENANTS_FILE", str(tenants))
-    tenants.write_bytes(document({"tenant_id": "good", "feeds": [feed(), feed(mls="crmls", sync_schedule="61 * * * *")]},
-                                 {"tenant_id": "../evil", "feeds": [feed()]},
-                                 {"tenant_id": "meta", "feeds": [feed(base_url="http://169.254.169.254/")]}))  # fmt: skip
+    tenants.write_bytes(
+        document(
+            {"tenant_id": "good", "feeds": [feed(), feed(mls="crmls", sync_schedule="61 * * * *")]},
+            {"tenant_id": "../evil", "feeds": [feed()]},
+            {"tenant_id": "meta", "feeds": [feed(base_url="http://169.254.169.254/")]},
+        )
+    )
     with dg.instance_for_test() as instance:
         with dg.build_sensor_context(instance=instance, resources=mongo_resources) as context:
             result = feed_discovery_sensor(context)
@@ -136,14 +152,19 @@ def test_a_file_mixing_invalid_feeds_with_valid_ones_still_registers_the_valid_o
 
 
 def test_a_bad_cron_edited_into_mongodb_skips_that_feed_and_every_other_feed_still_runs(mongo_resources, mongo_db):
-    loaded = parse_tenants(document({"tenant_id": "t", "feeds": [feed(sync_schedule="* * * * *"),
-                                                                 feed(mls="crmls", sync_schedule="* * * * *")]}))  # fmt: skip
+    loaded = parse_tenants(
+        document(
+            {"tenant_id": "t", "feeds": [feed(sync_schedule="* * * * *"), feed(mls="crmls", sync_schedule="* * * * *")]}
+        )
+    )
     sync_configs(mongo_db, loaded.feeds)
-    mongo_db[CONFIGS_COLLECTION].update_one({"tenantId": "t", "mlsConfigs.provider": "gps"},
-                                            {"$set": {"mlsConfigs.$.syncSchedule": "61 * * * *"}})  # fmt: skip
+    mongo_db[CONFIGS_COLLECTION].update_one(
+        {"tenantId": "t", "mlsConfigs.provider": "gps"}, {"$set": {"mlsConfigs.$.syncSchedule": "61 * * * *"}}
+    )
     with dg.instance_for_test() as instance:
-        with dg.build_sensor_context(instance=instance, resources=mongo_resources,
-                                     cursor="2026-01-01T00:00:00+00:00") as context:  # fmt: skip
+        with dg.build_sensor_context(
+            instance=instance, resources=mongo_resources, cursor="2026-01-01T00:00:00+00:00"
+        ) as context:
             result = nightly_sync_sensor(context)
     assert [r.tags["mls/feed"] for r in result.run_requests] == ["t.crmls"]
     (problem,) = read_feeds(mongo_db).problems
@@ -152,11 +173,21 @@ def test_a_bad_cron_edited_into_mongodb_skips_that_feed_and_every_other_feed_sti
 
 # -- where a token may go ---------------------------------------------------------------
 
-REFUSED_EVERYWHERE = ["http://169.254.169.254/", "https://169.254.169.254/latest", "file:///etc/passwd",
-                      "https://10.0.0.5/v1", "https://192.168.1.2/v1", "https://[fe80::1]/v1",
-                      "https://[::ffff:169.254.169.254]/v1", "ftp://replication.sparkapi.com/v1",
-                      "https://user:secret@replication.sparkapi.com/v1", "https://evil.example.com/v1",
-                      "http://replication.sparkapi.com/v1", "https://0.0.0.0/v1", "not a url"]  # fmt: skip
+REFUSED_EVERYWHERE = [
+    "http://169.254.169.254/",
+    "https://169.254.169.254/latest",
+    "file:///etc/passwd",
+    "https://10.0.0.5/v1",
+    "https://192.168.1.2/v1",
+    "https://[fe80::1]/v1",
+    "https://[::ffff:169.254.169.254]/v1",
+    "ftp://replication.sparkapi.com/v1",
+    "https://user:secret@replication.sparkapi.com/v1",
+    "https://evil.example.com/v1",
+    "http://replication.sparkapi.com/v1",
+    "https://0.0.0.0/v1",
+    "not a url",
+]
 
 
 @pytest.mark.parametrize("url", REFUSED_EVERYWHERE)
@@ -200,9 +231,19 @@ def no_requests(monkeypatch):
 def run_raw(mongo_db, mongo: MongoResource, spark: SourceResource, partition_key: str, feeds=("t.gps",)):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("feeds", list(feeds))
-        return dg.materialize([raw_listings], instance=instance, partition_key=partition_key, raise_on_error=False,
-                              resources={"mongo": mongo, "source": spark, "leases": LeaseResource(mongo=mongo),
-                                         "io_manager": MongoIOManager(mongo=mongo), "clock": ClockResource()})  # fmt: skip
+        return dg.materialize(
+            [raw_listings],
+            instance=instance,
+            partition_key=partition_key,
+            raise_on_error=False,
+            resources={
+                "mongo": mongo,
+                "source": spark,
+                "leases": LeaseResource(mongo=mongo),
+                "io_manager": MongoIOManager(mongo=mongo),
+                "clock": ClockResource(),
+            },
+        )
 
 
 def failure_of(result) -> str:
@@ -236,7 +277,9 @@ def test_production_without_a_base_url_refuses_to_use_the_simulator(monkeypatch,
 
 def test_production_refuses_an_endpoint_edited_into_mongodb(monkeypatch, mongo_uri, mongo_db, no_requests):
     configure(mongo_db, base_url="https://replication.sparkapi.com/v1")
-    mongo_db[CONFIGS_COLLECTION].update_one({"tenantId": "t"}, {"$set": {"mlsConfigs.0.baseUrl": "http://169.254.169.254/"}})
+    mongo_db[CONFIGS_COLLECTION].update_one(
+        {"tenantId": "t"}, {"$set": {"mlsConfigs.0.baseUrl": "http://169.254.169.254/"}}
+    )
     monkeypatch.setenv("MLS_LOCAL_MODE", "0")
     result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
     assert "link-local" in failure_of(result)
@@ -286,19 +329,37 @@ def test_an_unreachable_mongodb_uri_fails_in_one_line_naming_the_server():
     mongo = MongoResource(uri=f"mongodb://127.0.0.1:{port}/?directConnection=true", database="x", timeout_ms=300)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("feeds", ["t.gps"])
-        result = dg.materialize([raw_listings], instance=instance, partition_key=f"{TODAY}|t.gps", raise_on_error=False,
-                                resources={"mongo": mongo, "source": SourceResource(), "io_manager": MongoIOManager(mongo=mongo),
-                                           "leases": LeaseResource(mongo=mongo), "clock": ClockResource()})  # fmt: skip
+        result = dg.materialize(
+            [raw_listings],
+            instance=instance,
+            partition_key=f"{TODAY}|t.gps",
+            raise_on_error=False,
+            resources={
+                "mongo": mongo,
+                "source": SourceResource(),
+                "io_manager": MongoIOManager(mongo=mongo),
+                "leases": LeaseResource(mongo=mongo),
+                "clock": ClockResource(),
+            },
+        )
     assert not result.success
-    errors = [e.event_specific_data.error.message for e in result.all_events
-              if getattr(e.event_specific_data, "error", None) is not None]  # fmt: skip
+    errors = [
+        e.event_specific_data.error.message
+        for e in result.all_events
+        if getattr(e.event_specific_data, "error", None) is not None
+    ]
     assert any(f"MongoDB at 127.0.0.1:{port} is unreachable" in one_line(m.strip().splitlines()[-1]) for m in errors)
 
 
 def test_a_partition_of_an_unknown_feed_fails_in_one_line(mongo_uri, mongo_db):
     configure(mongo_db)
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(),
-                     f"{TODAY}|ghost.gps", feeds=("t.gps", "ghost.gps"))  # fmt: skip
+    result = run_raw(
+        mongo_db,
+        MongoResource(uri=mongo_uri, database=mongo_db.name),
+        SourceResource(),
+        f"{TODAY}|ghost.gps",
+        feeds=("t.gps", "ghost.gps"),
+    )
     assert "feed 'ghost.gps' is not configured" in failure_of(result)
     assert not [n for n in mongo_db.list_collection_names() if n.startswith("ghost")]
 
@@ -309,9 +370,19 @@ def test_the_whole_chain_on_a_bad_config_writes_nothing(monkeypatch, mongo_uri, 
     mongo = MongoResource(uri=mongo_uri, database=mongo_db.name)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("feeds", ["t.gps"])
-        result = dg.materialize(CHAIN, instance=instance, partition_key=f"{TODAY}|t.gps", raise_on_error=False,
-                                resources={"mongo": mongo, "source": SourceResource(), "io_manager": MongoIOManager(mongo=mongo),
-                                           "leases": LeaseResource(mongo=mongo), "clock": ClockResource()})  # fmt: skip
+        result = dg.materialize(
+            CHAIN,
+            instance=instance,
+            partition_key=f"{TODAY}|t.gps",
+            raise_on_error=False,
+            resources={
+                "mongo": mongo,
+                "source": SourceResource(),
+                "io_manager": MongoIOManager(mongo=mongo),
+                "leases": LeaseResource(mongo=mongo),
+                "clock": ClockResource(),
+            },
+        )
     assert not result.success
     assert not [n for n in feed_collections(mongo_db) if mongo_db[n].count_documents({})]
     assert "feed_cursors" not in mongo_db.list_collection_names()

@@ -73,8 +73,11 @@ def test_each_hostile_record_is_quarantined_with_its_reason_or_stored_safely(pip
         doc = raw.find_one({"listingKey": state.timeline.key})
         assert doc["droppedFields"] == ["'$where'", "'a.b'", "'a\\x00b'"]
         assert not {"$where", "a.b", "a\x00b"} & set(doc["record"]["StandardFields"])
-    clean = {s.timeline.key for s in market.states() if s.timeline.mls_id == GPS_MLS_ID
-             and market.hostile_kind(s) in (None, "key_missing", "unsafe_names")}  # fmt: skip
+    clean = {
+        s.timeline.key
+        for s in market.states()
+        if s.timeline.mls_id == GPS_MLS_ID and market.hostile_kind(s) in (None, "key_missing", "unsafe_names")
+    }
     assert stored == clean  # every neighbour of a hostile record is stored
 
 
@@ -96,8 +99,9 @@ def test_the_sweep_survives_unkeyed_records_and_keeps_listings_stored_under_thei
     pipeline.sync(GPS)
     market.advance(timedelta(hours=1))
     stored = keys(pipeline.collection(GPS, "listings")) | keys(pipeline.collection(GPS, "closed_listings"))
-    result = dg.materialize([deleted_listings_sweep], instance=pipeline.instance, resources=pipeline.resources(),
-                            partition_key=GPS)  # fmt: skip
+    result = dg.materialize(
+        [deleted_listings_sweep], instance=pipeline.instance, resources=pipeline.resources(), partition_key=GPS
+    )
     assert result.success
     meta = result.asset_materializations_for_node("deleted_listings_sweep")[0].metadata
     assert meta["unkeyed_source_records"].value >= len(gps_by_kind(market)["no_key"])
@@ -117,8 +121,13 @@ def test_an_envelope_whose_results_is_not_a_list_fails_at_once_naming_the_page(s
 
 def test_a_broken_envelope_fails_the_run_without_step_retries(pipeline, simulator):
     simulator.inject("results_object")
-    result = dg.materialize(CHAIN, instance=pipeline.instance, resources=pipeline.resources(),
-                            partition_key=f"{pipeline.market.now.date().isoformat()}|{GPS}", raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        CHAIN,
+        instance=pipeline.instance,
+        resources=pipeline.resources(),
+        partition_key=f"{pipeline.market.now.date().isoformat()}|{GPS}",
+        raise_on_error=False,
+    )
     assert not result.success
     assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_RESTARTED]
     failure = next(e for e in result.all_events if e.is_step_failure)

@@ -27,8 +27,9 @@ HOLD_AND_DIE = textwrap.dedent(
 
 
 def held_by_a_killed_process(mongo_uri, mongo_db, run_id: str, *names: str) -> None:
-    died = subprocess.run([sys.executable, "-c", HOLD_AND_DIE, mongo_uri, mongo_db.name, run_id, *names],
-                          env=dict(os.environ), timeout=60)  # fmt: skip
+    died = subprocess.run(
+        [sys.executable, "-c", HOLD_AND_DIE, mongo_uri, mongo_db.name, run_id, *names], env=dict(os.environ), timeout=60
+    )
     assert died.returncode == -9
     assert mongo_db[LEASES_COLLECTION].count_documents({"runId": run_id}) == len(names) + 1
 
@@ -65,35 +66,71 @@ def test_the_leases_of_a_killed_process_on_this_host_are_free_at_once(mongo_uri,
 
 def test_a_holder_that_stopped_renewing_loses_its_lease_after_the_ttl(mongo_db):
     stale = datetime.now(UTC) - timedelta(seconds=120)
-    mongo_db[LEASES_COLLECTION].insert_one({"_id": feed_lease("t.gps"), "runId": "elsewhere", "host": "other-host/x",
-                                            "pid": 1, "started": "", "heartbeatAt": stale, "acquiredAt": stale})  # fmt: skip
+    mongo_db[LEASES_COLLECTION].insert_one(
+        {
+            "_id": feed_lease("t.gps"),
+            "runId": "elsewhere",
+            "host": "other-host/x",
+            "pid": 1,
+            "started": "",
+            "heartbeatAt": stale,
+            "acquiredAt": stale,
+        }
+    )
     with Leases(mongo_db, "mine", ttl=60) as leases:
         leases.acquire(feed_lease("t.gps"), wait=0)
     fresh = datetime.now(UTC)
-    mongo_db[LEASES_COLLECTION].insert_one({"_id": feed_lease("t.crmls"), "runId": "elsewhere", "host": "other-host/x",
-                                            "pid": 1, "started": "", "heartbeatAt": fresh, "acquiredAt": fresh})  # fmt: skip
+    mongo_db[LEASES_COLLECTION].insert_one(
+        {
+            "_id": feed_lease("t.crmls"),
+            "runId": "elsewhere",
+            "host": "other-host/x",
+            "pid": 1,
+            "started": "",
+            "heartbeatAt": fresh,
+            "acquiredAt": fresh,
+        }
+    )
     with Leases(mongo_db, "mine-too", ttl=60) as leases, pytest.raises(LeaseTimeout):
         leases.acquire(feed_lease("t.crmls"), wait=0)
 
 
 def test_a_lease_of_a_run_dagster_knows_has_ended_is_free(mongo_db):
     fresh = datetime.now(UTC)
-    mongo_db[LEASES_COLLECTION].insert_one({"_id": feed_lease("t.gps"), "runId": "finished", "host": "other-host/x",
-                                            "pid": 1, "started": "", "heartbeatAt": fresh, "acquiredAt": fresh})  # fmt: skip
+    mongo_db[LEASES_COLLECTION].insert_one(
+        {
+            "_id": feed_lease("t.gps"),
+            "runId": "finished",
+            "host": "other-host/x",
+            "pid": 1,
+            "started": "",
+            "heartbeatAt": fresh,
+            "acquiredAt": fresh,
+        }
+    )
     with Leases(mongo_db, "mine", run_ended=lambda run_id: run_id == "finished") as leases:
         leases.acquire(feed_lease("t.gps"), wait=0)
 
 
-def test_the_dead_run_sensor_fails_runs_whose_process_is_gone_and_frees_their_leases(mongo_uri, mongo_db,
-                                                                                     mongo_resources):  # fmt: skip
+def test_the_dead_run_sensor_fails_runs_whose_process_is_gone_and_frees_their_leases(
+    mongo_uri, mongo_db, mongo_resources
+):
     with dg.instance_for_test() as instance:
-        dead = instance.create_run_for_job(dg.JobDefinition(graph_def=dg.GraphDefinition(name="g", node_defs=[])),
-                                           tags={"mls/feed": "t.gps"})  # fmt: skip
+        dead = instance.create_run_for_job(
+            dg.JobDefinition(graph_def=dg.GraphDefinition(name="g", node_defs=[])), tags={"mls/feed": "t.gps"}
+        )
         alive = instance.create_run_for_job(dg.JobDefinition(graph_def=dg.GraphDefinition(name="h", node_defs=[])))
         for run in (dead, alive):
-            instance.handle_new_event(dg.EventLogEntry(
-                error_info=None, level="DEBUG", user_message="", run_id=run.run_id, timestamp=0.0,
-                dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, run.job_name)))  # fmt: skip
+            instance.handle_new_event(
+                dg.EventLogEntry(
+                    error_info=None,
+                    level="DEBUG",
+                    user_message="",
+                    run_id=run.run_id,
+                    timestamp=0.0,
+                    dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, run.job_name),
+                )
+            )
         held_by_a_killed_process(mongo_uri, mongo_db, dead.run_id, feed_lease("t.gps"))
         with Leases(mongo_db, alive.run_id):
             with dg.build_sensor_context(instance=instance, resources=mongo_resources) as context:
@@ -105,7 +142,8 @@ def test_the_dead_run_sensor_fails_runs_whose_process_is_gone_and_frees_their_le
 
 
 def test_without_a_daemon_feeds_status_shows_a_killed_run_dead_and_frees_the_leases_of_ended_runs(
-        mongo_uri, mongo_db, tmp_path, monkeypatch, capsys):  # fmt: skip
+    mongo_uri, mongo_db, tmp_path, monkeypatch, capsys
+):
     """No sensor runs here: the operator's next command marks the killed run failed and frees
     its leases, and the lease a failed run could not free (its database was gone) too."""
     from mls_assets.cli import main
@@ -117,13 +155,27 @@ def test_without_a_daemon_feeds_status_shows_a_killed_run_dead_and_frees_the_lea
     with dg.DagsterInstance.get() as instance:
         job = dg.JobDefinition(graph_def=dg.GraphDefinition(name="g", node_defs=[]))
         killed, ended = instance.create_run_for_job(job), instance.create_run_for_job(job)
-        instance.handle_new_event(dg.EventLogEntry(
-            error_info=None, level="DEBUG", user_message="", run_id=killed.run_id, timestamp=0.0,
-            dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, killed.job_name)))  # fmt: skip
+        instance.handle_new_event(
+            dg.EventLogEntry(
+                error_info=None,
+                level="DEBUG",
+                user_message="",
+                run_id=killed.run_id,
+                timestamp=0.0,
+                dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, killed.job_name),
+            )
+        )
         instance.report_run_failed(ended, message="lost its database")
     held_by_a_killed_process(mongo_uri, mongo_db, killed.run_id, feed_lease("t.gps"))
-    mongo_db[LEASES_COLLECTION].insert_one({"_id": feed_lease("u.gps"), "runId": ended.run_id, "pid": os.getpid(),
-                                            "host": "elsewhere", "heartbeatAt": datetime.now(UTC)})  # fmt: skip
+    mongo_db[LEASES_COLLECTION].insert_one(
+        {
+            "_id": feed_lease("u.gps"),
+            "runId": ended.run_id,
+            "pid": os.getpid(),
+            "host": "elsewhere",
+            "heartbeatAt": datetime.now(UTC),
+        }
+    )
     assert main(["feeds", "status", "--json"]) == 0
     capsys.readouterr()
     with dg.DagsterInstance.get() as instance:

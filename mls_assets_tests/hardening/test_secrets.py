@@ -25,22 +25,35 @@ def found_in_files(root: Path) -> list[str]:
 
 
 def found_in_database(database) -> list[str]:
-    return [f"{name}: {doc.get('_id')}" for name in database.list_collection_names()
-            for doc in database[name].find() if TOKEN.encode() in bson.encode(doc)]  # fmt: skip
+    return [
+        f"{name}: {doc.get('_id')}"
+        for name in database.list_collection_names()
+        for doc in database[name].find()
+        if TOKEN.encode() in bson.encode(doc)
+    ]
 
 
 def run(pipeline: Pipeline, instance) -> dg.ExecuteInProcessResult:
-    return dg.materialize(CHAIN, instance=instance, resources=pipeline.resources(), raise_on_error=False,
-                          partition_key=f"{pipeline.market.now.date().isoformat()}|{GPS}")  # fmt: skip
+    return dg.materialize(
+        CHAIN,
+        instance=instance,
+        resources=pipeline.resources(),
+        raise_on_error=False,
+        partition_key=f"{pipeline.market.now.date().isoformat()}|{GPS}",
+    )
 
 
 def errors_of(result) -> list[str]:
-    return [e.event_specific_data.error.to_string() for e in result.all_events
-            if getattr(e.event_specific_data, "error", None) is not None]  # fmt: skip
+    return [
+        e.event_specific_data.error.to_string()
+        for e in result.all_events
+        if getattr(e.event_specific_data, "error", None) is not None
+    ]
 
 
 def test_the_token_is_found_nowhere_after_a_run_a_401_and_a_transport_error(
-        pipeline, simulator, monkeypatch, tmp_path, caplog, capfd):  # fmt: skip
+    pipeline, simulator, monkeypatch, tmp_path, caplog, capfd
+):
     caplog.set_level(logging.DEBUG)
     simulator.add_token(TOKEN)
     monkeypatch.setenv(VARIABLE, TOKEN)
@@ -59,7 +72,8 @@ def test_the_token_is_found_nowhere_after_a_run_a_401_and_a_transport_error(
 
         port = free_port()  # nothing listens there: a transport error
         pipeline.database[CONFIGS_COLLECTION].update_many(
-            {}, {"$set": {"mlsConfigs.$[].baseUrl": f"http://127.0.0.1:{port}/v1"}})
+            {}, {"$set": {"mlsConfigs.$[].baseUrl": f"http://127.0.0.1:{port}/v1"}}
+        )
         unreachable = run(pipeline, instance)
         assert not unreachable.success
         assert any(f"127.0.0.1:{port}" in e for e in errors_of(unreachable))

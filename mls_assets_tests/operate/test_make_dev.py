@@ -42,10 +42,16 @@ def dev_env(tmp_path: Path):
     tenants = tmp_path / "tenants.yaml"
     tenants.write_text("tenants: []\n")
     env = {k: v for k, v in os.environ.items() if k not in {"MONGODB_URI", "MONGODB_DATABASE"}}
-    env.update(DAGSTER_HOME=str(tmp_path / "dagster_home"), MLS_TENANTS_FILE=str(tenants),
-               MLS_EMBEDDED_MONGO_HOME=str(tmp_path / "mongo"), MLS_EMBEDDED_MONGO_PORT=str(free_port()),
-               MLS_SIMULATOR_HOME=str(tmp_path / "simulator"), MLS_SIMULATOR_PORT=str(free_port()),
-               DAGSTER_PORT=str(free_port()), MLS_API_PORT=str(free_port()))  # fmt: skip
+    env.update(
+        DAGSTER_HOME=str(tmp_path / "dagster_home"),
+        MLS_TENANTS_FILE=str(tenants),
+        MLS_EMBEDDED_MONGO_HOME=str(tmp_path / "mongo"),
+        MLS_EMBEDDED_MONGO_PORT=str(free_port()),
+        MLS_SIMULATOR_HOME=str(tmp_path / "simulator"),
+        MLS_SIMULATOR_PORT=str(free_port()),
+        DAGSTER_PORT=str(free_port()),
+        MLS_API_PORT=str(free_port()),
+    )
     yield env
     cli = [sys.executable, "-m", "mls_assets.cli"]
     subprocess.run([*cli, "sim", "stop"], env=env, capture_output=True, timeout=60)
@@ -53,8 +59,13 @@ def dev_env(tmp_path: Path):
 
 
 def _start_make_dev(env: dict, log: Path) -> tuple[subprocess.Popen, list[psutil.Process]]:
-    make = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=project_root(), env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "dev"],
+        cwd=project_root(),
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     ui = f"http://127.0.0.1:{env['DAGSTER_PORT']}/server_info"
     api = f"http://127.0.0.1:{env['MLS_API_PORT']}/openapi.json"
     deadline = time.monotonic() + 180

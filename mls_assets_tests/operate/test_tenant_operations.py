@@ -43,8 +43,14 @@ def operator(pipeline, simulator, monkeypatch, tmp_path):
 
 
 def run_feed(pipeline, instance, feed=FEED) -> dg.ExecuteInProcessResult:
-    return dg.materialize(CHAIN, instance=instance, resources=pipeline.resources(), raise_on_error=False,
-                          partition_key=f"{pipeline.market.now.date().isoformat()}|{feed}", tags={"mls/feed": feed})  # fmt: skip
+    return dg.materialize(
+        CHAIN,
+        instance=instance,
+        resources=pipeline.resources(),
+        raise_on_error=False,
+        partition_key=f"{pipeline.market.now.date().isoformat()}|{feed}",
+        tags={"mls/feed": feed},
+    )
 
 
 def stored_in_status_collections(pipeline, key: FeedKey) -> int:
@@ -52,12 +58,27 @@ def stored_in_status_collections(pipeline, key: FeedKey) -> int:
 
 
 def add_agent(capsys, monkeypatch, simulator, *extra) -> tuple[int, str, str]:
-    return cli(capsys, "tenants", "add", "newagent", "--mls", "gps", "--mls-id", GPS_MLS_ID, "--base-url",
-               simulator.url, "--token-stdin", *extra, stdin=TOKEN + "\n", monkeypatch=monkeypatch)  # fmt: skip
+    return cli(
+        capsys,
+        "tenants",
+        "add",
+        "newagent",
+        "--mls",
+        "gps",
+        "--mls-id",
+        GPS_MLS_ID,
+        "--base-url",
+        simulator.url,
+        "--token-stdin",
+        *extra,
+        stdin=TOKEN + "\n",
+        monkeypatch=monkeypatch,
+    )
 
 
 def test_an_agent_added_by_command_is_discovered_and_synced_with_its_stored_token(
-        operator, simulator, monkeypatch, tmp_path, caplog, capfd):  # fmt: skip
+    operator, simulator, monkeypatch, tmp_path, caplog, capfd
+):
     caplog.set_level(logging.DEBUG)
     capsys = capfd  # the commands' output and the run's logs, at the file descriptors
     code, out, err = add_agent(capsys, monkeypatch, simulator, "--json")
@@ -86,8 +107,12 @@ def test_an_agent_added_by_command_is_discovered_and_synced_with_its_stored_toke
         assert (shown["mls"], shown["provider"]) == (FeedKey.parse(FEED).mls, "spark") and "apiProvider" not in shown
 
     found_in_storage = [str(p) for p in home.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
-    found_in_mongo = [name for name in operator.database.list_collection_names()
-                      for doc in operator.database[name].find() if TOKEN.encode() in bson.encode(doc)]  # fmt: skip
+    found_in_mongo = [
+        name
+        for name in operator.database.list_collection_names()
+        for doc in operator.database[name].find()
+        if TOKEN.encode() in bson.encode(doc)
+    ]
     captured = capfd.readouterr()
     assert not found_in_storage and not found_in_mongo
     assert TOKEN not in texts and TOKEN not in caplog.text and TOKEN not in captured.out + captured.err
@@ -102,8 +127,11 @@ def test_a_wrong_key_fails_the_run_clearly_and_rotation_keeps_feeds_working(oper
         monkeypatch.setenv("MLS_TOKEN_KEY", credentials.new_key())  # not the key it was stored with
         failed = run_feed(operator, instance)
         assert not failed.success
-        errors = " ".join(e.event_specific_data.error.to_string() for e in failed.all_events
-                          if getattr(e.event_specific_data, "error", None) is not None)  # fmt: skip
+        errors = " ".join(
+            e.event_specific_data.error.to_string()
+            for e in failed.all_events
+            if getattr(e.event_specific_data, "error", None) is not None
+        )
         assert f"feed {FEED}: its stored token is unusable" in errors and TOKEN not in errors
 
         second_key = credentials.new_key()
@@ -121,8 +149,9 @@ def test_storing_a_token_without_a_key_is_refused(operator, simulator, capsys, m
     assert operator.database[CONFIGS_COLLECTION].find_one({"tenantId": "newagent"}) is None
 
 
-def test_pause_reschedule_quota_and_remove_by_command_and_a_file_sync_keeps_them(operator, simulator, capsys,
-                                                                                  monkeypatch, tenants_file):  # fmt: skip
+def test_pause_reschedule_quota_and_remove_by_command_and_a_file_sync_keeps_them(
+    operator, simulator, capsys, monkeypatch, tenants_file
+):
     assert add_agent(capsys, monkeypatch, simulator)[0] == 0
     assert cli(capsys, "feeds", "disable", FEED)[0] == 0
     assert cli(capsys, "feeds", "set-cron", FEED, "30 4 * * *")[0] == 0
@@ -132,8 +161,12 @@ def test_pause_reschedule_quota_and_remove_by_command_and_a_file_sync_keeps_them
     sync_configs(operator.database, load_feeds(tenants_file))  # the tenants file changed: its tenants rewritten
     code, out, _ = cli(capsys, "tenants", "show", "newagent", "--json")
     (config,) = json.loads(out)["feeds"]
-    assert (config["syncEnabled"], config["syncSchedule"], config["maxListings"], config["enforceQuota"]) == \
-        (False, "30 4 * * *", 25, True)  # fmt: skip
+    assert (config["syncEnabled"], config["syncSchedule"], config["maxListings"], config["enforceQuota"]) == (
+        False,
+        "30 4 * * *",
+        25,
+        True,
+    )
     assert config["token"] == "stored (encrypted)" and "tokenCiphertext" not in out
 
     with dg.instance_for_test() as instance:
@@ -158,8 +191,9 @@ def test_pause_reschedule_quota_and_remove_by_command_and_a_file_sync_keeps_them
     assert operator.database[CONFIGS_COLLECTION].find_one({"tenantId": "newagent"}) is None
 
 
-def test_listings_a_quota_held_back_come_in_at_the_next_run_once_it_allows_them(operator, simulator, capsys,
-                                                                                monkeypatch):  # fmt: skip
+def test_listings_a_quota_held_back_come_in_at_the_next_run_once_it_allows_them(
+    operator, simulator, capsys, monkeypatch
+):
     """An agent on a 20-listing plan upgrades: raised, the next run brings in as many held
     listings as there is room for (oldest held first); lifted, all of them; nothing re-pulled."""
     assert add_agent(capsys, monkeypatch, simulator)[0] == 0
@@ -171,17 +205,24 @@ def test_listings_a_quota_held_back_come_in_at_the_next_run_once_it_allows_them(
         first = run_feed(operator, instance)
         assert first.success and stored_in_status_collections(operator, key) == 20
         flattened = operator.database[FLATTENED.collection_name(key)].count_documents({})
-        routable = flattened - sum(1 for d in operator.database[FLATTENED.collection_name(key)].find(
-            {}, {"standardStatus": 1, "statusChangeTimestamp": 1, "modificationTimestamp": 1})
-            if home_of_listing(d, operator.market.now) is None)  # fmt: skip
+        routable = flattened - sum(
+            1
+            for d in operator.database[FLATTENED.collection_name(key)].find(
+                {}, {"standardStatus": 1, "statusChangeTimestamp": 1, "modificationTimestamp": 1}
+            )
+            if home_of_listing(d, operator.market.now) is None
+        )
         assert held.count_documents({}) == routable - 20 > 20  # every held key is known
         oldest = [d["_id"] for d in held.find().sort([("heldAt", 1), ("_id", 1)]).limit(10)]
 
         assert cli(capsys, "feeds", "set-quota", FEED, "30", "--enforce")[0] == 0
         raised = run_feed(operator, instance)
         assert raised.success and stored_in_status_collections(operator, key) == 30
-        stored_keys = {d["listingKey"] for s in (ACTIVE, CLOSED, EXPIRED)
-                       for d in operator.database[s.collection_name(key)].find({}, {"listingKey": 1})}  # fmt: skip
+        stored_keys = {
+            d["listingKey"]
+            for s in (ACTIVE, CLOSED, EXPIRED)
+            for d in operator.database[s.collection_name(key)].find({}, {"listingKey": 1})
+        }
         assert set(oldest) <= stored_keys and not held.count_documents({"_id": {"$in": oldest}})
         (check,) = [c for c in raised.get_asset_check_evaluations() if c.check_name == "within_listing_quota"]
         assert check.passed and check.metadata["readmitted"].value == 10
@@ -192,12 +233,22 @@ def test_listings_a_quota_held_back_come_in_at_the_next_run_once_it_allows_them(
         assert held.count_documents({}) == 0
         (check,) = [c for c in lifted.get_asset_check_evaluations() if c.check_name == "within_listing_quota"]
         assert check.metadata["readmitted"].value == routable - 30 and check.metadata["held_back"].value == 0
-        with_photos = {d["listingKey"] for d in operator.database[RAW.collection_name(key)].find(
-            {"record.StandardFields.Photos.0": {"$exists": True}}, {"listingKey": 1})}  # fmt: skip
-        photographed = {k for s in (PHOTOS, EXPIRED_PHOTOS) for k in operator.database[s.collection_name(key)].distinct(
-            "listingKey")}  # fmt: skip
-        stored_keys = {d["listingKey"] for s in (ACTIVE, CLOSED, EXPIRED)
-                       for d in operator.database[s.collection_name(key)].find({}, {"listingKey": 1})}  # fmt: skip
+        with_photos = {
+            d["listingKey"]
+            for d in operator.database[RAW.collection_name(key)].find(
+                {"record.StandardFields.Photos.0": {"$exists": True}}, {"listingKey": 1}
+            )
+        }
+        photographed = {
+            k
+            for s in (PHOTOS, EXPIRED_PHOTOS)
+            for k in operator.database[s.collection_name(key)].distinct("listingKey")
+        }
+        stored_keys = {
+            d["listingKey"]
+            for s in (ACTIVE, CLOSED, EXPIRED)
+            for d in operator.database[s.collection_name(key)].find({}, {"listingKey": 1})
+        }
         assert with_photos & stored_keys and with_photos & stored_keys <= photographed  # brought in with their photos
         pulled = [m for m in lifted.asset_materializations_for_node("raw_listings")]
         assert all(m.metadata["pulled"].value == 0 for m in pulled)  # brought in from what was stored, not re-pulled
@@ -234,12 +285,27 @@ def test_feed_history_errors_sync_now_and_cancel(operator, simulator, capsys, mo
 
 
 def test_an_agent_on_a_reso_mls_is_added_by_command_and_synced_through_the_reso_api(
-        operator, simulator, market, monkeypatch, capfd):  # fmt: skip
+    operator, simulator, market, monkeypatch, capfd
+):
     from mls_assets.lib.spark.simulator.market import RESO_SYSTEM_NAMES
 
-    code, out, err = cli(capfd, "tenants", "add", "gridagent", "--mls", "gps", "--provider", "reso", "--mls-id",
-                         RESO_SYSTEM_NAMES[GPS_MLS_ID], "--base-url", simulator.reso_url, "--token-stdin",
-                         stdin=TOKEN + "\n", monkeypatch=monkeypatch)  # fmt: skip
+    code, out, err = cli(
+        capfd,
+        "tenants",
+        "add",
+        "gridagent",
+        "--mls",
+        "gps",
+        "--provider",
+        "reso",
+        "--mls-id",
+        RESO_SYSTEM_NAMES[GPS_MLS_ID],
+        "--base-url",
+        simulator.reso_url,
+        "--token-stdin",
+        stdin=TOKEN + "\n",
+        monkeypatch=monkeypatch,
+    )
     assert code == 0, err
     stored = operator.database[CONFIGS_COLLECTION].find_one({"tenantId": "gridagent"})["mlsConfigs"][0]
     assert (stored["apiProvider"], stored["propertyTypes"], stored["rateLimit"]["per_hour"]) == ("reso", [], 7200)
@@ -247,7 +313,20 @@ def test_an_agent_on_a_reso_mls_is_added_by_command_and_synced_through_the_reso_
         instance.add_dynamic_partitions("feeds", ["gridagent.gps"])
         assert run_feed(operator, instance, "gridagent.gps").success
     assert operator.collection("gridagent.gps", "raw_listings").count_documents({}) == len(
-        [s for s in market.states() if s.timeline.mls_id == GPS_MLS_ID])
-    code, _, err = cli(capfd, "tenants", "add", "badagent", "--mls", "gps", "--provider", "reso", "--mls-id", "a b",
-                       "--token-env", "X_TOKEN")  # fmt: skip
+        [s for s in market.states() if s.timeline.mls_id == GPS_MLS_ID]
+    )
+    code, _, err = cli(
+        capfd,
+        "tenants",
+        "add",
+        "badagent",
+        "--mls",
+        "gps",
+        "--provider",
+        "reso",
+        "--mls-id",
+        "a b",
+        "--token-env",
+        "X_TOKEN",
+    )
     assert code == 2 and "OriginatingSystemName" in err

@@ -37,12 +37,18 @@ def simulator(market):
 
 @pytest.fixture
 def tenants_file(tmp_path, simulator, monkeypatch):
-    feed = lambda mls, mls_id: {"mls": mls, "mls_id": mls_id, "base_url": simulator.url,
-                                "token_env": "SPARK_TOKEN_TEST_UNSET"}  # fmt: skip
-    document = {"tenants": [
-        {"tenant_id": "jpsrealtor", "feeds": [feed("gps", GPS_MLS_ID), feed("crmls", CRMLS_MLS_ID)]},
-        {"tenant_id": "otheragent", "feeds": [feed("gps", GPS_MLS_ID)]},
-    ]}  # fmt: skip
+    feed = lambda mls, mls_id: {
+        "mls": mls,
+        "mls_id": mls_id,
+        "base_url": simulator.url,
+        "token_env": "SPARK_TOKEN_TEST_UNSET",
+    }
+    document = {
+        "tenants": [
+            {"tenant_id": "jpsrealtor", "feeds": [feed("gps", GPS_MLS_ID), feed("crmls", CRMLS_MLS_ID)]},
+            {"tenant_id": "otheragent", "feeds": [feed("gps", GPS_MLS_ID)]},
+        ]
+    }
     path = tmp_path / "tenants.yaml"
     path.write_text(yaml.safe_dump(document))
     monkeypatch.setenv("MLS_TENANTS_FILE", str(path))
@@ -69,15 +75,23 @@ class Pipeline:
 
     def sync(self, feed: str, day: str | None = None, assets=CHAIN, **spark) -> dg.ExecuteInProcessResult:
         day = day or self.market.now.date().isoformat()
-        result = dg.materialize(assets, instance=self.instance, resources=self.resources(**spark),
-                                partition_key=str(feed_day_key(feed, day)), tags={"mls/feed": feed})  # fmt: skip
+        result = dg.materialize(
+            assets,
+            instance=self.instance,
+            resources=self.resources(**spark),
+            partition_key=str(feed_day_key(feed, day)),
+            tags={"mls/feed": feed},
+        )
         assert result.success
         return result
 
     def backfill(self, feed: str, first_day: str, last_day: str) -> dg.ExecuteInProcessResult:
         """A date window of one feed as one run (what a single-run backfill launches)."""
-        tags = {"dagster/asset_partition_range_start": str(feed_day_key(feed, first_day)),
-                "dagster/asset_partition_range_end": str(feed_day_key(feed, last_day)), "mls/feed": feed}  # fmt: skip
+        tags = {
+            "dagster/asset_partition_range_start": str(feed_day_key(feed, first_day)),
+            "dagster/asset_partition_range_end": str(feed_day_key(feed, last_day)),
+            "mls/feed": feed,
+        }
         result = dg.materialize(CHAIN, instance=self.instance, resources=self.resources(), tags=tags)
         assert result.success
         return result

@@ -29,8 +29,7 @@ def test_a_backfilled_window_of_expired_listings_converges_with_the_source(pipel
     expired = pipeline.collection(GPS, "expired_listings")
     in_window = lambda: {d["listingKey"] for d in expired.find() if first <= d["modificationTimestamp"].date() <= last}
     assert in_window() == expected_expired(market, first, last)
-    assert {d["modificationTimestamp"].date() for d in expired.find()} <= {
-        first + timedelta(days=n) for n in range(5)}  # fmt: skip (the window's days, nothing else)
+    assert {d["modificationTimestamp"].date() for d in expired.find()} <= {first + timedelta(days=n) for n in range(5)}
 
     market.advance(timedelta(days=2))  # listings move on; today's sync picks their new versions
     pipeline.sync(GPS)
@@ -42,15 +41,20 @@ def test_a_backfilled_window_of_expired_listings_converges_with_the_source(pipel
 def test_the_sweep_removes_listings_that_vanished_and_records_it(pipeline, market):
     pipeline.sync(GPS)
     before = keys(pipeline.collection(GPS, "raw_listings"))
-    deletions = [at for s in gps_states(market) for at, (kind, _) in zip(s.timeline.times, s.timeline.events)
-                 if kind == "delete" and at > market._clock]  # fmt: skip
+    deletions = [
+        at
+        for s in gps_states(market)
+        for at, (kind, _) in zip(s.timeline.times, s.timeline.events)
+        if kind == "delete" and at > market._clock
+    ]
     assert deletions, "the simulated market should delete some stored listings later"
     market.advance(timedelta(seconds=max(deletions) - market._clock + 60))
     visible = {s.timeline.key for s in gps_states(market)}
     gone = before - visible
 
-    result = dg.materialize([deleted_listings_sweep], instance=pipeline.instance, resources=pipeline.resources(),
-                            partition_key=GPS)  # fmt: skip
+    result = dg.materialize(
+        [deleted_listings_sweep], instance=pipeline.instance, resources=pipeline.resources(), partition_key=GPS
+    )
     assert result.success
     for name in ("raw_listings", "flattened_listings", "listings", "closed_listings", "expired_listings", "photos"):
         assert not keys(pipeline.collection(GPS, name)) & gone, name
@@ -68,8 +72,13 @@ def test_the_sweep_refuses_a_truncated_key_list(pipeline, market, tenants_file):
     document["tenants"][0]["feeds"][0]["property_types"] = ["C"]  # the sweep now sees a sliver
     tenants_file.write_text(yaml.safe_dump(document))
     pipeline.load_configs(tenants_file)
-    result = dg.materialize([deleted_listings_sweep], instance=pipeline.instance, resources=pipeline.resources(),
-                            partition_key=GPS, raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        [deleted_listings_sweep],
+        instance=pipeline.instance,
+        resources=pipeline.resources(),
+        partition_key=GPS,
+        raise_on_error=False,
+    )
     assert not result.success
     failure = [e for e in result.all_events if e.is_step_failure][-1]
     assert "refusing to delete anything" in str(failure.step_failure_data.error)
@@ -117,17 +126,22 @@ def test_a_first_load_over_a_range_gives_every_day_partition_its_own_listings(pi
     result = pipeline.backfill(GPS, first.isoformat(), last.isoformat())
     raw_by_day = _per_day(pipeline.collection(GPS, "raw_listings"))
     active_by_day = _per_day(pipeline.collection(GPS, "listings"))
-    raw = {m.partition.keys_by_dimension["day"]: m.metadata for m in result.asset_materializations_for_node("raw_listings")}
+    raw = {
+        m.partition.keys_by_dimension["day"]: m.metadata for m in result.asset_materializations_for_node("raw_listings")
+    }
     assert sorted(raw) == [(first + timedelta(days=n)).isoformat() for n in range(7)]
     for day, metadata in raw.items():
         assert metadata["pulled"].value == raw_by_day.get(day, 0), day
         assert metadata["dagster/partition_row_count"].value == raw_by_day.get(day, 0), day
         assert metadata["run_pulled_in_window"].value == sum(raw_by_day.values())  # the whole history, once
     assert len({m["pulled"].value for m in raw.values()}) > 1, "the days of this market differ"
-    active = {e.materialization.partition.keys_by_dimension["day"]: e.materialization.metadata
-              for e in result.get_asset_materialization_events()
-              if e.asset_key == dg.AssetKey("active_listings")}  # fmt: skip
+    active = {
+        e.materialization.partition.keys_by_dimension["day"]: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("active_listings")
+    }
     assert {day: m["dagster/partition_row_count"].value for day, m in active.items()} == {
-        day: active_by_day.get(day, 0) for day in raw}  # fmt: skip
+        day: active_by_day.get(day, 0) for day in raw
+    }
     assert any(active_by_day.get(day) for day in raw)
     assert pipeline.database["feed_cursors"].find_one({"_id": GPS}) is not None

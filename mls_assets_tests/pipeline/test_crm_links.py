@@ -14,8 +14,9 @@ from mls_assets_tests.pipeline.test_replication_chain import GPS, first_move, gp
 
 
 def add_property(pipeline, property_id, **fields):
-    crm.properties(pipeline.database, "jpsrealtor").insert_one({"_id": property_id, "crm_status": "active",
-                                                                "notes": "call the owner", **fields})  # fmt: skip
+    crm.properties(pipeline.database, "jpsrealtor").insert_one(
+        {"_id": property_id, "crm_status": "active", "notes": "call the owner", **fields}
+    )
 
 
 def listing_doc(pipeline, key):
@@ -50,8 +51,9 @@ def test_link_and_unlink_keep_both_sides_consistent(pipeline):
 
 
 def crm_metadata(result):
-    event = next(e for e in result.get_asset_materialization_events()
-                 if e.asset_key.to_user_string() == "crm_linked_properties")  # fmt: skip
+    event = next(
+        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "crm_linked_properties"
+    )
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
@@ -83,8 +85,9 @@ def test_a_price_change_reaches_every_linked_property_and_keeps_crm_fields(pipel
 
 def test_a_listing_moving_to_closed_updates_the_crm_status_once(pipeline, market):
     pipeline.sync(GPS)
-    candidates = [s for s in gps_states(market) if s.status in ("Pending", "Active Under Contract")
-                  and not is_bad(market, s)]  # fmt: skip
+    candidates = [
+        s for s in gps_states(market) if s.status in ("Pending", "Active Under Contract") and not is_bad(market, s)
+    ]
     state, at, target = first_move(market, candidates, ("Closed",))
     add_property(pipeline, "p9")
     crm.link(pipeline.database, "jpsrealtor", "p9", "gps", state.timeline.key)
@@ -109,16 +112,18 @@ def test_the_link_sensor_requests_the_feeds_with_new_links(pipeline):
     (request,) = result.run_requests
     assert request.partition_key.endswith("|jpsrealtor.gps") and request.tags["mls/feed"] == GPS
     assert request.run_key.startswith("crm-link|jpsrealtor.gps|")
-    with dg.build_sensor_context(instance=pipeline.instance, resources=pipeline.resources(),
-                                 cursor=result.cursor) as context:  # fmt: skip
+    with dg.build_sensor_context(
+        instance=pipeline.instance, resources=pipeline.resources(), cursor=result.cursor
+    ) as context:
         again = crm_link_sensor(context)
     assert not again.run_requests
 
 
 def test_the_crm_commands_print_clear_errors(pipeline, mongo_uri):
     env = {**os.environ, "MONGODB_URI": mongo_uri, "MONGODB_DATABASE": pipeline.database.name}
-    run = lambda *args: subprocess.run([sys.executable, "-m", "mls_assets.cli", "crm", *args],
-                                       capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    run = lambda *args: subprocess.run(
+        [sys.executable, "-m", "mls_assets.cli", "crm", *args], capture_output=True, text=True, env=env, timeout=120
+    )
     missing = run("show", "--tenant", "jpsrealtor", "--property", "nope")
     assert missing.returncode == 2 and "error: no CRM property 'nope'" in missing.stderr
     add_property(pipeline, "p1")
@@ -143,10 +148,12 @@ def test_the_rescrape_pulls_exactly_the_linked_listings(pipeline, market):
     market.advance(timedelta(hours=1))
 
     result = dg.materialize(
-        CHAIN, instance=pipeline.instance, resources=pipeline.resources(),
+        CHAIN,
+        instance=pipeline.instance,
+        resources=pipeline.resources(),
         partition_key=str(feed_day_key(GPS, market.now.date().isoformat())),
         run_config={"ops": {"raw_listings": {"config": {"listing_keys": [key]}}}},
-    )  # fmt: skip
+    )
     raw = next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "raw_listings")
     assert raw.materialization.metadata["pulled_in_window"].value == 1
     assert crm.show(pipeline.database, "jpsrealtor", "p1")["property"]["price"] == 77_000.0

@@ -9,8 +9,17 @@ from mls_assets_tests.pipeline.conftest import ANCHOR, Pipeline
 
 GPS = "jpsrealtor.gps"
 STATUS_COLLECTIONS = {"active": "listings", "closed": "closed_listings", "expired": "expired_listings"}
-ALL = ("raw_listings", "flattened_listings", "rejects", "listings", "closed_listings", "expired_listings",
-       "photos", "expired_photos", "status_history")  # fmt: skip
+ALL = (
+    "raw_listings",
+    "flattened_listings",
+    "rejects",
+    "listings",
+    "closed_listings",
+    "expired_listings",
+    "photos",
+    "expired_photos",
+    "status_history",
+)
 VOLATILE = {"_id", "_runId", "_seq", "lastSyncedAt", "rejectedAt", "runId"}
 
 
@@ -60,11 +69,15 @@ def test_a_full_sync_fills_every_collection_correctly(pipeline, market):
     expired = pipeline.collection(GPS, "expired_listings").find_one()
     assert expired["expiresAt"] == expired["statusChangeDate"] + timedelta(days=90)
     assert (expired["leadStatus"], expired["skipTraced"]) == ("new", False)
-    ttl = [i for i in pipeline.collection(GPS, "expired_listings").index_information().values()
-           if i["key"] == [("expiresAt", 1)]]  # fmt: skip
+    ttl = [
+        i
+        for i in pipeline.collection(GPS, "expired_listings").index_information().values()
+        if i["key"] == [("expiresAt", 1)]
+    ]
     assert ttl and ttl[0]["expireAfterSeconds"] == EXPIRED_TTL_SECONDS
     assert pipeline.collection(GPS, "expired_listings").count_documents({"expiresAt": {"$type": "date"}}) == len(
-        expected["expired"])
+        expected["expired"]
+    )
 
     listing = pipeline.collection(GPS, "listings").find_one({"photoCount": {"$gt": 0}})
     assert listing["location"]["type"] == "Point" and listing["tenantId"] == "jpsrealtor"
@@ -78,8 +91,11 @@ def test_a_full_sync_fills_every_collection_correctly(pipeline, market):
     expires = {d["listingKey"]: d["expiresAt"] for d in pipeline.collection(GPS, "expired_listings").find()}
     expired_photos = list(pipeline.collection(GPS, "expired_photos").find())
     assert expired_photos and all(p["expiresAt"] == expires[p["listingKey"]] for p in expired_photos)
-    ttl = [i for i in pipeline.collection(GPS, "expired_photos").index_information().values()
-           if i["key"] == [("expiresAt", 1)]]  # fmt: skip
+    ttl = [
+        i
+        for i in pipeline.collection(GPS, "expired_photos").index_information().values()
+        if i["key"] == [("expiresAt", 1)]
+    ]
     assert ttl and ttl[0]["expireAfterSeconds"] == EXPIRED_TTL_SECONDS
     assert pipeline.collection(GPS, "status_history").count_documents({}) == 0  # nothing moved yet
 
@@ -134,16 +150,26 @@ def first_move(market, states, wanted):
 
 def test_a_status_change_moves_the_listing_and_its_photos_and_writes_one_event(pipeline, market):
     pipeline.sync(GPS)
-    state, at, target = first_move(market, [s for s in gps_states(market) if s.status == "Active"
-                                            and not is_bad(market, s) and pipeline.collection(GPS, "photos")
-                                            .count_documents({"listingKey": s.timeline.key})],  # fmt: skip
-                                   ("Expired", "Canceled", "Withdrawn"))
+    state, at, target = first_move(
+        market,
+        [
+            s
+            for s in gps_states(market)
+            if s.status == "Active"
+            and not is_bad(market, s)
+            and pipeline.collection(GPS, "photos").count_documents({"listingKey": s.timeline.key})
+        ],
+        ("Expired", "Canceled", "Withdrawn"),
+    )
     key = state.timeline.key
     market.set_clock(market.now + timedelta(seconds=at - market._clock + 60))
     moved_run = pipeline.sync(GPS)
     pipeline.sync(GPS)  # again: still one event, nothing duplicated
-    history = next(e for e in moved_run.get_asset_materialization_events()
-                   if e.asset_key.to_user_string() == "listing_status_history")  # fmt: skip
+    history = next(
+        e
+        for e in moved_run.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "listing_status_history"
+    )
     summary = history.materialization.metadata["summary"].value  # the sync result an operator reads first
     assert summary["statusChanges"][f"Active -> {target}"] >= 1 and summary["totalListings"] >= 1
 
@@ -151,8 +177,11 @@ def test_a_status_change_moves_the_listing_and_its_photos_and_writes_one_event(p
     moved = pipeline.collection(GPS, "expired_listings").find_one({"listingKey": key})
     assert moved["standardStatus"] == target and moved["leadStatus"] == "new"
     assert pipeline.collection(GPS, "photos").count_documents({"listingKey": key}) == 0
-    assert pipeline.collection(GPS, "expired_photos").count_documents({"listingKey": key, "expiresAt": moved["expiresAt"]}
-                                                                       ) == moved["photoCount"] > 0  # fmt: skip
+    assert (
+        pipeline.collection(GPS, "expired_photos").count_documents({"listingKey": key, "expiresAt": moved["expiresAt"]})
+        == moved["photoCount"]
+        > 0
+    )
     events = list(pipeline.collection(GPS, "status_history").find({"listingKey": key}))
     assert [(e["from"], e["to"]) for e in events] == [("Active", target)]
     assert events[0]["runId"] == moved_run.run_id
@@ -163,8 +192,9 @@ def test_lead_fields_written_by_the_crm_survive_resyncs(pipeline, market):
     expired = pipeline.collection(GPS, "expired_listings")
     lead = expired.find_one()
     key = lead["listingKey"]
-    expired.update_one({"listingKey": key}, {"$set": {"leadStatus": "contacted", "ownerName": "Pat Doe",
-                                                      "skipTraced": True}})  # fmt: skip
+    expired.update_one(
+        {"listingKey": key}, {"$set": {"leadStatus": "contacted", "ownerName": "Pat Doe", "skipTraced": True}}
+    )
     timeline = next(s.timeline for s in gps_states(market) if s.timeline.key == key)
     changed_at = market._clock + 3600
     timeline.times.append(changed_at)  # the MLS changes the listing's price

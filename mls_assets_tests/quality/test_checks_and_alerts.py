@@ -19,12 +19,20 @@ from mls_assets_tests.conftest import free_port
 from mls_assets_tests.pipeline.conftest import ANCHOR, CHAIN
 
 GPS = "jpsrealtor.gps"
-IN_RUN = {"raw_listings:pull_duration_within_limit", "flattened_listings:reject_rate_below_threshold",
-          *(f"{a}:{c}" for a in ("active_listings", "closed_listings", "expired_listings")
-            for c in ("unique_listing_key", "required_fields")),
-          "active_listings:one_status_collection", "active_listings:within_listing_quota",
-          "expired_listings:expires_at_is_a_date_within_retention", "listing_photos:no_orphan_or_wiped_photos",
-          "crm_linked_properties:crm_links_consistent"}  # fmt: skip
+IN_RUN = {
+    "raw_listings:pull_duration_within_limit",
+    "flattened_listings:reject_rate_below_threshold",
+    *(
+        f"{a}:{c}"
+        for a in ("active_listings", "closed_listings", "expired_listings")
+        for c in ("unique_listing_key", "required_fields")
+    ),
+    "active_listings:one_status_collection",
+    "active_listings:within_listing_quota",
+    "expired_listings:expires_at_is_a_date_within_retention",
+    "listing_photos:no_orphan_or_wiped_photos",
+    "crm_linked_properties:crm_links_consistent",
+}
 
 
 @pytest.fixture
@@ -35,17 +43,26 @@ def market():
 
 def run_chain(pipeline, **spark) -> tuple[dg.ExecuteInProcessResult, dict]:
     """The chain with its own checks, for today's partition."""
-    result = dg.materialize(CHAIN, instance=pipeline.instance, resources=pipeline.resources(**spark),
-                            partition_key=str(feed_day_key(GPS, pipeline.market.now.date().isoformat())),
-                            tags={"mls/feed": GPS}, raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        CHAIN,
+        instance=pipeline.instance,
+        resources=pipeline.resources(**spark),
+        partition_key=str(feed_day_key(GPS, pipeline.market.now.date().isoformat())),
+        tags={"mls/feed": GPS},
+        raise_on_error=False,
+    )
     return result, evaluations_of(result)
 
 
 def run_audits(pipeline) -> tuple[dg.ExecuteInProcessResult, dict]:
     """What `quality_audit_job` runs: `collection_audit` with its checks (the audits)."""
-    result = dg.materialize([*CHAIN, collection_audit, *AUDIT_CHECKS], instance=pipeline.instance,
-                            resources=pipeline.resources(), selection=dg.AssetSelection.assets(collection_audit),
-                            raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        [*CHAIN, collection_audit, *AUDIT_CHECKS],
+        instance=pipeline.instance,
+        resources=pipeline.resources(),
+        selection=dg.AssetSelection.assets(collection_audit),
+        raise_on_error=False,
+    )
     return result, evaluations_of(result)
 
 
@@ -95,15 +112,15 @@ def test_a_written_listing_without_a_required_field_fails_its_check(pipeline, ma
     assert evaluations["closed_listings:required_fields"].passed
 
 
-def test_a_listing_left_in_two_collections_fails_the_blocking_check_and_stops_the_photos(pipeline, market,
-                                                                                        monkeypatch):  # fmt: skip
+def test_a_listing_left_in_two_collections_fails_the_blocking_check_and_stops_the_photos(pipeline, market, monkeypatch):
     from mls_assets.lib.store import writes
 
     pipeline.sync(GPS)
     target = gps_active(market)[0]
     change(market, [target], status="Closed")
-    monkeypatch.setattr(writes.CollectionWriter, "live_siblings", property(lambda self: [], lambda self, v: None),
-                        raising=False)
+    monkeypatch.setattr(
+        writes.CollectionWriter, "live_siblings", property(lambda self: [], lambda self, v: None), raising=False
+    )
     result, evaluations = run_chain(pipeline)  # the move writes closed but never leaves active
     twins = evaluations["active_listings:one_status_collection"]
     assert not twins.passed and target.timeline.key in sample(twins)
@@ -149,7 +166,8 @@ def test_a_link_the_run_finds_one_sided_fails_its_check(pipeline, market):
     pipeline.sync(GPS)
     target = gps_active(market)[0]
     pipeline.database["jpsrealtor_crm_properties"].insert_one(
-        {"_id": "P9", "mls_feed": "gps", "mls_property_id": target.timeline.key, "mls_content_hash": "old"})
+        {"_id": "P9", "mls_feed": "gps", "mls_property_id": target.timeline.key, "mls_content_hash": "old"}
+    )
     change(market, [target])
     _, evaluations = run_chain(pipeline)
     links = evaluations["crm_linked_properties:crm_links_consistent"]
@@ -172,15 +190,23 @@ def test_each_audit_fails_on_data_broken_its_way(pipeline):
     col("expired_listings").drop_index("listingKey_1")
     col("expired_listings").insert_one(dict(dup))  # a duplicate key
     pipeline.database["jpsrealtor_crm_properties"].insert_one(
-        {"_id": "P1", "mls_feed": "gps", "mls_property_id": twin["listingKey"]})  # linked one way only
-    pipeline.database[CURSORS_COLLECTION].update_one({"_id": GPS}, {"$set": {"cursor": datetime(2020, 1, 1, tzinfo=UTC)}})
+        {"_id": "P1", "mls_feed": "gps", "mls_property_id": twin["listingKey"]}
+    )  # linked one way only
+    pipeline.database[CURSORS_COLLECTION].update_one(
+        {"_id": GPS}, {"$set": {"cursor": datetime(2020, 1, 1, tzinfo=UTC)}}
+    )
 
     _, audits = run_audits(pipeline)
     failed = {name for name, e in audits.items() if not e.passed}
-    assert failed == {"collection_audit:expires_at_within_retention", "collection_audit:orphan_or_wiped_photos",
-                      "collection_audit:one_status_collection", "collection_audit:closed_required_fields",
-                      "collection_audit:expired_unique_listing_key", "collection_audit:crm_links_consistent",
-                      "collection_audit:feed_is_fresh"}  # fmt: skip
+    assert failed == {
+        "collection_audit:expires_at_within_retention",
+        "collection_audit:orphan_or_wiped_photos",
+        "collection_audit:one_status_collection",
+        "collection_audit:closed_required_fields",
+        "collection_audit:expired_unique_listing_key",
+        "collection_audit:crm_links_consistent",
+        "collection_audit:feed_is_fresh",
+    }
     assert expired["listingKey"] in sample(audits["collection_audit:expires_at_within_retention"])
     assert wiped in sample(audits["collection_audit:orphan_or_wiped_photos"])
     assert "NO-SUCH-LISTING" in sample(audits["collection_audit:orphan_or_wiped_photos"])
@@ -218,7 +244,10 @@ def test_a_source_count_far_from_the_stored_one_fails_its_check(pipeline, market
     stored.delete_many({"listingKey": {"$in": [d["listingKey"] for d in stored.find().limit(10)]}})
     _, audits = run_audits(pipeline)
     count = audits["collection_audit:count_matches_source"]
-    assert not count.passed and count.metadata["counts"].value[GPS]["source"] > count.metadata["counts"].value[GPS]["stored"]
+    assert (
+        not count.passed
+        and count.metadata["counts"].value[GPS]["source"] > count.metadata["counts"].value[GPS]["stored"]
+    )
 
 
 def test_a_slow_pull_fails_its_check(pipeline, monkeypatch):
@@ -291,8 +320,11 @@ def test_the_alert_sensor_raises_one_alert_per_failure_and_survives_a_dead_webho
     alerts = pipeline.database["alerts"]
     check_alerts = list(alerts.find({"kind": "asset_check"}))
     # one alert per audit and feed at fault: the two feeds never synced are stale and far from the source
-    at_fault = sorted(f"collection_audit:{c}|{f}" for c in ("count_matches_source", "feed_is_fresh")
-                      for f in ("jpsrealtor.crmls", "otheragent.gps")) + ["collection_audit:one_status_collection|" + GPS]
+    at_fault = sorted(
+        f"collection_audit:{c}|{f}"
+        for c in ("count_matches_source", "feed_is_fresh")
+        for f in ("jpsrealtor.crmls", "otheragent.gps")
+    ) + ["collection_audit:one_status_collection|" + GPS]
     assert sorted(f"{a['asset']}:{a['check']}|{a['feed']}" for a in check_alerts) == at_fault
     assert sorted(failures) == sorted({name.split("|")[0] for name in at_fault})
     assert all(a["delivered"] is False and "ConnectError" in a["deliveryError"] for a in check_alerts)
@@ -328,7 +360,8 @@ def test_the_alert_sensor_raises_one_alert_per_failure_and_survives_a_dead_webho
 
 
 def test_a_failed_run_alerts_once_with_its_feed_partition_and_cause_until_the_feed_succeeds(
-        pipeline, simulator, monkeypatch):  # fmt: skip
+    pipeline, simulator, monkeypatch
+):
     monkeypatch.setenv("MLS_UI_URL", "http://dagster.example.internal:3300/")
     webhook = Webhook()
     monkeypatch.setenv("ALERT_WEBHOOK_URL", webhook.url)
@@ -366,8 +399,12 @@ def test_the_alert_sensor_reads_every_run_since_its_cursor_a_page_at_a_time(pipe
     monkeypatch.setattr(sensors, "ALERT_RUNS_PAGE", 2)
     feeds = [f"agent{n}.gps" for n in range(7)]
     for feed in feeds:
-        run = create_run_for_test(pipeline.instance, job_name="replication_job", tags={"dagster/partition/feed": feed},
-                                  status=dg.DagsterRunStatus.STARTED)  # fmt: skip
+        run = create_run_for_test(
+            pipeline.instance,
+            job_name="replication_job",
+            tags={"dagster/partition/feed": feed},
+            status=dg.DagsterRunStatus.STARTED,
+        )
         pipeline.instance.report_run_failed(run, message="boom")
     first = evaluate_sensor(pipeline)
     alerts = pipeline.database["alerts"]
@@ -388,7 +425,11 @@ def test_a_run_check_alert_names_the_run_s_feed_and_partition(pipeline, monkeypa
     (alert,) = pipeline.database["alerts"].find({"kind": "asset_check"})
     partition = str(feed_day_key(GPS, pipeline.market.now.date().isoformat()))
     assert (alert["feed"], alert["partition"], alert["check"], alert["runId"]) == (
-        GPS, partition, "reject_rate_below_threshold", failed.run_id)
+        GPS,
+        partition,
+        "reject_rate_below_threshold",
+        failed.run_id,
+    )
     assert target.count_documents({}) > 0
 
 
@@ -401,9 +442,14 @@ def test_an_audit_alert_goes_to_the_feed_whose_data_fails_never_to_the_run_s_fee
     twin = pipeline.collection(other, "listings").find_one({}, {"_id": 0})
     pipeline.collection(other, "closed_listings").insert_one(twin)
     # the audit inside a run of GPS's partition (as a job-page backfill or a CLI --select would carry it)
-    result = dg.materialize([*CHAIN, collection_audit, *AUDIT_CHECKS], instance=pipeline.instance,
-                            resources=pipeline.resources(), selection=dg.AssetSelection.assets(collection_audit),
-                            tags={"mls/feed": GPS, "dagster/partition/feed": GPS}, raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        [*CHAIN, collection_audit, *AUDIT_CHECKS],
+        instance=pipeline.instance,
+        resources=pipeline.resources(),
+        selection=dg.AssetSelection.assets(collection_audit),
+        tags={"mls/feed": GPS, "dagster/partition/feed": GPS},
+        raise_on_error=False,
+    )
     audit = evaluations_of(result)["collection_audit:one_status_collection"]
     assert not audit.passed and list(audit.metadata["feeds_at_fault"].value) == [other]
     evaluate_sensor(pipeline)
@@ -429,8 +475,9 @@ def test_the_ui_shows_each_check_s_own_state_after_a_range_run_and_an_audit(pipe
     run_audits(pipeline)
     query = """query { assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks {
       name partitionStatuses { __typename } executionForLatestMaterialization { status } } } } } }"""
-    target = ModuleTarget(module_name="mls_assets.definitions", attribute=None, working_directory=None,
-                          location_name="mls_assets")  # fmt: skip
+    target = ModuleTarget(
+        module_name="mls_assets.definitions", attribute=None, working_directory=None, location_name="mls_assets"
+    )
     with WorkspaceProcessContext(pipeline.instance, target) as workspace:
         answer = execute_dagster_graphql(workspace.create_request_context(), query)
     shown = {}

@@ -25,11 +25,17 @@ def sync_all(pipeline, feeds=FEEDS) -> None:
 def build(pipeline) -> tuple[dict, dict]:
     """The places, then today's figures; the metadata of each."""
     places = dg.materialize([shared_places], instance=pipeline.instance, resources=pipeline.resources())
-    day = dg.materialize([city_market_daily], instance=pipeline.instance, resources=pipeline.resources(),
-                         partition_key=pipeline.market.now.date().isoformat())  # fmt: skip
+    day = dg.materialize(
+        [city_market_daily],
+        instance=pipeline.instance,
+        resources=pipeline.resources(),
+        partition_key=pipeline.market.now.date().isoformat(),
+    )
     assert places.success and day.success
-    by_asset = {m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
-                for m in places.asset_materializations_for_node("shared_places")}  # fmt: skip
+    by_asset = {
+        m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
+        for m in places.asset_materializations_for_node("shared_places")
+    }
     [daily] = day.asset_materializations_for_node("city_market_daily")
     return by_asset, {k: v.value for k, v in daily.metadata.items()}
 
@@ -42,9 +48,16 @@ def direct_counts(pipeline) -> Counter:
     """Listings per (city id, market status), by one MongoDB aggregation per MLS."""
     counts: Counter = Counter()
     for feed in ONE_FEED_PER_MLS:
-        rows = pipeline.collection(feed, "flattened_listings").aggregate([
-            {"$group": {"_id": {"city": "$city", "state": "$stateOrProvince", "status": "$standardStatus"},
-                        "n": {"$sum": 1}}}])  # fmt: skip
+        rows = pipeline.collection(feed, "flattened_listings").aggregate(
+            [
+                {
+                    "$group": {
+                        "_id": {"city": "$city", "state": "$stateOrProvince", "status": "$standardStatus"},
+                        "n": {"$sum": 1},
+                    }
+                }
+            ]
+        )
         for row in rows:
             status = MARKET_STATUS.get(str(row["_id"]["status"]).lower())
             if status:
@@ -58,10 +71,32 @@ def assert_only_facts_left_the_tenants(pipeline) -> None:
     secrets: set[str] = set()
     for feed in FEEDS:
         for doc in pipeline.collection(feed, "flattened_listings").find():
-            secrets.update(str(doc[f]) for f in ("listingKey", "listingId", "listAgentFullName", "unparsedAddress",
-                                                 "listOfficeName", "tenantId", "slug") if doc.get(f))  # fmt: skip
-    forbidden_fields = {"listingKey", "listingId", "tenantId", "listAgentFullName", "ownerName", "ownerPhone",
-                        "ownerEmail", "leadStatus", "crm_property_ids", "unparsedAddress", "listPrice"}  # fmt: skip
+            secrets.update(
+                str(doc[f])
+                for f in (
+                    "listingKey",
+                    "listingId",
+                    "listAgentFullName",
+                    "unparsedAddress",
+                    "listOfficeName",
+                    "tenantId",
+                    "slug",
+                )
+                if doc.get(f)
+            )
+    forbidden_fields = {
+        "listingKey",
+        "listingId",
+        "tenantId",
+        "listAgentFullName",
+        "ownerName",
+        "ownerPhone",
+        "ownerEmail",
+        "leadStatus",
+        "crm_property_ids",
+        "unparsedAddress",
+        "listPrice",
+    }
 
     def walk(value, path=""):
         if isinstance(value, dict):
@@ -89,8 +124,12 @@ def test_places_merge_spellings_count_what_a_direct_aggregation_counts_and_hold_
     stored = Counter({(cid, status): n for cid, c in cities.items() for status, n in c["listingCounts"].items() if n})
     assert stored == direct_counts(pipeline)  # the two GPS tenants' copies count once
     palm = cities["ca-palm-desert"]
-    assert (palm["name"], palm["slug"], palm["county"], palm["mlsIds"]) == ("Palm Desert", "palm-desert", "Riverside",
-                                                                           ["gps"])  # fmt: skip
+    assert (palm["name"], palm["slug"], palm["county"], palm["mlsIds"]) == (
+        "Palm Desert",
+        "palm-desert",
+        "Riverside",
+        ["gps"],
+    )
     lng, lat = palm["location"]["coordinates"]
     assert abs(lat - 33.72) < 0.05 and abs(lng + 116.37) < 0.06
 
@@ -151,7 +190,9 @@ def test_a_city_no_listing_names_any_more_stays_with_its_name_marked_inactive(pi
     build(pipeline)
     city = shared(pipeline, "shared_cities")["ca-indio"]
     for feed in ("jpsrealtor.gps", "otheragent.gps"):  # the way a deletion removes listings
-        gone = {d["listingKey"]: market.now for d in pipeline.collection(feed, "flattened_listings").find({"city": "Indio"})}
+        gone = {
+            d["listingKey"]: market.now for d in pipeline.collection(feed, "flattened_listings").find({"city": "Indio"})
+        }
         remove_listings(pipeline.database, feed_config(pipeline.database, feed), gone, market.now, "test")
     metadata, _ = build(pipeline)
     after = shared(pipeline, "shared_cities")["ca-indio"]
@@ -173,18 +214,22 @@ def test_the_feeds_flow_into_the_reference_assets_and_their_runs_request_them(pi
         assert dg.AssetKey("flattened_listings") in graph.get(dg.AssetKey(key)).parent_keys
     selection = dg.AssetSelection.groups("reference")
     at = pipeline.market.now + timedelta(minutes=5)  # the evaluation happens on the market's day
-    quiet = dg.evaluate_automation_conditions(defs=definitions, instance=pipeline.instance,
-                                              asset_selection=selection, evaluation_time=at)  # fmt: skip
+    quiet = dg.evaluate_automation_conditions(
+        defs=definitions, instance=pipeline.instance, asset_selection=selection, evaluation_time=at
+    )
     assert quiet.total_requested == 0  # no feed has run yet
     with dg.build_sensor_context(instance=pipeline.instance) as context:
         first = shared_places_sensor(context)
     assert not first.run_requests and first.cursor
     pipeline.sync("jpsrealtor.gps")
-    after = dg.evaluate_automation_conditions(defs=definitions, instance=pipeline.instance, asset_selection=selection,
-                                              cursor=quiet.cursor, evaluation_time=at)  # fmt: skip
+    after = dg.evaluate_automation_conditions(
+        defs=definitions, instance=pipeline.instance, asset_selection=selection, cursor=quiet.cursor, evaluation_time=at
+    )
     requested = {r.key.to_user_string(): r for r in after.results if r.true_subset.size}
     assert set(requested) == {"city_market_daily"} and requested["city_market_daily"].true_subset.size == 1  # today's
-    create_run_for_test(pipeline.instance, job_name="replication_job", status=dg.DagsterRunStatus.SUCCESS)  # the daemon's run
+    create_run_for_test(
+        pipeline.instance, job_name="replication_job", status=dg.DagsterRunStatus.SUCCESS
+    )  # the daemon's run
     with dg.build_sensor_context(instance=pipeline.instance, cursor="0") as context:
         places = shared_places_sensor(context)  # a feed's run succeeded since: the places are rebuilt
     assert len(places.run_requests) == 1
@@ -203,26 +248,35 @@ def test_a_window_of_days_is_one_run_each_day_with_its_own_figures(pipeline):
     assert dg.materialize([shared_places], instance=pipeline.instance, resources=pipeline.resources()).success
     today = pipeline.market.now.date()
     window = [today - timedelta(days=n) for n in range(29, -1, -1)]
-    tags = {"dagster/asset_partition_range_start": window[0].isoformat(),
-            "dagster/asset_partition_range_end": window[-1].isoformat()}  # fmt: skip
+    tags = {
+        "dagster/asset_partition_range_start": window[0].isoformat(),
+        "dagster/asset_partition_range_end": window[-1].isoformat(),
+    }
     result = dg.materialize([city_market_daily], instance=pipeline.instance, resources=pipeline.resources(), tags=tags)
     assert result.success
-    by_day = {m.partition: {k: v.value for k, v in m.metadata.items()}
-              for m in result.asset_materializations_for_node("city_market_daily")}  # fmt: skip
+    by_day = {
+        m.partition: {k: v.value for k, v in m.metadata.items()}
+        for m in result.asset_materializations_for_node("city_market_daily")
+    }
     assert sorted(by_day) == [d.isoformat() for d in window]
     listings = sum(pipeline.collection(f, "flattened_listings").count_documents({}) for f in ONE_FEED_PER_MLS)
     for day in window:
         rows = list(pipeline.database["city_market_daily"].find({"day": day_start(day)}))
         figures = by_day[day.isoformat()]
         assert (figures["cities"], figures["active"], figures["new"]) == (
-            len(rows), sum(r["active"] for r in rows), sum(r["new"] for r in rows))  # fmt: skip
+            len(rows),
+            sum(r["active"] for r in rows),
+            sum(r["new"] for r in rows),
+        )
         assert figures["run_listings_read"] == listings  # the window read every listing once
     assert len({by_day[d.isoformat()]["active"] for d in window}) > 1, "each day has its own figures"
 
     past = window[10]
-    alone = dg.materialize([city_market_daily], instance=pipeline.instance, resources=pipeline.resources(),
-                           partition_key=past.isoformat())  # fmt: skip
+    alone = dg.materialize(
+        [city_market_daily], instance=pipeline.instance, resources=pipeline.resources(), partition_key=past.isoformat()
+    )
     [single] = alone.asset_materializations_for_node("city_market_daily")
     alone_figures = {k: v.value for k, v in single.metadata.items()}
     assert {k: v for k, v in alone_figures.items() if "/" in k or k in ("active", "new", "closed", "pending")} == {
-        k: v for k, v in by_day[past.isoformat()].items() if "/" in k or k in ("active", "new", "closed", "pending")}
+        k: v for k, v in by_day[past.isoformat()].items() if "/" in k or k in ("active", "new", "closed", "pending")
+    }

@@ -99,8 +99,10 @@ def test_a_next_link_to_another_host_is_refused_before_the_token_goes_there():
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request.url)
-        return httpx.Response(200, json={"value": [{"ListingKey": "A"}],
-                                         "@odata.nextLink": "https://elsewhere.example/v2/Property?$skip=1"})
+        return httpx.Response(
+            200,
+            json={"value": [{"ListingKey": "A"}], "@odata.nextLink": "https://elsewhere.example/v2/Property?$skip=1"},
+        )
 
     http = httpx.Client(transport=httpx.MockTransport(answer))
     with ResoClient("http://127.0.0.1:9/v2", DEMO_TOKEN, http=http, retry=FAST_RETRY) as client:

@@ -19,14 +19,33 @@ from mls_assets_tests.pipeline.conftest import ANCHOR, Pipeline
 from mls_assets_tests.pipeline.test_replication_chain import snapshot
 
 SPARK, RESO = "sparkagent.gps", "gridagent.gps"
-LISTING_COLLECTIONS = ("raw_listings", "flattened_listings", "listings", "closed_listings", "expired_listings",
-                       "photos", "expired_photos")  # fmt: skip
+LISTING_COLLECTIONS = (
+    "raw_listings",
+    "flattened_listings",
+    "listings",
+    "closed_listings",
+    "expired_listings",
+    "photos",
+    "expired_photos",
+)
 # What differs between the two sources by nature, not by treatment: who the document belongs
 # to, how each API names the MLS and the property type, the source record's own hash (the
 # records differ in form, so does a raw listing's `record`), and the photo URL (RESO sends one
 # full-size URL, Spark nine sizes).
-PROVENANCE = {"_id", "_runId", "_seq", "_hash", "partition", "tenantId", "mlsId", "originatingSystemName",
-              "propertyType", "contentHash", "primaryPhotoUrl", "record"}  # fmt: skip
+PROVENANCE = {
+    "_id",
+    "_runId",
+    "_seq",
+    "_hash",
+    "partition",
+    "tenantId",
+    "mlsId",
+    "originatingSystemName",
+    "propertyType",
+    "contentHash",
+    "primaryPhotoUrl",
+    "record",
+}
 
 
 @pytest.fixture
@@ -43,14 +62,30 @@ def simulator(market):
 @pytest.fixture
 def pipeline(market, simulator, mongo_db, mongo_uri, tmp_path, monkeypatch):
     fast = {"requests": 1000, "per_seconds": 1.0}  # the test, not MLS Grid's 2 per second, sets the pace
-    document = {"tenants": [
-        {"tenant_id": "sparkagent", "feeds": [{"mls": "gps", "mls_id": GPS_MLS_ID, "base_url": simulator.url,
-                                               "token_env": "TOKEN_TEST_UNSET"}]},
-        {"tenant_id": "gridagent", "feeds": [{"mls": "gps", "provider": "reso", "mls_id": RESO_SYSTEM_NAMES[GPS_MLS_ID],
-                                              "base_url": simulator.reso_url, "token_env": "TOKEN_TEST_UNSET",
-                                              "property_types": sorted(RESO_PROPERTY_TYPES.values()),
-                                              "rate_limit": fast}]},
-    ]}  # fmt: skip
+    document = {
+        "tenants": [
+            {
+                "tenant_id": "sparkagent",
+                "feeds": [
+                    {"mls": "gps", "mls_id": GPS_MLS_ID, "base_url": simulator.url, "token_env": "TOKEN_TEST_UNSET"}
+                ],
+            },
+            {
+                "tenant_id": "gridagent",
+                "feeds": [
+                    {
+                        "mls": "gps",
+                        "provider": "reso",
+                        "mls_id": RESO_SYSTEM_NAMES[GPS_MLS_ID],
+                        "base_url": simulator.reso_url,
+                        "token_env": "TOKEN_TEST_UNSET",
+                        "property_types": sorted(RESO_PROPERTY_TYPES.values()),
+                        "rate_limit": fast,
+                    }
+                ],
+            },
+        ]
+    }
     path = tmp_path / "tenants.yaml"
     path.write_text(yaml.safe_dump(document))
     monkeypatch.setenv("MLS_TENANTS_FILE", str(path))
@@ -100,8 +135,9 @@ def test_a_spark_feed_and_a_reso_feed_of_one_market_store_the_same_listings(pipe
     announced = raw_metadata(pipeline.sync(RESO))
     assert announced["deletions_announced"] >= 1
     assert gone not in stored(pipeline, RESO, "raw_listings") and gone in stored(pipeline, SPARK, "raw_listings")
-    assert dg.materialize([deleted_listings_sweep], instance=pipeline.instance, resources=pipeline.resources(),
-                          partition_key=SPARK).success  # fmt: skip
+    assert dg.materialize(
+        [deleted_listings_sweep], instance=pipeline.instance, resources=pipeline.resources(), partition_key=SPARK
+    ).success
     for name in LISTING_COLLECTIONS:
         spark, reso = stored(pipeline, SPARK, name), stored(pipeline, RESO, name)
         assert spark.keys() == reso.keys(), name
@@ -128,8 +164,9 @@ def test_a_listing_the_source_deletes_leaves_every_collection_with_one_history_e
 
     pipeline.sync(RESO)  # the deletion is still in the overlap window: nothing happens twice
     assert pipeline.collection(RESO, "status_history").count_documents({"to": "Deleted"}) == 1
-    sweep = dg.materialize([deleted_listings_sweep], instance=pipeline.instance, resources=pipeline.resources(),
-                           partition_key=RESO)  # fmt: skip
+    sweep = dg.materialize(
+        [deleted_listings_sweep], instance=pipeline.instance, resources=pipeline.resources(), partition_key=RESO
+    )
     [swept] = sweep.asset_materializations_for_node("deleted_listings_sweep")
     assert swept.metadata["source_keys"].value == len(visible_keys(market))  # viewable keys only
     assert swept.metadata["removed"].value == 0
@@ -194,9 +231,24 @@ def test_every_transient_fault_kind_on_a_reso_feed_ends_as_a_clean_run(pipeline,
 def test_hostile_reso_records_cost_only_themselves(mongo_db, mongo_uri, tmp_path, monkeypatch):
     market = Market(listings=120, seed=29, anchor=ANCHOR, mls_ids=(GPS_MLS_ID,), hostile_rate=0.1, bad_record_rate=0)
     with SimulatorServer(market) as simulator:
-        document = {"tenants": [{"tenant_id": "gridagent", "feeds": [
-            {"mls": "gps", "provider": "reso", "mls_id": RESO_SYSTEM_NAMES[GPS_MLS_ID], "base_url": simulator.reso_url,
-             "token_env": "TOKEN_TEST_UNSET", "property_types": [], "rate_limit": {"requests": 1000}}]}]}  # fmt: skip
+        document = {
+            "tenants": [
+                {
+                    "tenant_id": "gridagent",
+                    "feeds": [
+                        {
+                            "mls": "gps",
+                            "provider": "reso",
+                            "mls_id": RESO_SYSTEM_NAMES[GPS_MLS_ID],
+                            "base_url": simulator.reso_url,
+                            "token_env": "TOKEN_TEST_UNSET",
+                            "property_types": [],
+                            "rate_limit": {"requests": 1000},
+                        }
+                    ],
+                }
+            ]
+        }
         path = tmp_path / "tenants.yaml"
         path.write_text(yaml.safe_dump(document))
         monkeypatch.setenv("MLS_TENANTS_FILE", str(path))
@@ -209,7 +261,9 @@ def test_hostile_reso_records_cost_only_themselves(mongo_db, mongo_uri, tmp_path
     hostile = {s.timeline.key: market.hostile_kind(s) for s in states if market.hostile_kind(s)}
     assert len(set(hostile.values())) >= 8, "the market serves most hostile kinds"
     stored_keys = set(stored(pipeline, RESO, "flattened_listings"))
-    assert stored_keys == {s.timeline.key for s in states} - {k for k, kind in hostile.items() if kind != "unsafe_names"}
+    assert stored_keys == {s.timeline.key for s in states} - {
+        k for k, kind in hostile.items() if kind != "unsafe_names"
+    }
     rejects = list(pipeline.collection(RESO, "rejects").find())
     assert len(rejects) == len(hostile) - sum(kind == "unsafe_names" for kind in hostile.values())
     assert all(r["reason"] and r["raw"] for r in rejects)

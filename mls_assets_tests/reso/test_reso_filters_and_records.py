@@ -17,17 +17,24 @@ NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 values = st.one_of(
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),
-    st.integers(-10**9, 10**9), st.booleans(),
+    st.integers(-(10**9), 10**9),
+    st.booleans(),
     st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)).map(
-        lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)),
-)  # fmt: skip
+        lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)
+    ),
+)
 fields = st.sampled_from(["ListingKey", "StandardStatus", "ModificationTimestamp", "City", "MlgCanView"])
 ops = st.sampled_from([odata.eq, odata.ne, odata.gt, odata.ge, odata.lt, odata.le])
 comparisons = st.builds(lambda op, field, value: op(field, value), ops, fields, values)
-filters = st.recursive(comparisons, lambda inner: st.one_of(
-    st.lists(inner, min_size=2, max_size=3).map(lambda parts: odata.And(tuple(parts))),
-    st.lists(inner, min_size=2, max_size=3).map(lambda parts: odata.Or(tuple(parts))),
-    inner.map(odata.Not)), max_leaves=8)  # fmt: skip
+filters = st.recursive(
+    comparisons,
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=2, max_size=3).map(lambda parts: odata.And(tuple(parts))),
+        st.lists(inner, min_size=2, max_size=3).map(lambda parts: odata.Or(tuple(parts))),
+        inner.map(odata.Not),
+    ),
+    max_leaves=8,
+)
 
 
 def _flat(node):
@@ -48,23 +55,39 @@ def test_any_filter_rendered_as_odata_parses_back_to_itself(tree):
 
 
 def test_odata_text_is_the_mls_grid_dialect():
-    text = odata.render(odata.all_of(odata.eq("OriginatingSystemName", "o'brien"),
-                                     odata.one_of("PropertyType", ["Residential", "Land"]),
-                                     odata.gt("ModificationTimestamp", datetime(2026, 11, 1, tzinfo=UTC))))  # fmt: skip
-    assert text == ("OriginatingSystemName eq 'o''brien' and (PropertyType eq 'Residential' or PropertyType eq "
-                    "'Land') and ModificationTimestamp gt 2026-11-01T00:00:00.000Z")  # fmt: skip
+    text = odata.render(
+        odata.all_of(
+            odata.eq("OriginatingSystemName", "o'brien"),
+            odata.one_of("PropertyType", ["Residential", "Land"]),
+            odata.gt("ModificationTimestamp", datetime(2026, 11, 1, tzinfo=UTC)),
+        )
+    )
+    assert text == (
+        "OriginatingSystemName eq 'o''brien' and (PropertyType eq 'Residential' or PropertyType eq "
+        "'Land') and ModificationTimestamp gt 2026-11-01T00:00:00.000Z"
+    )
     with pytest.raises(odata.ODataSyntaxError):
         odata.parse("City eq")
 
 
 def test_a_reso_record_becomes_the_raw_shape_that_flattens_like_a_spark_record():
-    reso = {"@odata.id": "Property('K1')", "ListingKey": "K1", "ListingId": "L1", "StandardStatus": "Active",
-            "ModificationTimestamp": "2026-11-20T10:00:00.000Z", "ListPrice": 500000, "BedroomsTotal": 3,
-            "PoolFeatures": ["Pool", "Spa"], "MlgCanView": True, "MlgCanUse": ["IDX"],
-            "Media": [{"MediaKey": "M2", "MediaURL": "https://media.example/2.jpg", "Order": 2},
-                      {"MediaKey": "V", "MediaURL": "https://media.example/v.mp4", "MediaCategory": "Video"},
-                      {"MediaKey": "M1", "MediaURL": "https://media.example/1.jpg", "Order": 1,
-                       "ShortDescription": "Front"}]}  # fmt: skip
+    reso = {
+        "@odata.id": "Property('K1')",
+        "ListingKey": "K1",
+        "ListingId": "L1",
+        "StandardStatus": "Active",
+        "ModificationTimestamp": "2026-11-20T10:00:00.000Z",
+        "ListPrice": 500000,
+        "BedroomsTotal": 3,
+        "PoolFeatures": ["Pool", "Spa"],
+        "MlgCanView": True,
+        "MlgCanUse": ["IDX"],
+        "Media": [
+            {"MediaKey": "M2", "MediaURL": "https://media.example/2.jpg", "Order": 2},
+            {"MediaKey": "V", "MediaURL": "https://media.example/v.mp4", "MediaCategory": "Video"},
+            {"MediaKey": "M1", "MediaURL": "https://media.example/1.jpg", "Order": 1, "ShortDescription": "Front"},
+        ],
+    }
     raw = to_raw(reso)
     fields = raw["StandardFields"]
     assert raw["Id"] == "K1" and listing_key(raw) == "K1"
@@ -90,7 +113,11 @@ def test_a_reso_feed_names_its_mls_its_way_and_gets_mls_grids_limits():
     feed = FeedConfig(tenant_id="t", mls="actris", provider="reso", mls_id="actris", rate_limit={"concurrent_pulls": 2})
     limit = feed.rate_limit
     assert (limit.requests, limit.per_seconds, limit.windows(), limit.bytes_per_hour) == (
-        2, 1.0, [(7200, 3600.0), (40000, 86400.0)], 4e9)
+        2,
+        1.0,
+        [(7200, 3600.0), (40000, 86400.0)],
+        4e9,
+    )
     assert limit.concurrent_pulls == 2
     assert from_document("t", config_document(feed)) == feed  # stored and read back unchanged
     spark = FeedConfig(tenant_id="t", mls="gps", mls_id="20190211172710340762000000")
@@ -106,7 +133,9 @@ def test_a_reso_feed_names_its_mls_its_way_and_gets_mls_grids_limits():
 def test_status_enumeration_names_read_like_the_spelled_statuses():
     raw = to_raw({"ListingKey": "K", "StandardStatus": "ActiveUnderContract", "MlsStatus": "ComingSoon"})
     assert (raw["StandardFields"]["StandardStatus"], raw["StandardFields"]["MlsStatus"]) == (
-        "Active Under Contract", "Coming Soon")
+        "Active Under Contract",
+        "Coming Soon",
+    )
     from mls_assets.lib.providers.reso import listings_filter
     from mls_assets.lib.replication.window import EVERYTHING
 

@@ -29,14 +29,16 @@ def test_advancing_the_clock_produces_the_expected_transitions():
     assert set(after) - set(before), "new listings appear"
     assert set(before) - set(after), "deleted listings vanish"
     moves = Counter(
-        (before[k].status, after[k].status) for k in set(before) & set(after)
-        if before[k].status != after[k].status
-    )  # fmt: skip
+        (before[k].status, after[k].status) for k in set(before) & set(after) if before[k].status != after[k].status
+    )
     assert moves[("Active", "Pending")] or moves[("Active", "Active Under Contract")]
     assert moves[("Pending", "Closed")] + moves[("Active Under Contract", "Closed")] > 0
     assert sum(moves[(a, b)] for a, b in moves if a == "Active" and b in ("Expired", "Canceled", "Withdrawn")) > 0
-    relisted = [k for k in set(before) & set(after)
-                if before[k].status in ("Expired", "Canceled", "Withdrawn") and after[k].status == "Active"]  # fmt: skip
+    relisted = [
+        k
+        for k in set(before) & set(after)
+        if before[k].status in ("Expired", "Canceled", "Withdrawn") and after[k].status == "Active"
+    ]
     assert relisted, "some expired listings are relisted"
     for key in set(before) & set(after):
         assert after[key].modified_at >= before[key].modified_at
@@ -75,8 +77,9 @@ def test_a_listing_changed_now_shows_the_change_stamped_now_over_http():
     active = next(s for s in market.states() if s.status == "Active")
     with SimulatorServer(market) as server:
         admin = admin_url(server.url)
-        answer = httpx.post(f"{admin}/changes", json={"listingKey": active.timeline.key, "status": "Expired",
-                                                             "price": 123000}).json()  # fmt: skip
+        answer = httpx.post(
+            f"{admin}/changes", json={"listingKey": active.timeline.key, "status": "Expired", "price": 123000}
+        ).json()
         bad = httpx.post(f"{admin}/changes", json={"listingKey": "nope", "status": "Expired"})
     after = snapshot(market)[active.timeline.key]
     assert (after.status, after.price, after.modified_at) == ("Expired", 123000, int(ANCHOR.timestamp()))

@@ -106,7 +106,9 @@ def test_wrong_host_fails_at_once(client, simulator, sleeps):
 
 
 def test_a_ten_percent_fault_rate_loses_and_repeats_nothing(simulator, market, sleeps):
-    simulator.set_faults(FaultPlan(rate=0.1, kinds=("429", "503", "500", "success_false", "truncated", "reset"), seed=3))
+    simulator.set_faults(
+        FaultPlan(rate=0.1, kinds=("429", "503", "500", "success_false", "truncated", "reset"), seed=3)
+    )
     client = SparkClient(simulator.url, DEMO_TOKEN, retry=FAST_RETRY, sleep=sleeps.append)
     keys = all_keys(client, limit=10)
     assert keys == [s.timeline.key for s in market.states()]
@@ -159,7 +161,9 @@ def test_a_feed_refreshes_an_expired_token_from_its_rotated_variable(simulator, 
     from mls_assets.defs.resources import SourceResource
     from mls_assets.lib.tenants import FeedConfig
 
-    feed = FeedConfig(tenant_id="jpsrealtor", mls="gps", mls_id="20190211172710340762000000", token_env="TEST_TOKEN_ROT")
+    feed = FeedConfig(
+        tenant_id="jpsrealtor", mls="gps", mls_id="20190211172710340762000000", token_env="TEST_TOKEN_ROT"
+    )
     simulator.add_token("old-token")
     simulator.add_token("rotated-token")
     monkeypatch.setenv("TEST_TOKEN_ROT", "old-token")

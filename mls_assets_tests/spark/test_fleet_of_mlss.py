@@ -15,8 +15,10 @@ def test_twenty_mls_ids_each_serve_their_own_listings_in_both_dialects():
     assert len(set(ids)) == 20 and len({reso_system_name(i) for i in ids}) == 20
     market = Market(listings=6, seed=3, anchor=ANCHOR, mls_ids=ids)
     with SimulatorServer(market) as server:
-        with SparkClient(server.url, DEMO_TOKEN, retry=FAST_RETRY, timeout=5) as spark, \
-                ResoClient(server.reso_url, DEMO_TOKEN, retry=FAST_RETRY, timeout=5) as reso:  # fmt: skip
+        with (
+            SparkClient(server.url, DEMO_TOKEN, retry=FAST_RETRY, timeout=5) as spark,
+            ResoClient(server.reso_url, DEMO_TOKEN, retry=FAST_RETRY, timeout=5) as reso,
+        ):
             for mls_id in (ids[0], ids[7], ids[19]):
                 want = sorted(s.timeline.key for s in market.states() if s.timeline.mls_id == mls_id)
                 assert want

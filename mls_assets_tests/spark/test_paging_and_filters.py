@@ -65,15 +65,23 @@ def test_a_token_that_never_advances_fails_clearly(client, simulator):
 def test_filters_by_status_mls_and_date_window(client, market):
     start, end = ANCHOR - timedelta(days=10), ANCHOR - timedelta(days=3)
     cases = [
-        (sparkql.one_of("StandardStatus", ["Expired", "Canceled", "Withdrawn"]),
-         lambda r: r["StandardStatus"] in ("Expired", "Canceled", "Withdrawn")),
-        (sparkql.eq("MlsId", CRMLS_MLS_ID) & sparkql.one_of("PropertyType", "AB"),
-         lambda r: r["MlsId"] == CRMLS_MLS_ID and r["PropertyType"] in "AB"),
-        (sparkql.ge("ModificationTimestamp", start) & sparkql.lt("ModificationTimestamp", end),
-         lambda r: start <= r["ModificationTimestamp"] < end),
-        (sparkql.bt("ListPrice", 300_000, 800_000) & ~sparkql.eq("City", "Indio"),
-         lambda r: 300_000 <= r["ListPrice"] <= 800_000 and r["City"] != "Indio"),
-    ]  # fmt: skip
+        (
+            sparkql.one_of("StandardStatus", ["Expired", "Canceled", "Withdrawn"]),
+            lambda r: r["StandardStatus"] in ("Expired", "Canceled", "Withdrawn"),
+        ),
+        (
+            sparkql.eq("MlsId", CRMLS_MLS_ID) & sparkql.one_of("PropertyType", "AB"),
+            lambda r: r["MlsId"] == CRMLS_MLS_ID and r["PropertyType"] in "AB",
+        ),
+        (
+            sparkql.ge("ModificationTimestamp", start) & sparkql.lt("ModificationTimestamp", end),
+            lambda r: start <= r["ModificationTimestamp"] < end,
+        ),
+        (
+            sparkql.bt("ListPrice", 300_000, 800_000) & ~sparkql.eq("City", "Indio"),
+            lambda r: 300_000 <= r["ListPrice"] <= 800_000 and r["City"] != "Indio",
+        ),
+    ]
     for query, predicate in cases:
         want = expected_keys(market, predicate)
         assert want, f"the market has no listing for {query}"
@@ -91,8 +99,19 @@ def test_expand_photos_puts_photos_in_standard_fields(client):
     with_photos = [r for r in records if r["StandardFields"].get("Photos")]
     assert with_photos
     photo = with_photos[0]["StandardFields"]["Photos"][0]
-    assert {"Id", "Primary", "UriThumb", "Uri300", "Uri640", "Uri800", "Uri1024", "Uri1280",
-            "Uri1600", "Uri2048", "UriLarge"} <= set(photo)  # fmt: skip
+    assert {
+        "Id",
+        "Primary",
+        "UriThumb",
+        "Uri300",
+        "Uri640",
+        "Uri800",
+        "Uri1024",
+        "Uri1280",
+        "Uri1600",
+        "Uri2048",
+        "UriLarge",
+    } <= set(photo)
     plain = next(client.listings(limit=1))
     assert "Photos" not in plain["StandardFields"]
 
@@ -114,8 +133,9 @@ def test_bad_filters_fail_at_once_with_code_1040(client, bad_filter, sleeps):
 
 
 def test_limit_over_1000_is_refused_by_server_and_client(simulator):
-    response = httpx.get(f"{simulator.url}/listings", params={"_limit": "1001"},
-                         headers={"Authorization": f"Bearer {DEMO_TOKEN}"})  # fmt: skip
+    response = httpx.get(
+        f"{simulator.url}/listings", params={"_limit": "1001"}, headers={"Authorization": f"Bearer {DEMO_TOKEN}"}
+    )
     assert response.status_code == 400 and response.json()["D"]["Code"] == 1053
     with pytest.raises(SparkConfigurationError, match="_limit"):
         next(SparkClient(simulator.url, DEMO_TOKEN).pages(limit=5000))
@@ -148,14 +168,17 @@ def test_sparkql_builder_round_trips_through_the_parser():
         & sparkql.one_of("PropertyType", ["A", "B", "C"])
         & sparkql.gt("ModificationTimestamp", datetime(2026, 11, 20, tzinfo=UTC))
     )
-    text = ("MlsId Eq '20200218121507636729000000' And (PropertyType Eq 'A' Or PropertyType Eq 'B' Or "
-            "PropertyType Eq 'C') And ModificationTimestamp Gt 2026-11-20T00:00:00Z")  # fmt: skip
+    text = (
+        "MlsId Eq '20200218121507636729000000' And (PropertyType Eq 'A' Or PropertyType Eq 'B' Or "
+        "PropertyType Eq 'C') And ModificationTimestamp Gt 2026-11-20T00:00:00Z"
+    )
     assert str(built) == text
     assert str(sparkql.parse(text)) == text
     assert str(sparkql.eq("City", "O'Brien")) == "City Eq 'O\\'Brien'"
     assert sparkql.parse("City Eq 'O\\'Brien'").value == "O'Brien"
     assert str(sparkql.bt("ListDate", datetime(2026, 1, 1).date(), datetime(2026, 2, 1).date())) == (
-        "ListDate Bt 2026-01-01,2026-02-01")
+        "ListDate Bt 2026-01-01,2026-02-01"
+    )
     assert str(sparkql.Not(sparkql.eq("City", "Indio"))) == "Not (City Eq 'Indio')"
     with pytest.raises(sparkql.SparkQLSyntaxError):
         sparkql.parse("City Eq 'x' And")

@@ -15,26 +15,39 @@ FEED = FeedIdentity("jpsrealtor", "crmls", "20200218121507636729000000")
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
     st.integers(min_value=60_000, max_value=200_000).map(lambda n: "x" * n),  # huge strings
-    st.just("********"), st.just(" -116.3237"), st.just("50000.0"), st.just("2026-13-45"),
-    st.just("2026-11-20T25:61:00Z"), st.just("0001-01-01T00:00:00+14:00"), st.just("NaN"),
-    st.just("\ud800"), st.just("ключ 🏠"),
-)  # fmt: skip
+    st.just("********"),
+    st.just(" -116.3237"),
+    st.just("50000.0"),
+    st.just("2026-13-45"),
+    st.just("2026-11-20T25:61:00Z"),
+    st.just("0001-01-01T00:00:00+14:00"),
+    st.just("NaN"),
+    st.just("\ud800"),
+    st.just("ключ 🏠"),
+)
 nested = st.recursive(
     scalars,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=25,
 )
 field_names = st.sampled_from(
-    sorted(REQUIRED_FIELDS) + sorted(NUMERIC_FIELDS)[:12] + sorted(TEMPORAL_FIELDS)[:8]
+    sorted(REQUIRED_FIELDS)
+    + sorted(NUMERIC_FIELDS)[:12]
+    + sorted(TEMPORAL_FIELDS)[:8]
     + ["Photos", "PoolFeatures", "UnparsedAddress", "$where", "", "a.b", "Ünïcødé"]
 ) | st.text(max_size=12)
 valid_base = {
-    "ListingKey": "K1", "ListingId": "L1", "StandardStatus": "Active",
+    "ListingKey": "K1",
+    "ListingId": "L1",
+    "StandardStatus": "Active",
     "ModificationTimestamp": "2026-11-20T00:00:00Z",
-}  # fmt: skip
+}
 
 
 def deep(depth: int):

@@ -40,16 +40,30 @@ def spark_record(**overrides) -> dict:
         "MLSAreaMajor": "324 - Palm Desert East",
         "ListingURL": "https://example.test/l/06-1234",
         "Photos": [
-            {"Id": "2006041216591781", "Name": "Front", "Caption": "Front elevation",
-             "Primary": False, "UriThumb": "https://cdn.test/1-t.jpg", "Uri300": "https://cdn.test/1-300.jpg",
-             "Uri640": "https://cdn.test/1-640.jpg", "Uri800": "https://cdn.test/1-800.jpg",
-             "Uri1024": "https://cdn.test/1-1024.jpg", "Uri1280": "https://cdn.test/1-1280.jpg",
-             "Uri1600": "https://cdn.test/1-1600.jpg", "Uri2048": "https://cdn.test/1-2048.jpg",
-             "UriLarge": "https://cdn.test/1-large.jpg"},
-            {"Id": "2006041216591782", "Primary": True, "Uri640": "https://cdn.test/2-640.jpg",
-             "Uri1024": "https://cdn.test/2-1024.jpg", "Caption": None},
+            {
+                "Id": "2006041216591781",
+                "Name": "Front",
+                "Caption": "Front elevation",
+                "Primary": False,
+                "UriThumb": "https://cdn.test/1-t.jpg",
+                "Uri300": "https://cdn.test/1-300.jpg",
+                "Uri640": "https://cdn.test/1-640.jpg",
+                "Uri800": "https://cdn.test/1-800.jpg",
+                "Uri1024": "https://cdn.test/1-1024.jpg",
+                "Uri1280": "https://cdn.test/1-1280.jpg",
+                "Uri1600": "https://cdn.test/1-1600.jpg",
+                "Uri2048": "https://cdn.test/1-2048.jpg",
+                "UriLarge": "https://cdn.test/1-large.jpg",
+            },
+            {
+                "Id": "2006041216591782",
+                "Primary": True,
+                "Uri640": "https://cdn.test/2-640.jpg",
+                "Uri1024": "https://cdn.test/2-1024.jpg",
+                "Caption": None,
+            },
         ],
-    }  # fmt: skip
+    }
     fields.update(overrides)
     return {"ResourceUri": f"/v1/listings/{fields['ListingKey']}", "Id": fields["ListingKey"], "StandardFields": fields}
 
@@ -70,8 +84,17 @@ def rejected(record) -> dict:
 
 
 def test_clean_drops_nulls_masks_and_empties_recursively():
-    raw = {"a": None, "b": "********", "c": [], "d": {}, "e": {"x": None, "y": [{}]}, "f": 0,
-           "g": False, "h": "", "i": [1, None, "********", {"k": "v"}]}  # fmt: skip
+    raw = {
+        "a": None,
+        "b": "********",
+        "c": [],
+        "d": {},
+        "e": {"x": None, "y": [{}]},
+        "f": 0,
+        "g": False,
+        "h": "",
+        "i": [1, None, "********", {"k": "v"}],
+    }
     assert clean(raw) == {"f": 0, "g": False, "h": "", "i": [1, {"k": "v"}]}
 
 
@@ -84,11 +107,19 @@ def test_clean_of_an_all_empty_record_is_empty():
 
 @pytest.mark.parametrize(
     ("source", "expected"),
-    [("UnparsedAddress", "unparsedAddress"), ("ListingKey", "listingKey"),
-     ("MLSAreaMajor", "mlsAreaMajor"), ("ListingURL", "listingUrl"), ("ID", "id"),
-     ("Uri300", "uri300"), ("UriThumb", "uriThumb"), ("BathroomsTotalInteger", "bathroomsTotalInteger"),
-     ("HOAFee", "hoaFee"), ("Lot Size", "lotSize")],
-)  # fmt: skip
+    [
+        ("UnparsedAddress", "unparsedAddress"),
+        ("ListingKey", "listingKey"),
+        ("MLSAreaMajor", "mlsAreaMajor"),
+        ("ListingURL", "listingUrl"),
+        ("ID", "id"),
+        ("Uri300", "uri300"),
+        ("UriThumb", "uriThumb"),
+        ("BathroomsTotalInteger", "bathroomsTotalInteger"),
+        ("HOAFee", "hoaFee"),
+        ("Lot Size", "lotSize"),
+    ],
+)
 def test_camel_case(source, expected):
     assert camel_case(source) == expected
 
@@ -126,7 +157,10 @@ def test_an_unreadable_optional_date_is_dropped_with_a_warning():
 def test_feed_identity_and_sync_time_are_stamped():
     listing, _ = ok(spark_record())
     assert (listing["tenantId"], listing["mlsProvider"], listing["mlsId"]) == (
-        "jpsrealtor", "gps", "20190211172710340762000000")  # fmt: skip
+        "jpsrealtor",
+        "gps",
+        "20190211172710340762000000",
+    )
     assert listing["lastSyncedAt"] == NOW
 
 
@@ -161,8 +195,14 @@ def test_geojson_location_only_for_valid_coordinates():
 def test_land_details_fee_and_lease():
     assert land_details({}, NOW) == {"landType": "Fee"}
     lease = land_details(
-        {"LandLeaseYN": True, "LandLeaseAmount": "350.00", "LandLeaseAmountFrequency": "Monthly",
-         "LandLeaseExpirationDate": "2046-11-23"}, NOW)  # fmt: skip
+        {
+            "LandLeaseYN": True,
+            "LandLeaseAmount": "350.00",
+            "LandLeaseAmountFrequency": "Monthly",
+            "LandLeaseExpirationDate": "2046-11-23",
+        },
+        NOW,
+    )
     assert lease["landType"] == "Lease"
     assert lease["landLeaseAmount"] == 350.0 and lease["landLeasePer"] == "Month"
     assert lease["landLeaseExpirationDate"] == datetime(2046, 11, 23, tzinfo=UTC)
@@ -178,25 +218,44 @@ def test_land_details_fee_and_lease():
 
 @pytest.mark.parametrize(
     ("status", "klass"),
-    [("Active", "active"), ("Active Under Contract", "active"), ("Coming Soon", "active"),
-     ("Pending", "active"), ("Closed", "closed"), ("Expired", "expired"), ("Canceled", "expired"),
-     ("Cancelled", "expired"), ("Withdrawn", "expired"), ("Deleted", "deleted"), ("Bogus", None)],
-)  # fmt: skip
+    [
+        ("Active", "active"),
+        ("Active Under Contract", "active"),
+        ("Coming Soon", "active"),
+        ("Pending", "active"),
+        ("Closed", "closed"),
+        ("Expired", "expired"),
+        ("Canceled", "expired"),
+        ("Cancelled", "expired"),
+        ("Withdrawn", "expired"),
+        ("Deleted", "deleted"),
+        ("Bogus", None),
+    ],
+)
 def test_status_classes(status, klass):
     assert status_class(status) == klass
 
 
 def test_expired_listing_gets_expiry_days_on_market_and_lead_defaults():
-    listing, _ = ok(spark_record(
-        StandardStatus="Canceled", StatusChangeTimestamp="2026-11-01T09:30:00Z",
-        OnMarketDate="2026-08-03", CumulativeDaysOnMarket=None))  # fmt: skip
+    listing, _ = ok(
+        spark_record(
+            StandardStatus="Canceled",
+            StatusChangeTimestamp="2026-11-01T09:30:00Z",
+            OnMarketDate="2026-08-03",
+            CumulativeDaysOnMarket=None,
+        )
+    )
     assert listing["statusClass"] == "expired"
     assert listing["statusChangeDate"] == datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
     assert listing["expiresAt"] == listing["statusChangeDate"] + timedelta(days=90)
     assert isinstance(listing["expiresAt"], datetime)
     assert listing["totalDaysOnMarket"] == 90
     assert (listing["leadStatus"], listing["skipTraced"], listing["voicemailSent"], listing["emailSent"]) == (
-        "new", False, False, False)  # fmt: skip
+        "new",
+        False,
+        False,
+        False,
+    )
 
 
 def test_active_listing_has_no_lead_fields():
@@ -213,7 +272,16 @@ def test_photos_one_document_each_with_every_size_in_order():
     assert first["order"] == 0 and second["order"] == 1
     assert first["listingKey"] == "20060412165917817933000000" and first["listingId"] == "06-1234"
     assert {k for k in first if k.startswith("uri")} == {
-        "uriThumb", "uri300", "uri640", "uri800", "uri1024", "uri1280", "uri1600", "uri2048", "uriLarge"}
+        "uriThumb",
+        "uri300",
+        "uri640",
+        "uri800",
+        "uri1024",
+        "uri1280",
+        "uri1600",
+        "uri2048",
+        "uriLarge",
+    }
     assert first["caption"] == "Front elevation" and "caption" not in second
     assert (first["primary"], second["primary"]) == (False, True)
     assert first["modificationTimestamp"] == datetime(2026, 11, 19, tzinfo=UTC)
@@ -230,8 +298,11 @@ def test_a_photo_without_any_uri_is_skipped_with_a_warning():
 
 def test_content_hash_is_order_independent_and_ignores_volatile_fields():
     a = spark_record(DaysOnMarket=3)
-    b = {"StandardFields": dict(reversed(list(spark_record(DaysOnMarket=4)["StandardFields"].items()))),
-         "Id": a["Id"], "ResourceUri": a["ResourceUri"]}  # fmt: skip
+    b = {
+        "StandardFields": dict(reversed(list(spark_record(DaysOnMarket=4)["StandardFields"].items()))),
+        "Id": a["Id"],
+        "ResourceUri": a["ResourceUri"],
+    }
     assert source_content_hash(clean(a)) == source_content_hash(clean(b))
     assert source_content_hash(clean(a)) != source_content_hash(clean(spark_record(ListPrice="50001")))
     assert ok(a)[0]["contentHash"] == ok(b)[0]["contentHash"]
@@ -242,13 +313,19 @@ def test_content_hash_is_order_independent_and_ignores_volatile_fields():
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
-    [({"ListingKey": None}, "ListingKey"), ({"ListingId": None}, "ListingId"),
-     ({"ModificationTimestamp": "yesterday"}, "ModificationTimestamp"),
-     ({"ModificationTimestamp": None}, "ModificationTimestamp"),
-     ({"ListPrice": "call agent"}, "ListPrice"), ({"BedsTotal": "2.5"}, "BedsTotal"),
-     ({"ListPrice": float("nan")}, "ListPrice"), ({"ListPrice": "-5"}, "listPrice"),
-     ({"StandardStatus": "Mystery"}, "StandardStatus"), ({"YearBuilt": 99999}, "yearBuilt")],
-)  # fmt: skip
+    [
+        ({"ListingKey": None}, "ListingKey"),
+        ({"ListingId": None}, "ListingId"),
+        ({"ModificationTimestamp": "yesterday"}, "ModificationTimestamp"),
+        ({"ModificationTimestamp": None}, "ModificationTimestamp"),
+        ({"ListPrice": "call agent"}, "ListPrice"),
+        ({"BedsTotal": "2.5"}, "BedsTotal"),
+        ({"ListPrice": float("nan")}, "ListPrice"),
+        ({"ListPrice": "-5"}, "listPrice"),
+        ({"StandardStatus": "Mystery"}, "StandardStatus"),
+        ({"YearBuilt": 99999}, "yearBuilt"),
+    ],
+)
 def test_unrecoverable_records_become_rejects_with_a_reason(overrides, field):
     record = spark_record(**overrides)
     if overrides.get("ListingKey", "") is None:

@@ -76,16 +76,23 @@ def probe_feeds(source: SourceResource, asked: list[tuple[FeedConfig, datetime]]
     questions: dict[tuple[str, datetime], tuple[FeedConfig, datetime]] = {}
     for feed, cursor in asked:
         questions.setdefault((feed.source, cursor), (feed, cursor))
-    with ClientPool(timeout_s=PROBE_TIMEOUT_S, connections=PROBE_CONCURRENCY) as clients, \
-            ThreadPoolExecutor(max_workers=PROBE_CONCURRENCY, thread_name_prefix="probe") as pool:
+    with (
+        ClientPool(timeout_s=PROBE_TIMEOUT_S, connections=PROBE_CONCURRENCY) as clients,
+        ThreadPoolExecutor(max_workers=PROBE_CONCURRENCY, thread_name_prefix="probe") as pool,
+    ):
         answers = dict(zip(questions, pool.map(lambda item: ask(item, clients), questions.values()), strict=True))
     return [answers[(feed.source, cursor)] for feed, cursor in asked]
 
 
-@described(dg.sensor, job=replication_job, minimum_interval_seconds=int(PROBE_INTERVAL_S),
-           default_status=dg.DefaultSensorStatus.RUNNING)  # fmt: skip
-def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource, source: SourceResource,
-                        clock: ClockResource):
+@described(
+    dg.sensor,
+    job=replication_job,
+    minimum_interval_seconds=int(PROBE_INTERVAL_S),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def change_probe_sensor(
+    context: dg.SensorEvaluationContext, mongo: MongoResource, source: SourceResource, clock: ClockResource
+):
     """Asks each enabled feed's endpoint once a minute whether anything changed since its
     cursor (one count request, many feeds at once) and requests today's partition of the
     feeds that changed, the feeds of one source sharing runs; never a second run for a feed
@@ -119,8 +126,9 @@ def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
         if isinstance(answer, Exception):
             failed += 1
             wait = state.failed(now, getattr(answer, "retry_after", None))
-            context.log.warning(f"{key}: probe failed ({type(answer).__name__}: {redact(str(answer))}); "
-                                f"next probe in {wait:.0f}s")  # fmt: skip
+            context.log.warning(
+                f"{key}: probe failed ({type(answer).__name__}: {redact(str(answer))}); next probe in {wait:.0f}s"
+            )
             continue
         state.succeeded()
         if answer:
@@ -130,12 +138,16 @@ def change_probe_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
             quiet += 1
     alone = feeds_alone(database) if first_loads or probed else {}
     order = feeds_order(context.instance) if first_loads or probed else []
-    requests = [*shared_requests(order, first_loads, alone, FIRST_DAY, now.date(), "first_load"),
-                *shared_requests(order, probed, alone, now.date(), now.date(), "probe")]  # fmt: skip
+    requests = [
+        *shared_requests(order, first_loads, alone, FIRST_DAY, now.date(), "first_load"),
+        *shared_requests(order, probed, alone, now.date(), now.date(), "probe"),
+    ]
     cursor_out = json.dumps({feed: state.to_json() for feed, state in states.items()})
     shown = ", ".join(changed[:50]) + (f" and {len(changed) - 50} more" if len(changed) > 50 else "")
-    summary = (f"changed: {len(changed)} {shown or ''}; unchanged: {quiet}; failed: {failed}; "
-               f"run in progress: {len(waiting)} {', '.join(waiting[:20])}; runs requested: {len(requests)}")  # fmt: skip
+    summary = (
+        f"changed: {len(changed)} {shown or ''}; unchanged: {quiet}; failed: {failed}; "
+        f"run in progress: {len(waiting)} {', '.join(waiting[:20])}; runs requested: {len(requests)}"
+    )
     context.log.info(summary)
     if not requests:
         return dg.SensorResult(skip_reason=summary, cursor=cursor_out)

@@ -21,8 +21,13 @@ from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.store.alone import feeds_alone
 
 
-@described(dg.run_failure_sensor, monitored_jobs=[replication_job], request_job=replication_job,
-           minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)  # fmt: skip
+@described(
+    dg.run_failure_sensor,
+    monitored_jobs=[replication_job],
+    request_job=replication_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def shared_run_failure_sensor(context: dg.RunFailureSensorContext, mongo: MongoResource):
     """A shared run (several feeds) that failed: each of its feeds' days asked again, the feed
     that failed alone, the others shared (one feed per run when no feed was named)."""
@@ -35,6 +40,10 @@ def shared_run_failure_sensor(context: dg.RunFailureSensorContext, mongo: MongoR
     named = {feed for feed, doc in alone.items() if doc.get("runId") == run.run_id}
     apart = set(alone) | (set() if named else members)  # nobody named: every feed alone, once
     due = dict.fromkeys(members, run.run_id)
-    context.log.info(f"run {run.run_id} over {len(members)} feeds failed; {len(named)} named at fault "
-                     f"({', '.join(sorted(named)[:10])}); asking each feed's days again")  # fmt: skip
-    return shared_requests(feeds_order(context.instance), due, apart, split_key(start)[1], split_key(end)[1], "catch-up")
+    context.log.info(
+        f"run {run.run_id} over {len(members)} feeds failed; {len(named)} named at fault "
+        f"({', '.join(sorted(named)[:10])}); asking each feed's days again"
+    )
+    return shared_requests(
+        feeds_order(context.instance), due, apart, split_key(start)[1], split_key(end)[1], "catch-up"
+    )

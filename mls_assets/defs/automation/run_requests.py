@@ -15,8 +15,13 @@ from mls_assets.lib.feeds import shared_runs
 FEED_TAG = "mls/feed"
 TRIGGER_TAG = "mls/trigger"
 # A run in these states holds its feed's place: the queue's, the probe's, the operator's view.
-IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]  # fmt: skip
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 def chain_run(feed: str, day: date, trigger: str, run_key: str, run_config: dict | None = None) -> dg.RunRequest:
@@ -58,8 +63,9 @@ def feeds_order(instance: dg.DagsterInstance) -> Sequence[str]:
     return instance.get_dynamic_partitions(FEEDS_PARTITION_NAME)
 
 
-def shared_requests(order: Sequence[str], due: Mapping[str, str], alone: Collection[str], first: date, last: date,
-                    trigger: str) -> list[dg.RunRequest]:  # fmt: skip
+def shared_requests(
+    order: Sequence[str], due: Mapping[str, str], alone: Collection[str], first: date, last: date, trigger: str
+) -> list[dg.RunRequest]:
     """Runs over days `first`..`last` of the `due` feeds (feed -> what names its run key: its
     cursor, the tick), feeds that lie next to each other in `order` (`feeds_order`, read once
     per tick) sharing a run, at most `MLS_SHARED_RUN_FEEDS` (50) a run; the feeds in `alone`
@@ -104,7 +110,9 @@ def feeds_of_run(tags: dict[str, str]) -> set[str]:
 
 def feeds_with_runs(instance: dg.DagsterInstance) -> set[str]:
     """Feeds that have a run queued or in progress (of any job: a backfill counts too)."""
-    return {feed for run in runs_matching(instance, dg.RunsFilter(statuses=IN_PROGRESS)) for feed in feeds_of_run(run.tags)}
+    return {
+        feed for run in runs_matching(instance, dg.RunsFilter(statuses=IN_PROGRESS)) for feed in feeds_of_run(run.tags)
+    }
 
 
 def first_load_attempts(instance: dg.DagsterInstance, feeds: list[str]) -> Counter:

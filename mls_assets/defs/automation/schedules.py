@@ -51,4 +51,6 @@ def intraday_status_sync(context: dg.ScheduleEvaluationContext, mongo: MongoReso
     due = {key: when.isoformat() for key in turn if not (moved.get(key) and moved[key] > previous)}
     if not due:
         return dg.SkipReason(f"the {len(turn)} feeds of slot {slot} of {slots} were synced since the last tick")
-    return shared_requests(feeds_order(context.instance), due, feeds_alone(database), when.date(), when.date(), "intraday")
+    return shared_requests(
+        feeds_order(context.instance), due, feeds_alone(database), when.date(), when.date(), "intraday"
+    )

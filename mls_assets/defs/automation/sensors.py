@@ -50,13 +50,17 @@ def nightly_due(feeds: list[FeedConfig], after: datetime, now: datetime) -> dict
     return due
 
 
-def nightly_requests(instance: dg.DagsterInstance, feeds: list[FeedConfig], after: datetime, now: datetime,
-                     alone: Collection[str] = ()) -> list[dg.RunRequest]:  # fmt: skip
+def nightly_requests(
+    instance: dg.DagsterInstance, feeds: list[FeedConfig], after: datetime, now: datetime, alone: Collection[str] = ()
+) -> list[dg.RunRequest]:
     """The nightly runs: the feeds of one source (one cron minute) share them."""
     due_by_day = nightly_due(feeds, after, now)
     order = feeds_order(instance) if due_by_day else []
-    return [request for day, due in sorted(due_by_day.items())
-            for request in shared_requests(order, due, alone, day, day, "nightly")]  # fmt: skip
+    return [
+        request
+        for day, due in sorted(due_by_day.items())
+        for request in shared_requests(order, due, alone, day, day, "nightly")
+    ]
 
 
 @described(dg.sensor, job=replication_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)

@@ -28,13 +28,23 @@ from mls_assets.lib.store.writes import Patch
     ins={"flattened_listings": dg.AssetIn(metadata={"changes": True, "projection": {"_id": 0, "listingKey": 1}})},
     deps=["active_listings", "closed_listings", "expired_listings"],
     metadata={"collection": CRM_PROPERTIES.name},
-    check_specs=[run_check("crm_links_consistent", asset="crm_linked_properties",
-        description="For the listings this run changed, CRM links agree both ways: mls_property_id on the "
-        "property, crm_property_ids on the listing.")],
-)  # fmt: skip
+    check_specs=[
+        run_check(
+            "crm_links_consistent",
+            asset="crm_linked_properties",
+            description="For the listings this run changed, CRM links agree both ways: mls_property_id on the "
+            "property, crm_property_ids on the listing.",
+        )
+    ],
+)
 @fails_clearly
-def crm_linked_properties(context: dg.AssetExecutionContext, flattened_listings: ChangeSet, mongo: MongoResource,
-                          clock: ClockResource, leases: LeaseResource):  # fmt: skip
+def crm_linked_properties(
+    context: dg.AssetExecutionContext,
+    flattened_listings: ChangeSet,
+    mongo: MongoResource,
+    clock: ClockResource,
+    leases: LeaseResource,
+):
     """For every listing changed since this asset last ran, updates the CRM properties
     linked to it with the MLS fields (price, status, beds/baths, address, photos summary,
     mlsLastSyncedAt), keeping every CRM-owned field; a property whose listing left the feed
@@ -59,7 +69,9 @@ def crm_linked_properties(context: dg.AssetExecutionContext, flattened_listings:
                 yield patch
 
         for prop in crm.needing_sync(database, feed):  # linked by the CRM, never synced
-            outcomes["links_completed"] += crm.complete_reverse_link(database, feed, prop["_id"], prop["mls_property_id"])
+            outcomes["links_completed"] += crm.complete_reverse_link(
+                database, feed, prop["_id"], prop["mls_property_id"]
+            )
             yield from sync(prop)
         for _, batch in flattened_listings.batches(feed):
             keys = [doc["listingKey"] for doc in batch]
@@ -72,6 +84,7 @@ def crm_linked_properties(context: dg.AssetExecutionContext, flattened_listings:
 
     yield dg.Output(Streamed({str(feed): patches(feed) for feed in flattened_listings.feeds}, report))
     flattened_listings.commit(context.run.run_id)
-    finding = measures.merge_findings((str(f), measures.inconsistent_crm_links(database, f, keys))
-                                      for f, keys in changed.items())  # fmt: skip
+    finding = measures.merge_findings(
+        (str(f), measures.inconsistent_crm_links(database, f, keys)) for f, keys in changed.items()
+    )
     yield check_result(finding, "broken CRM links", "crm_linked_properties", "crm_links_consistent")

@@ -41,7 +41,12 @@ def crm_active_rescrape(context: dg.ScheduleEvaluationContext, mongo: MongoResou
     if not links:
         return dg.SkipReason("no CRM-active properties are linked to MLS listings yet: nothing to re-scrape")
     return [
-        chain_run(feed, when.date(), "crm-rescrape", f"crm-rescrape|{feed}|{when.isoformat()}",
-                  run_config={"ops": {"raw_listings": {"config": {"listing_keys": keys}}}})
+        chain_run(
+            feed,
+            when.date(),
+            "crm-rescrape",
+            f"crm-rescrape|{feed}|{when.isoformat()}",
+            run_config={"ops": {"raw_listings": {"config": {"listing_keys": keys}}}},
+        )
         for feed, keys in links.items()
-    ]  # fmt: skip
+    ]

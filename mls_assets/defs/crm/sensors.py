@@ -33,8 +33,11 @@ def crm_link_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource):
         return dg.SensorResult(skip_reason="no new CRM links", cursor=newest.isoformat())
     today = datetime.now(UTC).date().isoformat()
     requests = [
-        dg.RunRequest(run_key=f"crm-link|{feed}|{at.isoformat()}", partition_key=str(feed_day_key(feed, today)),
-                      tags={FEED_TAG: feed, TRIGGER_TAG: "crm-link"})
+        dg.RunRequest(
+            run_key=f"crm-link|{feed}|{at.isoformat()}",
+            partition_key=str(feed_day_key(feed, today)),
+            tags={FEED_TAG: feed, TRIGGER_TAG: "crm-link"},
+        )
         for feed, at in sorted(feeds.items())
-    ]  # fmt: skip
+    ]
     return dg.SensorResult(run_requests=requests, cursor=newest.isoformat())

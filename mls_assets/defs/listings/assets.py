@@ -65,8 +65,17 @@ class PullStats:
         self.by_day.setdefault(modified.astimezone(UTC).date(), Counter())[status] += 1
 
 
-def _pull(provider: ListingsProvider, leases: LeaseResource, feed: FeedConfig, page_size: int, window: PullWindow,
-          stats: PullStats, quarantine: Quarantine, now: datetime, progress: PullProgress) -> Iterator[dict]:  # fmt: skip
+def _pull(
+    provider: ListingsProvider,
+    leases: LeaseResource,
+    feed: FeedConfig,
+    page_size: int,
+    window: PullWindow,
+    stats: PullStats,
+    quarantine: Quarantine,
+    now: datetime,
+    progress: PullProgress,
+) -> Iterator[dict]:
     """Stream the window's records page by page, each through the screen: what passes is
     stored, what does not goes to the quarantine with the reason; one record never costs its
     page. Deletions the source announces pass the same screen and are kept aside for
@@ -96,8 +105,12 @@ def _pull(provider: ListingsProvider, leases: LeaseResource, feed: FeedConfig, p
                         rejects.append(make_reject(record, error.reason, error.field, now))
                         continue
                     stats.count(str(screened.status)[:40], screened.modified)
-                    document = {"listingKey": screened.key, "modificationTimestamp": screened.modified,
-                                "standardStatus": screened.status, "record": screened.record}  # fmt: skip
+                    document = {
+                        "listingKey": screened.key,
+                        "modificationTimestamp": screened.modified,
+                        "standardStatus": screened.status,
+                        "record": screened.record,
+                    }
                     if screened.dropped_fields:
                         document["droppedFields"] = screened.dropped_fields
                     yield document
@@ -133,8 +146,9 @@ def _shared_run_failed(failures: dict[str, str], feeds: int) -> dg.Failure:
     return dg.Failure(
         description=f"{len(failures)} of the {feeds} feeds of this shared run failed and run alone from now on "
         f"({shown}); the other {feeds - len(failures)} are stored and get a catch-up run",
-        metadata={"failed_feeds": sorted(failures), "stored_feeds": feeds - len(failures)}, allow_retries=False,
-    )  # fmt: skip
+        metadata={"failed_feeds": sorted(failures), "stored_feeds": feeds - len(failures)},
+        allow_retries=False,
+    )
 
 
 @dg.asset(
@@ -145,13 +159,24 @@ def _shared_run_failed(failures: dict[str, str], feeds: int) -> dg.Failure:
     retry_policy=NETWORK_RETRY,
     backfill_policy=SINGLE_RUN_BACKFILL,
     pool=SPARK_POOL,
-    check_specs=[run_check("pull_duration_within_limit", asset="raw_listings",
-        description=f"The run's Spark pull took less than {MAX_PULL_MINUTES:g} minutes (MLS_MAX_PULL_MINUTES): "
-        "a slower pull means rate limits, an overloaded source or a runaway window.")],
-)  # fmt: skip
+    check_specs=[
+        run_check(
+            "pull_duration_within_limit",
+            asset="raw_listings",
+            description=f"The run's Spark pull took less than {MAX_PULL_MINUTES:g} minutes (MLS_MAX_PULL_MINUTES): "
+            "a slower pull means rate limits, an overloaded source or a runaway window.",
+        )
+    ],
+)
 @fails_clearly
-def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, mongo: MongoResource,
-                 source: SourceResource, clock: ClockResource, leases: LeaseResource):  # fmt: skip
+def raw_listings(
+    context: dg.AssetExecutionContext,
+    config: RawListingsConfig,
+    mongo: MongoResource,
+    source: SourceResource,
+    clock: ClockResource,
+    leases: LeaseResource,
+):
     """The feed's listings whose ModificationTimestamp falls in the partition's day, pulled
     from the feed's provider (Spark's replication endpoint, or a RESO Web API) with photos
     expanded, screened, newest version per ListingKey. A range run pulls each feed's stretch
@@ -175,7 +200,9 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
                 cursor = read_cursor(database, feed_key)
                 since = pull_since(cursor)
                 for days in contiguous(list(partitions)):  # one pull per stretch of days, not one per day
-                    provider = source.provider_for(feed, clients=clients)  # a bad config fails here, before anything is written
+                    provider = source.provider_for(
+                        feed, clients=clients
+                    )  # a bad config fails here, before anything is written
                     if cursor is None:  # the feed's first load: its tenant's collections first
                         provision_feed(database, feed.key)
                     window = window_for_days(days, now, since, tuple(config.listing_keys), first_day=FIRST_DAY)
@@ -225,11 +252,14 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
             for feed_key, feed_stats in stats.items():
                 deletions = {key: at for stat in feed_stats for key, at in stat.deletions.items()}
                 if deletions and feed_key not in failures:
-                    events, broken, removed = remove_announced(database, feeds[feed_key], deletions, now,
-                                                               context.run.run_id)  # fmt: skip
-                    context.log.info(f"{feed_key}: {len(deletions)} deletions announced by the source; removed "
-                                     f"{removed.get(RAW.name, 0)} stored listings ({events} Deleted events, {broken} CRM "
-                                     "links broken)")  # fmt: skip
+                    events, broken, removed = remove_announced(
+                        database, feeds[feed_key], deletions, now, context.run.run_id
+                    )
+                    context.log.info(
+                        f"{feed_key}: {len(deletions)} deletions announced by the source; removed "
+                        f"{removed.get(RAW.name, 0)} stored listings ({events} Deleted events, {broken} CRM "
+                        "links broken)"
+                    )
             for feed_key, started in cursors:
                 if feed_key not in failures:
                     advance_cursor(database, feed_key, started, context.run.run_id)
@@ -241,10 +271,12 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
         yield dg.Output(Streamed(streams, report, by_partition, settle))
     seconds = sum(s.seconds for feed_stats in stats.values() for s in feed_stats)
     yield dg.AssetCheckResult(
-        check_name="pull_duration_within_limit", passed=seconds < MAX_PULL_MINUTES * 60,
-        severity=dg.AssetCheckSeverity.WARN, description=f"pull took {seconds:.1f}s (limit {MAX_PULL_MINUTES:g} min)",
+        check_name="pull_duration_within_limit",
+        passed=seconds < MAX_PULL_MINUTES * 60,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"pull took {seconds:.1f}s (limit {MAX_PULL_MINUTES:g} min)",
         metadata={"pull_seconds": round(seconds, 2), "limit_seconds": MAX_PULL_MINUTES * 60},
-    )  # fmt: skip
+    )
 
 
 @dg.asset(
@@ -254,13 +286,23 @@ def raw_listings(context: dg.AssetExecutionContext, config: RawListingsConfig, m
     metadata={"collection": FLATTENED.name},
     backfill_policy=SINGLE_RUN_BACKFILL,
     ins={"raw_listings": dg.AssetIn(metadata={"changes": True})},
-    check_specs=[run_check("reject_rate_below_threshold", asset="flattened_listings",
-        description=f"Fewer than {REJECT_RATE_THRESHOLD:.0%} of the records this run read were quarantined, "
-        "at the pull (unreadable keys, values, dates) or at the flattening (MLS_REJECT_RATE_THRESHOLD).")],
-)  # fmt: skip
+    check_specs=[
+        run_check(
+            "reject_rate_below_threshold",
+            asset="flattened_listings",
+            description=f"Fewer than {REJECT_RATE_THRESHOLD:.0%} of the records this run read were quarantined, "
+            "at the pull (unreadable keys, values, dates) or at the flattening (MLS_REJECT_RATE_THRESHOLD).",
+        )
+    ],
+)
 @fails_clearly
-def flattened_listings(context: dg.AssetExecutionContext, raw_listings: ChangeSet, mongo: MongoResource,
-                       clock: ClockResource, leases: LeaseResource):  # fmt: skip
+def flattened_listings(
+    context: dg.AssetExecutionContext,
+    raw_listings: ChangeSet,
+    mongo: MongoResource,
+    clock: ClockResource,
+    leases: LeaseResource,
+):
     """Every raw listing written since this asset last ran, flattened to camelCase, with
     slugs, GeoJSON location, land lease details, status class, lead fields for expired
     listings and a `contentHash` of its source content. Records that cannot be made valid go
@@ -293,9 +335,13 @@ def flattened_listings(context: dg.AssetExecutionContext, raw_listings: ChangeSe
 
     def report() -> dict:
         total = seen["flattened"] + seen["rejected"]
-        return {"flattened": seen["flattened"], "rejected": seen["rejected"],
-                "reject_rate": round(seen["rejected"] / total, 4) if total else 0.0,
-                "status_class_counts": dict(seen["classes"]), "transform_seconds": round(time.monotonic() - started, 2)}  # fmt: skip
+        return {
+            "flattened": seen["flattened"],
+            "rejected": seen["rejected"],
+            "reject_rate": round(seen["rejected"] / total, 4) if total else 0.0,
+            "status_class_counts": dict(seen["classes"]),
+            "transform_seconds": round(time.monotonic() - started, 2),
+        }
 
     yield dg.Output(Streamed({str(feed): documents(feed) for feed in raw_listings.feeds}, report))
     raw_listings.commit(context.run.run_id)  # stored: this consumer has seen these changes
@@ -303,9 +349,17 @@ def flattened_listings(context: dg.AssetExecutionContext, raw_listings: ChangeSe
     total = seen["flattened"] + rejected  # every record the run read: the pull's rejects too
     rate = rejected / total if total else 0.0
     yield dg.AssetCheckResult(
-        check_name="reject_rate_below_threshold", passed=rate < REJECT_RATE_THRESHOLD,
-        severity=dg.AssetCheckSeverity.WARN, description=f"{rate:.2%} of records quarantined "
+        check_name="reject_rate_below_threshold",
+        passed=rate < REJECT_RATE_THRESHOLD,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{rate:.2%} of records quarantined "
         f"({rejected} of {total}: {seen['pull_rejected']} at the pull, {seen['rejected']} at the flattening)",
-        metadata={"reject_rate": round(rate, 4), "rejects": rejected, "pull_rejects": seen["pull_rejected"],
-                  "flatten_rejects": seen["rejected"], "records_read": total, "first_rejects": seen["samples"][:10]},
-    )  # fmt: skip
+        metadata={
+            "reject_rate": round(rate, 4),
+            "rejects": rejected,
+            "pull_rejects": seen["pull_rejected"],
+            "flatten_rejects": seen["rejected"],
+            "records_read": total,
+            "first_rejects": seen["samples"][:10],
+        },
+    )

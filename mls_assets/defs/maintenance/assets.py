@@ -15,11 +15,22 @@ class SweepConfig(dg.Config):
     min_fraction: float = DEFAULT_MIN_FRACTION
 
 
-@dg.asset(partitions_def=feeds_partitions, group_name="maintenance", kinds={"mongodb", "python"},
-          retry_policy=NETWORK_RETRY, pool=SPARK_POOL)  # fmt: skip
+@dg.asset(
+    partitions_def=feeds_partitions,
+    group_name="maintenance",
+    kinds={"mongodb", "python"},
+    retry_policy=NETWORK_RETRY,
+    pool=SPARK_POOL,
+)
 @fails_clearly
-def deleted_listings_sweep(context: dg.AssetExecutionContext, config: SweepConfig, mongo: MongoResource,
-                           source: SourceResource, clock: ClockResource, leases: LeaseResource) -> dg.MaterializeResult:  # fmt: skip
+def deleted_listings_sweep(
+    context: dg.AssetExecutionContext,
+    config: SweepConfig,
+    mongo: MongoResource,
+    source: SourceResource,
+    clock: ClockResource,
+    leases: LeaseResource,
+) -> dg.MaterializeResult:
     """Removes listings that vanished from the feed (a complete sweep of the source's keys,
     behind a volume guard) from every swept collection of the catalogue, writes each removal
     to the status history and breaks the CRM links of removed listings; reports what it
@@ -30,11 +41,19 @@ def deleted_listings_sweep(context: dg.AssetExecutionContext, config: SweepConfi
     with source.provider_for(feed) as provider, leases.pulling(feed, provider.fingerprint):
         found = source_keys(provider)
     if found.unkeyed:
-        context.log.warning(f"{found.unkeyed} source records had no usable ListingKey (they are quarantined by "
-                            "the pull); listings named by their Id are kept")  # fmt: skip
+        context.log.warning(
+            f"{found.unkeyed} source records had no usable ListingKey (they are quarantined by "
+            "the pull); listings named by their Id are kept"
+        )
     result = sweep(database, feed, found.keys, clock.now(), context.run.run_id, config.min_fraction)
-    return dg.MaterializeResult(metadata={
-        "source_keys": result.source_keys, "unkeyed_source_records": found.unkeyed, "stored_keys": result.stored_keys,
-        "history_events": result.history_events, "crm_links_broken": result.links_broken,
-        "removed": sum(result.removed.values()), "removed_by_collection": result.removed,
-    })  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "source_keys": result.source_keys,
+            "unkeyed_source_records": found.unkeyed,
+            "stored_keys": result.stored_keys,
+            "history_events": result.history_events,
+            "crm_links_broken": result.links_broken,
+            "removed": sum(result.removed.values()),
+            "removed_by_collection": result.removed,
+        }
+    )

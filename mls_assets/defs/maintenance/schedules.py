@@ -21,5 +21,9 @@ def weekly_deletion_sweep(context: dg.ScheduleEvaluationContext, mongo: MongoRes
     feeds = [f for f in read_configs(mongo.get_database()) if f.enabled]
     if not feeds:
         return dg.SkipReason("no enabled feeds")
-    return [dg.RunRequest(run_key=f"sweep|{f.key}|{when}", partition_key=str(f.key),
-                          tags={FEED_TAG: str(f.key), TRIGGER_TAG: "sweep"}) for f in feeds]  # fmt: skip
+    return [
+        dg.RunRequest(
+            run_key=f"sweep|{f.key}|{when}", partition_key=str(f.key), tags={FEED_TAG: str(f.key), TRIGGER_TAG: "sweep"}
+        )
+        for f in feeds
+    ]

@@ -25,8 +25,10 @@ OUTPUTS = {"listing_photos": PHOTOS, "expired_listing_photos": EXPIRED_PHOTOS}
 def expiry_of(database, feed: FeedKey, keys: list[str]) -> dict[str, object]:
     """The stored expired listings' `expiresAt` (their photos carry it)."""
     collection = database[EXPIRED.collection_name(feed)]
-    return {d["listingKey"]: d.get("expiresAt") for d in collection.find({"listingKey": {"$in": keys}},
-                                                                          {"_id": 0, "listingKey": 1, "expiresAt": 1})}  # fmt: skip
+    return {
+        d["listingKey"]: d.get("expiresAt")
+        for d in collection.find({"listingKey": {"$in": keys}}, {"_id": 0, "listingKey": 1, "expiresAt": 1})
+    }
 
 
 @dg.multi_asset(
@@ -35,15 +37,23 @@ def expiry_of(database, feed: FeedKey, keys: list[str]) -> dict[str, object]:
     group_name="photos",
     ins={"raw_listings": dg.AssetIn(metadata={"changes": True})},
     deps=["active_listings", "closed_listings", "expired_listings"],
-    outs={name: dg.AssetOut(description=spec.description, kinds={"mongodb"}, metadata={"collection": spec.name})
-          for name, spec in OUTPUTS.items()},
-    check_specs=[run_check("no_orphan_or_wiped_photos", asset="listing_photos",
-        description="For the listings this run changed: no photo without its listing, and no listing with photos "
-        "whose photos are gone (an empty expansion must never wipe them).")],
-)  # fmt: skip
+    outs={
+        name: dg.AssetOut(description=spec.description, kinds={"mongodb"}, metadata={"collection": spec.name})
+        for name, spec in OUTPUTS.items()
+    },
+    check_specs=[
+        run_check(
+            "no_orphan_or_wiped_photos",
+            asset="listing_photos",
+            description="For the listings this run changed: no photo without its listing, and no listing with photos "
+            "whose photos are gone (an empty expansion must never wipe them).",
+        )
+    ],
+)
 @fails_clearly
-def photo_collections(context: dg.AssetExecutionContext, raw_listings: ChangeSet, mongo: MongoResource,
-                      leases: LeaseResource):  # fmt: skip
+def photo_collections(
+    context: dg.AssetExecutionContext, raw_listings: ChangeSet, mongo: MongoResource, leases: LeaseResource
+):
     """Replaces a listing's photos only when its photo set changed, never wipes them for a
     record without the Photos expansion, moves them with their listing between the two
     collections, and removes those of listings that left every status collection. Reads the
@@ -74,14 +84,28 @@ def photo_collections(context: dg.AssetExecutionContext, raw_listings: ChangeSet
         if not empty:
             others = [{"listingKey": key} for key, home in homes[feed].items() if home != "expired"]
             for start in range(0, len(others), raw_listings.batch_size):
-                yield from plan_photos(database, feed, EXPIRED_PHOTOS, others[start:start + raw_listings.batch_size],
-                                       homes[feed], empty, {})  # fmt: skip
+                yield from plan_photos(
+                    database,
+                    feed,
+                    EXPIRED_PHOTOS,
+                    others[start : start + raw_listings.batch_size],
+                    homes[feed],
+                    empty,
+                    {},
+                )
 
     for (name, spec), plan in zip(OUTPUTS.items(), (first_pass, second_pass), strict=True):
         empty = {feed: marks.last(database[spec.collection_name(feed)]) is None for feed in raw_listings.feeds}
         yield dg.Output({str(feed): plan(feed, empty[feed]) for feed in raw_listings.feeds}, output_name=name)
     changed = {feed: list(keys) for feed, keys in homes.items()}
     raw_listings.commit(context.run.run_id)
-    finding = measures.merge_findings((str(f), measures.orphan_photos(database, f, keys)) for f, keys in changed.items())
-    yield check_result(finding, "orphan photos or listings missing their photos", "listing_photos",
-                       "no_orphan_or_wiped_photos", dg.AssetCheckSeverity.WARN)  # fmt: skip
+    finding = measures.merge_findings(
+        (str(f), measures.orphan_photos(database, f, keys)) for f, keys in changed.items()
+    )
+    yield check_result(
+        finding,
+        "orphan photos or listings missing their photos",
+        "listing_photos",
+        "no_orphan_or_wiped_photos",
+        dg.AssetCheckSeverity.WARN,
+    )

@@ -37,8 +37,16 @@ COUNT_TOLERANCE = float(os.environ.get("MLS_COUNT_TOLERANCE", "0.02"))
 ACTIVE_STATUSES = ("Active", "Active Under Contract", "Coming Soon", "Pending")
 
 
-AUDITED = ("raw_listings", "flattened_listings", "active_listings", "closed_listings", "expired_listings",
-           "listing_photos", "expired_listing_photos", "crm_linked_properties")
+AUDITED = (
+    "raw_listings",
+    "flattened_listings",
+    "active_listings",
+    "closed_listings",
+    "expired_listings",
+    "listing_photos",
+    "expired_listing_photos",
+    "crm_linked_properties",
+)
 
 
 @dg.asset(group_name="quality", kinds={"mongodb"}, deps=AUDITED)
@@ -49,8 +57,12 @@ def collection_audit(mongo: MongoResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"feeds_audited": len(feeds), "first_feeds": feeds[:20]})
 
 
-def audit(mongo: MongoResource, measure: Callable[..., measures.Finding], what: str,
-          severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:  # fmt: skip
+def audit(
+    mongo: MongoResource,
+    measure: Callable[..., measures.Finding],
+    what: str,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+) -> dg.AssetCheckResult:
     """`measure(database, feed)` over every enabled feed, reported together, with the feeds at
     fault named."""
     database = mongo.get_database()
@@ -61,56 +73,81 @@ def audit(mongo: MongoResource, measure: Callable[..., measures.Finding], what: 
 def _status_audits(klass: str) -> list[dg.AssetChecksDefinition]:
     spec = STATUS_COLLECTIONS[klass]
 
-    @dg.asset_check(asset=collection_audit, name=f"{klass}_unique_listing_key",
-                    description=f"No listingKey is stored twice in any feed's {spec.name} collection.")  # fmt: skip
+    @dg.asset_check(
+        asset=collection_audit,
+        name=f"{klass}_unique_listing_key",
+        description=f"No listingKey is stored twice in any feed's {spec.name} collection.",
+    )
     def unique(mongo: MongoResource) -> dg.AssetCheckResult:
         return audit(mongo, lambda db, f: measures.duplicate_keys(db[spec.collection_name(f)]), "duplicated keys")
 
-    @dg.asset_check(asset=collection_audit, name=f"{klass}_required_fields",
-                    description=f"Every listing stored in {spec.name} carries listingKey, listingId, standardStatus, "
-                    "modificationTimestamp, tenantId and mlsProvider.")  # fmt: skip
+    @dg.asset_check(
+        asset=collection_audit,
+        name=f"{klass}_required_fields",
+        description=f"Every listing stored in {spec.name} carries listingKey, listingId, standardStatus, "
+        "modificationTimestamp, tenantId and mlsProvider.",
+    )
     def required(mongo: MongoResource) -> dg.AssetCheckResult:
-        return audit(mongo, lambda db, f: measures.missing_required(db[spec.collection_name(f)]),
-                     "listings missing a required field")  # fmt: skip
+        return audit(
+            mongo,
+            lambda db, f: measures.missing_required(db[spec.collection_name(f)]),
+            "listings missing a required field",
+        )
 
     return [unique, required]
 
 
-@dg.asset_check(asset=collection_audit, name="one_status_collection",
-                description="Every stored listing lives in exactly one of the active, closed and expired "
-                "collections of its feed.")  # fmt: skip
+@dg.asset_check(
+    asset=collection_audit,
+    name="one_status_collection",
+    description="Every stored listing lives in exactly one of the active, closed and expired collections of its feed.",
+)
 def audit_one_status_collection(mongo: MongoResource) -> dg.AssetCheckResult:
     return audit(mongo, measures.in_several_collections, "listings in more than one status collection")
 
 
-@dg.asset_check(asset=collection_audit, name="expires_at_within_retention",
-                description="Every stored expiresAt is a BSON date (else the TTL index never fires), none past "
-                "by more than the TTL monitor's lag (MLS_TTL_GRACE_MINUTES).")  # fmt: skip
+@dg.asset_check(
+    asset=collection_audit,
+    name="expires_at_within_retention",
+    description="Every stored expiresAt is a BSON date (else the TTL index never fires), none past "
+    "by more than the TTL monitor's lag (MLS_TTL_GRACE_MINUTES).",
+)
 def audit_expires_at(mongo: MongoResource, clock: ClockResource) -> dg.AssetCheckResult:
     cutoff = clock.now() - TTL_GRACE
     spec = STATUS_COLLECTIONS["expired"]
-    return audit(mongo, lambda db, f: measures.bad_expiry(db[spec.collection_name(f)], None, cutoff),
-                 "expired listings with a bad or past expiresAt")  # fmt: skip
+    return audit(
+        mongo,
+        lambda db, f: measures.bad_expiry(db[spec.collection_name(f)], None, cutoff),
+        "expired listings with a bad or past expiresAt",
+    )
 
 
-@dg.asset_check(asset=collection_audit, name="orphan_or_wiped_photos",
-                description="No stored photo without its listing, and no listing with photos whose photos "
-                "are gone.")  # fmt: skip
+@dg.asset_check(
+    asset=collection_audit,
+    name="orphan_or_wiped_photos",
+    description="No stored photo without its listing, and no listing with photos whose photos are gone.",
+)
 def audit_orphan_photos(mongo: MongoResource) -> dg.AssetCheckResult:
-    return audit(mongo, measures.orphan_photos, "orphan photos or listings missing their photos",
-                 dg.AssetCheckSeverity.WARN)  # fmt: skip
+    return audit(
+        mongo, measures.orphan_photos, "orphan photos or listings missing their photos", dg.AssetCheckSeverity.WARN
+    )
 
 
-@dg.asset_check(asset=collection_audit, name="crm_links_consistent",
-                description="Every CRM link agrees both ways: mls_property_id on the property, crm_property_ids "
-                "on the listing.")  # fmt: skip
+@dg.asset_check(
+    asset=collection_audit,
+    name="crm_links_consistent",
+    description="Every CRM link agrees both ways: mls_property_id on the property, crm_property_ids on the listing.",
+)
 def audit_crm_links(mongo: MongoResource) -> dg.AssetCheckResult:
     return audit(mongo, measures.inconsistent_crm_links, "broken CRM links")
 
 
-@dg.asset_check(asset=collection_audit, name="count_matches_source",
-                description=f"Each enabled feed's stored (plus quarantined) active listings are within "
-                f"{COUNT_TOLERANCE:.0%} of the source's count (_pagination=count; MLS_COUNT_TOLERANCE).")  # fmt: skip
+@dg.asset_check(
+    asset=collection_audit,
+    name="count_matches_source",
+    description=f"Each enabled feed's stored (plus quarantined) active listings are within "
+    f"{COUNT_TOLERANCE:.0%} of the source's count (_pagination=count; MLS_COUNT_TOLERANCE).",
+)
 def count_matches_source(mongo: MongoResource, source: SourceResource) -> dg.AssetCheckResult:
     database = mongo.get_database()
     counts, worst = {}, 0.0
@@ -121,13 +158,21 @@ def count_matches_source(mongo: MongoResource, source: SourceResource) -> dg.Ass
         gap = abs(stored - in_source) / in_source if in_source else float(stored > 0)
         counts[str(feed.key)] = {"stored": stored, "source": in_source, "gap": round(gap, 4)}
         worst = max(worst, gap)
-    by_feed = [(feed, measures.Finding(1, [f"stored {c['stored']}, source {c['source']}"])
-                if c["gap"] > COUNT_TOLERANCE else measures.Finding()) for feed, c in counts.items()]  # fmt: skip
+    by_feed = [
+        (
+            feed,
+            measures.Finding(1, [f"stored {c['stored']}, source {c['source']}"])
+            if c["gap"] > COUNT_TOLERANCE
+            else measures.Finding(),
+        )
+        for feed, c in counts.items()
+    ]
     return dg.AssetCheckResult(
-        passed=worst <= COUNT_TOLERANCE, severity=dg.AssetCheckSeverity.WARN,
+        passed=worst <= COUNT_TOLERANCE,
+        severity=dg.AssetCheckSeverity.WARN,
         metadata={"counts": counts, "largest_gap": round(worst, 4), **feeds_metadata(by_feed)},
         description=f"largest gap between stored and source counts: {worst:.1%} (tolerance {COUNT_TOLERANCE:.0%})",
-    )  # fmt: skip
+    )
 
 
 def business_hours(now: datetime) -> bool:
@@ -135,9 +180,12 @@ def business_hours(now: datetime) -> bool:
     return start <= now.hour < end if start < end else now.hour >= start or now.hour < end
 
 
-@dg.asset_check(asset=collection_audit, name="feed_is_fresh",
-                description=f"Each enabled feed was synced (cursor advanced) within {FRESHNESS_MINUTES} minutes "
-                "during business hours (MLS_BUSINESS_HOURS_UTC), within a day otherwise.")  # fmt: skip
+@dg.asset_check(
+    asset=collection_audit,
+    name="feed_is_fresh",
+    description=f"Each enabled feed was synced (cursor advanced) within {FRESHNESS_MINUTES} minutes "
+    "during business hours (MLS_BUSINESS_HOURS_UTC), within a day otherwise.",
+)
 def feed_is_fresh(mongo: MongoResource, clock: ClockResource) -> dg.AssetCheckResult:
     now = clock.now()
     limit = timedelta(minutes=FRESHNESS_MINUTES) if business_hours(now) else timedelta(days=1)
@@ -153,10 +201,20 @@ def feed_is_fresh(mongo: MongoResource, clock: ClockResource) -> dg.AssetCheckRe
         return finding
 
     result = audit(mongo, stale, "stale feeds", dg.AssetCheckSeverity.WARN)
-    return dg.AssetCheckResult(passed=result.passed, severity=result.severity, description=result.description,
-                               metadata={**result.metadata, "age_minutes": ages,
-                                         "limit_minutes": limit.total_seconds() / 60})  # fmt: skip
+    return dg.AssetCheckResult(
+        passed=result.passed,
+        severity=result.severity,
+        description=result.description,
+        metadata={**result.metadata, "age_minutes": ages, "limit_minutes": limit.total_seconds() / 60},
+    )
 
 
-AUDIT_CHECKS = [*(c for klass in STATUS_COLLECTIONS for c in _status_audits(klass)), audit_one_status_collection,
-                audit_expires_at, audit_orphan_photos, audit_crm_links, count_matches_source, feed_is_fresh]  # fmt: skip
+AUDIT_CHECKS = [
+    *(c for klass in STATUS_COLLECTIONS for c in _status_audits(klass)),
+    audit_one_status_collection,
+    audit_expires_at,
+    audit_orphan_photos,
+    audit_crm_links,
+    count_matches_source,
+    feed_is_fresh,
+]

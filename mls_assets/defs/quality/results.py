@@ -11,18 +11,30 @@ FEEDS_AT_FAULT = "feeds_at_fault"
 FEEDS_LISTED = 200  # an audit names at most this many feeds at fault (the count says how many in all)
 
 
-def check_result(finding: Finding, what: str, asset: str | None = None, check_name: str | None = None,
-                 severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
-                 by_feed: list[tuple[str, Finding]] | None = None) -> dg.AssetCheckResult:  # fmt: skip
+def check_result(
+    finding: Finding,
+    what: str,
+    asset: str | None = None,
+    check_name: str | None = None,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    by_feed: list[tuple[str, Finding]] | None = None,
+) -> dg.AssetCheckResult:
     """The result of `finding`; `by_feed` (an audit's findings per feed) adds the feeds at fault."""
-    metadata: dict[str, Any] = {"offending": finding.offending, "first_offending_keys": finding.sample,
-                                **finding.details}  # fmt: skip
+    metadata: dict[str, Any] = {
+        "offending": finding.offending,
+        "first_offending_keys": finding.sample,
+        **finding.details,
+    }
     if by_feed is not None:
         metadata.update(feeds_metadata(by_feed))
     return dg.AssetCheckResult(
-        asset_key=asset, check_name=check_name, passed=finding.offending == 0, severity=severity,
-        description=_describe(finding, what), metadata=metadata,
-    )  # fmt: skip
+        asset_key=asset,
+        check_name=check_name,
+        passed=finding.offending == 0,
+        severity=severity,
+        description=_describe(finding, what),
+        metadata=metadata,
+    )
 
 
 def feeds_metadata(by_feed: list[tuple[str, Finding]]) -> dict[str, Any]:
@@ -30,8 +42,11 @@ def feeds_metadata(by_feed: list[tuple[str, Finding]]) -> dict[str, Any]:
     feeds were audited: an audit's result says whose data fails it, not which run ran it."""
     at_fault = sorted((feed, f) for feed, f in by_feed if f.offending)
     listed = {feed: {"offending": f.offending, "first_offending_keys": f.sample} for feed, f in at_fault[:FEEDS_LISTED]}
-    return {FEEDS_AT_FAULT: dg.MetadataValue.json(listed), "feeds_at_fault_count": len(at_fault),
-            "feeds_audited": len(by_feed)}  # fmt: skip
+    return {
+        FEEDS_AT_FAULT: dg.MetadataValue.json(listed),
+        "feeds_at_fault_count": len(at_fault),
+        "feeds_audited": len(by_feed),
+    }
 
 
 def _describe(finding: Finding, what: str) -> str:

@@ -7,8 +7,10 @@ import dagster as dg
 from mls_assets.defs.quality.jobs import quality_audit_job
 
 quality_audit = dg.ScheduleDefinition(
-    name="quality_audit", job=quality_audit_job, execution_timezone="UTC",
+    name="quality_audit",
+    job=quality_audit_job,
+    execution_timezone="UTC",
     cron_schedule=os.environ.get("MLS_AUDIT_CRON", "0 5 * * *"),
     description="The whole-collection audits of every enabled feed (unique keys, required fields, one status "
     "collection, expiresAt, photos, CRM links, counts against the source, freshness), daily after the nightly syncs.",
-)  # fmt: skip
+)

@@ -31,8 +31,12 @@ from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.quality.alerts import alert_id, raise_alert, redeliver, resolve_alerts
 from mls_assets.lib.redact import redact
 
-WATCHED = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.RUN_FAILURE,
-           dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.STEP_FAILURE}  # fmt: skip
+WATCHED = {
+    dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+    dg.DagsterEventType.RUN_FAILURE,
+    dg.DagsterEventType.RUN_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+}
 CHECK_METADATA = ("offending", "first_offending_keys", FEEDS_AT_FAULT)
 
 
@@ -41,21 +45,34 @@ def ui_url() -> str:
     return (os.environ.get("MLS_UI_URL") or f"http://127.0.0.1:{os.environ.get('DAGSTER_PORT', '3000')}").rstrip("/")
 
 
-def check_alert(evaluation: Any, run: dg.DagsterRun, metadata: dict[str, Any], feed: str | None,
-                partition: str | None, found: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def check_alert(
+    evaluation: Any,
+    run: dg.DagsterRun,
+    metadata: dict[str, Any],
+    feed: str | None,
+    partition: str | None,
+    found: dict[str, Any],
+) -> dict[str, Any]:
     """The alert of one failed check, filed under `feed` and `partition`; `found` holds its
     offending count and first keys (the check's own, or one feed's share of an audit)."""
     keys = sorted(str(k) for k in (found.get("first_offending_keys") or []))
     asset, check = evaluation.asset_key.to_user_string(), evaluation.check_name
     return {
         "_id": alert_id("asset_check", asset, check, feed, partition, keys),
-        "kind": "asset_check", "feed": feed, "partition": partition, "job": run.job_name,
-        "asset": asset, "check": check, "severity": evaluation.severity.value,
+        "kind": "asset_check",
+        "feed": feed,
+        "partition": partition,
+        "job": run.job_name,
+        "asset": asset,
+        "check": check,
+        "severity": evaluation.severity.value,
         "message": redact(evaluation.description) or f"check {check} failed",
         "rule": {k: v for k, v in metadata.items() if k not in CHECK_METADATA and isinstance(v, (int, float, str))},
-        "offending": found.get("offending"), "firstOffendingKeys": keys,
-        "runId": run.run_id, "link": f"{ui_url()}/runs/{run.run_id}",
-    }  # fmt: skip
+        "offending": found.get("offending"),
+        "firstOffendingKeys": keys,
+        "runId": run.run_id,
+        "link": f"{ui_url()}/runs/{run.run_id}",
+    }
 
 
 def check_outcome(evaluation: Any, run: dg.DagsterRun) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -92,12 +109,21 @@ def run_failure_alert(run: dg.DagsterRun, step_failures: list[dg.EventLogEntry],
     feed, partition = feed_of_run(run.tags), partition_of_run(run.tags)
     return {
         "_id": alert_id("run_failure", run.job_name, feed, partition, step, error_class),
-        "kind": "run_failure", "feed": feed, "partition": partition, "job": run.job_name,
-        "asset": None, "check": None, "step": step, "errorClass": error_class, "severity": "ERROR",
+        "kind": "run_failure",
+        "feed": feed,
+        "partition": partition,
+        "job": run.job_name,
+        "asset": None,
+        "check": None,
+        "step": step,
+        "errorClass": error_class,
+        "severity": "ERROR",
         "message": f"{run.job_name} failed for {feed or 'its feeds'} ({partition or 'no partition'})"
-                   + (f" in {step}: {error_class}: {cause}" if step else f": {redact(message) or 'run failed'}"),
-        "cause": cause, "runId": run.run_id, "link": f"{ui_url()}/runs/{run.run_id}",
-    }  # fmt: skip
+        + (f" in {step}: {error_class}: {cause}" if step else f": {redact(message) or 'run failed'}"),
+        "cause": cause,
+        "runId": run.run_id,
+        "link": f"{ui_url()}/runs/{run.run_id}",
+    }
 
 
 ALERT_RUNS_PAGE = 200
@@ -130,8 +156,9 @@ class RunPosition:
         deadline, limit = time.monotonic() + ALERT_TICK_BUDGET_S, ALERT_RUNS_PAGE
         while time.monotonic() < deadline:
             after = self.at - timedelta(microseconds=1) if self.at else None  # ties at `at` come again
-            page = instance.get_run_records(filters=dg.RunsFilter(updated_after=after), limit=limit,
-                                            order_by="update_timestamp", ascending=True)  # fmt: skip
+            page = instance.get_run_records(
+                filters=dg.RunsFilter(updated_after=after), limit=limit, order_by="update_timestamp", ascending=True
+            )
             fresh = [r for r in page if not (r.update_timestamp == self.at and r.dagster_run.run_id in self.seen_at)]
             for record in fresh:
                 if record.update_timestamp != self.at:
@@ -171,8 +198,9 @@ def failure_alert_sensor(context: dg.SensorEvaluationContext, mongo: MongoResour
     summary = f"sent {opened} new alerts and {resolved} resolved notices; redelivered {redelivered}"
     if opened or resolved or redelivered:
         context.log.info(summary)
-    return dg.SensorResult(skip_reason=summary if not (opened or resolved) else f"{summary} (see the tick's log)",
-                           cursor=cursor)  # fmt: skip
+    return dg.SensorResult(
+        skip_reason=summary if not (opened or resolved) else f"{summary} (see the tick's log)", cursor=cursor
+    )
 
 
 def _open(context: dg.SensorEvaluationContext, database, alert: dict, webhook: str | None) -> int:

@@ -30,7 +30,10 @@ PLOTTED_CITIES = 50  # per-city plot metadata for the largest cities
 
 def _place_spec(name: str, description: str) -> dg.AssetSpec:
     return dg.AssetSpec(
-        name, group_name="reference", kinds={"mongodb", "python"}, description=description,
+        name,
+        group_name="reference",
+        kinds={"mongodb", "python"},
+        description=description,
         metadata={"collection": name, "scope": "shared by every tenant"},
         # Lineage only (no partition of it is read through Dagster): `shared_places_sensor`
         # starts them after feed runs. An all-partitions dependency made every run list each
@@ -38,20 +41,27 @@ def _place_spec(name: str, description: str) -> dg.AssetSpec:
         # 100), and the last partition is found the same way: 1.41 million keys, 1.2 GB and
         # 16-31 s a run at 2,000 feeds; with none mapped, 184 MiB and 7 s.
         deps=[dg.AssetDep("flattened_listings", partition_mapping=dg.SpecificPartitionsPartitionMapping([]))],
-    )  # fmt: skip
+    )
 
 
 @dg.multi_asset(
     specs=[
-        _place_spec(CITIES, "One document per (state, city) named by any feed's listings: slug, county, centroid "
-                    "(GeoJSON, 2dsphere), the MLSs that list it, listings per status; kept inactive when no "
-                    "listing names it any more."),
-        _place_spec(NEIGHBORHOODS, "Per city, its subdivisions however spelled (casing and spacing variants "
-                    "merged), with a centroid and a reference to the city."),
-        _place_spec(SCHOOLS, "Elementary, middle and high schools by name, level and district, with the cities "
-                    "they serve."),
+        _place_spec(
+            CITIES,
+            "One document per (state, city) named by any feed's listings: slug, county, centroid "
+            "(GeoJSON, 2dsphere), the MLSs that list it, listings per status; kept inactive when no "
+            "listing names it any more.",
+        ),
+        _place_spec(
+            NEIGHBORHOODS,
+            "Per city, its subdivisions however spelled (casing and spacing variants "
+            "merged), with a centroid and a reference to the city.",
+        ),
+        _place_spec(
+            SCHOOLS, "Elementary, middle and high schools by name, level and district, with the cities they serve."
+        ),
     ],
-)  # fmt: skip
+)
 @fails_clearly
 def shared_places(context: dg.AssetExecutionContext, mongo: MongoResource, clock: ClockResource):
     """Rebuilds the places of the cities whose listings changed since the last run (all on the
@@ -69,13 +79,23 @@ def shared_places(context: dg.AssetExecutionContext, mongo: MongoResource, clock
     todo.commit(context.run.run_id)
     counts = {name: database[name].count_documents({}) for name in (CITIES, NEIGHBORHOODS, SCHOOLS)}
     active = {name: database[name].count_documents({"active": True}) for name in (CITIES, NEIGHBORHOODS, SCHOOLS)}
-    common = {"rebuilt": "every city" if todo.everything else f"{len(todo.cities)} cities",
-              "changed_listings": todo.changed_listings, "listings_read": reader.documents_read,
-              "unchanged_documents": written.unchanged}  # fmt: skip
+    common = {
+        "rebuilt": "every city" if todo.everything else f"{len(todo.cities)} cities",
+        "changed_listings": todo.changed_listings,
+        "listings_read": reader.documents_read,
+        "unchanged_documents": written.unchanged,
+    }
     for name, wrote in ((CITIES, written.cities), (NEIGHBORHOODS, written.neighborhoods), (SCHOOLS, written.schools)):
-        yield dg.MaterializeResult(asset_key=name, metadata={
-            **common, "documents": counts[name], "active": active[name], "written": wrote,
-            "dagster/row_count": counts[name]})  # fmt: skip
+        yield dg.MaterializeResult(
+            asset_key=name,
+            metadata={
+                **common,
+                "documents": counts[name],
+                "active": active[name],
+                "written": wrote,
+                "dagster/row_count": counts[name],
+            },
+        )
 
 
 @dg.asset(
@@ -84,11 +104,15 @@ def shared_places(context: dg.AssetExecutionContext, mongo: MongoResource, clock
     group_name="reference",
     kinds={"mongodb", "python"},
     metadata={"collection": MARKET_DAILY, "scope": "shared by every tenant"},
-    deps=[dg.AssetDep("flattened_listings",
-                      partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day")),
-          dg.AssetDep(CITIES)],
+    deps=[
+        dg.AssetDep(
+            "flattened_listings",
+            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day"),
+        ),
+        dg.AssetDep(CITIES),
+    ],
     automation_condition=dg.AutomationCondition.in_latest_time_window() & AFTER_FEED_RUNS,
-)  # fmt: skip
+)
 @fails_clearly
 def city_market_daily(context: dg.AssetExecutionContext, mongo: MongoResource, clock: ClockResource):
     """Per city and day: active, pending, new, closed and expired listings, median list and
@@ -126,8 +150,12 @@ def city_market_daily(context: dg.AssetExecutionContext, mongo: MongoResource, c
 def _day_figures(rows: list[dict], rebuilt: int, listings_read: int) -> dict:
     """A day's totals and its largest cities' active listings and median list price."""
     metadata: dict = {name: sum(r.get(name) or 0 for r in rows) for name in COUNTS}
-    metadata |= {"cities": len(rows), "cities_rebuilt": rebuilt, "listings_read": listings_read,
-                 "dagster/row_count": len(rows)}  # fmt: skip
+    metadata |= {
+        "cities": len(rows),
+        "cities_rebuilt": rebuilt,
+        "listings_read": listings_read,
+        "dagster/row_count": len(rows),
+    }
     for row in sorted(rows, key=lambda r: -(r.get("active") or 0))[:PLOTTED_CITIES]:
         metadata[f"active/{row['cityId']}"] = row.get("active") or 0
         if row.get("medianListPrice") is not None:

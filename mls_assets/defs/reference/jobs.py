@@ -6,10 +6,13 @@ import dagster as dg
 from mls_assets.defs.partitions import day_partitions
 
 shared_places_job = dg.define_asset_job(
-    "shared_places_job", selection=dg.AssetSelection.assets("shared_cities", "shared_neighborhoods", "shared_schools"),
+    "shared_places_job",
+    selection=dg.AssetSelection.assets("shared_cities", "shared_neighborhoods", "shared_schools"),
     description="Cities, neighborhoods and schools from every feed's listings (only what changed since the last run).",
-)  # fmt: skip
+)
 city_market_daily_job = dg.define_asset_job(
-    "city_market_daily_job", selection=dg.AssetSelection.assets("city_market_daily"), partitions_def=day_partitions,
+    "city_market_daily_job",
+    selection=dg.AssetSelection.assets("city_market_daily"),
+    partitions_def=day_partitions,
     description="The market per city for a day (backfill past days from the UI).",
-)  # fmt: skip
+)

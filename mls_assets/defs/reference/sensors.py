@@ -29,9 +29,15 @@ def shared_places_sensor(context: dg.SensorEvaluationContext):
     if context.cursor is None:
         return dg.SensorResult(cursor=str(datetime.now(UTC).timestamp()), skip_reason="first tick: starting from now")
     finished = context.instance.get_run_records(
-        dg.RunsFilter(job_name=replication_job.name, statuses=[dg.DagsterRunStatus.SUCCESS],
-                      updated_after=datetime.fromtimestamp(float(context.cursor), UTC)),
-        limit=1, order_by="update_timestamp", ascending=False)  # fmt: skip
+        dg.RunsFilter(
+            job_name=replication_job.name,
+            statuses=[dg.DagsterRunStatus.SUCCESS],
+            updated_after=datetime.fromtimestamp(float(context.cursor), UTC),
+        ),
+        limit=1,
+        order_by="update_timestamp",
+        ascending=False,
+    )
     if not finished:
         return dg.SkipReason("no feed run succeeded since the last rebuild")
     if context.instance.get_run_records(dg.RunsFilter(job_name=shared_places_job.name, statuses=IN_PROGRESS), limit=1):

@@ -33,22 +33,49 @@ from mls_assets.lib.tenant_admin import feed as configured_feed
 from mls_assets.lib.tenant_admin import record_current_listings
 
 ASSET_OF_CLASS = {"active": "active_listings", "closed": "closed_listings", "expired": "expired_listings"}
-ROUTING_FIELDS = {"_id": 0, "listingKey": 1, "listingId": 1, "standardStatus": 1, "statusChangeTimestamp": 1,
-                  "modificationTimestamp": 1}  # fmt: skip
+ROUTING_FIELDS = {
+    "_id": 0,
+    "listingKey": 1,
+    "listingId": 1,
+    "standardStatus": 1,
+    "statusChangeTimestamp": 1,
+    "modificationTimestamp": 1,
+}
 
 
 CHECKS = [
-    *(run_check("unique_listing_key", asset, "Each listingKey is stored once (a unique index enforces it).", True)
-      for asset in ASSET_OF_CLASS.values()),
-    *(run_check("required_fields", asset, "The listings this run wrote carry listingKey, listingId, standardStatus, "
-             "modificationTimestamp, tenantId and mlsProvider.") for asset in ASSET_OF_CLASS.values()),
-    run_check("one_status_collection", "active_listings", "Every listing this run wrote lives in exactly one of the "
-           "active, closed and expired collections of its feed.", blocking=True),
-    run_check("expires_at_is_a_date_within_retention", "expired_listings", "The expired listings this run wrote carry "
-           "`expiresAt` as a BSON date (else the TTL index never fires) in the future."),
-    run_check("within_listing_quota", "active_listings", "The feed stores no more listings (active, closed and "
-           "expired) than its `maxListings`, the agent's plan; `enforceQuota` stops inserting new ones there."),
-]  # fmt: skip
+    *(
+        run_check("unique_listing_key", asset, "Each listingKey is stored once (a unique index enforces it).", True)
+        for asset in ASSET_OF_CLASS.values()
+    ),
+    *(
+        run_check(
+            "required_fields",
+            asset,
+            "The listings this run wrote carry listingKey, listingId, standardStatus, "
+            "modificationTimestamp, tenantId and mlsProvider.",
+        )
+        for asset in ASSET_OF_CLASS.values()
+    ),
+    run_check(
+        "one_status_collection",
+        "active_listings",
+        "Every listing this run wrote lives in exactly one of the active, closed and expired collections of its feed.",
+        blocking=True,
+    ),
+    run_check(
+        "expires_at_is_a_date_within_retention",
+        "expired_listings",
+        "The expired listings this run wrote carry "
+        "`expiresAt` as a BSON date (else the TTL index never fires) in the future.",
+    ),
+    run_check(
+        "within_listing_quota",
+        "active_listings",
+        "The feed stores no more listings (active, closed and "
+        "expired) than its `maxListings`, the agent's plan; `enforceQuota` stops inserting new ones there.",
+    ),
+]
 
 
 @dg.multi_asset(
@@ -57,17 +84,28 @@ CHECKS = [
     group_name="status",
     ins={"flattened_listings": dg.AssetIn(metadata={"changes": True})},
     outs={
-        "listing_status_history": dg.AssetOut(description=HISTORY.description, kinds={"mongodb"},
-                                              metadata={"collection": HISTORY.name}),
-        **{asset: dg.AssetOut(description=STATUS_COLLECTIONS[klass].description, kinds={"mongodb"},
-                              metadata={"collection": STATUS_COLLECTIONS[klass].name})
-           for klass, asset in ASSET_OF_CLASS.items()},
+        "listing_status_history": dg.AssetOut(
+            description=HISTORY.description, kinds={"mongodb"}, metadata={"collection": HISTORY.name}
+        ),
+        **{
+            asset: dg.AssetOut(
+                description=STATUS_COLLECTIONS[klass].description,
+                kinds={"mongodb"},
+                metadata={"collection": STATUS_COLLECTIONS[klass].name},
+            )
+            for klass, asset in ASSET_OF_CLASS.items()
+        },
     },
     check_specs=CHECKS,
-)  # fmt: skip
+)
 @fails_clearly
-def status_collections(context: dg.AssetExecutionContext, flattened_listings: ChangeSet, mongo: MongoResource,
-                       clock: ClockResource, leases: LeaseResource):  # fmt: skip
+def status_collections(
+    context: dg.AssetExecutionContext,
+    flattened_listings: ChangeSet,
+    mongo: MongoResource,
+    clock: ClockResource,
+    leases: LeaseResource,
+):
     """Routes each flattened listing changed since this asset last ran into exactly one
     status collection of its feed, moving it out of the other two, and records each
     observed status transition."""
@@ -92,8 +130,11 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
             seen["listings"] += len(batch)
             seen["stale"] += found.stale
             seen["moves"].update(f"{e['from']} -> {e['to']}" for e in found.events)
-            leaving[feed].extend(Tombstone((doc["listingKey"],), doc["modificationTimestamp"])
-                                 for doc in batch if home_of_listing(doc, now) is None)  # fmt: skip
+            leaving[feed].extend(
+                Tombstone((doc["listingKey"],), doc["modificationTimestamp"])
+                for doc in batch
+                if home_of_listing(doc, now) is None
+            )
             return found.events
 
         changed: list[str] = []
@@ -108,9 +149,15 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
 
     def summary() -> dict:  # the sync result an operator reads first
         errors = sum(database[REJECTS.collection_name(f)].count_documents({"runId": context.run.run_id}) for f in feeds)
-        return {"summary": {"totalListings": seen["listings"], "statusChanges": dict(seen["moves"]),
-                            "leaving": sum(map(len, leaving.values())), "staleSkipped": seen["stale"],
-                            "errors": errors}}  # fmt: skip
+        return {
+            "summary": {
+                "totalListings": seen["listings"],
+                "statusChanges": dict(seen["moves"]),
+                "leaving": sum(map(len, leaving.values())),
+                "staleSkipped": seen["stale"],
+                "errors": errors,
+            }
+        }
 
     yield dg.Output(Streamed({str(f): history(f) for f in feeds}, summary), output_name="listing_status_history")
 
@@ -119,8 +166,9 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
         is read whole once), then the held listings brought in; a tombstone for each that
         belongs nowhere (deleted, or expired beyond the 90-day window)."""
         where = {"statusClass": klass}
-        for batch in chain((b for _, b in flattened_listings.batches(feed, where=where)),
-                           quota[feed].held_documents(where=where)):  # fmt: skip
+        for batch in chain(
+            (b for _, b in flattened_listings.batches(feed, where=where)), quota[feed].held_documents(where=where)
+        ):
             for doc in batch:
                 if home_of_listing(doc, now) == klass:
                     if not quota[feed].admits(doc, now, context.run.run_id):
@@ -137,21 +185,29 @@ def status_collections(context: dg.AssetExecutionContext, flattened_listings: Ch
     for feed in feeds:
         held = quota[feed].settle()
         if quota[feed].skipped or quota[feed].readmitted:
-            context.log.warning(f"{feed}: {quota[feed].skipped} new listings held back over the quota, "
-                                f"{quota[feed].readmitted} held ones brought in; {held} held now")  # fmt: skip
+            context.log.warning(
+                f"{feed}: {quota[feed].skipped} new listings held back over the quota, "
+                f"{quota[feed].readmitted} held ones brought in; {held} held now"
+            )
         current = stored_listings(database, feed)
         record_current_listings(database, feed, current)
         quota_findings.append((str(feed), quota[feed].finding(current, held)))
     yield from _checks(database, feeds, before, now)
-    yield check_result(measures.merge_findings(quota_findings), "listings over the feed's maxListings",
-                       "active_listings", "within_listing_quota", dg.AssetCheckSeverity.WARN)  # fmt: skip
+    yield check_result(
+        measures.merge_findings(quota_findings),
+        "listings over the feed's maxListings",
+        "active_listings",
+        "within_listing_quota",
+        dg.AssetCheckSeverity.WARN,
+    )
 
 
 def _quota(database, feed: FeedKey) -> Quota:
     config = configured_feed(database, feed)
     enforced = config.max_listings is not None and config.enforce_quota
-    return Quota.of(database, feed, config.max_listings, config.enforce_quota,
-                    stored_listings(database, feed) if enforced else 0)  # fmt: skip
+    return Quota.of(
+        database, feed, config.max_listings, config.enforce_quota, stored_listings(database, feed) if enforced else 0
+    )
 
 
 def stored_listings(database, feed: FeedKey) -> int:
@@ -171,21 +227,30 @@ def _checks(database, feeds: list[FeedKey], before: dict[FeedKey, int], now) -> 
         return (marks.last(database[spec.collection_name(feed)]) or 0) > before[feed]
 
     def scoped(measure, spec) -> measures.Finding:
-        return measures.merge_findings((str(f), measure(database[spec.collection_name(f)], f))
-                                       for f in feeds if written(spec, f))  # fmt: skip
+        return measures.merge_findings(
+            (str(f), measure(database[spec.collection_name(f)], f)) for f in feeds if written(spec, f)
+        )
 
     for klass, asset in ASSET_OF_CLASS.items():
         spec = STATUS_COLLECTIONS[klass]
-        unique = measures.merge_findings((str(f), measures.key_index_is_unique(database[spec.collection_name(f)], spec))
-                                         for f in feeds)  # fmt: skip
+        unique = measures.merge_findings(
+            (str(f), measures.key_index_is_unique(database[spec.collection_name(f)], spec)) for f in feeds
+        )
         yield check_result(unique, "collections without their unique listingKey index", asset, "unique_listing_key")
         missing = scoped(lambda collection, f: measures.missing_required(collection, before[f]), spec)
         yield check_result(missing, "listings missing a required field", asset, "required_fields")
     twins = measures.merge_findings(
         (str(f), measures.in_several_collections(database, f, {(f, k): before[f] for k in STATUS_COLLECTIONS}))
-        for f in feeds if any(written(spec, f) for spec in STATUS_COLLECTIONS.values()))  # fmt: skip
-    yield check_result(twins, "listings in more than one status collection", "active_listings",
-                       "one_status_collection")  # fmt: skip
-    expiry = scoped(lambda collection, f: measures.bad_expiry(collection, before[f], now), STATUS_COLLECTIONS["expired"])
-    yield check_result(expiry, "expired listings with a bad or past expiresAt", "expired_listings",
-                       "expires_at_is_a_date_within_retention")  # fmt: skip
+        for f in feeds
+        if any(written(spec, f) for spec in STATUS_COLLECTIONS.values())
+    )
+    yield check_result(twins, "listings in more than one status collection", "active_listings", "one_status_collection")
+    expiry = scoped(
+        lambda collection, f: measures.bad_expiry(collection, before[f], now), STATUS_COLLECTIONS["expired"]
+    )
+    yield check_result(
+        expiry,
+        "expired listings with a bad or past expiresAt",
+        "expired_listings",
+        "expires_at_is_a_date_within_retention",
+    )

@@ -47,9 +47,13 @@ class ApiKey:
     revoked_at: datetime | None = None
 
     def shown(self) -> dict[str, Any]:
-        return {"keyId": self.key_id, "tenant": self.tenant, "name": self.name,
-                "createdAt": self.created_at.isoformat(),
-                "revokedAt": self.revoked_at.isoformat() if self.revoked_at else None}  # fmt: skip
+        return {
+            "keyId": self.key_id,
+            "tenant": self.tenant,
+            "name": self.name,
+            "createdAt": self.created_at.isoformat(),
+            "revokedAt": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
 
 
 def _digest(secret: str) -> str:
@@ -66,8 +70,16 @@ def create_key(database: Database, tenant: str, name: str) -> tuple[str, ApiKey]
     ensure_key_indexes(database)
     key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
     record = ApiKey(key_id, tenant, name, datetime.now(UTC))
-    database[KEYS_COLLECTION].insert_one({"keyId": key_id, "tenant": tenant, "name": name, "hash": _digest(secret),
-                                          "createdAt": record.created_at, "revokedAt": None})  # fmt: skip
+    database[KEYS_COLLECTION].insert_one(
+        {
+            "keyId": key_id,
+            "tenant": tenant,
+            "name": name,
+            "hash": _digest(secret),
+            "createdAt": record.created_at,
+            "revokedAt": None,
+        }
+    )
     return f"mls_{key_id}_{secret}", record
 
 

@@ -41,10 +41,29 @@ STATUS_SPELLINGS = {"Expired": ("Expired",), "Canceled": ("Canceled", "Cancelled
 HIDDEN_FIELDS = {"_id": 0, "_hash": 0, "_runId": 0, "_seq": 0}
 MAX_PAGE = 500
 # Columns of the CSV export, in order (what skip-tracing and dialer tools read).
-CSV_COLUMNS = ("mls", "listingKey", "listingId", "standardStatus", "statusChangeDate", "unparsedAddress", "city",
-               "postalCode", "listPrice", "bedsTotal", "totalDaysOnMarket", "leadStatus", "skipTraced",
-               "skipTraceDate", "voicemailSent", "voicemailSentDate", "emailSent", "emailSentDate", "ownerName",
-               "ownerPhone", "ownerEmail")  # fmt: skip
+CSV_COLUMNS = (
+    "mls",
+    "listingKey",
+    "listingId",
+    "standardStatus",
+    "statusChangeDate",
+    "unparsedAddress",
+    "city",
+    "postalCode",
+    "listPrice",
+    "bedsTotal",
+    "totalDaysOnMarket",
+    "leadStatus",
+    "skipTraced",
+    "skipTraceDate",
+    "voicemailSent",
+    "voicemailSentDate",
+    "emailSent",
+    "emailSentDate",
+    "ownerName",
+    "ownerPhone",
+    "ownerEmail",
+)
 
 
 class BadCursor(ValueError):
@@ -100,8 +119,9 @@ class LeadFilter(BaseModel):
             query["standardStatus"] = {"$in": list(STATUS_SPELLINGS[self.status])}
         return query
 
-    def match(self, lower: datetime | None = None, upper: datetime | None = None,
-              upper_inclusive: bool = False) -> dict[str, Any]:  # fmt: skip
+    def match(
+        self, lower: datetime | None = None, upper: datetime | None = None, upper_inclusive: bool = False
+    ) -> dict[str, Any]:
         """The query, flat (the embedded server gives up its indexes for `$and` or `$type`):
         a status change date range within [since, until) and, if given, [lower, upper]. A
         date range matches only dates, as `$type: date` did."""
@@ -121,9 +141,11 @@ class LeadFilter(BaseModel):
         changed = _aware(changed)
         if not (self.since or EARLIEST) <= changed < (self.until or LATEST):
             return False
-        return ((self.leadStatus is None or doc.get("leadStatus") == self.leadStatus)
-                and (self.city is None or doc.get("city") == self.city)
-                and (self.status is None or doc.get("standardStatus") in STATUS_SPELLINGS[self.status]))  # fmt: skip
+        return (
+            (self.leadStatus is None or doc.get("leadStatus") == self.leadStatus)
+            and (self.city is None or doc.get("city") == self.city)
+            and (self.status is None or doc.get("standardStatus") in STATUS_SPELLINGS[self.status])
+        )
 
 
 # A tenant's feeds, kept for a second (a request reads them once; a round trip is ~10% of a
@@ -179,8 +201,11 @@ def _union(feeds: list[FeedKey], match: dict[str, Any]) -> list[dict[str, Any]]:
     one copy per ListingKey (for the exact count, on demand)."""
 
     def branch(feed: FeedKey) -> list[dict[str, Any]]:
-        return [{"$match": match}, {"$project": {"_id": 0, "listingKey": 1, "statusChangeDate": 1}},
-                {"$addFields": {"mls": feed.mls}}]  # fmt: skip
+        return [
+            {"$match": match},
+            {"$project": {"_id": 0, "listingKey": 1, "statusChangeDate": 1}},
+            {"$addFields": {"mls": feed.mls}},
+        ]
 
     first, *rest = feeds
     stages = branch(first)
@@ -261,8 +286,9 @@ class _WindowHints:
 _hints = _WindowHints()
 
 
-def _newest_first_rows(collection, where: LeadFilter, after: tuple[datetime, str] | None,
-                       want: Callable[[], int]) -> Iterator[tuple[datetime, dict[str, Any]]]:  # fmt: skip
+def _newest_first_rows(
+    collection, where: LeadFilter, after: tuple[datetime, str] | None, want: Callable[[], int]
+) -> Iterator[tuple[datetime, dict[str, Any]]]:
     """(status change, document) of `collection`'s matches after the keyset position, in list
     order, read a window of status change dates at a time, each about `want()` documents wide
     (asked before each window: near the end of a page the next window need not be a whole one).
@@ -279,8 +305,10 @@ def _newest_first_rows(collection, where: LeadFilter, after: tuple[datetime, str
 
     def window(lower: datetime, upper: datetime, upper_inclusive: bool) -> list[tuple[datetime, dict[str, Any]]]:
         found = collection.find(where.match(lower, upper, upper_inclusive), HIDDEN_FIELDS)
-        rows = sorted(((_aware(d["statusChangeDate"]), d) for d in found),
-                      key=lambda row: (_newest_first(row[0]), row[1]["listingKey"]))  # fmt: skip
+        rows = sorted(
+            ((_aware(d["statusChangeDate"]), d) for d in found),
+            key=lambda row: (_newest_first(row[0]), row[1]["listingKey"]),
+        )
         if after is not None and upper_inclusive:  # the cursor's own instant: only the keys after it
             rows = [r for r in rows if r[0] < after[0] or (r[0] == after[0] and r[1]["listingKey"] > after[1])]
         return rows
@@ -319,8 +347,14 @@ def _newest_first_rows(collection, where: LeadFilter, after: tuple[datetime, str
         upper, upper_inclusive = lower, False
 
 
-def _ordered(database: Database, feeds: list[FeedKey], where: LeadFilter, after: tuple[datetime, str] | None,
-             batch: int, limit: int | None = None) -> Iterator[Row]:  # fmt: skip
+def _ordered(
+    database: Database,
+    feeds: list[FeedKey],
+    where: LeadFilter,
+    after: tuple[datetime, str] | None,
+    batch: int,
+    limit: int | None = None,
+) -> Iterator[Row]:
     """The matching leads after the keyset position `after` (at most `limit`), in list order,
     one copy per ListingKey; each feed read about `batch` rows at a time.
 
@@ -368,8 +402,9 @@ def _ordered(database: Database, feeds: list[FeedKey], where: LeadFilter, after:
 _IN_VALUES = 64
 
 
-def _newer_above(database: Database, feeds: list[FeedKey], where: LeadFilter, above: datetime,
-                 rows: list[Row]) -> set[tuple[str, str]]:  # fmt: skip
+def _newer_above(
+    database: Database, feeds: list[FeedKey], where: LeadFilter, above: datetime, rows: list[Row]
+) -> set[tuple[str, str]]:
     """The (ListingKey, MLS) of `rows` that another feed holds in a newer matching copy (or one
     as new from an MLS id earlier in order) dated at or after `above`: the list showed that one."""
     newer: set[tuple[str, str]] = set()
@@ -379,7 +414,8 @@ def _newer_above(database: Database, feeds: list[FeedKey], where: LeadFilter, ab
         lists = -(-len(keys) // _IN_VALUES)
         for part in (keys[i::lists] for i in range(lists)):
             found = database[EXPIRED.collection_name(feed)].find(
-                {"listingKey": {"$in": part}, "statusChangeDate": {"$gte": above}}, RANK_FIELDS)
+                {"listingKey": {"$in": part}, "statusChangeDate": {"$gte": above}}, RANK_FIELDS
+            )
             for doc in (d for d in found if where.accepts(d)):
                 changed, key, mls, _ = theirs[doc["listingKey"]]
                 if _rank(doc["statusChangeDate"], feed.mls) < _rank(changed, mls):
@@ -404,8 +440,9 @@ def _shown(doc: dict[str, Any], mls: str) -> dict[str, Any]:
     return {"mls": mls, **doc, "etag": etag_of(doc)}
 
 
-def list_leads(database: Database, tenant: str, where: LeadFilter, limit: int = 50,
-               cursor: str | None = None, count: bool = False) -> dict[str, Any]:  # fmt: skip
+def list_leads(
+    database: Database, tenant: str, where: LeadFilter, limit: int = 50, cursor: str | None = None, count: bool = False
+) -> dict[str, Any]:
     """One page of the tenant's leads, newest status change first: `leads`, `next_cursor`
     (None on the last page) and, with `count`, `total` (all that match, across pages; it
     reads every match, so only on request: else None)."""
@@ -420,11 +457,15 @@ def list_leads(database: Database, tenant: str, where: LeadFilter, limit: int = 
     last = page[-1] if more else None
     total = None
     if count:
-        counted = list(database[EXPIRED.collection_name(feeds[0])].aggregate(
-            [*_union(feeds, where.match()), {"$count": "n"}]))  # fmt: skip
+        counted = list(
+            database[EXPIRED.collection_name(feeds[0])].aggregate([*_union(feeds, where.match()), {"$count": "n"}])
+        )
         total = counted[0]["n"] if counted else 0
-    return {"leads": [_shown(doc, mls) for _, _, mls, doc in page], "total": total,
-            "next_cursor": encode_cursor(last[0], last[1]) if last else None}  # fmt: skip
+    return {
+        "leads": [_shown(doc, mls) for _, _, mls, doc in page],
+        "total": total,
+        "next_cursor": encode_cursor(last[0], last[1]) if last else None,
+    }
 
 
 def iter_leads(database: Database, tenant: str, where: LeadFilter, batch: int = 500) -> Iterator[dict[str, Any]]:

@@ -75,8 +75,16 @@ def _tag(value: str | None) -> str | None:
     return value[2:] if value.startswith("W/") else value
 
 
-def patch_lead(database: Database, tenant: str, listing_key: str, patch: LeadPatch, version: int | None,
-               actor: str, now: datetime | None = None, if_match: str | None = None) -> dict[str, Any]:  # fmt: skip
+def patch_lead(
+    database: Database,
+    tenant: str,
+    listing_key: str,
+    patch: LeadPatch,
+    version: int | None,
+    actor: str,
+    now: datetime | None = None,
+    if_match: str | None = None,
+) -> dict[str, Any]:
     """Apply `patch` to the lead if it is still at `version` (None: `If-Match: *`, whatever
     version is current when it is applied) and, if `if_match` is a whole entity tag, still
     shows what it named; the lead as stored after it. Raises `LeadGone` or `StaleLead`."""
@@ -91,8 +99,9 @@ def patch_lead(database: Database, tenant: str, listing_key: str, patch: LeadPat
         feed = FeedKey(tenant, lead["mls"])
         collection = database[EXPIRED.collection_name(feed)]
         current = {"$in": [0, None]} if found == 0 else found
-        result = collection.update_one({"listingKey": listing_key, "leadVersion": current},
-                                       {"$set": changes, "$inc": {"leadVersion": 1}})  # fmt: skip
+        result = collection.update_one(
+            {"listingKey": listing_key, "leadVersion": current}, {"$set": changes, "$inc": {"leadVersion": 1}}
+        )
         if result.matched_count:
             break
     else:  # another writer got there first, or the listing moved
@@ -102,10 +111,17 @@ def patch_lead(database: Database, tenant: str, listing_key: str, patch: LeadPat
         raise StaleLead(latest["etag"])
     version = found
     at = now or datetime.now(UTC)
-    database[LEAD_EVENTS.collection_name(feed)].insert_one({
-        "listingKey": listing_key, "mls": feed.mls, "at": at, "actor": actor, "version": version + 1,
-        "before": {name: lead.get(name) for name in changes}, "after": changes,
-    })  # fmt: skip
+    database[LEAD_EVENTS.collection_name(feed)].insert_one(
+        {
+            "listingKey": listing_key,
+            "mls": feed.mls,
+            "at": at,
+            "actor": actor,
+            "version": version + 1,
+            "before": {name: lead.get(name) for name in changes},
+            "after": changes,
+        }
+    )
     updated = find_lead(database, tenant, listing_key)
     if updated is None:
         raise LeadGone(listing_key)

@@ -34,21 +34,35 @@ PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
         ProviderSpec(
-            name="spark", module="mls_assets.lib.providers.spark", mls_id_pattern=r"^\d{26}$",
-            mls_id_meaning="Spark's 26-digit MlsId", base_url_env="SPARK_API_BASE_URL", simulator_path="/v1",
+            name="spark",
+            module="mls_assets.lib.providers.spark",
+            mls_id_pattern=r"^\d{26}$",
+            mls_id_meaning="Spark's 26-digit MlsId",
+            base_url_env="SPARK_API_BASE_URL",
+            simulator_path="/v1",
             example_url="https://replication.sparkapi.com/v1",
-            rate_limit={"requests": 1500, "per_seconds": 300.0}, property_types=("A", "B", "C"),
+            rate_limit={"requests": 1500, "per_seconds": 300.0},
+            property_types=("A", "B", "C"),
         ),
         ProviderSpec(
-            name="reso", module="mls_assets.lib.providers.reso", mls_id_pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-            mls_id_meaning="the OriginatingSystemName (e.g. 'actris')", base_url_env="RESO_API_BASE_URL",
-            simulator_path="/reso/odata", example_url="https://api.mlsgrid.com/v2",
+            name="reso",
+            module="mls_assets.lib.providers.reso",
+            mls_id_pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+            mls_id_meaning="the OriginatingSystemName (e.g. 'actris')",
+            base_url_env="RESO_API_BASE_URL",
+            simulator_path="/reso/odata",
+            example_url="https://api.mlsgrid.com/v2",
             # MLS Grid: 2 requests/s, 7,200/hour, 40,000/day, 4 GB/hour
-            rate_limit={"requests": 2, "per_seconds": 1.0, "per_hour": 7200, "per_day": 40000,
-                        "gigabytes_per_hour": 4.0},
+            rate_limit={
+                "requests": 2,
+                "per_seconds": 1.0,
+                "per_hour": 7200,
+                "per_day": 40000,
+                "gigabytes_per_hour": 4.0,
+            },
         ),
     )
-}  # fmt: skip
+}
 
 
 def provider_spec(name: str) -> ProviderSpec:

@@ -15,8 +15,14 @@ class SourceError(Exception):
 
     retryable = False
 
-    def __init__(self, message: str, *, status: int | None = None, code: int | str | None = None,
-                 retry_after: float | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code

@@ -143,7 +143,9 @@ class ApiClient:
             raise self.retryable_error(f"{self.source} timed out ({type(error).__name__})") from None
         except httpx.ConnectError as error:
             if self._refused_is_fatal:
-                raise self.unavailable_error(f"nothing answers at {self.base_url} ({error}): {self._refused_hint}") from None
+                raise self.unavailable_error(
+                    f"nothing answers at {self.base_url} ({error}): {self._refused_hint}"
+                ) from None
             raise self.retryable_error(f"{self.source} connection failed (ConnectError: {error})") from None
         except httpx.TransportError as error:
             raise self.retryable_error(f"{self.source} connection failed ({type(error).__name__}: {error})") from None
@@ -164,8 +166,14 @@ class ApiClient:
         self.stats.count_error(error)
         wait = state.next_action.sleep if state.next_action else 0
         self.stats.waited_s += wait
-        log.warning("%s request retry %d/%d in %.2fs: %s", self.source, state.attempt_number,
-                    self._retry.attempts - 1, wait, error)  # fmt: skip
+        log.warning(
+            "%s request retry %d/%d in %.2fs: %s",
+            self.source,
+            state.attempt_number,
+            self._retry.attempts - 1,
+            wait,
+            error,
+        )
         if self.on_retry is not None:
             self.on_retry(f"attempt {state.attempt_number}/{self._retry.attempts - 1}: {error}", wait)
 
@@ -178,8 +186,10 @@ class ApiClient:
             if self._refresh is None:
                 raise self.token_expired_error(
                     f"{self.source} access token expired ({error}) and this feed has no way to refresh it: update "
-                    "the token in the feed's environment variable", code=error.code, status=error.status,
-                ) from None  # fmt: skip
+                    "the token in the feed's environment variable",
+                    code=error.code,
+                    status=error.status,
+                ) from None
             log.info("%s access token expired: refreshing once", self.source)
             try:
                 self._token = SecretStr(self._refresh())

@@ -94,8 +94,9 @@ _budgets: dict[str, RateBudget] = {}
 _budgets_lock = threading.Lock()
 
 
-def budget_for(token: str, requests: int, per_seconds: float, also: Sequence[Window] = (),
-               bytes_per_hour: float | None = None) -> RateBudget:  # fmt: skip
+def budget_for(
+    token: str, requests: int, per_seconds: float, also: Sequence[Window] = (), bytes_per_hour: float | None = None
+) -> RateBudget:
     """The process-wide budget of a token (keyed by its hash, never the token itself)."""
     key = hashlib.sha256(token.encode()).hexdigest()
     wanted = (((requests, per_seconds), *(tuple(w) for w in also)), bytes_per_hour)

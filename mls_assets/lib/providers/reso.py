@@ -20,13 +20,18 @@ from mls_assets.lib.reso.records import is_deletion, to_raw
 from mls_assets.lib.tenants import FeedConfig
 
 RESOURCE = "Property"
+
+
 def listings_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str] = ()) -> odata.Filter:
     """`OriginatingSystemName eq '...' and (PropertyType eq ... or ...) and ModificationTimestamp ...`,
     plus `MlgCanView eq true` for a whole-history window."""
     viewable_only = window.start is None and not window.only_keys
     statuses = [*statuses, *(s.replace(" ", "") for s in statuses if " " in s)]  # a server may use enum names
-    return odata.all_of(odata.eq("OriginatingSystemName", feed.mls_id), *scope_filter(feed, window, statuses),
-                        odata.eq("MlgCanView", True) if viewable_only else None)  # fmt: skip
+    return odata.all_of(
+        odata.eq("OriginatingSystemName", feed.mls_id),
+        *scope_filter(feed, window, statuses),
+        odata.eq("MlgCanView", True) if viewable_only else None,
+    )
 
 
 class ResoProvider(ListingsProvider):
@@ -41,8 +46,9 @@ class ResoProvider(ListingsProvider):
             yield SourcePage(records, page.number, deletions)
 
     def keys(self) -> Iterator[Any]:
-        for page in self.client.pages(RESOURCE, listings_filter(self.feed, EVERYTHING), top=MAX_TOP,
-                                      select=["ListingKey"]):  # fmt: skip
+        for page in self.client.pages(
+            RESOURCE, listings_filter(self.feed, EVERYTHING), top=MAX_TOP, select=["ListingKey"]
+        ):
             yield from (to_raw(record) for record in page.results)
 
     def count(self, window: PullWindow, statuses: Sequence[str] = ()) -> int:

@@ -41,17 +41,34 @@ def raise_alert(database: Database, alert: dict[str, Any], webhook_url: str | No
     now = datetime.now(UTC)
     alerts = database[ALERTS_COLLECTION]
     run_id = alert.get("runId")
-    opened = {**alert, "state": "open", "openedAt": now, "lastSeenAt": now, "occurrences": 1,
-              "delivered": webhook_url is None, "runIds": [run_id]}  # fmt: skip
+    opened = {
+        **alert,
+        "state": "open",
+        "openedAt": now,
+        "lastSeenAt": now,
+        "occurrences": 1,
+        "delivered": webhook_url is None,
+        "runIds": [run_id],
+    }
     opened.pop("resolvedAt", None)
     try:
-        result = alerts.update_one({"_id": alert["_id"], "state": {"$ne": "open"}},
-                                   {"$set": {k: v for k, v in opened.items() if k != "_id"},
-                                    "$unset": {"resolvedAt": "", "resolvedByRunId": ""}}, upsert=True)  # fmt: skip
+        result = alerts.update_one(
+            {"_id": alert["_id"], "state": {"$ne": "open"}},
+            {
+                "$set": {k: v for k, v in opened.items() if k != "_id"},
+                "$unset": {"resolvedAt": "", "resolvedByRunId": ""},
+            },
+            upsert=True,
+        )
     except DuplicateKeyError:  # open already: the same failure again
-        alerts.update_one({"_id": alert["_id"], "runIds": {"$ne": run_id}},
-                          {"$set": {"lastSeenAt": now, "lastRunId": run_id}, "$inc": {"occurrences": 1},
-                           "$push": {"runIds": {"$each": [run_id], "$slice": -RECENT_RUNS}}})  # fmt: skip
+        alerts.update_one(
+            {"_id": alert["_id"], "runIds": {"$ne": run_id}},
+            {
+                "$set": {"lastSeenAt": now, "lastRunId": run_id},
+                "$inc": {"occurrences": 1},
+                "$push": {"runIds": {"$each": [run_id], "$slice": -RECENT_RUNS}},
+            },
+        )
         return False
     if not (result.upserted_id or result.modified_count):
         return False
@@ -67,9 +84,17 @@ def resolve_alerts(database: Database, scope: dict[str, Any], run_id: str, webho
     alerts = database[ALERTS_COLLECTION]
     for alert in list(alerts.find({**scope, "state": "open"})):
         now = datetime.now(UTC)
-        changed = alerts.update_one({"_id": alert["_id"], "state": "open"},
-                                    {"$set": {"state": "resolved", "resolvedAt": now, "resolvedByRunId": run_id,
-                                              "delivered": webhook_url is None}})  # fmt: skip
+        changed = alerts.update_one(
+            {"_id": alert["_id"], "state": "open"},
+            {
+                "$set": {
+                    "state": "resolved",
+                    "resolvedAt": now,
+                    "resolvedByRunId": run_id,
+                    "delivered": webhook_url is None,
+                }
+            },
+        )
         if not changed.modified_count:
             continue
         resolved += 1
@@ -79,8 +104,11 @@ def resolve_alerts(database: Database, scope: dict[str, Any], run_id: str, webho
 
 
 def payload_of(alert: dict[str, Any]) -> dict[str, Any]:
-    payload = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in alert.items()
-               if k not in ("delivered", "deliveryError", "runIds")}  # fmt: skip
+    payload = {
+        k: (v.isoformat() if isinstance(v, datetime) else v)
+        for k, v in alert.items()
+        if k not in ("delivered", "deliveryError", "runIds")
+    }
     payload["id"] = payload.pop("_id")
     payload["event"] = "resolved" if alert.get("state") == "resolved" else "opened"
     return payload
@@ -95,8 +123,9 @@ def deliver(database: Database, alert: dict[str, Any], webhook_url: str) -> bool
         log.warning("alert %s not delivered: %s", alert["_id"], reason)
         database[ALERTS_COLLECTION].update_one({"_id": alert["_id"]}, {"$set": {"deliveryError": reason}})
         return False
-    database[ALERTS_COLLECTION].update_one({"_id": alert["_id"]}, {"$set": {"delivered": True},
-                                                                  "$unset": {"deliveryError": ""}})  # fmt: skip
+    database[ALERTS_COLLECTION].update_one(
+        {"_id": alert["_id"]}, {"$set": {"delivered": True}, "$unset": {"deliveryError": ""}}
+    )
     return True
 
 

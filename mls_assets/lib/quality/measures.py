@@ -124,10 +124,13 @@ def in_several_collections(database: Database, feed: FeedKey, since: dict | None
 def bad_expiry(collection: Collection, since: int | None, now: datetime) -> Finding:
     """`expiresAt` not a BSON date (the TTL index never fires), or already past `now`."""
     scope = _scope(since)
-    not_dates = [d["listingKey"] for d in collection.find({**scope, "expiresAt": {"$not": {"$type": "date"}}},
-                                                           {"listingKey": 1})]  # fmt: skip
-    past = [d["listingKey"] for d in collection.find({**scope, "expiresAt": {"$type": "date", "$lte": now}},
-                                                      {"listingKey": 1})]  # fmt: skip
+    not_dates = [
+        d["listingKey"] for d in collection.find({**scope, "expiresAt": {"$not": {"$type": "date"}}}, {"listingKey": 1})
+    ]
+    past = [
+        d["listingKey"]
+        for d in collection.find({**scope, "expiresAt": {"$type": "date", "$lte": now}}, {"listingKey": 1})
+    ]
     finding = Finding(details={"not_a_date": len(not_dates), "past_retention": len(past)})
     finding.add(not_dates + past)
     return finding
@@ -188,16 +191,24 @@ def inconsistent_crm_links(database: Database, feed: FeedKey, keys: list[str] | 
     reverse: dict[str, set[str]] = {}
     for spec in STATUS_COLLECTIONS.values():
         for query in _key_queries(keys):
-            for doc in database[spec.collection_name(feed)].find({**query, "crm_property_ids.0": {"$exists": True}},
-                                                                  {"listingKey": 1, "crm_property_ids": 1}):  # fmt: skip
+            for doc in database[spec.collection_name(feed)].find(
+                {**query, "crm_property_ids.0": {"$exists": True}}, {"listingKey": 1, "crm_property_ids": 1}
+            ):
                 reverse[doc["listingKey"]] = {str(i) for i in doc["crm_property_ids"]}
     listed = sorted({pid for ids in reverse.values() for pid in ids} - set(linked))
     for chunk in batched(listed, LOOKUP_CHUNK):  # properties named by these listings, whatever they link to
-        linked.update({str(p["_id"]): p.get("mls_property_id") for p in
-                       properties.find({"_id": {"$in": chunk}, "mls_feed": feed.mls}, {"mls_property_id": 1})})  # fmt: skip
+        linked.update(
+            {
+                str(p["_id"]): p.get("mls_property_id")
+                for p in properties.find({"_id": {"$in": chunk}, "mls_feed": feed.mls}, {"mls_property_id": 1})
+            }
+        )
     scoped = None if keys is None or len(keys) > SCAN_ABOVE else set(keys)
-    broken = [pid for pid, key in linked.items() if key is not None and pid not in reverse.get(key, set())
-              and (scoped is None or key in scoped)]  # fmt: skip
+    broken = [
+        pid
+        for pid, key in linked.items()
+        if key is not None and pid not in reverse.get(key, set()) and (scoped is None or key in scoped)
+    ]
     broken += [f"{key}->{pid}" for key, ids in reverse.items() for pid in ids if linked.get(pid) != key]
     finding = Finding(details={"links": len(linked)})
     finding.add(sorted(broken))

@@ -45,13 +45,20 @@ class CitiesToRebuild:
 
 def cities_to_rebuild(database: Database, consumer: str, feeds: Iterable[FeedKey]) -> CitiesToRebuild:
     feeds = list(feeds)
-    listings = ChangeSet.open(database, consumer, {f: database[FLATTENED.collection_name(f)] for f in feeds},
-                              projection={"_id": 0, "city": 1, "stateOrProvince": 1})  # fmt: skip
-    history = ChangeSet.open(database, consumer, {f: database[HISTORY.collection_name(f)] for f in feeds},
-                             projection={"_id": 0, "to": 1})  # fmt: skip
-    found = CitiesToRebuild(everything=all(source.after == 0 for source in listings.sources)
-                            or database[CITIES].estimated_document_count() == 0,
-                            change_sets=[listings, history])  # fmt: skip
+    listings = ChangeSet.open(
+        database,
+        consumer,
+        {f: database[FLATTENED.collection_name(f)] for f in feeds},
+        projection={"_id": 0, "city": 1, "stateOrProvince": 1},
+    )
+    history = ChangeSet.open(
+        database, consumer, {f: database[HISTORY.collection_name(f)] for f in feeds}, projection={"_id": 0, "to": 1}
+    )
+    found = CitiesToRebuild(
+        everything=all(source.after == 0 for source in listings.sources)
+        or database[CITIES].estimated_document_count() == 0,
+        change_sets=[listings, history],
+    )
     if found.everything:
         return found
     for _, batch in listings.batches():

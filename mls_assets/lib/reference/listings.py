@@ -17,14 +17,38 @@ from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import LOOKUP_CHUNK, batched
 
 # How the market statistics class a listing (the status collections class Pending as active).
-MARKET_STATUS = {"active": "active", "coming soon": "active", "pending": "pending",
-                 "active under contract": "pending", "closed": "closed", "expired": "expired",
-                 "canceled": "expired", "cancelled": "expired", "withdrawn": "expired"}  # fmt: skip
+MARKET_STATUS = {
+    "active": "active",
+    "coming soon": "active",
+    "pending": "pending",
+    "active under contract": "pending",
+    "closed": "closed",
+    "expired": "expired",
+    "canceled": "expired",
+    "cancelled": "expired",
+    "withdrawn": "expired",
+}
 SCHOOL_FIELDS = {"elementary": "elementarySchool", "middle": "middleOrJuniorSchool", "high": "highSchool"}
-PROJECTION = {"_id": 0, "listingKey": 1, "mlsProvider": 1, "city": 1, "stateOrProvince": 1, "countyOrParish": 1,
-              "location": 1, "subdivisionName": 1, "highSchoolDistrict": 1, "standardStatus": 1, "listPrice": 1,
-              "closePrice": 1, "onMarketDate": 1, "listDate": 1, "closeDate": 1, "statusChangeTimestamp": 1,
-              "modificationTimestamp": 1, **{field: 1 for field in SCHOOL_FIELDS.values()}}  # fmt: skip
+PROJECTION = {
+    "_id": 0,
+    "listingKey": 1,
+    "mlsProvider": 1,
+    "city": 1,
+    "stateOrProvince": 1,
+    "countyOrParish": 1,
+    "location": 1,
+    "subdivisionName": 1,
+    "highSchoolDistrict": 1,
+    "standardStatus": 1,
+    "listPrice": 1,
+    "closePrice": 1,
+    "onMarketDate": 1,
+    "listDate": 1,
+    "closeDate": 1,
+    "statusChangeTimestamp": 1,
+    "modificationTimestamp": 1,
+    **{field: 1 for field in SCHOOL_FIELDS.values()},
+}
 
 
 def city_id(state: str, city: str) -> str:
@@ -77,14 +101,24 @@ def facts_of(doc: dict[str, Any]) -> ListingFacts | None:
     status = doc.get("standardStatus")
     schools = tuple((level, name) for level, field in SCHOOL_FIELDS.items() if (name := clean_name(doc.get(field))))
     return ListingFacts(
-        mls=str(doc.get("mlsProvider") or ""), key=doc["listingKey"], city=city, stored_city=doc["city"], state=state,
-        county=clean_name(doc.get("countyOrParish")), point=point, subdivision=clean_name(doc.get("subdivisionName")),
-        schools=schools, district=clean_name(doc.get("highSchoolDistrict")),
+        mls=str(doc.get("mlsProvider") or ""),
+        key=doc["listingKey"],
+        city=city,
+        stored_city=doc["city"],
+        state=state,
+        county=clean_name(doc.get("countyOrParish")),
+        point=point,
+        subdivision=clean_name(doc.get("subdivisionName")),
+        schools=schools,
+        district=clean_name(doc.get("highSchoolDistrict")),
         status=MARKET_STATUS.get(" ".join(status.split()).lower()) if isinstance(status, str) else None,
-        list_price=_number(doc.get("listPrice")), close_price=_number(doc.get("closePrice")),
-        listed=_day(doc.get("onMarketDate") or doc.get("listDate")), closed=_day(doc.get("closeDate")),
-        status_changed=_day(doc.get("statusChangeTimestamp")), modified=_utc(modified),
-    )  # fmt: skip
+        list_price=_number(doc.get("listPrice")),
+        close_price=_number(doc.get("closePrice")),
+        listed=_day(doc.get("onMarketDate") or doc.get("listDate")),
+        closed=_day(doc.get("closeDate")),
+        status_changed=_day(doc.get("statusChangeTimestamp")),
+        modified=_utc(modified),
+    )
 
 
 class ListingsReader:
@@ -100,8 +134,11 @@ class ListingsReader:
         """The listings by city id: every listing, or those whose city is spelled one of
         `city_spellings` (the `city` index serves the lookup)."""
         newest: dict[tuple[str, str], ListingFacts] = {}
-        queries: list[dict] = [{}] if city_spellings is None else [
-            {"city": {"$in": chunk}} for chunk in batched(sorted(set(city_spellings)), LOOKUP_CHUNK)]  # fmt: skip
+        queries: list[dict] = (
+            [{}]
+            if city_spellings is None
+            else [{"city": {"$in": chunk}} for chunk in batched(sorted(set(city_spellings)), LOOKUP_CHUNK)]
+        )
         for feed in self.feeds:
             collection = self.database[FLATTENED.collection_name(feed)]
             for query in queries:

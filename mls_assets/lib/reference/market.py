@@ -51,10 +51,12 @@ def day_stats(listings: Iterable[ListingFacts], day: date) -> dict[str, Any]:
             if f.list_price is not None:
                 list_prices.append(f.list_price)
             days_on_market.append((day - f.listed).days)
-    return {**counts,
-            "medianListPrice": median(list_prices) if list_prices else None,
-            "medianClosePrice": median(close_prices) if close_prices else None,
-            "medianDaysOnMarket": median(days_on_market) if days_on_market else None}  # fmt: skip
+    return {
+        **counts,
+        "medianListPrice": median(list_prices) if list_prices else None,
+        "medianClosePrice": median(close_prices) if close_prices else None,
+        "medianDaysOnMarket": median(days_on_market) if days_on_market else None,
+    }
 
 
 def day_start(day: date) -> datetime:
@@ -67,23 +69,38 @@ def day_rows(database: Database, day: date) -> dict[str, dict[str, Any]]:
     return {d["cityId"]: d for d in database[MARKET_DAILY].find({"day": day_start(day)})}
 
 
-def write_day(database: Database, by_city: dict[str, list[ListingFacts]], cities: Iterable[str], day: date,
-              now: datetime, stored: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:  # fmt: skip
+def write_day(
+    database: Database,
+    by_city: dict[str, list[ListingFacts]],
+    cities: Iterable[str],
+    day: date,
+    now: datetime,
+    stored: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
     """Write `day`'s figures of `cities` (a city without listings now: zeros) where they
     differ from `stored` (the day's rows, `day_rows`); returns the day's rows after it."""
     collection = database[MARKET_DAILY]
     ensure_indexes(collection, CITY_MARKET_DAILY.indexes)
     wanted = sorted(set(cities))
-    names = {d["_id"]: d for ids in batched(wanted, LOOKUP_CHUNK)
-             for d in database[CITIES].find({"_id": {"$in": ids}}, {"name": 1, "state": 1})}  # fmt: skip
+    names = {
+        d["_id"]: d
+        for ids in batched(wanted, LOOKUP_CHUNK)
+        for d in database[CITIES].find({"_id": {"$in": ids}}, {"name": 1, "state": 1})
+    }
     at, rows, writes = day_start(day), dict(stored), []
     for cid in wanted:
         stats = day_stats(by_city.get(cid, []), day)
         if cid in stored and all(stored[cid].get(k) == v for k, v in stats.items()):
             continue
         place = names.get(cid, {})
-        row = {**stats, "day": at, "cityId": cid, "city": place.get("name"), "state": place.get("state"),
-               "updatedAt": now}  # fmt: skip
+        row = {
+            **stats,
+            "day": at,
+            "cityId": cid,
+            "city": place.get("name"),
+            "state": place.get("state"),
+            "updatedAt": now,
+        }
         writes.append(UpdateOne({"_id": f"{day.isoformat()}|{cid}"}, {"$set": row}, upsert=True))
         rows[cid] = {**stored.get(cid, {}), **row}
     if writes:

@@ -53,7 +53,9 @@ def _centroid(points: list[tuple[float, float]]) -> dict[str, Any] | None:
     return {"type": "Point", "coordinates": [lng, lat]}
 
 
-def _write(collection, docs: dict[str, dict[str, Any]], names: dict[str, dict[str, Any]], now: datetime) -> tuple[int, int]:
+def _write(
+    collection, docs: dict[str, dict[str, Any]], names: dict[str, dict[str, Any]], now: datetime
+) -> tuple[int, int]:
     """Upsert `docs` (id -> fields that follow the data) where they differ from what is
     stored; `names` (id -> name, slug, ...) only on insert. Returns (written, unchanged)."""
     stored = {d["_id"]: d for ids in batched(list(docs), LOOKUP_CHUNK) for d in collection.find({"_id": {"$in": ids}})}
@@ -62,15 +64,21 @@ def _write(collection, docs: dict[str, dict[str, Any]], names: dict[str, dict[st
         before = stored.get(doc_id)
         if before is not None and all(before.get(k) == v for k, v in fields.items()):
             continue
-        writes.append(UpdateOne({"_id": doc_id}, {"$set": {**fields, "updatedAt": now},
-                                                  "$setOnInsert": {**names[doc_id], "firstSeenAt": now}}, upsert=True))  # fmt: skip
+        writes.append(
+            UpdateOne(
+                {"_id": doc_id},
+                {"$set": {**fields, "updatedAt": now}, "$setOnInsert": {**names[doc_id], "firstSeenAt": now}},
+                upsert=True,
+            )
+        )
     if writes:
         collection.bulk_write(writes, ordered=False)
     return len(writes), len(docs) - len(writes)
 
 
-def write_places(database: Database, by_city: dict[str, list[ListingFacts]], affected: Iterable[str] | None,
-                 now: datetime) -> PlacesWritten:  # fmt: skip
+def write_places(
+    database: Database, by_city: dict[str, list[ListingFacts]], affected: Iterable[str] | None, now: datetime
+) -> PlacesWritten:
     """Rebuild the places of the cities `affected` (all when None) from their listings."""
     ensure_place_indexes(database)
     scope = set(by_city) if affected is None else set(affected)
@@ -88,7 +96,8 @@ def write_places(database: Database, by_city: dict[str, list[ListingFacts]], aff
         name = display_name(spellings)
         city_names[cid] = {"name": name, "slug": slug(name_key(name) or name), "state": listings[0].state}
         city_docs[cid] = {
-            "county": display_name(Counter(f.county for f in listings if f.county)) if any(f.county for f in listings)
+            "county": display_name(Counter(f.county for f in listings if f.county))
+            if any(f.county for f in listings)
             else None,
             "location": _centroid([f.point for f in listings if f.point]),
             "mlsIds": sorted({f.mls for f in listings}),
@@ -96,7 +105,7 @@ def write_places(database: Database, by_city: dict[str, list[ListingFacts]], aff
             "listings": len(listings),
             "active": True,
             "spellings": sorted({f.stored_city for f in listings}),
-        }  # fmt: skip
+        }
         hoods: dict[str, list[ListingFacts]] = {}
         for f in listings:
             if f.subdivision:
@@ -105,18 +114,23 @@ def write_places(database: Database, by_city: dict[str, list[ListingFacts]], aff
             hood_id = f"{cid}--{slug(key)}"
             hood_name = display_name(Counter(f.subdivision for f in members))
             hood_names[hood_id] = {"name": hood_name, "slug": slug(key), "cityId": cid, "city": name}
-            hood_docs[hood_id] = {"location": _centroid([f.point for f in members if f.point]),
-                                  "listings": len(members), "active": True,
-                                  "variants": sorted({f.subdivision for f in members})}  # fmt: skip
+            hood_docs[hood_id] = {
+                "location": _centroid([f.point for f in members if f.point]),
+                "listings": len(members),
+                "active": True,
+                "variants": sorted({f.subdivision for f in members}),
+            }
         districts_of: dict[tuple[str, str], Counter[str]] = {}  # a listing that omits the district: the one
-        for f in listings:                                          # the city's other listings name for that school
+        for f in listings:  # the city's other listings name for that school
             for level, school in f.schools:
                 if f.district:
                     districts_of.setdefault((level, name_key(school)), Counter())[name_key(f.district)] += 1
         for f in listings:
             for level, school in f.schools:
                 known = districts_of.get((level, name_key(school)))
-                district_key = name_key(f.district) or (min(known, key=lambda d: (-known[d], d)) if known else "unknown")
+                district_key = name_key(f.district) or (
+                    min(known, key=lambda d: (-known[d], d)) if known else "unknown"
+                )
                 school_id = f"{level}--{slug(district_key)}--{slug(name_key(school))}"
                 school_counts.setdefault(school_id, Counter())[cid] += 1
                 names, districts = school_spellings.setdefault(school_id, (Counter(), Counter()))
@@ -134,29 +148,44 @@ def write_places(database: Database, by_city: dict[str, list[ListingFacts]], aff
             hood_docs[doc["_id"]], hood_names[doc["_id"]] = {"active": False, "listings": 0}, {}
     written.cities, unchanged = _write(database[CITIES], city_docs, city_names, now)
     written.neighborhoods, unchanged_hoods = _write(database[NEIGHBORHOODS], hood_docs, hood_names, now)
-    written.schools, unchanged_schools = _write_schools(database, scope, school_counts, school_names, school_spellings,
-                                                        now)  # fmt: skip
+    written.schools, unchanged_schools = _write_schools(
+        database, scope, school_counts, school_names, school_spellings, now
+    )
     written.unchanged = unchanged + unchanged_hoods + unchanged_schools
     return written
 
 
-def _write_schools(database: Database, scope: set[str], counts: dict[str, Counter[str]],
-                   names: dict[str, dict[str, Any]], spellings: dict[str, tuple[Counter[str], Counter[str]]],
-                   now: datetime) -> tuple[int, int]:  # fmt: skip
+def _write_schools(
+    database: Database,
+    scope: set[str],
+    counts: dict[str, Counter[str]],
+    names: dict[str, dict[str, Any]],
+    spellings: dict[str, tuple[Counter[str], Counter[str]]],
+    now: datetime,
+) -> tuple[int, int]:
     """A school's listings per city: those of the rebuilt cities replaced, the others kept."""
-    stored = {d["_id"]: d for d in database[SCHOOLS].find({"$or": [{"_id": {"$in": sorted(counts)}},
-                                                                    {"cities": {"$in": sorted(scope)}}]})}  # fmt: skip
+    stored = {
+        d["_id"]: d
+        for d in database[SCHOOLS].find({"$or": [{"_id": {"$in": sorted(counts)}}, {"cities": {"$in": sorted(scope)}}]})
+    }
     docs, school_names = {}, {}
     for school_id in sorted(set(counts) | set(stored)):
         by_city = {c: n for c, n in (stored.get(school_id, {}).get("byCity") or {}).items() if c not in scope}
         by_city.update(counts.get(school_id, {}))
         by_city = {c: n for c, n in sorted(by_city.items()) if n}
-        fields: dict[str, Any] = {"byCity": by_city, "cities": sorted(by_city), "listings": sum(by_city.values()),
-                                  "active": bool(by_city)}  # fmt: skip
+        fields: dict[str, Any] = {
+            "byCity": by_city,
+            "cities": sorted(by_city),
+            "listings": sum(by_city.values()),
+            "active": bool(by_city),
+        }
         if school_id in spellings:
             name_counts, district_counts = spellings[school_id]
-            school_names[school_id] = {**names[school_id], "name": display_name(name_counts),
-                                       "district": display_name(district_counts) if district_counts else None}  # fmt: skip
+            school_names[school_id] = {
+                **names[school_id],
+                "name": display_name(name_counts),
+                "district": display_name(district_counts) if district_counts else None,
+            }
         else:
             school_names[school_id] = {}
         docs[school_id] = fields

@@ -31,8 +31,9 @@ SIGNATURE_FIELDS = ("photoId", "order", "primary", *(camel_case(name) for name i
 def photo_set_hash(photos: list[dict[str, Any]], changed_at: Any, *also: Any) -> str:
     """What makes a photo set "the same": its change time, ids, order, primary and URIs (and,
     for expired listings' photos, their `expiresAt`)."""
-    payload = orjson.dumps([str(changed_at), [[p.get(name) for name in SIGNATURE_FIELDS] for p in photos],
-                            *(str(value) for value in also)])  # fmt: skip
+    payload = orjson.dumps(
+        [str(changed_at), [[p.get(name) for name in SIGNATURE_FIELDS] for p in photos], *(str(value) for value in also)]
+    )
     return hashlib.blake2b(payload, digest_size=12).hexdigest()
 
 
@@ -56,9 +57,15 @@ def _stored_sets(database: Database, spec: CollectionSpec, feed: FeedKey, keys: 
     return stored
 
 
-def plan_photos(database: Database, feed: FeedKey, target: CollectionSpec, raws: list[dict[str, Any]],
-                where: dict[str, str], empty: bool,
-                expires_at: dict[str, Any] | None = None) -> Iterator[dict[str, Any] | Tombstone]:  # fmt: skip
+def plan_photos(
+    database: Database,
+    feed: FeedKey,
+    target: CollectionSpec,
+    raws: list[dict[str, Any]],
+    where: dict[str, str],
+    empty: bool,
+    expires_at: dict[str, Any] | None = None,
+) -> Iterator[dict[str, Any] | Tombstone]:
     """What `target` (photos or expired photos) does for a batch of changed raw listings
     (`where`: the status class each lives in now): photo documents of the sets it takes,
     tombstones for the sets it gives up. `empty`: the collection held nothing when the run
@@ -100,6 +107,8 @@ def plan_photos(database: Database, feed: FeedKey, target: CollectionSpec, raws:
 
 def _changed_at(fields: dict[str, Any], raw: dict[str, Any]) -> Any:
     try:
-        return parse_datetime("PhotosChangeTimestamp", fields.get("PhotosChangeTimestamp") or raw["modificationTimestamp"])
+        return parse_datetime(
+            "PhotosChangeTimestamp", fields.get("PhotosChangeTimestamp") or raw["modificationTimestamp"]
+        )
     except FieldError:
         return raw["modificationTimestamp"]

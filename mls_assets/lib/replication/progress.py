@@ -15,8 +15,14 @@ class PullProgress:
     last: listings so far, pages, rate, and the retries waited out. Each retry the client
     waits for gets its own line as it starts waiting."""
 
-    def __init__(self, log: Callable[[str], None], label: str, every_pages: int = PROGRESS_PAGES,
-                 every_seconds: float = PROGRESS_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        log: Callable[[str], None],
+        label: str,
+        every_pages: int = PROGRESS_PAGES,
+        every_seconds: float = PROGRESS_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._log, self.label = log, label
         self._every_pages, self._every_seconds, self._clock = max(1, every_pages), every_seconds, clock
         self._started = self._last = clock()
@@ -36,7 +42,9 @@ class PullProgress:
         self._last, self._last_pages = now, pages
         elapsed = max(now - self._started, 1e-9)
         waited = f", {self.retries} retries ({self.waited_s:.0f}s waited)" if self.retries else ""
-        self._emit(f"{self.label}: {listings} listings in {pages} pages so far, {listings / elapsed:.0f} listings/s{waited}")
+        self._emit(
+            f"{self.label}: {listings} listings in {pages} pages so far, {listings / elapsed:.0f} listings/s{waited}"
+        )
 
     def _emit(self, line: str) -> None:
         self.lines += 1

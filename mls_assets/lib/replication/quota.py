@@ -65,11 +65,20 @@ class Quota:
         if self.room is not None and key not in self.stored_keys:
             if self.room <= 0:
                 self.skipped += 1
-                self._holds.append(UpdateOne(
-                    {"_id": key},
-                    {"$set": {"statusClass": doc.get("statusClass"), "modificationTimestamp": doc.get("modificationTimestamp"),
-                              "runId": run_id}, "$setOnInsert": {"heldAt": now}},
-                    upsert=True))  # fmt: skip
+                self._holds.append(
+                    UpdateOne(
+                        {"_id": key},
+                        {
+                            "$set": {
+                                "statusClass": doc.get("statusClass"),
+                                "modificationTimestamp": doc.get("modificationTimestamp"),
+                                "runId": run_id,
+                            },
+                            "$setOnInsert": {"heldAt": now},
+                        },
+                        upsert=True,
+                    )
+                )
                 return False
             self.room -= 1
         if key in self._held_now:
@@ -83,8 +92,11 @@ class Quota:
         if not self.held_before:
             return []
         held = self._held
-        changed_and_held = {d["_id"] for start in range(0, len(changed_keys), LOOKUP_CHUNK)
-                            for d in held.find({"_id": {"$in": changed_keys[start:start + LOOKUP_CHUNK]}}, {"_id": 1})}  # fmt: skip
+        changed_and_held = {
+            d["_id"]
+            for start in range(0, len(changed_keys), LOOKUP_CHUNK)
+            for d in held.find({"_id": {"$in": changed_keys[start : start + LOOKUP_CHUNK]}}, {"_id": 1})
+        }
         self._held_now |= changed_and_held
         if self.room is not None and self.room <= 0:
             return []
@@ -104,7 +116,7 @@ class Quota:
         """The flattened documents of the keys being brought in, in batches."""
         flattened = self.database[FLATTENED.collection_name(self.feed)]
         for start in range(0, len(self._readmit), LOOKUP_CHUNK):
-            query = {"listingKey": {"$in": self._readmit[start:start + LOOKUP_CHUNK]}, **(where or {})}
+            query = {"listingKey": {"$in": self._readmit[start : start + LOOKUP_CHUNK]}, **(where or {})}
             found = list(read(flattened, query, projection))
             self._found.update(d["listingKey"] for d in found)
             if found:
@@ -117,10 +129,10 @@ class Quota:
         if self._holds:
             ensure_indexes(self._held, QUOTA_HELD.all_indexes())
             for start in range(0, len(self._holds), LOOKUP_CHUNK):
-                self._held.bulk_write(self._holds[start:start + LOOKUP_CHUNK], ordered=False)
+                self._held.bulk_write(self._holds[start : start + LOOKUP_CHUNK], ordered=False)
         released = [*self._released, *(set(self._readmit) - self._found), *self._gone]
         for start in range(0, len(released), LOOKUP_CHUNK):
-            self._held.delete_many({"_id": {"$in": released[start:start + LOOKUP_CHUNK]}})
+            self._held.delete_many({"_id": {"$in": released[start : start + LOOKUP_CHUNK]}})
         brought_in = sorted(set(self._readmit) & set(self._released))
         self.readmitted = len(brought_in)
         self._hand_to_photos(brought_in)
@@ -136,16 +148,21 @@ class Quota:
         first = FeedSequence(self.database, self.feed).take(len(keys))
         updates = [UpdateOne({"listingKey": key}, {"$set": {SEQUENCE_FIELD: first + i}}) for i, key in enumerate(keys)]
         for start in range(0, len(updates), LOOKUP_CHUNK):
-            raw.bulk_write(updates[start:start + LOOKUP_CHUNK], ordered=False)
+            raw.bulk_write(updates[start : start + LOOKUP_CHUNK], ordered=False)
         WriteMarks(self.database).record(raw, first + len(keys) - 1)
 
     def finding(self, current: int, held: int) -> measures.Finding:
-        finding = measures.Finding(details={"current_listings": current, "over_quota_skipped": self.skipped,
-                                            "held_back": held, "readmitted": self.readmitted})  # fmt: skip
+        finding = measures.Finding(
+            details={
+                "current_listings": current,
+                "over_quota_skipped": self.skipped,
+                "held_back": held,
+                "readmitted": self.readmitted,
+            }
+        )
         if self.max_listings is not None:
             finding.details["max_listings"] = self.max_listings
             if current > self.max_listings:
                 finding.offending = current - self.max_listings
                 finding.sample = [f"{current} stored, maxListings {self.max_listings}"]
         return finding
-

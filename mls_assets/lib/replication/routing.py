@@ -88,12 +88,14 @@ def transitions(listings: Iterable[dict[str, Any]], stored: dict[str, dict], now
             found.stale += 1
             continue
         if previous is not None and previous["standardStatus"] != doc["standardStatus"]:
-            found.events.append({
-                "listingKey": doc["listingKey"],
-                "listingId": doc.get("listingId"),
-                "from": previous["standardStatus"],
-                "to": doc["standardStatus"],
-                "at": doc.get("statusChangeTimestamp") or doc["modificationTimestamp"],
-                "runId": run_id,
-            })  # fmt: skip
+            found.events.append(
+                {
+                    "listingKey": doc["listingKey"],
+                    "listingId": doc.get("listingId"),
+                    "from": previous["standardStatus"],
+                    "to": doc["standardStatus"],
+                    "at": doc.get("statusChangeTimestamp") or doc["modificationTimestamp"],
+                    "runId": run_id,
+                }
+            )
     return found

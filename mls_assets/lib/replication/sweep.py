@@ -68,8 +68,14 @@ def source_keys(provider: ListingsProvider) -> SourceKeys:
     return found
 
 
-def sweep(database: Database, feed: FeedConfig, keys_in_source: set[str], now: datetime, run_id: str,
-          min_fraction: float = DEFAULT_MIN_FRACTION) -> SweepResult:  # fmt: skip
+def sweep(
+    database: Database,
+    feed: FeedConfig,
+    keys_in_source: set[str],
+    now: datetime,
+    run_id: str,
+    min_fraction: float = DEFAULT_MIN_FRACTION,
+) -> SweepResult:
     status_of: dict[str, str] = {}
     for spec in STATUS_COLLECTIONS.values():
         for doc in database[spec.collection_name(feed.key)].find({}, {"_id": 0, "listingKey": 1, "standardStatus": 1}):
@@ -85,8 +91,14 @@ def sweep(database: Database, feed: FeedConfig, keys_in_source: set[str], now: d
     return SweepResult(len(keys_in_source), len(stored), events, broken, removed)
 
 
-def remove_listings(database: Database, feed: FeedConfig, gone: dict[str, datetime], now: datetime, run_id: str,
-                    status_of: dict[str, str] | None = None) -> tuple[int, int, dict[str, int]]:  # fmt: skip
+def remove_listings(
+    database: Database,
+    feed: FeedConfig,
+    gone: dict[str, datetime],
+    now: datetime,
+    run_id: str,
+    status_of: dict[str, str] | None = None,
+) -> tuple[int, int, dict[str, int]]:
     """Remove the listings `gone` (key -> when it was deleted) from every swept collection:
     one `Deleted` history event each (for a listing that had a status), CRM links broken.
     Returns (history events, CRM links broken, removed per collection)."""
@@ -96,25 +108,33 @@ def remove_listings(database: Database, feed: FeedConfig, gone: dict[str, dateti
         for spec in STATUS_COLLECTIONS.values():
             for chunk in batched(keys, LOOKUP_CHUNK):
                 for doc in database[spec.collection_name(feed.key)].find(
-                        {"listingKey": {"$in": chunk}}, {"_id": 0, "listingKey": 1, "standardStatus": 1}):  # fmt: skip
+                    {"listingKey": {"$in": chunk}}, {"_id": 0, "listingKey": 1, "standardStatus": 1}
+                ):
                     status_of[doc["listingKey"]] = doc.get("standardStatus")
-    events = [{"listingKey": key, "from": status_of[key], "to": "Deleted", "at": gone[key], "runId": run_id}
-              for key in keys if key in status_of]  # fmt: skip
-    history = CollectionWriter(database[HISTORY.collection_name(feed.key)], HISTORY,
-                               sequence=FeedSequence(database, feed.key), run_id=run_id)  # fmt: skip
+    events = [
+        {"listingKey": key, "from": status_of[key], "to": "Deleted", "at": gone[key], "runId": run_id}
+        for key in keys
+        if key in status_of
+    ]
+    history = CollectionWriter(
+        database[HISTORY.collection_name(feed.key)], HISTORY, sequence=FeedSequence(database, feed.key), run_id=run_id
+    )
     history.write(events)
     broken = crm.break_links(database, feed.key, keys, now)  # linked CRM properties keep no dangling reference
     removed: dict[str, int] = {}
     for spec in (s for s in FEED_COLLECTIONS if s.swept):
         collection = database[spec.collection_name(feed.key)]
-        removed[spec.name] = sum(collection.delete_many({"listingKey": {"$in": chunk}}).deleted_count
-                                 for chunk in batched(keys, LOOKUP_CHUNK))  # fmt: skip
+        removed[spec.name] = sum(
+            collection.delete_many({"listingKey": {"$in": chunk}}).deleted_count
+            for chunk in batched(keys, LOOKUP_CHUNK)
+        )
         WriteMarks(database).adjust_count(collection, -removed[spec.name])
     return len(events), broken, removed
 
 
-def remove_announced(database: Database, feed: FeedConfig, deletions: dict[str, datetime], now: datetime,
-                     run_id: str) -> tuple[int, int, dict[str, int]]:  # fmt: skip
+def remove_announced(
+    database: Database, feed: FeedConfig, deletions: dict[str, datetime], now: datetime, run_id: str
+) -> tuple[int, int, dict[str, int]]:
     """Remove the listings a source said were deleted (key -> the deletion's
     ModificationTimestamp), except those stored in a newer version (relisted since)."""
     raw = database[RAW.collection_name(feed.key)]
@@ -125,4 +145,3 @@ def remove_announced(database: Database, feed: FeedConfig, deletions: dict[str, 
                 newer.add(doc["listingKey"])
     gone = {key: at for key, at in deletions.items() if key not in newer}
     return remove_listings(database, feed, gone, now, run_id) if gone else (0, 0, {})
-

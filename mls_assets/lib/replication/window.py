@@ -37,8 +37,13 @@ class PullWindow:
         return f"{self.start.isoformat()} .. {end}"
 
 
-def window_for_days(days: Sequence[date], now: datetime, since: datetime | None, only_keys: tuple[str, ...] = (),
-                    first_day: date | None = None) -> PullWindow:  # fmt: skip
+def window_for_days(
+    days: Sequence[date],
+    now: datetime,
+    since: datetime | None,
+    only_keys: tuple[str, ...] = (),
+    first_day: date | None = None,
+) -> PullWindow:
     """Contiguous `days` of one feed as one pull. Past days are pulled whole; a window that
     reaches today runs to now and advances the cursor; today alone starts at the cursor
     (minus the overlap); no cursor yet and today included: the whole history. `first_day`
@@ -69,7 +74,6 @@ def contiguous(days: Sequence[date]) -> list[list[date]]:
         else:
             runs.append([day])
     return runs
-
 
 
 # Every record in the feed's scope, whatever its date (the sweep's keys, the source's count).

@@ -74,14 +74,15 @@ def classify(status: int, code: str | None, message: str, wait: float | None) ->
     if status == 401:
         return ResoTokenExpired(described, status=status, code=code)
     if status == 403:
-        return ResoConfigurationError(f"{described}. The token is not licensed for this resource or MLS",
-                                      status=status, code=code)  # fmt: skip
+        return ResoConfigurationError(
+            f"{described}. The token is not licensed for this resource or MLS", status=status, code=code
+        )
     if status == 404:
-        return ResoConfigurationError(f"{described}. Check the feed's base_url (e.g. https://api.mlsgrid.com/v2)",
-                                      status=status, code=code)  # fmt: skip
+        return ResoConfigurationError(
+            f"{described}. Check the feed's base_url (e.g. https://api.mlsgrid.com/v2)", status=status, code=code
+        )
     if status == 400:
-        return ResoConfigurationError(f"{described}. Check the feed's filter and parameters",
-                                      status=status, code=code)  # fmt: skip
+        return ResoConfigurationError(f"{described}. Check the feed's filter and parameters", status=status, code=code)
     return ResoConfigurationError(described, status=status, code=code)
 
 
@@ -107,8 +108,9 @@ class ResoClient(ApiClient):
         body = parse_json(response.content)
         if status == 200:
             if not isinstance(body, dict):
-                raise ResoRetryableError(f"RESO API sent an unreadable body (HTTP 200, {len(response.content)} bytes)",
-                                         status=status)  # fmt: skip
+                raise ResoRetryableError(
+                    f"RESO API sent an unreadable body (HTTP 200, {len(response.content)} bytes)", status=status
+                )
             return body
         error = body.get("error") if isinstance(body, dict) else None
         code = message = None
@@ -130,8 +132,9 @@ class ResoClient(ApiClient):
         """Every page of `resource` records matching `filter`, lazily, following next links."""
         limit = MAX_TOP_EXPANDED if expand else MAX_TOP
         if not 1 <= top <= limit:
-            raise ResoConfigurationError(f"$top must be between 1 and {limit}{' with $expand' if expand else ''}, "
-                                         f"not {top}")  # fmt: skip
+            raise ResoConfigurationError(
+                f"$top must be between 1 and {limit}{' with $expand' if expand else ''}, not {top}"
+            )
         params: dict[str, str] | None = {"$top": str(top)}
         if filter is not None:
             params["$filter"] = odata.render(filter)
@@ -163,11 +166,15 @@ class ResoClient(ApiClient):
                 return
             following = asked.join(next_link)  # a relative link is the server's own
             if (following.scheme, following.host, following.port) != (origin.scheme, origin.host, origin.port):
-                raise ResoProtocolError(f"{where}: the next link leads to another host ({following.host!r}); "
-                                        "it is not followed (the token would go there)")  # fmt: skip
+                raise ResoProtocolError(
+                    f"{where}: the next link leads to another host ({following.host!r}); "
+                    "it is not followed (the token would go there)"
+                )
             if _identity(following) in requested:
-                raise ResoPagingError(f"{where}: the server sent a next link that was already requested "
-                                      f"({_shown(next_link)}); refusing to page in a loop")  # fmt: skip
+                raise ResoPagingError(
+                    f"{where}: the server sent a next link that was already requested "
+                    f"({_shown(next_link)}); refusing to page in a loop"
+                )
             if not records:
                 empty += 1
                 if empty >= MAX_EMPTY_PAGES:

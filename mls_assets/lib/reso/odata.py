@@ -35,10 +35,14 @@ from mls_assets.lib.spark.sparkql import (  # noqa: F401  (the builder, re-expor
 )
 
 ODATA = Dialect(
-    and_="and", or_="or", not_="not", null="null",
+    and_="and",
+    or_="or",
+    not_="not",
+    null="null",
     operators=(("eq", "Eq"), ("ne", "Ne"), ("gt", "Gt"), ("ge", "Ge"), ("lt", "Lt"), ("le", "Le")),
-    string=r"'(?:[^']|'')*'", quote_escape=r"'(')",
-)  # fmt: skip
+    string=r"'(?:[^']|'')*'",
+    quote_escape=r"'(')",
+)
 
 
 class ODataSyntaxError(SparkQLSyntaxError):

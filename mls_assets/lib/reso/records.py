@@ -73,8 +73,11 @@ def photos(media: list[Any]) -> list[Any]:
         if not isinstance(item, dict):
             result.append(item)  # flatten warns about it and keeps the others
             continue
-        photo: dict[str, Any] = {"Id": item.get("MediaKey"), "UriLarge": item.get("MediaURL"),
-                                 "Primary": item.get("PreferredPhotoYN") is True if preferred else index == 0}  # fmt: skip
+        photo: dict[str, Any] = {
+            "Id": item.get("MediaKey"),
+            "UriLarge": item.get("MediaURL"),
+            "Primary": item.get("PreferredPhotoYN") is True if preferred else index == 0,
+        }
         if item.get("ShortDescription") is not None:
             photo["Caption"] = item["ShortDescription"]
         if item.get("MediaModificationTimestamp") is not None:

@@ -68,14 +68,16 @@ class SparkClient(ApiClient):
             if status == 200 or status >= 500 or status == 429:
                 raise SparkRetryableError(
                     f"Spark API sent an unreadable body (HTTP {status}, {len(response.content)} bytes)",
-                    status=status, retry_after=wait,
-                )  # fmt: skip
+                    status=status,
+                    retry_after=wait,
+                )
             raise SparkConfigurationError(f"Spark API error (HTTP {status}) without a D envelope", status=status)
         if status == 200 and envelope.get("Success") is True:
             return envelope
         code = envelope.get("Code")
-        raise classify(status, code if isinstance(code, int) else None,
-                       str(envelope.get("Message") or "no message")[:300], wait)  # fmt: skip
+        raise classify(
+            status, code if isinstance(code, int) else None, str(envelope.get("Message") or "no message")[:300], wait
+        )
 
     def _request(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         return self.request(f"{self.base_url}/{path}", params)
@@ -149,4 +151,3 @@ class SparkClient(ApiClient):
             return int(envelope["Pagination"]["TotalRows"])
         except (KeyError, TypeError, ValueError):
             raise SparkApiError("Spark API answered a count request without Pagination.TotalRows") from None
-

@@ -68,9 +68,9 @@ def classify(status: int, code: int | None, message: str, retry_after: float | N
         return SparkConfigurationError(
             f"{described}. The base URL is the wrong host for this token "
             "(replication tokens need https://replication.sparkapi.com/v1)",
-            status=status, code=code,
-        )  # fmt: skip
+            status=status,
+            code=code,
+        )
     if code in FILTER_CODES or (code is not None and 2000 <= code <= 2999):
-        return SparkConfigurationError(f"{described}. Check the feed's filter and parameters",
-                                       status=status, code=code)  # fmt: skip
+        return SparkConfigurationError(f"{described}. Check the feed's filter and parameters", status=status, code=code)
     return SparkConfigurationError(described, status=status, code=code)

@@ -206,7 +206,7 @@ def _tokens(text: str, dialect: Dialect) -> list[tuple[str, Any]]:
     while position < len(text):
         match = dialect.token.match(text, position)
         if not match or match.end() == position:
-            raise SparkQLSyntaxError(f"unexpected input at character {position}: {text[position:position + 20]!r}")
+            raise SparkQLSyntaxError(f"unexpected input at character {position}: {text[position : position + 20]!r}")
         kind = match.lastgroup
         raw = match.group(kind)
         if kind == "string":

@@ -14,8 +14,9 @@ ALONE_COLLECTION = "feeds_alone"
 def mark_alone(database: Database, reasons: dict[str, str], run_id: str, now: datetime) -> None:
     """Each feed of `reasons` runs alone from now on (the reason and the run are kept)."""
     for feed, reason in reasons.items():
-        database[ALONE_COLLECTION].replace_one({"_id": feed}, {"_id": feed, "reason": reason[:500], "runId": run_id,
-                                                               "since": now}, upsert=True)  # fmt: skip
+        database[ALONE_COLLECTION].replace_one(
+            {"_id": feed}, {"_id": feed, "reason": reason[:500], "runId": run_id, "since": now}, upsert=True
+        )
 
 
 def release(database: Database, feeds: list[str]) -> None:

@@ -37,8 +37,9 @@ class FeedSequence:
 
     def take(self, count: int) -> int:
         """Reserve `count` numbers; returns the first."""
-        doc = self._collection.find_one_and_update({"_id": self.feed}, {"$inc": {"value": count}}, upsert=True,
-                                                   return_document=ReturnDocument.AFTER)  # fmt: skip
+        doc = self._collection.find_one_and_update(
+            {"_id": self.feed}, {"$inc": {"value": count}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
         return doc["value"] - count + 1
 
     def current(self) -> int:
@@ -76,16 +77,18 @@ class WriteMarks:
         self._collection.update_one({"_id": collection.name}, update, upsert=True)
 
     def record(self, collection: Collection, seq: int = 0) -> None:
-        self._collection.update_one({"_id": collection.name}, {"$max": {"seq": seq}, "$set": {"indexed": True}},
-                                    upsert=True)  # fmt: skip
+        self._collection.update_one(
+            {"_id": collection.name}, {"$max": {"seq": seq}, "$set": {"indexed": True}}, upsert=True
+        )
 
     def adjust_count(self, collection: Collection, delta: int) -> None:
         """Documents added (or removed, negative) by a writer: the count stays O(1) to read.
         A collection without a count yet is counted once, now."""
         if delta == 0:
             return
-        found = self._collection.update_one({"_id": collection.name, "count": {"$exists": True}},
-                                            {"$inc": {"count": delta}})  # fmt: skip
+        found = self._collection.update_one(
+            {"_id": collection.name, "count": {"$exists": True}}, {"$inc": {"count": delta}}
+        )
         if found.matched_count == 0:
             self.recount(collection)
 
@@ -140,7 +143,9 @@ class ChangeSource:
         """The range starts at the feed's first write: it holds the whole collection."""
         return self.after == 0
 
-    def batches(self, batch_size: int, projection: dict | None = None, where: dict | None = None) -> Iterator[list[dict]]:
+    def batches(
+        self, batch_size: int, projection: dict | None = None, where: dict | None = None
+    ) -> Iterator[list[dict]]:
         """The changed documents (matching `where`), in batches, in no particular order.
         A range that holds the whole collection (a consumer's first run) is read in natural
         order, not through the `_seq` index (1.1 s vs 1.35 s for 2.6k raw records, measured)."""
@@ -158,8 +163,9 @@ class ChangeSource:
             yield batch
 
 
-def read(collection: Collection, query: dict, projection: dict | None, *, batch_size: int = 0,
-         natural: bool = False) -> Iterator[dict]:  # fmt: skip
+def read(
+    collection: Collection, query: dict, projection: dict | None, *, batch_size: int = 0, natural: bool = False
+) -> Iterator[dict]:
     """The documents matching `query`. The embedded server's projections cost more than
     sending the fields (leaving four bookkeeping fields out of 2.6k raw records took 1.9 s
     against 1.35 s for the whole records, and picking the photos out of 43k raw records 20 s
@@ -190,10 +196,20 @@ class ChangeSet:
     projection: dict | None = None
 
     @classmethod
-    def open(cls, database: Database, consumer: str, collections: dict[FeedKey, Collection],
-             batch_size: int = 1000, projection: dict | None = None) -> ChangeSet:  # fmt: skip
-        sources = [ChangeSource(feed, collection, read_watermark(database, consumer, collection),
-                                FeedSequence(database, feed).current()) for feed, collection in collections.items()]  # fmt: skip
+    def open(
+        cls,
+        database: Database,
+        consumer: str,
+        collections: dict[FeedKey, Collection],
+        batch_size: int = 1000,
+        projection: dict | None = None,
+    ) -> ChangeSet:
+        sources = [
+            ChangeSource(
+                feed, collection, read_watermark(database, consumer, collection), FeedSequence(database, feed).current()
+            )
+            for feed, collection in collections.items()
+        ]
         return cls(database, consumer, sources, batch_size, projection)
 
     @property
@@ -204,8 +220,9 @@ class ChangeSet:
     def empty(self) -> bool:
         return all(s.empty for s in self.sources)
 
-    def batches(self, feed: FeedKey | None = None, *, where: dict | None = None,
-                projection: dict | None = None) -> Iterator[tuple[FeedKey, list[dict]]]:  # fmt: skip
+    def batches(
+        self, feed: FeedKey | None = None, *, where: dict | None = None, projection: dict | None = None
+    ) -> Iterator[tuple[FeedKey, list[dict]]]:
         """What changed (of `feed`, matching `where`), in batches (`projection` narrows
         the documents read)."""
         for source in self.sources:
@@ -220,8 +237,10 @@ class ChangeSet:
             if source.feed != feed or source.empty:
                 continue
             for start in range(0, len(keys), 100):
-                query = {key_field: {"$in": keys[start:start + 100]},
-                         SEQUENCE_FIELD: {"$gt": source.after, "$lte": source.upto}}  # fmt: skip
+                query = {
+                    key_field: {"$in": keys[start : start + 100]},
+                    SEQUENCE_FIELD: {"$gt": source.after, "$lte": source.upto},
+                }
                 found = list(read(source.collection, query, self.projection))
                 if found:
                     yield found
@@ -231,9 +250,13 @@ class ChangeSet:
         holds the whole collection, the collection's count as its writers keep it (counting
         a first load's range costs a read of every document here: 1.1 s for 8.7k records)."""
         marks = WriteMarks(self.database)
-        return sum(marks.count(s.collection) if s.everything
-                   else s.collection.count_documents({SEQUENCE_FIELD: {"$gt": s.after, "$lte": s.upto}})
-                   for s in self.sources if not s.empty and (feed is None or s.feed == feed))  # fmt: skip
+        return sum(
+            marks.count(s.collection)
+            if s.everything
+            else s.collection.count_documents({SEQUENCE_FIELD: {"$gt": s.after, "$lte": s.upto}})
+            for s in self.sources
+            if not s.empty and (feed is None or s.feed == feed)
+        )
 
     def commit(self, run_id: str) -> None:
         for source in self.sources:

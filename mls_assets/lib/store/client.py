@@ -50,8 +50,9 @@ def get_client(uri: str | None = None, start: bool = False, timeout_ms: int = TI
     with _lock:
         client = _clients.get(key)
         if client is None:
-            client = MongoClient(resolved, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
-                                 connectTimeoutMS=min(timeout_ms, 10_000))  # fmt: skip
+            client = MongoClient(
+                resolved, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=min(timeout_ms, 10_000)
+            )
             _clients[key] = client
         return client
 

@@ -20,7 +20,7 @@ def _fields_of(database: Database, feeds: list[str], name: str) -> dict[str, obj
     """One field of many feeds' cursor documents, one query per 1,000 feeds."""
     found: dict[str, object] = {}
     for start in range(0, len(feeds), 1000):
-        for doc in database[CURSORS_COLLECTION].find({"_id": {"$in": feeds[start:start + 1000]}}, {name: 1}):
+        for doc in database[CURSORS_COLLECTION].find({"_id": {"$in": feeds[start : start + 1000]}}, {name: 1}):
             found[doc["_id"]] = doc.get(name)
     return found
 

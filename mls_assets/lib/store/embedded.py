@@ -67,8 +67,17 @@ def service() -> LocalService:
 
     def command() -> list[str]:
         data.mkdir(parents=True, exist_ok=True)
-        return [launcher_path(), "--host", HOST, "--port", str(port), "--storage-path", str(data),
-                "--log-level", "WARNING"]  # fmt: skip
+        return [
+            launcher_path(),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--storage-path",
+            str(data),
+            "--log-level",
+            "WARNING",
+        ]
 
     return LocalService(
         name="embedded MongoDB",

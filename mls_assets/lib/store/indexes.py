@@ -18,8 +18,7 @@ def ensure_indexes(collection: Collection, specs: Iterable[Mapping[str, Any]]) -
     patterns that already exist are skipped: asking again with defaulted options (e.g. a
     2dsphere version) is refused by some servers as a conflicting index.
     """
-    existing = {tuple((name, order) for name, order in info["key"])
-                for info in collection.index_information().values()}  # fmt: skip
+    existing = {tuple((name, order) for name, order in info["key"]) for info in collection.index_information().values()}
     models = []
     for spec in specs:
         keys = tuple((name, order) for name, order in spec["keys"])

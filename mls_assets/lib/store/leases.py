@@ -121,9 +121,16 @@ def is_stale(doc: dict[str, Any], now: datetime, ttl: float, run_ended: Callable
 class Leases:
     """The leases of one run in one process; `close()` releases them all."""
 
-    def __init__(self, database: Database, run_id: str, *, ttl: float = DEFAULT_TTL_S,
-                 run_ended: Callable[[str], bool] | None = None, log: Callable[[str], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+    def __init__(
+        self,
+        database: Database,
+        run_id: str,
+        *,
+        ttl: float = DEFAULT_TTL_S,
+        run_ended: Callable[[str], bool] | None = None,
+        log: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._collection = database[LEASES_COLLECTION]
         self.holder = Holder.this_process(run_id)
         self.ttl = ttl
@@ -191,8 +198,10 @@ class Leases:
             remaining = deadline - time.monotonic()
             blocker = self._collection.find_one({"_id": ids[0]}) or {}
             if remaining <= 0:
-                raise LeaseTimeout(f"{what or name} is held by {holder_of(blocker).describe()} since "
-                                   f"{blocker.get('acquiredAt')}; gave up after waiting {wait:g} s")  # fmt: skip
+                raise LeaseTimeout(
+                    f"{what or name} is held by {holder_of(blocker).describe()} since "
+                    f"{blocker.get('acquiredAt')}; gave up after waiting {wait:g} s"
+                )
             if not told:
                 self._log(f"{what or name} is held by {holder_of(blocker).describe()}: waiting (up to {wait:g} s)")
                 told = True
@@ -205,8 +214,9 @@ class Leases:
         self._release(lease_id)
 
     @contextmanager
-    def holding(self, name: str, *, slots: int = 1, wait: float = DEFAULT_WAIT_S,
-                what: str | None = None) -> Iterator[str]:  # fmt: skip
+    def holding(
+        self, name: str, *, slots: int = 1, wait: float = DEFAULT_WAIT_S, what: str | None = None
+    ) -> Iterator[str]:
         lease_id = self.acquire(name, slots=slots, wait=wait, what=what)
         try:
             yield lease_id
@@ -215,8 +225,15 @@ class Leases:
 
     def _document(self, lease_id: str, now: datetime) -> dict[str, Any]:
         holder = asdict(self.holder)
-        return {"_id": lease_id, "runId": holder["run_id"], "host": holder["host"], "pid": holder["pid"],
-                "started": holder["started"], "heartbeatAt": now, "acquiredAt": now}  # fmt: skip
+        return {
+            "_id": lease_id,
+            "runId": holder["run_id"],
+            "host": holder["host"],
+            "pid": holder["pid"],
+            "started": holder["started"],
+            "heartbeatAt": now,
+            "acquiredAt": now,
+        }
 
     def _try(self, lease_id: str) -> bool:
         now = datetime.now(UTC)
@@ -234,8 +251,12 @@ class Leases:
             return False
         if not mine:
             self._log(f"taking over {lease_id} from {holder_of(current).describe()}: it is no longer running")
-        guard = {"_id": lease_id, "runId": current.get("runId"), "pid": current.get("pid"),
-                 "heartbeatAt": current.get("heartbeatAt")}  # fmt: skip
+        guard = {
+            "_id": lease_id,
+            "runId": current.get("runId"),
+            "pid": current.get("pid"),
+            "heartbeatAt": current.get("heartbeatAt"),
+        }
         taken = self._collection.update_one(guard, {"$set": {k: v for k, v in document.items() if k != "_id"}})
         return taken.modified_count == 1
 
@@ -243,8 +264,9 @@ class Leases:
         if not lease_ids:
             return
         try:
-            self._collection.delete_many({"_id": {"$in": list(lease_ids)}, "runId": self.holder.run_id,
-                                          "pid": self.holder.pid})  # fmt: skip
+            self._collection.delete_many(
+                {"_id": {"$in": list(lease_ids)}, "runId": self.holder.run_id, "pid": self.holder.pid}
+            )
         except PyMongoError:  # unreachable database: the leases expire by themselves
             pass
 

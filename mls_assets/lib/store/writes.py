@@ -156,8 +156,16 @@ class Sequencer:
 class CollectionWriter:
     """Writes a stream of documents and tombstones to one collection of one feed."""
 
-    def __init__(self, collection: Collection, spec: CollectionSpec, *, siblings: Sequence[Collection] = (),
-                 sequence: Sequencer | None = None, run_id: str = "", batch_size: int = 1000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        collection: Collection,
+        spec: CollectionSpec,
+        *,
+        siblings: Sequence[Collection] = (),
+        sequence: Sequencer | None = None,
+        run_id: str = "",
+        batch_size: int = 1000,
+    ) -> None:
         self.collection, self.spec = collection, spec
         self.sequence = sequence if spec.sequenced else None
         self.run_id, self.batch_size = run_id, batch_size
@@ -304,7 +312,9 @@ class CollectionWriter:
 
         keys = list(latest)
         if self.bulk:  # nothing was stored before this write: only what it wrote itself
-            stored = {key: {self.spec.version: self._loaded[key], HASH_FIELD: None} for key in keys if key in self._loaded}
+            stored = {
+                key: {self.spec.version: self._loaded[key], HASH_FIELD: None} for key in keys if key in self._loaded
+            }
         else:
             stored = self._lookup(self.collection, keys)
         in_siblings: dict[tuple, dict] = {}
@@ -344,12 +354,16 @@ class CollectionWriter:
         if operations:
             self._bulk(operations, counts)
         for sibling in self.live_siblings:
-            removals = [DeleteOne({**self._key_filter(key), **version_guard(self.spec, version)})
-                        for key, version in leaving_siblings]  # fmt: skip
+            removals = [
+                DeleteOne({**self._key_filter(key), **version_guard(self.spec, version)})
+                for key, version in leaving_siblings
+            ]
             if removals:
                 self._left_siblings[sibling] += sibling.bulk_write(removals, ordered=False).deleted_count
         if tombstones and not self.empty:
-            removals = [DeleteOne({**self._key_filter(t.key), **version_guard(self.spec, t.version)}) for t in tombstones]
+            removals = [
+                DeleteOne({**self._key_filter(t.key), **version_guard(self.spec, t.version)}) for t in tombstones
+            ]
             counts.removed += self.collection.bulk_write(removals, ordered=False).deleted_count
         return counts
 
@@ -434,8 +448,11 @@ class CollectionWriter:
     def _group_batch(self, batch: list) -> WriteCounts:
         counts = WriteCounts()
         group = self.spec.group
-        docs = [item if BOOKKEEPING_SET.isdisjoint(item) else {k: v for k, v in item.items() if k not in BOOKKEEPING}
-                for item in batch if not isinstance(item, Tombstone)]  # fmt: skip
+        docs = [
+            item if BOOKKEEPING_SET.isdisjoint(item) else {k: v for k, v in item.items() if k not in BOOKKEEPING}
+            for item in batch
+            if not isinstance(item, Tombstone)
+        ]
         if self.spec.key_is_id:
             for doc in docs:
                 doc["_id"] = doc[self.spec.key[0]]

@@ -81,9 +81,7 @@ def transform_record(record: Any, feed: FeedIdentity, now: datetime, *, screened
         return TransformResult(reject=make_reject(record, reason, None, now))
 
 
-def transform_records(
-    records: Iterable[Any], feed: FeedIdentity, now: datetime
-) -> Iterator[TransformResult]:
+def transform_records(records: Iterable[Any], feed: FeedIdentity, now: datetime) -> Iterator[TransformResult]:
     """Transform a stream of raw records lazily, one result per record."""
     for record in records:
         yield transform_record(record, feed, now)

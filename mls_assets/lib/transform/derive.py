@@ -61,9 +61,7 @@ def land_details(fields: dict[str, Any], now: datetime) -> dict[str, Any]:
     Leased land shows up as `LandLeaseYN`, a lease amount, or `Lease` in the land/ownership
     type, depending on the MLS.
     """
-    land_type_text = " ".join(
-        str(fields.get(name, "")) for name in ("LandType", "LandTenure", "OwnershipType")
-    ).lower()
+    land_type_text = " ".join(str(fields.get(name, "")) for name in ("LandType", "LandTenure", "OwnershipType")).lower()
     amount = fields.get("LandLeaseAmount")
     leased = (
         fields.get("LandLeaseYN") is True

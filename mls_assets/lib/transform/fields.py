@@ -6,34 +6,84 @@ here are parsed, everything else is kept as it arrives.
 
 from __future__ import annotations
 
-INTEGER_FIELDS = frozenset({
-    "BedsTotal", "BedroomsTotal", "BathroomsTotalInteger", "BathroomsFull", "BathroomsHalf",
-    "BathroomsThreeQuarter", "YearBuilt", "DaysOnMarket", "CumulativeDaysOnMarket",
-    "PhotosCount", "Stories", "StoriesTotal", "GarageSpaces", "ParkingTotal", "CarportSpaces",
-    "NumberOfUnitsTotal", "FireplacesTotal",
-})  # fmt: skip
+INTEGER_FIELDS = frozenset(
+    {
+        "BedsTotal",
+        "BedroomsTotal",
+        "BathroomsTotalInteger",
+        "BathroomsFull",
+        "BathroomsHalf",
+        "BathroomsThreeQuarter",
+        "YearBuilt",
+        "DaysOnMarket",
+        "CumulativeDaysOnMarket",
+        "PhotosCount",
+        "Stories",
+        "StoriesTotal",
+        "GarageSpaces",
+        "ParkingTotal",
+        "CarportSpaces",
+        "NumberOfUnitsTotal",
+        "FireplacesTotal",
+    }
+)
 
-FLOAT_FIELDS = frozenset({
-    "ListPrice", "OriginalListPrice", "PreviousListPrice", "ClosePrice", "BathsTotal",
-    "BathroomsTotalDecimal", "LivingArea", "BuildingAreaTotal", "LotSizeArea",
-    "LotSizeSquareFeet", "LotSizeAcres", "Latitude", "Longitude", "AssociationFee",
-    "AssociationFee2", "LandLeaseAmount", "PricePerSquareFoot", "TaxAnnualAmount",
-    "RentAmount", "MonthlyRent",
-})  # fmt: skip
+FLOAT_FIELDS = frozenset(
+    {
+        "ListPrice",
+        "OriginalListPrice",
+        "PreviousListPrice",
+        "ClosePrice",
+        "BathsTotal",
+        "BathroomsTotalDecimal",
+        "LivingArea",
+        "BuildingAreaTotal",
+        "LotSizeArea",
+        "LotSizeSquareFeet",
+        "LotSizeAcres",
+        "Latitude",
+        "Longitude",
+        "AssociationFee",
+        "AssociationFee2",
+        "LandLeaseAmount",
+        "PricePerSquareFoot",
+        "TaxAnnualAmount",
+        "RentAmount",
+        "MonthlyRent",
+    }
+)
 
 NUMERIC_FIELDS = INTEGER_FIELDS | FLOAT_FIELDS
 
-TIMESTAMP_FIELDS = frozenset({
-    "ModificationTimestamp", "StatusChangeTimestamp", "PhotosChangeTimestamp",
-    "OriginalEntryTimestamp", "PriceChangeTimestamp", "MajorChangeTimestamp",
-    "DocumentsChangeTimestamp", "VideosChangeTimestamp", "OpenHousesChangeTimestamp",
-})  # fmt: skip
+TIMESTAMP_FIELDS = frozenset(
+    {
+        "ModificationTimestamp",
+        "StatusChangeTimestamp",
+        "PhotosChangeTimestamp",
+        "OriginalEntryTimestamp",
+        "PriceChangeTimestamp",
+        "MajorChangeTimestamp",
+        "DocumentsChangeTimestamp",
+        "VideosChangeTimestamp",
+        "OpenHousesChangeTimestamp",
+    }
+)
 
-DATE_FIELDS = frozenset({
-    "ListDate", "OnMarketDate", "CloseDate", "ContractStatusChangeDate", "ExpirationDate",
-    "OffMarketDate", "PurchaseContractDate", "LandLeaseExpirationDate", "CancellationDate",
-    "WithdrawnDate", "ListingContractDate",
-})  # fmt: skip
+DATE_FIELDS = frozenset(
+    {
+        "ListDate",
+        "OnMarketDate",
+        "CloseDate",
+        "ContractStatusChangeDate",
+        "ExpirationDate",
+        "OffMarketDate",
+        "PurchaseContractDate",
+        "LandLeaseExpirationDate",
+        "CancellationDate",
+        "WithdrawnDate",
+        "ListingContractDate",
+    }
+)
 
 TEMPORAL_FIELDS = TIMESTAMP_FIELDS | DATE_FIELDS
 
@@ -45,9 +95,16 @@ REQUIRED_FIELDS = ("ListingKey", "ListingId", "StandardStatus", "ModificationTim
 VOLATILE_SOURCE_FIELDS = frozenset({"DaysOnMarket", "CumulativeDaysOnMarket"})
 
 PHOTO_URI_FIELDS = (
-    "UriThumb", "Uri300", "Uri640", "Uri800", "Uri1024", "Uri1280", "Uri1600", "Uri2048",
+    "UriThumb",
+    "Uri300",
+    "Uri640",
+    "Uri800",
+    "Uri1024",
+    "Uri1280",
+    "Uri1600",
+    "Uri2048",
     "UriLarge",
-)  # fmt: skip
+)
 
 # Written by the CRM and lead tools; the writer sets them on insert only.
 LEAD_FIELD_DEFAULTS = {
@@ -58,7 +115,14 @@ LEAD_FIELD_DEFAULTS = {
 }
 CRM_OWNED_FIELDS = (
     *LEAD_FIELD_DEFAULTS,
-    "skipTraceDate", "voicemailSentDate", "emailSentDate", "ownerName", "ownerPhone",
-    "ownerEmail", "crm_status", "notes", "crm_property_ids",
+    "skipTraceDate",
+    "voicemailSentDate",
+    "emailSentDate",
+    "ownerName",
+    "ownerPhone",
+    "ownerEmail",
+    "crm_status",
+    "notes",
+    "crm_property_ids",
     "leadVersion",  # bumped by every CRM write to the lead (optimistic concurrency)
-)  # fmt: skip
+)

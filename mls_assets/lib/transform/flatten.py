@@ -47,9 +47,7 @@ def _identifier(fields: dict[str, Any], name: str) -> str:
     return value.strip()
 
 
-def flatten(
-    record: dict[str, Any], feed: FeedIdentity, now: datetime
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def flatten(record: dict[str, Any], feed: FeedIdentity, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The flat listing document and its photo documents. Input should be `clean()`ed."""
     fields = standard_fields(record)
     for name in REQUIRED_FIELDS:

@@ -50,8 +50,14 @@ def is_safe_field_name(name: Any) -> bool:
     known = _safe_names.get(name) if type(name) is str else None
     if known is not None:
         return known
-    verdict = (isinstance(name, str) and bool(name) and not name.startswith("$") and "." not in name
-               and "\x00" not in name and is_valid_text(name))  # fmt: skip
+    verdict = (
+        isinstance(name, str)
+        and bool(name)
+        and not name.startswith("$")
+        and "." not in name
+        and "\x00" not in name
+        and is_valid_text(name)
+    )
     if type(name) is str and len(_safe_names) < 10_000:
         _safe_names[name] = verdict
     return verdict
@@ -132,8 +138,11 @@ def plausible_modification(value: Any, now: datetime) -> datetime:
     modified = parse_datetime("ModificationTimestamp", value)
     latest = now + LATEST_AHEAD
     if not EARLIEST <= modified <= latest:
-        raise FieldError("ModificationTimestamp", f"implausible date {modified.isoformat()} (accepted "
-                         f"{EARLIEST.date().isoformat()} .. {latest.date().isoformat()})")  # fmt: skip
+        raise FieldError(
+            "ModificationTimestamp",
+            f"implausible date {modified.isoformat()} (accepted "
+            f"{EARLIEST.date().isoformat()} .. {latest.date().isoformat()})",
+        )
     return modified
 
 

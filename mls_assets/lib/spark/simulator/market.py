@@ -55,18 +55,56 @@ _CITIES = {
 # What each city's listings say about where they are: its county, its subdivisions, and the
 # schools (elementary, middle, high) and unified district that serve it. Stable per listing;
 # rendered with the quirks of real payloads (casing and spacing variants, masked, empty).
-_COUNTIES = {"Riverside": "Riverside", "Temecula": "Riverside", "Corona": "Riverside", "Murrieta": "Riverside",
-             "Irvine": "Orange", "Newport Beach": "Orange", "Anaheim": "Orange", "Santa Ana": "Orange",
-             "Pasadena": "Los Angeles", "Long Beach": "Los Angeles"}  # fmt: skip
-_DISTRICTS = {"Palm Springs": "Palm Springs Unified", "Cathedral City": "Palm Springs Unified",
-              "Desert Hot Springs": "Palm Springs Unified", "Rancho Mirage": "Palm Springs Unified",
-              "Thousand Palms": "Palm Springs Unified", "Coachella": "Coachella Valley Unified",
-              "Palm Desert": "Desert Sands Unified", "La Quinta": "Desert Sands Unified",
-              "Indio": "Desert Sands Unified", "Indian Wells": "Desert Sands Unified"}  # fmt: skip
-_SUBDIVISION_WORDS = ("Country Club", "Estates", "Villas", "Ranch", "Mesa", "Cove", "Greens", "Heights", "Palms",
-                      "Vista")  # fmt: skip
-_SCHOOL_NAMES = ("Lincoln", "Washington", "Jefferson", "Roosevelt", "Madison", "Kennedy", "Cielo Vista", "Sunrise",
-                 "Desert View", "Mountain View", "Valley", "Sierra")  # fmt: skip
+_COUNTIES = {
+    "Riverside": "Riverside",
+    "Temecula": "Riverside",
+    "Corona": "Riverside",
+    "Murrieta": "Riverside",
+    "Irvine": "Orange",
+    "Newport Beach": "Orange",
+    "Anaheim": "Orange",
+    "Santa Ana": "Orange",
+    "Pasadena": "Los Angeles",
+    "Long Beach": "Los Angeles",
+}
+_DISTRICTS = {
+    "Palm Springs": "Palm Springs Unified",
+    "Cathedral City": "Palm Springs Unified",
+    "Desert Hot Springs": "Palm Springs Unified",
+    "Rancho Mirage": "Palm Springs Unified",
+    "Thousand Palms": "Palm Springs Unified",
+    "Coachella": "Coachella Valley Unified",
+    "Palm Desert": "Desert Sands Unified",
+    "La Quinta": "Desert Sands Unified",
+    "Indio": "Desert Sands Unified",
+    "Indian Wells": "Desert Sands Unified",
+}
+_SUBDIVISION_WORDS = (
+    "Country Club",
+    "Estates",
+    "Villas",
+    "Ranch",
+    "Mesa",
+    "Cove",
+    "Greens",
+    "Heights",
+    "Palms",
+    "Vista",
+)
+_SCHOOL_NAMES = (
+    "Lincoln",
+    "Washington",
+    "Jefferson",
+    "Roosevelt",
+    "Madison",
+    "Kennedy",
+    "Cielo Vista",
+    "Sunrise",
+    "Desert View",
+    "Mountain View",
+    "Valley",
+    "Sierra",
+)
 
 
 def fleet_mls_ids(count: int) -> tuple[str, ...]:
@@ -135,10 +173,32 @@ def _variant(value: str, rng: random.Random) -> str | None:
     return value
 
 
-_STREETS = ("Country Club", "Fred Waring", "Washington", "Highway 111", "Bob Hope", "Monterey",
-            "Portola", "Cook", "Jefferson", "Avenue 48", "Calle Tampico", "Vista Chino", "Ramon",
-            "Date Palm", "Frank Sinatra", "Gerald Ford", "Dinah Shore", "Tahquitz Canyon",
-            "Palm Canyon", "Sunrise", "Mesa Verde", "San Pablo", "Via Del Rey", "Oak Glen")  # fmt: skip
+_STREETS = (
+    "Country Club",
+    "Fred Waring",
+    "Washington",
+    "Highway 111",
+    "Bob Hope",
+    "Monterey",
+    "Portola",
+    "Cook",
+    "Jefferson",
+    "Avenue 48",
+    "Calle Tampico",
+    "Vista Chino",
+    "Ramon",
+    "Date Palm",
+    "Frank Sinatra",
+    "Gerald Ford",
+    "Dinah Shore",
+    "Tahquitz Canyon",
+    "Palm Canyon",
+    "Sunrise",
+    "Mesa Verde",
+    "San Pablo",
+    "Via Del Rey",
+    "Oak Glen",
+)
 _SUFFIXES = ("Dr", "Rd", "Ave", "Way", "Ln", "Ct", "Cir", "Trl", "Pl", "St")
 _SUBTYPES = {
     "A": ("Single Family Residence", "Condominium", "Townhouse", "Manufactured On Land"),
@@ -151,10 +211,20 @@ _FEATURES = {
     "Cooling": ("Central Air", "Ceiling Fan(s)", "Evaporative Cooling"),
     "ParkingFeatures": ("Garage", "Golf Cart Garage", "Driveway", "Carport"),
 }
-_PHOTO_SIZES = ("UriThumb", "Uri300", "Uri640", "Uri800", "Uri1024", "Uri1280", "Uri1600",
-                "Uri2048", "UriLarge")  # fmt: skip
-_CAPTIONS = ("Front", "Living room", "Kitchen", "Primary bedroom", "Backyard", "Pool", "View",
-             "Bathroom", "Dining", "Garage", None)  # fmt: skip
+_PHOTO_SIZES = ("UriThumb", "Uri300", "Uri640", "Uri800", "Uri1024", "Uri1280", "Uri1600", "Uri2048", "UriLarge")
+_CAPTIONS = (
+    "Front",
+    "Living room",
+    "Kitchen",
+    "Primary bedroom",
+    "Backyard",
+    "Pool",
+    "View",
+    "Bathroom",
+    "Dining",
+    "Garage",
+    None,
+)
 
 # What "hostile records" look like (`Market(hostile_rate=...)`, `--hostile`): one kind per
 # hostile listing, in every version of it. Each names what the pipeline must do with it.
@@ -186,10 +256,24 @@ def render_hostile_values(body: bytes) -> bytes:
 
 # Filterable fields the simulator indexes (Spark's own list is far longer).
 FILTER_FIELDS = (
-    "ListingKey", "ListingId", "MlsId", "PropertyType", "PropertySubType", "StandardStatus",
-    "MlsStatus", "ModificationTimestamp", "StatusChangeTimestamp", "PhotosChangeTimestamp",
-    "ListPrice", "City", "PostalCode", "BedsTotal", "ListDate", "OnMarketDate", "CloseDate",
-)  # fmt: skip
+    "ListingKey",
+    "ListingId",
+    "MlsId",
+    "PropertyType",
+    "PropertySubType",
+    "StandardStatus",
+    "MlsStatus",
+    "ModificationTimestamp",
+    "StatusChangeTimestamp",
+    "PhotosChangeTimestamp",
+    "ListPrice",
+    "City",
+    "PostalCode",
+    "BedsTotal",
+    "ListDate",
+    "OnMarketDate",
+    "CloseDate",
+)
 
 
 @dataclass
@@ -416,8 +500,13 @@ class Market:
         by now (stamped with the deletion's time), in ListingKey order."""
         visible = self.states()
         known = {s.timeline.key for s in visible}
-        gone = [s for t in self.timelines if t.key not in known and any(kind == "delete" for kind, _ in t.events)
-                and (s := self._state(t, self._clock, keep_deleted=True)) is not None]  # fmt: skip
+        gone = [
+            s
+            for t in self.timelines
+            if t.key not in known
+            and any(kind == "delete" for kind, _ in t.events)
+            and (s := self._state(t, self._clock, keep_deleted=True)) is not None
+        ]
         return sorted([*visible, *gone], key=lambda s: s.timeline.key)
 
     def keys(self) -> list[str]:
@@ -471,8 +560,20 @@ class Market:
             "OnMarketDate": _ts(listed).date(),
             "CloseDate": _ts(closed_at).date() if closed_at else None,
         }
-        return ListingState(timeline, status, price, listed, timeline.times[upto - 1], changed,
-                            photos_at, photo_version, close_price, closed_at, row, deleted)  # fmt: skip
+        return ListingState(
+            timeline,
+            status,
+            price,
+            listed,
+            timeline.times[upto - 1],
+            changed,
+            photos_at,
+            photo_version,
+            close_price,
+            closed_at,
+            row,
+            deleted,
+        )
 
     def _position(self, timeline: Timeline) -> int:
         return self.mls_ids.index(timeline.mls_id) * (len(self.timelines) // len(self.mls_ids)) + timeline.index
@@ -557,9 +658,13 @@ class Market:
         area = area_of(city)
         pick = self._rng("area", timeline.key)
         spell = self._rng("area-render", timeline.key, modified_at)
-        chosen = {"SubdivisionName": pick.choice(area["subdivisions"]),
-                  "ElementarySchool": pick.choice(area["elementary"]), "MiddleOrJuniorSchool": area["middle"][0],
-                  "HighSchool": pick.choice(area["high"]), "HighSchoolDistrict": area["district"]}  # fmt: skip
+        chosen = {
+            "SubdivisionName": pick.choice(area["subdivisions"]),
+            "ElementarySchool": pick.choice(area["elementary"]),
+            "MiddleOrJuniorSchool": area["middle"][0],
+            "HighSchool": pick.choice(area["high"]),
+            "HighSchoolDistrict": area["district"],
+        }
         return {name: spelled for name, value in chosen.items() if (spelled := _variant(value, spell)) is not None}
 
     def reso_record(self, state: ListingState, expand_media: bool) -> Any:
@@ -569,13 +674,20 @@ class Market:
         Hostile listings are as hostile here as in the Spark dialect."""
         system = reso_system_name(state.timeline.mls_id)
         if state.deleted:
-            return {"ListingKey": state.timeline.key, "OriginatingSystemName": system,
-                    "ModificationTimestamp": _iso(state.modified_at), "MlgCanView": False}  # fmt: skip
+            return {
+                "ListingKey": state.timeline.key,
+                "OriginatingSystemName": system,
+                "ModificationTimestamp": _iso(state.modified_at),
+                "MlgCanView": False,
+            }
         record = self.make_hostile(state, self.record(state, expand_photos=expand_media))
         if not isinstance(record, dict):
             return record
-        fields = {"BedroomsTotal" if name == "BedsTotal" else name: value
-                  for name, value in record["StandardFields"].items() if name not in ("MlsId", "Photos")}  # fmt: skip
+        fields = {
+            "BedroomsTotal" if name == "BedsTotal" else name: value
+            for name, value in record["StandardFields"].items()
+            if name not in ("MlsId", "Photos")
+        }
         for name, value in fields.items():
             if isinstance(value, dict) and value and all(isinstance(v, bool) for v in value.values()):
                 fields[name] = [option for option, chosen in value.items() if chosen]
@@ -584,10 +696,16 @@ class Market:
         fields.update(OriginatingSystemName=system, MlgCanView=True)
         if expand_media:
             fields["Media"] = [
-                {"MediaKey": photo["Id"], "MediaURL": photo["UriLarge"], "Order": n, "MediaCategory": "Photo",
-                 "ShortDescription": photo["Caption"], "MediaModificationTimestamp": _iso(state.photos_changed_at)}
+                {
+                    "MediaKey": photo["Id"],
+                    "MediaURL": photo["UriLarge"],
+                    "Order": n,
+                    "MediaCategory": "Photo",
+                    "ShortDescription": photo["Caption"],
+                    "MediaModificationTimestamp": _iso(state.photos_changed_at),
+                }
                 for n, photo in enumerate(record["StandardFields"].get("Photos", []))
-            ]  # fmt: skip
+            ]
         return fields
 
     def hostile_kind(self, state: ListingState) -> str | None:

@@ -29,8 +29,21 @@ def service() -> LocalService:
             return False
 
     def command() -> list[str]:
-        return [sys.executable, "-m", "mls_assets.cli", "simulator", "--host", HOST, "--port", str(port),
-                "--listings", str(listings), "--live", "--hostile", os.environ.get("MLS_SIMULATOR_HOSTILE", "0")]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "mls_assets.cli",
+            "simulator",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--listings",
+            str(listings),
+            "--live",
+            "--hostile",
+            os.environ.get("MLS_SIMULATOR_HOSTILE", "0"),
+        ]
 
     return LocalService(name="Spark simulator", home=home, url=f"{root}/v1", is_up=is_up, command=command)
 

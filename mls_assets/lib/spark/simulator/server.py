@@ -73,9 +73,13 @@ def compile_filter(text: str, dialect: str = "spark") -> Callable[[dict[str, Any
 def reso_row(state: ListingState) -> dict[str, Any]:
     """The index row as the RESO dialect names and spells it."""
     row = state.index_row
-    return {**row, "PropertyType": RESO_PROPERTY_TYPES.get(row["PropertyType"], row["PropertyType"]),
-            "OriginatingSystemName": reso_system_name(row["MlsId"]), "MlgCanView": not state.deleted,
-            "BedroomsTotal": row["BedsTotal"]}  # fmt: skip
+    return {
+        **row,
+        "PropertyType": RESO_PROPERTY_TYPES.get(row["PropertyType"], row["PropertyType"]),
+        "OriginatingSystemName": reso_system_name(row["MlsId"]),
+        "MlgCanView": not state.deleted,
+        "BedroomsTotal": row["BedsTotal"],
+    }
 
 
 def _coerce(field: str, value: Any) -> Any:
@@ -294,7 +298,9 @@ class SimulatorServer:
         if fault == "repeat_token":
             answer["@odata.nextLink"] = f"{self.reso_url}/Property?{urlencode(params)}"  # this very request
         elif start + top < len(found) and fault != "empty_page":
-            answer["@odata.nextLink"] = f"{self.reso_url}/Property?{urlencode({**following, '$skiptoken': keys[start + top - 1]})}"
+            answer["@odata.nextLink"] = (
+                f"{self.reso_url}/Property?{urlencode({**following, '$skiptoken': keys[start + top - 1]})}"
+            )
         if fault == "results_object":
             answer["value"] = {"0": records[:1]}
         if fault == "empty_page":
@@ -306,8 +312,11 @@ class SimulatorServer:
         found = self.matching(params.get("_filter", ""))
         if params.get("_pagination") == "count":
             pages = -(-len(found) // limit)
-            return {"Success": True, "Results": [],
-                    "Pagination": {"TotalRows": len(found), "PageSize": limit, "TotalPages": pages, "CurrentPage": 1}}  # fmt: skip
+            return {
+                "Success": True,
+                "Results": [],
+                "Pagination": {"TotalRows": len(found), "PageSize": limit, "TotalPages": pages, "CurrentPage": 1},
+            }
         token = params.get("_skiptoken", "")
         keys = [s.timeline.key for s in found]
         start = bisect_right(keys, token) if token else 0
@@ -342,8 +351,13 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet; tokens never logged
             pass
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
-                  content_type: str = "application/json") -> None:  # fmt: skip
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            headers: dict[str, str] | None = None,
+            content_type: str = "application/json",
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -425,9 +439,12 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, orjson.dumps({"now": server.market.now.isoformat()}))
             if path == "/_admin/changes" and method == "POST":
                 try:
-                    at = server.change(str(payload["listingKey"]), status=payload.get("status"),
-                                       price=int(payload["price"]) if payload.get("price") is not None else None,
-                                       delete=payload.get("delete") is True)  # fmt: skip
+                    at = server.change(
+                        str(payload["listingKey"]),
+                        status=payload.get("status"),
+                        price=int(payload["price"]) if payload.get("price") is not None else None,
+                        delete=payload.get("delete") is True,
+                    )
                 except (KeyError, ValueError) as error:
                     return self._error(400, 400, f"bad change: {error}")
                 return self._send(200, orjson.dumps({"modificationTimestamp": at.isoformat()}))
@@ -452,8 +469,13 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                     server.expire_token(token)
                 return self._send(200, orjson.dumps({"ok": True}))
             if path == "/_admin/stats":
-                stats = {"requests": server.requests, "gzipped": server.gzipped, "faults": server.faults.injected,
-                         "now": server.market.now.isoformat(), "listings": len(server.market.states())}  # fmt: skip
+                stats = {
+                    "requests": server.requests,
+                    "gzipped": server.gzipped,
+                    "faults": server.faults.injected,
+                    "now": server.market.now.isoformat(),
+                    "listings": len(server.market.states()),
+                }
                 return self._send(200, orjson.dumps(stats))
             self._error(404, 404, f"No such admin resource: {path}")
 
@@ -463,12 +485,13 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
 def serve(market: Market, host: str, port: int, tokens: tuple[str, ...]) -> None:
     """Run until interrupted (the `mls-assets simulator` command)."""
     server = SimulatorServer(market, host, port, tokens)
-    print(f"Spark simulator on {server.url} (clock {market.now.isoformat()}, "
-          f"{len(market.states())} listings visible)", flush=True)  # fmt: skip
+    print(
+        f"Spark simulator on {server.url} (clock {market.now.isoformat()}, {len(market.states())} listings visible)",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
-
