@@ -2,11 +2,12 @@
 tenant on a disk-backed server (each size its own database). Over HTTP (the API in its own
 process, as `mls-assets api` runs it): p50/p95 of one lead with its photos, a page of 100, a
 filtered page of 100, beside the floor, a direct indexed `find` of the same page (one
-collection's index, no merge), and of one lead the same reads by hand through pymongo in this
-process (a `find_one` in each of the tenant's MLSs, as a client that does not know the lead's
-MLS must, and the photos), and a `find_one` in the one MLS the bench knows holds it; and the CSV of every lead streamed, with the API's peak RSS before and
-after (flat memory). `BENCH_LEADS_SIZES=100000` runs one size. Targets at 100,000: a page p95 <= 50 ms, one lead p95 <= 10 ms, within
-1.5x of the floor."""
+collection's index, no merge), and of one lead the same reads by hand through pymongo in
+this process (a `find_one` in each of the tenant's MLSs, as a client that does not know the
+lead's MLS must, and the photos), and a `find_one` in the one MLS the bench knows holds it;
+and the CSV of every lead streamed, with the API's peak RSS before and after (flat memory).
+`BENCH_LEADS_SIZES=100000` runs one size. Targets at 100,000: a page p95 <= 50 ms, one lead
+p95 <= 10 ms, within 1.5x of the floor."""
 
 import os
 import random

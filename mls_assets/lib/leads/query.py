@@ -386,7 +386,10 @@ def _ordered(
     merged = counted(heapq.merge(*(stream(f) for f in feeds), key=_order_key))
     above = after[0] if after else None  # rows at or after this instant were passed before this chunk
     wanted = limit
-    while (wanted is None or wanted > 0) and (chunk := list(itertools.islice(merged, min(batch, wanted or batch)))):
+    while wanted is None or wanted > 0:
+        chunk = list(itertools.islice(merged, batch if wanted is None else min(batch, wanted)))
+        if not chunk:
+            return
         seen: set[str] = set()
         firsts = [row for row in chunk if not (row[1] in seen or seen.add(row[1]))]
         if len(feeds) > 1 and above is not None:
