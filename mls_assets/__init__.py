@@ -1,1 +1,1 @@
-"""mls_assets: MLS listings from the Spark API replicated into MongoDB, as Dagster assets."""
+"""mls_assets: MLS listings from the Spark and RESO Web APIs replicated into MongoDB, as Dagster assets."""

@@ -32,9 +32,9 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from mls_assets.lib.spark.simulator import process
+    from mls_assets.lib import local_source
 
-    return _manage(process.service(), args.action)
+    return _manage(local_source.service(), args.action)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -49,9 +49,9 @@ def _run(args: argparse.Namespace) -> int:
 def _simulator(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from mls_assets.lib.spark.simulator import DEMO_TOKEN, Market
-    from mls_assets.lib.spark.simulator.market import fleet_mls_ids
-    from mls_assets.lib.spark.simulator.server import serve
+    from mls_assets.simulator import DEMO_TOKEN, Market
+    from mls_assets.simulator.market import fleet_mls_ids
+    from mls_assets.simulator.server import serve
 
     anchor = datetime.fromisoformat(args.clock) if args.clock else None
     market = Market(
@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["start", "stop", "status"])
     db.set_defaults(handler=_db)
 
-    sim = commands.add_parser("simulator", help="serve the bundled Spark replication API simulator")
+    sim = commands.add_parser(
+        "simulator", help="serve the bundled MLS simulator (Spark's replication API and a RESO Web API)"
+    )
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8765)
     sim.add_argument("--listings", type=int, default=2000, help="listings per MLS")

@@ -68,8 +68,8 @@ def run_demo() -> int:
     from mls_assets.definitions import defs as definitions
     from mls_assets.defs.feeds.registration import sync_feed_partitions
     from mls_assets.defs.partitions import FIRST_DAY
+    from mls_assets.lib import local_source
     from mls_assets.lib.local_mode import is_local_mode
-    from mls_assets.lib.spark.simulator import process
     from mls_assets.lib.store.client import get_database
     from mls_assets.lib.tenants import TenantsFileError, read_configs
 
@@ -80,7 +80,7 @@ def run_demo() -> int:
         )
         return 2
     database = get_database(start=True)
-    simulator = None if os.environ.get("SPARK_API_BASE_URL") else process.ensure_running()
+    simulator = None if os.environ.get("SPARK_API_BASE_URL") else local_source.ensure_running()
     instance = dg.DagsterInstance.get()
     try:
         loaded, added, _ = sync_feed_partitions(instance, database)
@@ -99,7 +99,7 @@ def run_demo() -> int:
     # see timestamps from the future, which the screen quarantines).
     start = now - timedelta(hours=72) if simulator is not None else None
     if start is not None:
-        httpx.post(f"{process.admin_url(simulator.url)}/clock", json={"now": start.isoformat()}).raise_for_status()
+        httpx.post(f"{local_source.admin_url(simulator.url)}/clock", json={"now": start.isoformat()}).raise_for_status()
     last = (start or now).date()
     # the first load is one range run over the last days: with no cursor yet it pulls the
     # whole feed once, and each day partition reports its own listings
@@ -110,7 +110,7 @@ def run_demo() -> int:
     for feed in feeds:
         ok &= _run(job, instance, feed, first, last.isoformat(), start)
     if start is not None:
-        moved = httpx.post(f"{process.admin_url(simulator.url)}/clock", json={"now": now.isoformat()}).json()
+        moved = httpx.post(f"{local_source.admin_url(simulator.url)}/clock", json={"now": now.isoformat()}).json()
         print(f"simulator clock moved 72h ahead to {moved['now']}: syncing today from the cursor")
         for feed in feeds:
             ok &= _run(job, instance, feed, now.date().isoformat(), now.date().isoformat(), now)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mls_assets.lib.providers.rate import RateBudget, budget_for
+from mls_assets.lib.sources.rate import RateBudget, budget_for
 
 
 class FakeClock:

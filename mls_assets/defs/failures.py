@@ -16,8 +16,8 @@ import dagster as dg
 from pymongo.errors import ConnectionFailure
 
 from mls_assets.lib.endpoint_policy import EndpointRefused
-from mls_assets.lib.providers.errors import FATAL_ERRORS
 from mls_assets.lib.replication.sweep import SweepRefused
+from mls_assets.lib.sources.errors import FATAL_ERRORS
 from mls_assets.lib.store.client import DatabaseUnavailable, unavailable_message
 from mls_assets.lib.store.leases import LeaseTimeout
 from mls_assets.lib.store.naming import InvalidIdentifier

@@ -1,5 +1,5 @@
 """The run's leases as a resource: one run per feed and a bounded number of pulls per
-Spark token, however the run was launched (see `mls_assets.lib.store.leases`)."""
+source token, however the run was launched (see `mls_assets.lib.store.leases`)."""
 
 import itertools
 import uuid
@@ -128,6 +128,6 @@ class LeaseResource(dg.ConfigurableResource):
             token_lease(fingerprint),
             slots=feed.rate_limit.concurrent_pulls,
             wait=self.wait_s,
-            what=f"the Spark token of feed {feed.key}",
+            what=f"the source token of feed {feed.key}",
         ):
             yield

@@ -21,7 +21,8 @@ NETWORK_RETRY = dg.RetryPolicy(
 SINGLE_RUN_BACKFILL = dg.BackfillPolicy.single_run()
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
-# The steps that call the Spark API share this concurrency pool: a deployment caps how many
-# of them run at once across all runs (`concurrency.pools` in the instance's dagster.yaml,
-# or `dagster instance concurrency set spark_api N`); unset, it does not limit anything.
-SPARK_POOL = "spark_api"
+# The steps that call a listings source (Spark, a RESO Web API) share this concurrency pool:
+# a deployment caps how many of them run at once across all runs (`concurrency.pools` in the
+# instance's dagster.yaml, or `dagster instance concurrency set mls_source_api N`); unset, it
+# does not limit anything.
+SOURCE_POOL = "mls_source_api"

@@ -10,17 +10,16 @@ from pydantic import Field
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from mls_assets.lib import local_source
 from mls_assets.lib.credentials import TokenKeyError, decrypt_token
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint, is_loopback_url
 from mls_assets.lib.local_mode import is_local_mode
-from mls_assets.lib.providers import provider_spec
-from mls_assets.lib.providers.base import ListingsProvider
-from mls_assets.lib.providers.errors import SourceConfigurationError, SourceTokenExpired, SourceUnavailable
-from mls_assets.lib.providers.http import RetryPolicy
-from mls_assets.lib.providers.pool import ClientPool
-from mls_assets.lib.providers.rate import budget_for
-from mls_assets.lib.spark.simulator import process
-from mls_assets.lib.spark.simulator.server import DEMO_TOKEN
+from mls_assets.lib.sources import provider_spec
+from mls_assets.lib.sources.base import ListingsProvider
+from mls_assets.lib.sources.errors import SourceConfigurationError, SourceTokenExpired, SourceUnavailable
+from mls_assets.lib.sources.http import RetryPolicy
+from mls_assets.lib.sources.pool import ClientPool
+from mls_assets.lib.sources.rate import budget_for
 from mls_assets.lib.store import client as mongo_client
 from mls_assets.lib.tenants import FeedConfig
 
@@ -110,10 +109,10 @@ class SourceResource(dg.ConfigurableResource):
         running = _simulator_status()
         if running is None:
             raise SourceUnavailable(
-                f"the local simulator is not running ({process.service().url}): start it "
+                f"the local simulator is not running ({local_source.service().url}): start it "
                 "with `mls-assets sim start` (make run and make dev do)"
             )
-        return process.root_url(running.url) + spec.simulator_path, True
+        return local_source.root_url(running.url) + spec.simulator_path, True
 
     def token_for(self, feed: FeedConfig, simulated: bool) -> str:
         """The feed's stored token (decrypted here, at call time), else its `token_env`."""
@@ -126,7 +125,7 @@ class SourceResource(dg.ConfigurableResource):
         if token:
             return token
         if simulated:
-            return DEMO_TOKEN
+            return local_source.LOCAL_SOURCE_TOKEN
         raise SourceConfigurationError(f"feed {feed.key}: environment variable {feed.token_env} holds no access token")
 
     def provider_for(
@@ -186,7 +185,7 @@ _simulator_seen: dict[str, tuple[float, Any]] = {}
 def _simulator_status() -> Any:
     """The local simulator's status, asked at most once per 5 s while it runs: a probe tick
     over thousands of feeds in local mode asked it once per feed."""
-    service = process.service()
+    service = local_source.service()
     seen = _simulator_seen.get(service.url)
     if seen is None or seen[1] is None or time.monotonic() - seen[0] > _SIMULATOR_STATUS_TTL_S:
         seen = _simulator_seen[service.url] = (time.monotonic(), service.status())
@@ -195,7 +194,7 @@ def _simulator_status() -> Any:
 
 def _refused_hint(feed: FeedConfig, url: str) -> str:
     """What to check when nothing answers at `url`: the bundled simulator only when it is it."""
-    simulator = process.root_url(process.service().url)
+    simulator = local_source.root_url(local_source.service().url)
     if url == simulator or url.startswith(simulator + "/"):
         return "is the local simulator running? `mls-assets sim start` (make run and make dev start it)"
     where = "the base_url in its config" if feed.base_url else f"{provider_spec(feed.provider).base_url_env}"

@@ -1,10 +1,10 @@
-"""Local mode: the embedded MongoDB and the bundled Spark simulator stand in for real ones.
+"""Local mode: the embedded MongoDB and the bundled MLS simulator stand in for real ones.
 
 Only in local mode may a feed without a base URL read from the simulator (with its demo
 token), and only then may tokens go to a loopback address. It is on when `MLS_LOCAL_MODE`
 says so (`1`/`true`/`yes`), off when it says `0`/`false`/`no`, and otherwise on exactly
 when `MONGODB_URI` is unset, i.e. when the data goes to the embedded server of this
-checkout (`make run`, `make dev`). A run against a real database with a forgotten Spark URL
+checkout (`make run`, `make dev`). A run against a real database with a forgotten source URL
 therefore fails with a configuration error instead of writing simulated listings.
 """
 

@@ -1,6 +1,6 @@
 """Local background services shared by every process of a checkout.
 
-The embedded MongoDB and the Spark simulator both follow one pattern: started on first
+The embedded MongoDB and the MLS simulator both follow one pattern: started on first
 use as a detached process, reused while it answers, started once even when several
 processes race (a file lock around check-and-start), stopped by hand with the CLI.
 """

@@ -30,7 +30,7 @@ from pymongo import UpdateOne
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
 from mls_assets.lib.feeds import FeedIdentity, slot_of
 from mls_assets.lib.paths import project_root
-from mls_assets.lib.providers import PROVIDERS, provider_spec
+from mls_assets.lib.sources import PROVIDERS, provider_spec
 from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.store.naming import FeedKey, InvalidIdentifier, validate_id
 
@@ -99,7 +99,7 @@ class FeedConfig(BaseModel):
 
     tenant_id: str
     mls: str
-    provider: str = "spark"  # where the listings come from: a key of `lib.providers.PROVIDERS`
+    provider: str = "spark"  # where the listings come from: a key of `lib.sources.PROVIDERS`
     mls_id: str  # what identifies the MLS at the provider (Spark: MlsId; RESO: OriginatingSystemName)
     region: str | None = Field(default=None, max_length=100)
     base_url: str | None = Field(default=None, max_length=500)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from mls_assets.lib.providers import PROVIDERS
+from mls_assets.lib.sources import PROVIDERS
 
 
 def _database():
@@ -41,7 +41,7 @@ def _read_token(args: argparse.Namespace) -> str | None:
     if getattr(args, "token_stdin", False):
         token = sys.stdin.readline().strip()
     elif getattr(args, "token_prompt", False):
-        token = getpass.getpass("Spark access token (not echoed): ").strip()
+        token = getpass.getpass("Access token (not echoed): ").strip()
     else:
         return None
     if not token:
@@ -284,7 +284,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     cron = actions.add_parser("set-cron", help="a feed's nightly sync schedule (5-field cron, UTC)")
     cron.add_argument("feed")
     cron.add_argument("cron")
-    rate = actions.add_parser("set-rate", help="a feed's Spark request budget")
+    rate = actions.add_parser("set-rate", help="a feed's request budget at its source")
     rate.add_argument("feed")
     rate.add_argument("--requests", type=int, required=True)
     rate.add_argument("--per-seconds", type=float, required=True)

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import uuid
 
-from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
-from dagster._core.storage.dagster_run import DagsterRun
+from dagster import DagsterRun, QueuedRunCoordinator, SubmitRunContext
 
 from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run, feeds_order, member_tags
 from mls_assets.defs.partitions import RANGE_TAGS, feed_of_run, range_run_tags, split_key

@@ -127,10 +127,10 @@ def test_many_feeds_are_asked_at_once_once_per_source_and_cursor_through_one_poo
 ):
     """60 agents on 3 keys: each key's feeds ask one question (two, where their cursors differ),
     and every feed still gets its own answer and its run."""
-    from mls_assets.lib.providers import pool
-    from mls_assets.lib.spark.simulator import DEMO_TOKEN, GPS_MLS_ID
+    from mls_assets.lib.sources import pool
     from mls_assets.lib.store.cursors import CURSORS_COLLECTION
     from mls_assets.lib.tenants import FeedConfig, sync_configs
+    from mls_assets.simulator import DEMO_TOKEN, GPS_MLS_ID
 
     for key in ("KEY_A", "KEY_B", "KEY_C"):
         monkeypatch.setenv(key, DEMO_TOKEN)
@@ -165,9 +165,9 @@ def test_many_feeds_are_asked_at_once_once_per_source_and_cursor_through_one_poo
 
 
 def test_a_failed_question_backs_off_every_feed_that_shares_it(pipeline, market, simulator, monkeypatch):
-    from mls_assets.lib.spark.simulator import GPS_MLS_ID
     from mls_assets.lib.store.cursors import CURSORS_COLLECTION
     from mls_assets.lib.tenants import FeedConfig, sync_configs
+    from mls_assets.simulator import GPS_MLS_ID
 
     feeds = [
         FeedConfig(tenant_id=f"agent{n:03d}", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url) for n in range(3)

@@ -18,9 +18,9 @@ import yaml
 from mls_assets.defs.partitions import RANGE_TAGS, feed_day_key
 from mls_assets.lib.catalogue import RAW
 from mls_assets.lib.paths import project_root
-from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import load_feeds, sync_configs
+from mls_assets.simulator import CRMLS_MLS_ID, Market, SimulatorServer
 from mls_assets_tests.conftest import free_port
 from mls_assets_tests.daemon import start_daemon, stop_process
 

@@ -10,8 +10,8 @@ import dagster as dg
 import yaml
 
 from mls_assets.lib.paths import project_root
-from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.tenants import load_feeds, sync_configs
+from mls_assets.simulator import CRMLS_MLS_ID, Market, SimulatorServer
 
 FEED = "jpsrealtor.crmls"
 

@@ -27,8 +27,8 @@ from typing import Any
 from pymongo import MongoClient, UpdateOne, monitoring
 
 from mls_assets.lib.feeds import FeedIdentity
-from mls_assets.lib.spark.client import SparkClient
-from mls_assets.lib.spark.simulator import DEMO_TOKEN, GPS_MLS_ID
+from mls_assets.lib.sources.spark.client import SparkClient
+from mls_assets.simulator import DEMO_TOKEN, GPS_MLS_ID
 
 FEED = "bench.gps"
 IDENTITY = FeedIdentity("bench", "gps", GPS_MLS_ID)

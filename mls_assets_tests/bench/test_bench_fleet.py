@@ -36,13 +36,13 @@ from mls_assets.defs.maintenance.schedules import weekly_deletion_sweep
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.paths import project_root
 from mls_assets.lib.replication.window import PullWindow
-from mls_assets.lib.spark.simulator import DEMO_TOKEN
-from mls_assets.lib.spark.simulator.market import fleet_mls_ids
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.cursors import CURSORS_COLLECTION
 from mls_assets.lib.tenants import FeedConfig, read_configs
 from mls_assets.lib.transform.screen import screen
 from mls_assets.lib.transform.values import FieldError
+from mls_assets.simulator import DEMO_TOKEN
+from mls_assets.simulator.market import fleet_mls_ids
 from mls_assets_tests.bench.test_bench_pipeline import Server
 from mls_assets_tests.bench.test_bench_tenants_scale import PARTITION_STATUS
 from mls_assets_tests.conftest import free_port

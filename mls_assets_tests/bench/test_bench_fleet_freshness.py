@@ -34,12 +34,12 @@ from mls_assets.defs.automation.run_requests import feeds_of_run
 from mls_assets.defs.feeds.registration import load_and_register_configs, partition_changes
 from mls_assets.lib.catalogue import STATUS_COLLECTIONS, ensure_feed_collections
 from mls_assets.lib.paths import project_root
-from mls_assets.lib.spark.simulator import DEMO_TOKEN, Market, SimulatorServer
-from mls_assets.lib.spark.simulator.market import fleet_mls_ids
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.cursors import CURSORS_COLLECTION
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.transform.status import status_class
+from mls_assets.simulator import DEMO_TOKEN, Market, SimulatorServer
+from mls_assets.simulator.market import fleet_mls_ids
 from mls_assets_tests.bench.test_bench_fleet import tenants_document, token_env
 from mls_assets_tests.bench.test_bench_freshness import _percentile
 from mls_assets_tests.bench.test_bench_pipeline import Server

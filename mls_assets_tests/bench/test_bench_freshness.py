@@ -26,11 +26,11 @@ import yaml
 from mls_assets.defs.partitions import feed_day_key
 from mls_assets.lib.catalogue import HISTORY, STATUS_COLLECTIONS
 from mls_assets.lib.paths import project_root
-from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import load_feeds, sync_configs
 from mls_assets.lib.transform.status import status_class
+from mls_assets.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets_tests.daemon import start_daemon, stop_process
 
 pytestmark = pytest.mark.bench

@@ -21,10 +21,10 @@ import dagster as dg
 import pytest
 
 from mls_assets.lib.catalogue import ensure_feed_collections
-from mls_assets.lib.spark.simulator import GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import FeedConfig, sync_configs
+from mls_assets.simulator import GPS_MLS_ID, Market, SimulatorServer
 from mls_assets_tests.bench.contenders import FEED
 from mls_assets_tests.conftest import free_port, start_ephemeral_server
 

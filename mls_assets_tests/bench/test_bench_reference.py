@@ -17,13 +17,13 @@ from mls_assets.defs.reference.assets import city_market_daily, shared_places
 from mls_assets.defs.resources import ClockResource, MongoResource
 from mls_assets.lib.catalogue import FLATTENED, ensure_feed_collections
 from mls_assets.lib.reference.listings import MARKET_STATUS, city_id
-from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market
 from mls_assets.lib.store.changes import FeedSequence
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import CollectionWriter
 from mls_assets.lib.tenants import FeedConfig, sync_configs
 from mls_assets.lib.transform.batch import transform_record
+from mls_assets.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market
 from mls_assets_tests.bench.test_bench_pipeline import Server
 
 pytestmark = pytest.mark.bench

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from mls_assets.lib.feeds import FeedIdentity
-from mls_assets.lib.spark.client import RetryPolicy, SparkClient
-from mls_assets.lib.spark.simulator import DEMO_TOKEN, GPS_MLS_ID, Market, SimulatorServer
-from mls_assets.lib.spark.simulator.faults import FaultPlan
+from mls_assets.lib.sources.spark.client import RetryPolicy, SparkClient
 from mls_assets.lib.transform import transform_record
+from mls_assets.simulator import DEMO_TOKEN, GPS_MLS_ID, Market, SimulatorServer
+from mls_assets.simulator.faults import FaultPlan
 
 pytestmark = pytest.mark.bench
 ANCHOR = datetime(2026, 11, 20, tzinfo=UTC)

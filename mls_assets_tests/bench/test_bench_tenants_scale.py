@@ -21,11 +21,11 @@ from mls_assets.defs.partitions import feed_day_partitions
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib import tenant_admin
 from mls_assets.lib.paths import project_root
-from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import FeedConfig, parse_tenants, read_feeds, sync_configs
 from mls_assets.operate.status import feed_status
+from mls_assets.simulator import CRMLS_MLS_ID, GPS_MLS_ID
 from mls_assets_tests.bench.test_bench_pipeline import Server
 
 pytestmark = pytest.mark.bench

@@ -16,11 +16,11 @@ from dagster._core.run_coordinator import QueuedRunCoordinator
 from mls_assets.definitions import defs
 from mls_assets.defs.automation.run_requests import FEED_TAG
 from mls_assets.defs.partitions import feed_day_key
-from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.cursors import advance_cursor
 from mls_assets.lib.tenants import load_feeds, sync_configs
 from mls_assets.operate.runs import submit_chain_runs
+from mls_assets.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets_tests.daemon import start_daemon, stop_process
 
 ANCHOR = datetime(2026, 6, 1, 12, tzinfo=UTC)

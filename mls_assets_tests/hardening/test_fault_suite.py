@@ -13,12 +13,12 @@ import pytest
 
 from mls_assets.defs.maintenance.assets import deleted_listings_sweep
 from mls_assets.lib.catalogue import FLATTENED, RAW
-from mls_assets.lib.spark.simulator import GPS_MLS_ID
-from mls_assets.lib.spark.simulator.faults import RETRYABLE_FAULTS, FaultPlan
 from mls_assets.lib.store.changes import ChangeSet
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.store.naming import FeedKey
+from mls_assets.simulator import GPS_MLS_ID
+from mls_assets.simulator.faults import RETRYABLE_FAULTS, FaultPlan
 from mls_assets_tests.conftest import free_port, start_ephemeral_server
 from mls_assets_tests.pipeline.conftest import CHAIN, Pipeline
 from mls_assets_tests.pipeline.test_replication_chain import GPS, keys, snapshot
@@ -208,16 +208,16 @@ def test_a_database_lost_midway_fails_the_run_in_one_line_and_a_rerun_converges(
     try:
         lost = Pipeline(market, get_client(uri)[pipeline.database.name], uri, pipeline.instance, timeout_ms=1500)
         lost.load_configs(tenants_file)
-        original, calls = simulator.listings, {"n": 0}
+        original, calls = simulator.dialects[0].answer, {"n": 0}
 
-        def stop_the_database_at_the_third_page(params, fault):
+        def stop_the_database_at_the_third_page(simulated, params, fault):
             calls["n"] += 1
             if calls["n"] == 3:
                 server.terminate()
                 server.wait(timeout=30)
-            return original(params, fault)
+            return original(simulated, params, fault)
 
-        simulator.listings = stop_the_database_at_the_third_page
+        simulator.dialects[0].answer = stop_the_database_at_the_third_page
         resources = lost.resources(page_size=10)
         result = dg.materialize(
             CHAIN,
@@ -226,7 +226,7 @@ def test_a_database_lost_midway_fails_the_run_in_one_line_and_a_rerun_converges(
             raise_on_error=False,
             partition_key=f"{market.now.date().isoformat()}|{GPS}",
         )
-        simulator.listings = original
+        simulator.dialects[0].answer = original
         assert not result.success
         assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_RESTARTED]
         failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message

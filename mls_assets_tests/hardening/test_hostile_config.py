@@ -15,7 +15,6 @@ from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.listings.assets import raw_listings
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
-from mls_assets.lib.spark.simulator import GPS_MLS_ID
 from mls_assets.lib.tenants import (
     CONFIGS_COLLECTION,
     TenantsFileError,
@@ -23,6 +22,7 @@ from mls_assets.lib.tenants import (
     read_feeds,
     sync_configs,
 )
+from mls_assets.simulator import GPS_MLS_ID
 from mls_assets_tests.conftest import free_port
 from mls_assets_tests.pipeline.conftest import CHAIN
 
@@ -313,7 +313,7 @@ def test_an_unreachable_spark_url_fails_at_once_in_one_line(mongo_uri, mongo_db,
 
 
 def test_a_stopped_local_simulator_is_reported_not_restarted(monkeypatch, tmp_path, mongo_uri, mongo_db):
-    from mls_assets.lib.spark.simulator import process
+    from mls_assets.lib import local_source as process
 
     configure(mongo_db)
     monkeypatch.delenv("SPARK_API_BASE_URL", raising=False)

@@ -8,12 +8,12 @@ import orjson
 import pytest
 
 from mls_assets.defs.maintenance.assets import deleted_listings_sweep
-from mls_assets.lib.spark.client import SparkClient, parse_json
-from mls_assets.lib.spark.errors import SparkProtocolError
-from mls_assets.lib.spark.simulator import DEMO_TOKEN, GPS_MLS_ID, Market
-from mls_assets.lib.spark.simulator.market import HOSTILE_KINDS, render_hostile_values
+from mls_assets.lib.sources.spark.client import SparkClient, parse_json
+from mls_assets.lib.sources.spark.errors import SparkProtocolError
 from mls_assets.lib.transform.screen import listing_key, screen
 from mls_assets.lib.transform.values import FieldError
+from mls_assets.simulator import DEMO_TOKEN, GPS_MLS_ID, Market
+from mls_assets.simulator.market import HOSTILE_KINDS, render_hostile_values
 from mls_assets_tests.pipeline.conftest import ANCHOR, CHAIN
 from mls_assets_tests.pipeline.test_replication_chain import GPS, keys
 

@@ -6,12 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mls_assets.lib.catalogue import CRM_PROPERTIES, EVERY_FEED_COLLECTION
-from mls_assets.lib.spark.simulator import GPS_MLS_ID
 from mls_assets.lib.store.changes import SEQUENCES_COLLECTION, WATERMARKS_COLLECTION
 from mls_assets.lib.store.cursors import CURSORS_COLLECTION
 from mls_assets.lib.store.leases import LEASES_COLLECTION, feed_lease
 from mls_assets.lib.store.naming import FeedKey, parse_collection, parse_tenant_collection, tenant_collection
 from mls_assets.lib.tenants import CONFIGS_COLLECTION
+from mls_assets.simulator import GPS_MLS_ID
 from mls_assets_tests.pipeline.test_replication_chain import keys
 
 FEED_NAMES = sorted(spec.name for spec in EVERY_FEED_COLLECTION)  # every per-feed collection the chain creates

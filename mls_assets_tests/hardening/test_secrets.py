@@ -9,8 +9,8 @@ import bson
 import dagster as dg
 import pytest
 
-from mls_assets.lib.spark.client import RetryPolicy, SparkClient
-from mls_assets.lib.spark.errors import SparkApiError
+from mls_assets.lib.sources.spark.client import RetryPolicy, SparkClient
+from mls_assets.lib.sources.spark.errors import SparkApiError
 from mls_assets.lib.tenants import CONFIGS_COLLECTION
 from mls_assets_tests.conftest import free_port
 from mls_assets_tests.pipeline.conftest import CHAIN, Pipeline

@@ -15,9 +15,9 @@ from mls_assets.defs.feeds.sensors import feed_discovery_sensor
 from mls_assets.lib import credentials
 from mls_assets.lib.catalogue import ACTIVE, CLOSED, EXPIRED, EXPIRED_PHOTOS, FLATTENED, PHOTOS, QUOTA_HELD, RAW
 from mls_assets.lib.replication.routing import home_of_listing
-from mls_assets.lib.spark.simulator import GPS_MLS_ID
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import CONFIGS_COLLECTION, load_feeds, sync_configs
+from mls_assets.simulator import GPS_MLS_ID
 from mls_assets_tests.pipeline.conftest import CHAIN
 
 TOKEN = "tok-onboarded-AGENT-90210-secret"
@@ -287,7 +287,7 @@ def test_feed_history_errors_sync_now_and_cancel(operator, simulator, capsys, mo
 def test_an_agent_on_a_reso_mls_is_added_by_command_and_synced_through_the_reso_api(
     operator, simulator, market, monkeypatch, capfd
 ):
-    from mls_assets.lib.spark.simulator.market import RESO_SYSTEM_NAMES
+    from mls_assets.simulator.reso import RESO_SYSTEM_NAMES
 
     code, out, err = cli(
         capfd,

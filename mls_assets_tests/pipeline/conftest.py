@@ -14,9 +14,9 @@ from mls_assets.defs.partitions import feed_day_key
 from mls_assets.defs.photos.assets import photo_collections
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.defs.status.assets import status_collections
-from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import load_feeds, sync_configs
+from mls_assets.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
 
 # Well in the past: Dagster only knows day partitions up to the real today.
 ANCHOR = datetime(2026, 6, 1, 12, tzinfo=UTC)

@@ -94,17 +94,17 @@ def test_a_run_that_fails_mid_way_converges_when_retried(pipeline, market, simul
     # the 4th request fails beyond the client's patience (one attempt): the step fails after
     # 3 pages were stored, and the step retry policy runs it again
     calls = {"n": 0}
-    original = simulator.listings
+    original = simulator.dialects[0].answer
 
-    def flaky(params, fault):
+    def flaky(simulated, params, fault):
         calls["n"] += 1
         if calls["n"] == 4:
             raise ConnectionAbortedError("simulated outage")
-        return original(params, fault)
+        return original(simulated, params, fault)
 
-    simulator.listings = flaky
+    simulator.dialects[0].answer = flaky
     result = pipeline.sync(GPS, page_size=10, retry_attempts=1)
-    simulator.listings = original
+    simulator.dialects[0].answer = original
     restarts = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_RESTARTED]
     assert restarts, "the step should have been retried"
     assert calls["n"] > 4

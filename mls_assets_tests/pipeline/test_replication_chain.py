@@ -3,8 +3,8 @@
 from datetime import timedelta
 
 from mls_assets.lib.catalogue import EXPIRED_TTL_SECONDS
-from mls_assets.lib.spark.simulator import GPS_MLS_ID
 from mls_assets.lib.transform.status import EXPIRED_RETENTION, status_class
+from mls_assets.simulator import GPS_MLS_ID
 from mls_assets_tests.pipeline.conftest import ANCHOR, Pipeline
 
 GPS = "jpsrealtor.gps"

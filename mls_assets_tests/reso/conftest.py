@@ -3,8 +3,8 @@ speaks both dialects)."""
 
 import pytest
 
-from mls_assets.lib.reso.client import ResoClient
-from mls_assets.lib.spark.simulator import DEMO_TOKEN
+from mls_assets.lib.sources.reso.client import ResoClient
+from mls_assets.simulator import DEMO_TOKEN
 from mls_assets_tests.spark.conftest import FAST_RETRY, market, simulator, sleeps  # noqa: F401
 
 

@@ -4,22 +4,22 @@ another host, a fake transport: that host is refused before any request goes the
 import httpx
 import pytest
 
-from mls_assets.lib.providers.errors import FATAL_ERRORS, SourcePagingError, SourceRetryable
-from mls_assets.lib.reso import odata
-from mls_assets.lib.reso.client import (
+from mls_assets.lib.sources import filters
+from mls_assets.lib.sources.errors import FATAL_ERRORS, SourcePagingError, SourceRetryable
+from mls_assets.lib.sources.reso.client import (
     ResoClient,
     ResoConfigurationError,
     ResoPagingError,
     ResoProtocolError,
     ResoTokenExpired,
 )
-from mls_assets.lib.spark.simulator import DEMO_TOKEN, GPS_MLS_ID
-from mls_assets.lib.spark.simulator.faults import FaultPlan
-from mls_assets.lib.spark.simulator.market import RESO_SYSTEM_NAMES
+from mls_assets.simulator import DEMO_TOKEN, GPS_MLS_ID
+from mls_assets.simulator.faults import FaultPlan
+from mls_assets.simulator.reso import RESO_SYSTEM_NAMES
 from mls_assets_tests.spark.conftest import FAST_RETRY
 
-GPS = odata.eq("OriginatingSystemName", RESO_SYSTEM_NAMES[GPS_MLS_ID])
-VIEWABLE = odata.all_of(GPS, odata.eq("MlgCanView", True))
+GPS = filters.eq("OriginatingSystemName", RESO_SYSTEM_NAMES[GPS_MLS_ID])
+VIEWABLE = filters.all_of(GPS, filters.eq("MlgCanView", True))
 
 
 def visible_gps_keys(market) -> list[str]:
@@ -73,7 +73,7 @@ def test_errors_are_sorted_into_retry_or_fail_fast(simulator, sleeps):
             list(client.pages("Property", VIEWABLE))
     with ResoClient(simulator.reso_url, DEMO_TOKEN, retry=FAST_RETRY, sleep=sleeps.append) as client:
         with pytest.raises(ResoConfigurationError, match="HTTP 400.*NoSuchField"):
-            list(client.pages("Property", odata.eq("NoSuchField", 1)))
+            list(client.pages("Property", filters.eq("NoSuchField", 1)))
         simulator.inject("wrong_host")
         with pytest.raises(ResoConfigurationError, match="HTTP 403.*not licensed"):
             list(client.pages("Property", VIEWABLE))

@@ -9,11 +9,11 @@ import yaml
 
 from mls_assets.defs.automation.probe import change_probe_sensor
 from mls_assets.defs.maintenance.assets import deleted_listings_sweep
-from mls_assets.lib.spark.simulator import GPS_MLS_ID, Market, SimulatorServer
-from mls_assets.lib.spark.simulator.faults import FaultPlan
-from mls_assets.lib.spark.simulator.market import RESO_PROPERTY_TYPES, RESO_SYSTEM_NAMES
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.tenants import load_feeds, sync_configs
+from mls_assets.simulator import GPS_MLS_ID, Market, SimulatorServer
+from mls_assets.simulator.faults import FaultPlan
+from mls_assets.simulator.reso import RESO_PROPERTY_TYPES, RESO_SYSTEM_NAMES
 from mls_assets_tests.hardening.test_fault_suite import FAULT_KINDS, sync_through_every_fault
 from mls_assets_tests.pipeline.conftest import ANCHOR, Pipeline
 from mls_assets_tests.pipeline.test_replication_chain import snapshot

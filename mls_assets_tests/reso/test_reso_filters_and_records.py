@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from mls_assets.lib.reso import odata
-from mls_assets.lib.reso.records import is_deletion, to_raw
+from mls_assets.lib.sources import filters
+from mls_assets.lib.sources.reso import odata
+from mls_assets.lib.sources.reso.records import is_deletion, to_raw
 from mls_assets.lib.tenants import FeedConfig, config_document, from_document
 from mls_assets.lib.transform.batch import transform_record
 from mls_assets.lib.transform.screen import listing_key
@@ -24,14 +25,14 @@ values = st.one_of(
     ),
 )
 fields = st.sampled_from(["ListingKey", "StandardStatus", "ModificationTimestamp", "City", "MlgCanView"])
-ops = st.sampled_from([odata.eq, odata.ne, odata.gt, odata.ge, odata.lt, odata.le])
+ops = st.sampled_from([filters.eq, filters.ne, filters.gt, filters.ge, filters.lt, filters.le])
 comparisons = st.builds(lambda op, field, value: op(field, value), ops, fields, values)
-filters = st.recursive(
+trees = st.recursive(
     comparisons,
     lambda inner: st.one_of(
-        st.lists(inner, min_size=2, max_size=3).map(lambda parts: odata.And(tuple(parts))),
-        st.lists(inner, min_size=2, max_size=3).map(lambda parts: odata.Or(tuple(parts))),
-        inner.map(odata.Not),
+        st.lists(inner, min_size=2, max_size=3).map(lambda parts: filters.And(tuple(parts))),
+        st.lists(inner, min_size=2, max_size=3).map(lambda parts: filters.Or(tuple(parts))),
+        inner.map(filters.Not),
     ),
     max_leaves=8,
 )
@@ -39,27 +40,27 @@ filters = st.recursive(
 
 def _flat(node):
     """And/Or nested in the same kind parse back flattened: compare that way."""
-    if isinstance(node, odata.And | odata.Or):
+    if isinstance(node, filters.And | filters.Or):
         parts = []
         for part in map(_flat, node.parts):
             parts.extend(part.parts if type(part) is type(node) else [part])
         return type(node)(tuple(parts))
-    if isinstance(node, odata.Not):
-        return odata.Not(_flat(node.part))
+    if isinstance(node, filters.Not):
+        return filters.Not(_flat(node.part))
     return node
 
 
-@given(filters)
+@given(trees)
 def test_any_filter_rendered_as_odata_parses_back_to_itself(tree):
     assert _flat(odata.parse(odata.render(tree))) == _flat(tree)
 
 
 def test_odata_text_is_the_mls_grid_dialect():
     text = odata.render(
-        odata.all_of(
-            odata.eq("OriginatingSystemName", "o'brien"),
-            odata.one_of("PropertyType", ["Residential", "Land"]),
-            odata.gt("ModificationTimestamp", datetime(2026, 11, 1, tzinfo=UTC)),
+        filters.all_of(
+            filters.eq("OriginatingSystemName", "o'brien"),
+            filters.one_of("PropertyType", ["Residential", "Land"]),
+            filters.gt("ModificationTimestamp", datetime(2026, 11, 1, tzinfo=UTC)),
         )
     )
     assert text == (
@@ -136,8 +137,8 @@ def test_status_enumeration_names_read_like_the_spelled_statuses():
         "Active Under Contract",
         "Coming Soon",
     )
-    from mls_assets.lib.providers.reso import listings_filter
     from mls_assets.lib.replication.window import EVERYTHING
+    from mls_assets.lib.sources.reso.provider import listings_filter
 
     feed = FeedConfig(tenant_id="t", mls="gps", provider="reso", mls_id="gpsmls")
     text = odata.render(listings_filter(feed, EVERYTHING, statuses=("Active", "Active Under Contract")))

@@ -2,9 +2,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mls_assets.lib.spark.client import RetryPolicy, SparkClient
-from mls_assets.lib.spark.simulator import DEMO_TOKEN, Market, SimulatorServer
-from mls_assets.lib.spark.simulator.faults import FaultPlan
+from mls_assets.lib.sources.spark.client import RetryPolicy, SparkClient
+from mls_assets.simulator import DEMO_TOKEN, Market, SimulatorServer
+from mls_assets.simulator.faults import FaultPlan
 
 ANCHOR = datetime(2026, 11, 20, tzinfo=UTC)
 FAST_RETRY = RetryPolicy(attempts=6, floor=0.01, cap=0.05, jitter=0.0)

@@ -3,7 +3,7 @@
 from collections import Counter
 from datetime import timedelta
 
-from mls_assets.lib.spark.simulator import Market
+from mls_assets.simulator import Market
 from mls_assets_tests.spark.conftest import ANCHOR
 
 ACTIVE = {"Active", "Coming Soon"}
@@ -70,8 +70,8 @@ def test_a_listing_changed_now_shows_the_change_stamped_now_over_http():
     """What the freshness benchmark does to a live source: an agent's edit, seen at once."""
     import httpx
 
-    from mls_assets.lib.spark.simulator import SimulatorServer
-    from mls_assets.lib.spark.simulator.process import admin_url
+    from mls_assets.lib.local_source import admin_url
+    from mls_assets.simulator import SimulatorServer
 
     market = Market(listings=30, seed=4, anchor=ANCHOR)
     active = next(s for s in market.states() if s.status == "Active")

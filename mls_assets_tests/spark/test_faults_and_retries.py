@@ -4,15 +4,15 @@ import logging
 
 import pytest
 
-from mls_assets.lib.providers.rate import RateBudget, budget_for
-from mls_assets.lib.spark.client import RetryPolicy, SparkClient
-from mls_assets.lib.spark.errors import (
+from mls_assets.lib.sources.rate import RateBudget, budget_for
+from mls_assets.lib.sources.spark.client import RetryPolicy, SparkClient
+from mls_assets.lib.sources.spark.errors import (
     SparkConfigurationError,
     SparkRetryableError,
     SparkTokenExpired,
 )
-from mls_assets.lib.spark.simulator import DEMO_TOKEN
-from mls_assets.lib.spark.simulator.faults import FaultPlan
+from mls_assets.simulator import DEMO_TOKEN
+from mls_assets.simulator.faults import FaultPlan
 from mls_assets_tests.spark.conftest import FAST_RETRY
 
 

@@ -5,10 +5,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from mls_assets.lib.spark import sparkql
-from mls_assets.lib.spark.client import SparkClient
-from mls_assets.lib.spark.errors import SparkConfigurationError
-from mls_assets.lib.spark.simulator import CRMLS_MLS_ID, DEMO_TOKEN, GPS_MLS_ID
+from mls_assets.lib.sources import filters
+from mls_assets.lib.sources.spark import sparkql
+from mls_assets.lib.sources.spark.client import SparkClient
+from mls_assets.lib.sources.spark.errors import SparkConfigurationError
+from mls_assets.simulator import CRMLS_MLS_ID, DEMO_TOKEN, GPS_MLS_ID
 from mls_assets_tests.spark.conftest import ANCHOR
 
 
@@ -18,7 +19,7 @@ def expected_keys(market, predicate=lambda row: True) -> list[str]:
 
 @pytest.mark.parametrize("limit", [1, 7, 1000])
 def test_paging_returns_every_listing_exactly_once(client, market, limit):
-    gps = sparkql.eq("MlsId", GPS_MLS_ID)
+    gps = filters.eq("MlsId", GPS_MLS_ID)
     keys = [r["Id"] for r in client.listings(gps, limit=limit)]
     want = expected_keys(market, lambda row: row["MlsId"] == GPS_MLS_ID)
     assert len(keys) == len(set(keys)) == len(want)
@@ -55,7 +56,7 @@ def test_a_full_page_whose_token_does_not_advance_is_asked_again(client, simulat
 
 
 def test_a_token_that_never_advances_fails_clearly(client, simulator):
-    from mls_assets.lib.spark.errors import SparkPagingError
+    from mls_assets.lib.sources.spark.errors import SparkPagingError
 
     simulator.inject(*["repeat_token"] * 20)
     with pytest.raises(SparkPagingError, match="refusing to stop early"):
@@ -66,26 +67,26 @@ def test_filters_by_status_mls_and_date_window(client, market):
     start, end = ANCHOR - timedelta(days=10), ANCHOR - timedelta(days=3)
     cases = [
         (
-            sparkql.one_of("StandardStatus", ["Expired", "Canceled", "Withdrawn"]),
+            filters.one_of("StandardStatus", ["Expired", "Canceled", "Withdrawn"]),
             lambda r: r["StandardStatus"] in ("Expired", "Canceled", "Withdrawn"),
         ),
         (
-            sparkql.eq("MlsId", CRMLS_MLS_ID) & sparkql.one_of("PropertyType", "AB"),
+            filters.eq("MlsId", CRMLS_MLS_ID) & filters.one_of("PropertyType", "AB"),
             lambda r: r["MlsId"] == CRMLS_MLS_ID and r["PropertyType"] in "AB",
         ),
         (
-            sparkql.ge("ModificationTimestamp", start) & sparkql.lt("ModificationTimestamp", end),
+            filters.ge("ModificationTimestamp", start) & filters.lt("ModificationTimestamp", end),
             lambda r: start <= r["ModificationTimestamp"] < end,
         ),
         (
-            sparkql.bt("ListPrice", 300_000, 800_000) & ~sparkql.eq("City", "Indio"),
+            filters.bt("ListPrice", 300_000, 800_000) & ~filters.eq("City", "Indio"),
             lambda r: 300_000 <= r["ListPrice"] <= 800_000 and r["City"] != "Indio",
         ),
     ]
     for query, predicate in cases:
         want = expected_keys(market, predicate)
         assert want, f"the market has no listing for {query}"
-        assert [r["Id"] for r in client.listings(query, limit=1000)] == want, str(query)
+        assert [r["Id"] for r in client.listings(query, limit=1000)] == want, sparkql.render(query)
 
 
 def test_select_listing_key_returns_only_keys(client, market):
@@ -95,7 +96,7 @@ def test_select_listing_key_returns_only_keys(client, market):
 
 
 def test_expand_photos_puts_photos_in_standard_fields(client):
-    records = list(client.listings(sparkql.eq("MlsId", GPS_MLS_ID), limit=200, expand=["Photos"]))
+    records = list(client.listings(filters.eq("MlsId", GPS_MLS_ID), limit=200, expand=["Photos"]))
     with_photos = [r for r in records if r["StandardFields"].get("Photos")]
     assert with_photos
     photo = with_photos[0]["StandardFields"]["Photos"][0]
@@ -117,7 +118,7 @@ def test_expand_photos_puts_photos_in_standard_fields(client):
 
 
 def test_pagination_count(client, market):
-    gps = sparkql.eq("MlsId", GPS_MLS_ID)
+    gps = filters.eq("MlsId", GPS_MLS_ID)
     assert client.count(gps) == len(expected_keys(market, lambda r: r["MlsId"] == GPS_MLS_ID))
 
 
@@ -164,23 +165,23 @@ def test_the_market_has_realistic_quirks_and_both_mlss(client):
 
 def test_sparkql_builder_round_trips_through_the_parser():
     built = (
-        sparkql.eq("MlsId", "20200218121507636729000000")
-        & sparkql.one_of("PropertyType", ["A", "B", "C"])
-        & sparkql.gt("ModificationTimestamp", datetime(2026, 11, 20, tzinfo=UTC))
+        filters.eq("MlsId", "20200218121507636729000000")
+        & filters.one_of("PropertyType", ["A", "B", "C"])
+        & filters.gt("ModificationTimestamp", datetime(2026, 11, 20, tzinfo=UTC))
     )
     text = (
         "MlsId Eq '20200218121507636729000000' And (PropertyType Eq 'A' Or PropertyType Eq 'B' Or "
         "PropertyType Eq 'C') And ModificationTimestamp Gt 2026-11-20T00:00:00Z"
     )
-    assert str(built) == text
-    assert str(sparkql.parse(text)) == text
-    assert str(sparkql.eq("City", "O'Brien")) == "City Eq 'O\\'Brien'"
+    assert sparkql.render(built) == text
+    assert sparkql.render(sparkql.parse(text)) == text
+    assert sparkql.render(filters.eq("City", "O'Brien")) == "City Eq 'O\\'Brien'"
     assert sparkql.parse("City Eq 'O\\'Brien'").value == "O'Brien"
-    assert str(sparkql.bt("ListDate", datetime(2026, 1, 1).date(), datetime(2026, 2, 1).date())) == (
+    assert sparkql.render(filters.bt("ListDate", datetime(2026, 1, 1).date(), datetime(2026, 2, 1).date())) == (
         "ListDate Bt 2026-01-01,2026-02-01"
     )
-    assert str(sparkql.Not(sparkql.eq("City", "Indio"))) == "Not (City Eq 'Indio')"
+    assert sparkql.render(filters.Not(filters.eq("City", "Indio"))) == "Not (City Eq 'Indio')"
     with pytest.raises(sparkql.SparkQLSyntaxError):
         sparkql.parse("City Eq 'x' And")
     with pytest.raises(ValueError):
-        sparkql.eq("Bad Field", 1)
+        filters.eq("Bad Field", 1)

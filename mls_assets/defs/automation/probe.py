@@ -1,7 +1,7 @@
 """The change probe: freshness within minutes for the price of one request per source per
 minute.
 
-`change_probe_sensor` asks Spark, for each enabled feed at most once per
+`change_probe_sensor` asks each source, for each enabled feed at most once per
 `MLS_PROBE_INTERVAL_S` (60 s), one cheap question: how many of the feed's listings were
 modified after its cursor (`_limit=1&_pagination=count`, the feed's filter and
 `ModificationTimestamp Gt cursor - MLS_PROBE_LAG_S`, 60 s, for records a source shows a
@@ -42,11 +42,11 @@ from mls_assets.defs.automation.run_requests import feeds_order, feeds_with_runs
 from mls_assets.defs.instigators import described
 from mls_assets.defs.partitions import FIRST_DAY
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
-from mls_assets.lib.providers.errors import SourceError
-from mls_assets.lib.providers.pool import ClientPool
 from mls_assets.lib.redact import redact
 from mls_assets.lib.replication.probe import PROBE_INTERVAL_S, PROBE_LAG_S, ProbeState
 from mls_assets.lib.replication.window import PullWindow
+from mls_assets.lib.sources.errors import SourceError
+from mls_assets.lib.sources.pool import ClientPool
 from mls_assets.lib.store.alone import feeds_alone
 from mls_assets.lib.store.cursors import read_cursors
 from mls_assets.lib.tenants import FeedConfig, FeedConfigError, read_configs

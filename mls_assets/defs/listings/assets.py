@@ -14,17 +14,17 @@ from mls_assets.defs.failures import fails_clearly
 from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import FIRST_DAY, days_by_feed, feed_day_partitions, run_check
-from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL, SPARK_POOL
+from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL, SOURCE_POOL
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS, provision_feed
 from mls_assets.lib.prefetch import prefetched
-from mls_assets.lib.providers.base import ListingsProvider
-from mls_assets.lib.providers.pool import ClientPool
 from mls_assets.lib.redact import redact
 from mls_assets.lib.replication.progress import PullProgress
 from mls_assets.lib.replication.rejects import Quarantine
 from mls_assets.lib.replication.sweep import remove_announced
 from mls_assets.lib.replication.window import PullWindow, contiguous, window_for_days
+from mls_assets.lib.sources.base import ListingsProvider
+from mls_assets.lib.sources.pool import ClientPool
 from mls_assets.lib.store.alone import mark_alone, release
 from mls_assets.lib.store.changes import ChangeSet
 from mls_assets.lib.store.client import DatabaseUnavailable
@@ -158,12 +158,12 @@ def _shared_run_failed(failures: dict[str, str], feeds: int) -> dg.Failure:
     metadata={"collection": RAW.name},
     retry_policy=NETWORK_RETRY,
     backfill_policy=SINGLE_RUN_BACKFILL,
-    pool=SPARK_POOL,
+    pool=SOURCE_POOL,
     check_specs=[
         run_check(
             "pull_duration_within_limit",
             asset="raw_listings",
-            description=f"The run's Spark pull took less than {MAX_PULL_MINUTES:g} minutes (MLS_MAX_PULL_MINUTES): "
+            description=f"The run's source pull took less than {MAX_PULL_MINUTES:g} minutes (MLS_MAX_PULL_MINUTES): "
             "a slower pull means rate limits, an overloaded source or a runaway window.",
         )
     ],

@@ -5,7 +5,7 @@ import dagster as dg
 from mls_assets.defs.failures import fails_clearly
 from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.partitions import feeds_partitions
-from mls_assets.defs.policies import NETWORK_RETRY, SPARK_POOL
+from mls_assets.defs.policies import NETWORK_RETRY, SOURCE_POOL
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.replication.sweep import DEFAULT_MIN_FRACTION, source_keys, sweep
 from mls_assets.lib.tenants import feed_config
@@ -20,7 +20,7 @@ class SweepConfig(dg.Config):
     group_name="maintenance",
     kinds={"mongodb", "python"},
     retry_policy=NETWORK_RETRY,
-    pool=SPARK_POOL,
+    pool=SOURCE_POOL,
 )
 @fails_clearly
 def deleted_listings_sweep(

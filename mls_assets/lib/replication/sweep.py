@@ -20,7 +20,7 @@ from pymongo.database import Database
 
 from mls_assets.lib import crm
 from mls_assets.lib.catalogue import FEED_COLLECTIONS, HISTORY, RAW, STATUS_COLLECTIONS
-from mls_assets.lib.providers.base import ListingsProvider
+from mls_assets.lib.sources.base import ListingsProvider
 from mls_assets.lib.store.changes import FeedSequence, WriteMarks
 from mls_assets.lib.store.writes import LOOKUP_CHUNK, CollectionWriter, batched, is_older
 from mls_assets.lib.tenants import FeedConfig

@@ -7,16 +7,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from mls_assets.lib.providers.base import ListingsProvider, SourcePage, scope_filter
 from mls_assets.lib.replication.window import EVERYTHING, PullWindow
-from mls_assets.lib.spark import sparkql
-from mls_assets.lib.spark.client import SparkClient
+from mls_assets.lib.sources import filters
+from mls_assets.lib.sources.base import ListingsProvider, SourcePage, scope_filter
+from mls_assets.lib.sources.spark.client import SparkClient
 from mls_assets.lib.tenants import FeedConfig
 
 
-def listings_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str] = ()) -> sparkql.Filter:
+def listings_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str] = ()) -> filters.Filter:
     """`MlsId Eq '...' And (PropertyType Eq 'A' Or ...) And ModificationTimestamp ...`."""
-    return sparkql.all_of(sparkql.eq("MlsId", feed.mls_id), *scope_filter(feed, window, statuses))
+    return filters.all_of(filters.eq("MlsId", feed.mls_id), *scope_filter(feed, window, statuses))
 
 
 class SparkProvider(ListingsProvider):

@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx
 
-from mls_assets.lib.providers.http import USER_AGENT, ApiClient, RetryPolicy, parse_json, retry_after
-from mls_assets.lib.spark.errors import (
+from mls_assets.lib.sources.filters import Filter
+from mls_assets.lib.sources.http import USER_AGENT, ApiClient, RetryPolicy, parse_json, retry_after
+from mls_assets.lib.sources.spark.errors import (
     SparkApiError,
     SparkConfigurationError,
     SparkPagingError,
@@ -31,12 +32,20 @@ from mls_assets.lib.spark.errors import (
     SparkUnavailable,
     classify,
 )
+from mls_assets.lib.sources.spark.sparkql import render
 from mls_assets.lib.transform.screen import key_or_none
 
 __all__ = ["MAX_LIMIT", "Page", "RetryPolicy", "SparkClient", "parse_json"]
 
 log = logging.getLogger("mls_assets.spark")
 MAX_LIMIT = 1000
+
+
+def filter_text(filter: str | Filter | None) -> str:
+    """A `_filter` as sent: SparkQL text as given, a filter tree rendered in SparkQL."""
+    if filter is None:
+        return ""
+    return filter if isinstance(filter, str) else render(filter)
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,7 @@ class SparkClient(ApiClient):
 
     def pages(
         self,
-        filter: str | Any | None = None,
+        filter: str | Filter | None = None,
         *,
         limit: int = MAX_LIMIT,
         select: Sequence[str] | None = None,
@@ -97,8 +106,8 @@ class SparkClient(ApiClient):
         if not 1 <= limit <= MAX_LIMIT:
             raise SparkConfigurationError(f"_limit must be between 1 and {MAX_LIMIT}, not {limit}")
         base: dict[str, str] = {"_limit": str(limit)}
-        if filter is not None and str(filter):
-            base["_filter"] = str(filter)
+        if filter_text(filter):
+            base["_filter"] = filter_text(filter)
         if select:
             base["_select"] = ",".join(select)
         if expand:
@@ -137,15 +146,15 @@ class SparkClient(ApiClient):
             previous_keys = {key for key in map(key_or_none, results) if key is not None}
             token = next_token
 
-    def listings(self, filter: str | Any | None = None, **options: Any) -> Iterator[dict[str, Any]]:
+    def listings(self, filter: str | Filter | None = None, **options: Any) -> Iterator[dict[str, Any]]:
         for page in self.pages(filter, **options):
             yield from page.results
 
-    def count(self, filter: str | Any | None = None) -> int:
+    def count(self, filter: str | Filter | None = None) -> int:
         """`D.Pagination.TotalRows` for the filter (`_pagination=count`)."""
         params = {"_limit": "1", "_pagination": "count"}
-        if filter is not None and str(filter):
-            params["_filter"] = str(filter)
+        if filter_text(filter):
+            params["_filter"] = filter_text(filter)
         envelope = self._request("listings", params)
         try:
             return int(envelope["Pagination"]["TotalRows"])

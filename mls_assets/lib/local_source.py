@@ -1,4 +1,10 @@
-"""The simulator as a local background service (what `make run` and `make dev` use)."""
+"""The local stand-in for the MLS sources (local mode only): where the bundled simulator runs
+as a background service of this checkout, how it is started (`make run` and `make dev` do),
+and the token it accepts.
+
+This is the seam between production code and the simulator: the resources reach the local
+source through this module and a command line, never by importing `mls_assets.simulator`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from mls_assets.lib.store.embedded import default_port
 
 HOST = "127.0.0.1"
 DEFAULT_LISTINGS = 2000
+LOCAL_SOURCE_TOKEN = "sim-demo-token"  # the token the local simulator accepts (never a real one)
 
 
 def service() -> LocalService:
@@ -45,7 +52,7 @@ def service() -> LocalService:
             os.environ.get("MLS_SIMULATOR_HOSTILE", "0"),
         ]
 
-    return LocalService(name="Spark simulator", home=home, url=f"{root}/v1", is_up=is_up, command=command)
+    return LocalService(name="MLS simulator", home=home, url=f"{root}/v1", is_up=is_up, command=command)
 
 
 def ensure_running() -> ServiceInfo:

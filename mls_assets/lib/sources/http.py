@@ -1,6 +1,6 @@
 """What every listings API client shares: one token, its request budget, retries with
 backoff (`Retry-After` wins), one refresh of an expired token, and transport failures
-sorted into the providers' error classes. A provider's client adds its paging and its
+sorted into the sources' error classes. A provider's client adds its paging and its
 answer format (`decode`)."""
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import orjson
 from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from mls_assets.lib.providers.errors import (
+from mls_assets.lib.sources.errors import (
     SourceConfigurationError,
     SourceError,
     SourceRetryable,
     SourceTokenExpired,
     SourceUnavailable,
 )
-from mls_assets.lib.providers.rate import RateBudget
+from mls_assets.lib.sources.rate import RateBudget
 
 log = logging.getLogger("mls_assets.source")
 USER_AGENT = "mls_assets/0.1"

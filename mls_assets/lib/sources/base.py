@@ -8,7 +8,7 @@
         provider.count(window, statuses)
 
 Records leave a provider in one raw shape (Spark's), so the screen, flatten, routing,
-photos, history and CRM are shared. Errors are the classes of `providers.errors`.
+photos, history and CRM are shared. Errors are the classes of `sources.errors`.
 """
 
 from __future__ import annotations
@@ -17,28 +17,28 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mls_assets.lib.providers.http import ApiClient, ClientStats
 from mls_assets.lib.replication.window import PullWindow
-from mls_assets.lib.spark import sparkql
+from mls_assets.lib.sources import filters
+from mls_assets.lib.sources.http import ApiClient, ClientStats
 from mls_assets.lib.tenants import FeedConfig
 
 
-def scope_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str] = ()) -> list[sparkql.Filter | None]:
+def scope_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str] = ()) -> list[filters.Filter | None]:
     """The parts of a pull's filter every provider shares (the Data Dictionary names them
     alike): the feed's property types, `statuses`, the window's keys or its
     ModificationTimestamp bounds. A provider adds how it names the MLS, and renders the tree
     in its own language (SparkQL, OData)."""
-    parts: list[sparkql.Filter | None] = [
-        sparkql.one_of("PropertyType", feed.property_types) if feed.property_types else None,
-        sparkql.one_of("StandardStatus", statuses) if statuses else None,
+    parts: list[filters.Filter | None] = [
+        filters.one_of("PropertyType", feed.property_types) if feed.property_types else None,
+        filters.one_of("StandardStatus", statuses) if statuses else None,
     ]
     if window.only_keys:
-        parts.append(sparkql.one_of("ListingKey", window.only_keys))
+        parts.append(filters.one_of("ListingKey", window.only_keys))
     if window.start is not None:
-        op = sparkql.gt if window.after_cursor else sparkql.ge
+        op = filters.gt if window.after_cursor else filters.ge
         parts.append(op("ModificationTimestamp", window.start))
     if window.end is not None:
-        parts.append(sparkql.lt("ModificationTimestamp", window.end))
+        parts.append(filters.lt("ModificationTimestamp", window.end))
     return parts
 
 

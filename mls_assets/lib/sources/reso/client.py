@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from mls_assets.lib.providers.errors import (
+from mls_assets.lib.sources.errors import (
     SourceConfigurationError,
     SourceError,
     SourcePagingError,
@@ -29,8 +29,9 @@ from mls_assets.lib.providers.errors import (
     SourceTokenExpired,
     SourceUnavailable,
 )
-from mls_assets.lib.providers.http import ApiClient, parse_json, retry_after
-from mls_assets.lib.reso import odata
+from mls_assets.lib.sources.filters import Filter
+from mls_assets.lib.sources.http import ApiClient, parse_json, retry_after
+from mls_assets.lib.sources.reso import odata
 
 MAX_TOP = 5000
 MAX_TOP_EXPANDED = 1000  # with $expand (MLS Grid)
@@ -122,7 +123,7 @@ class ResoClient(ApiClient):
     def pages(
         self,
         resource: str,
-        filter: odata.Filter | None = None,
+        filter: Filter | None = None,
         *,
         top: int = MAX_TOP_EXPANDED,
         select: Sequence[str] | None = None,
@@ -181,7 +182,7 @@ class ResoClient(ApiClient):
                     raise ResoPagingError(f"{where}: {empty} empty pages in a row that still send a next link")
             url, params = str(following), None
 
-    def count(self, resource: str, filter: odata.Filter | None = None) -> int:
+    def count(self, resource: str, filter: Filter | None = None) -> int:
         """`@odata.count` for the filter (`$count=true`, one record)."""
         params = {"$top": "1", "$count": "true", "$select": "ListingKey"}
         if filter is not None:

@@ -1,19 +1,21 @@
-"""SparkQL filters: a small builder for the subset the pipeline uses, and its parser.
+"""The filter tree every source's query language is built from, and the parser its
+dialects share.
 
-    >>> str(eq("MlsId", "2020") & (eq("PropertyType", "A") | eq("PropertyType", "B")))
-    "MlsId Eq '2020' And (PropertyType Eq 'A' Or PropertyType Eq 'B')"
+    >>> all_of(eq("MlsId", "2020"), one_of("PropertyType", ["A", "B"]))
+    And(parts=(Comparison(field='MlsId', op='Eq', value='2020'), Or(...)))
 
-Values: quoted strings, numbers, booleans, dates `YYYY-MM-DD`, datetimes
-`YYYY-MM-DDTHH:MM:SSZ`. Operators: Eq Ne Gt Ge Lt Le Bt, And Or Not, parentheses.
-The parser (used by the simulator) turns a filter back into a tree. The tree is also what
-OData filters are built from (`lib/reso/odata.py` renders and parses it in that dialect).
+A pull builds one tree (`sources.base.scope_filter` and the source's own terms); each
+source renders it in its language (`spark/sparkql.py`, `reso/odata.py`) with a `Dialect`,
+and the simulator parses that text back into the tree with the same dialect. Values:
+strings, numbers, booleans, dates, datetimes, None. Operators: Eq Ne Gt Ge Lt Le Bt (between
+two values), And Or Not.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -21,25 +23,59 @@ from typing import Any
 COMPARISONS = ("Eq", "Ne", "Gt", "Ge", "Lt", "Le", "Bt")
 
 
-class SparkQLSyntaxError(ValueError):
-    """A filter that does not parse."""
+class FilterSyntaxError(ValueError):
+    """A filter that does not parse (each dialect has its subclass)."""
 
 
 @dataclass(frozen=True)
 class Dialect:
-    """How a filter language spells the tree: its keywords, operators and quoted strings."""
+    """How a query language spells the tree: keywords, operators, quoted strings, values."""
 
+    name: str
+    format_value: Callable[[Any], str]  # a value as a literal of the language
     and_: str = "And"
     or_: str = "Or"
     not_: str = "Not"
     operators: tuple[tuple[str, str], ...] = tuple((op, op) for op in COMPARISONS)  # (spelled, tree op)
     null: str = "NULL"
-    string: str = r"'(?:[^'\\]|\\.)*'"  # SparkQL escapes with a backslash: 'O\'Neil'
-    quote_escape: str = r"\\(.)"
+    string: str = r"'(?:[^'\\]|\\.)*'"  # a quoted string literal
+    quote_escape: str = r"\\(.)"  # an escaped character inside one (group 1 is the character)
+    syntax_error: type[FilterSyntaxError] = FilterSyntaxError
 
     @functools.cached_property
     def token(self) -> re.Pattern[str]:
         return re.compile(_TOKEN.pattern.replace("STRING", self.string), re.VERBOSE)
+
+    @functools.cached_property
+    def spelled(self) -> dict[str, str]:
+        return {op: spelled for spelled, op in self.operators}
+
+    def render(self, node: Filter) -> str:
+        """The tree as this language's filter text (`Bt` as two comparisons where the
+        language has no between)."""
+        if isinstance(node, Comparison):
+            if node.op == "Bt":
+                low, high = node.value
+                if "Bt" in self.spelled:
+                    return f"{node.field} {self.spelled['Bt']} {self.format_value(low)},{self.format_value(high)}"
+                return (
+                    f"{node.field} {self.spelled['Ge']} {self.format_value(low)} {self.and_} "
+                    f"{node.field} {self.spelled['Le']} {self.format_value(high)}"
+                )
+            return f"{node.field} {self.spelled[node.op]} {self.format_value(node.value)}"
+        if isinstance(node, Not):
+            return f"{self.not_} ({self.render(node.part)})"
+        if isinstance(node, And | Or):
+            looser = Or if isinstance(node, And) else And
+            keyword = f" {self.and_} " if isinstance(node, And) else f" {self.or_} "
+            return keyword.join(f"({self.render(p)})" if isinstance(p, looser) else self.render(p) for p in node.parts)
+        raise TypeError(f"not a filter: {node!r}")
+
+    def parse(self, text: str) -> Filter:
+        """The tree of a filter text; `syntax_error` with the reason when it does not parse."""
+        if not text or not text.strip():
+            raise self.syntax_error("empty filter")
+        return Parser(text, self).parse()
 
 
 # -- the tree --------------------------------------------------------------------------
@@ -66,26 +102,15 @@ class Comparison(Filter):
     op: str
     value: Any  # for Bt: a (low, high) tuple
 
-    def __str__(self) -> str:
-        if self.op == "Bt":
-            low, high = self.value
-            return f"{self.field} Bt {format_value(low)},{format_value(high)}"
-        return f"{self.field} {self.op} {format_value(self.value)}"
-
     def fields(self) -> set[str]:
         return {self.field}
 
 
 @dataclass(frozen=True)
 class _Junction(Filter):
-    """Parts joined by one keyword; a part that binds looser is parenthesised."""
+    """Parts joined by one keyword."""
 
     parts: tuple[Filter, ...]
-    keyword = ""
-
-    def __str__(self) -> str:
-        looser = Or if isinstance(self, And) else And
-        return f" {self.keyword} ".join(f"({p})" if isinstance(p, looser) else str(p) for p in self.parts)
 
     def fields(self) -> set[str]:
         return set().union(*(p.fields() for p in self.parts))
@@ -93,20 +118,17 @@ class _Junction(Filter):
 
 @dataclass(frozen=True)
 class And(_Junction):
-    keyword = "And"
+    pass
 
 
 @dataclass(frozen=True)
 class Or(_Junction):
-    keyword = "Or"
+    pass
 
 
 @dataclass(frozen=True)
 class Not(Filter):
     part: Filter
-
-    def __str__(self) -> str:
-        return f"Not ({self.part})"
 
     def fields(self) -> set[str]:
         return self.part.fields()
@@ -119,7 +141,7 @@ _FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
 
 def _comparison(field: str, op: str, value: Any) -> Comparison:
     if not _FIELD.fullmatch(field):
-        raise ValueError(f"not a SparkQL field name: {field!r}")
+        raise ValueError(f"not a filter field name: {field!r}")
     return Comparison(field, op, value)
 
 
@@ -162,24 +184,8 @@ def any_of(*parts: Filter | None) -> Filter:
 
 
 def one_of(field: str, values: Iterable[Any]) -> Filter:
-    """`field Eq 'a' Or field Eq 'b' ...` (SparkQL's Eq also takes lists, but this is portable)."""
+    """`field Eq a Or field Eq b ...` (some languages take lists, but this is portable)."""
     return any_of(*(eq(field, v) for v in values))
-
-
-def format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    raise TypeError(f"cannot use a {type(value).__name__} in a SparkQL filter")
 
 
 # -- the parser ------------------------------------------------------------------------
@@ -197,16 +203,13 @@ _TOKEN = re.compile(
 )
 
 
-SPARKQL = Dialect()
-
-
 def _tokens(text: str, dialect: Dialect) -> list[tuple[str, Any]]:
     position, tokens = 0, []
     text = text.rstrip()
     while position < len(text):
         match = dialect.token.match(text, position)
         if not match or match.end() == position:
-            raise SparkQLSyntaxError(f"unexpected input at character {position}: {text[position : position + 20]!r}")
+            raise dialect.syntax_error(f"unexpected input at character {position}: {text[position : position + 20]!r}")
         kind = match.lastgroup
         raw = match.group(kind)
         if kind == "string":
@@ -215,13 +218,13 @@ def _tokens(text: str, dialect: Dialect) -> list[tuple[str, Any]]:
             try:
                 value = datetime.fromisoformat(raw)
             except ValueError:
-                raise SparkQLSyntaxError(f"invalid datetime {raw!r}") from None
+                raise dialect.syntax_error(f"invalid datetime {raw!r}") from None
             value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
         elif kind == "date":
             try:
                 value = date.fromisoformat(raw)
             except ValueError:
-                raise SparkQLSyntaxError(f"invalid date {raw!r}") from None
+                raise dialect.syntax_error(f"invalid date {raw!r}") from None
         elif kind == "number":
             value = float(raw) if "." in raw else int(raw)
         else:
@@ -232,7 +235,7 @@ def _tokens(text: str, dialect: Dialect) -> list[tuple[str, Any]]:
 
 
 class Parser:
-    def __init__(self, text: str, dialect: Dialect = SPARKQL) -> None:
+    def __init__(self, text: str, dialect: Dialect) -> None:
         self.dialect = dialect
         self.operators = dict(dialect.operators)
         self.tokens = _tokens(text, dialect)
@@ -244,7 +247,7 @@ class Parser:
     def take(self) -> tuple[str, Any]:
         token = self.peek()
         if token is None:
-            raise SparkQLSyntaxError("unexpected end of filter")
+            raise self.dialect.syntax_error("unexpected end of filter")
         self.index += 1
         return token
 
@@ -258,7 +261,7 @@ class Parser:
     def parse(self) -> Filter:
         tree = self.disjunction()
         if self.peek() is not None:
-            raise SparkQLSyntaxError(f"unexpected {self.peek()[1]!r}")
+            raise self.dialect.syntax_error(f"unexpected {self.peek()[1]!r}")
         return tree
 
     def disjunction(self) -> Filter:
@@ -281,22 +284,24 @@ class Parser:
             self.take()
             inner = self.disjunction()
             if self.take()[0] != "rparen":
-                raise SparkQLSyntaxError("missing ')'")
+                raise self.dialect.syntax_error("missing ')'")
             return inner
         return self.comparison()
 
     def comparison(self) -> Filter:
         kind, field = self.take()
         if kind != "word" or field in (self.dialect.and_, self.dialect.or_, self.dialect.not_):
-            raise SparkQLSyntaxError(f"expected a field name, got {field!r}")
+            raise self.dialect.syntax_error(f"expected a field name, got {field!r}")
         kind, spelled = self.take()
         op = self.operators.get(spelled) if kind == "word" else None
         if op is None:
-            raise SparkQLSyntaxError(f"expected one of {', '.join(self.operators)} after {field}, got {spelled!r}")
+            raise self.dialect.syntax_error(
+                f"expected one of {', '.join(self.operators)} after {field}, got {spelled!r}"
+            )
         low = self.value()
         if op == "Bt":
             if self.take()[0] != "comma":
-                raise SparkQLSyntaxError("Bt needs two values: low,high")
+                raise self.dialect.syntax_error("Bt needs two values: low,high")
             return Comparison(field, op, (low, self.value()))
         return Comparison(field, op, low)
 
@@ -308,11 +313,4 @@ class Parser:
             return value == "true"
         if kind == "word" and value == self.dialect.null:
             return None
-        raise SparkQLSyntaxError(f"expected a value, got {value!r}")
-
-
-def parse(text: str) -> Filter:
-    """Parse a SparkQL filter; raises SparkQLSyntaxError with the reason."""
-    if not text or not text.strip():
-        raise SparkQLSyntaxError("empty filter")
-    return Parser(text).parse()
+        raise self.dialect.syntax_error(f"expected a value, got {value!r}")

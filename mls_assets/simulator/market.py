@@ -21,9 +21,6 @@ from typing import Any
 
 GPS_MLS_ID = "20190211172710340762000000"
 CRMLS_MLS_ID = "20200218121507636729000000"
-# The same MLSs as a RESO Web API names them (`OriginatingSystemName`), and its property types.
-RESO_SYSTEM_NAMES = {GPS_MLS_ID: "gpsmls", CRMLS_MLS_ID: "crmls"}
-RESO_PROPERTY_TYPES = {"A": "Residential", "B": "Residential Lease", "C": "Residential Income"}
 
 # (city, postal codes, latitude, longitude, median price)
 _CITIES = {
@@ -114,19 +111,14 @@ def fleet_mls_ids(count: int) -> tuple[str, ...]:
     return ((GPS_MLS_ID, CRMLS_MLS_ID) + extra)[:count]
 
 
-def _generated_number(mls_id: str) -> int:
+def mls_number(mls_id: str) -> int:
     """n of a generated MLS id `2021...n` (`fleet_mls_ids`)."""
     return int(mls_id[4:])
 
 
-def reso_system_name(mls_id: str) -> str:
-    """The MLS's `OriginatingSystemName` (a generated MLS: `mls` and its number)."""
-    return RESO_SYSTEM_NAMES.get(mls_id) or f"mls{_generated_number(mls_id):02d}"
-
-
 def _cities(mls_id: str) -> list:
     named = (GPS_MLS_ID, CRMLS_MLS_ID)
-    return _CITIES.get(mls_id) or _CITIES[named[_generated_number(mls_id) % 2]]
+    return _CITIES.get(mls_id) or _CITIES[named[mls_number(mls_id) % 2]]
 
 
 def _area(city: str) -> dict[str, Any]:
@@ -313,7 +305,7 @@ def _ts(epoch_seconds: int) -> datetime:
     return datetime.fromtimestamp(epoch_seconds, UTC)
 
 
-def _iso(epoch_seconds: int) -> str:
+def iso_time(epoch_seconds: int) -> str:
     return _ts(epoch_seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -615,10 +607,10 @@ class Market:
             "YearBuilt": static["year"],
             "ListDate": _ts(state.listed_at).date().isoformat(),
             "OnMarketDate": _ts(state.listed_at).date().isoformat(),
-            "ModificationTimestamp": _iso(state.modified_at),
-            "StatusChangeTimestamp": _iso(state.status_changed_at),
-            "PhotosChangeTimestamp": _iso(state.photos_changed_at),
-            "OriginalEntryTimestamp": _iso(timeline.times[0]),
+            "ModificationTimestamp": iso_time(state.modified_at),
+            "StatusChangeTimestamp": iso_time(state.status_changed_at),
+            "PhotosChangeTimestamp": iso_time(state.photos_changed_at),
+            "OriginalEntryTimestamp": iso_time(timeline.times[0]),
             "DaysOnMarket": max(0, (self._clock - state.listed_at) // 86_400),
             "ListAgentFullName": static["agent"],
             "ListOfficeName": "Desert Realty Group" if timeline.mls_id == GPS_MLS_ID else "Coastal Homes",
@@ -666,47 +658,6 @@ class Market:
             "HighSchoolDistrict": area["district"],
         }
         return {name: spelled for name, value in chosen.items() if (spelled := _variant(value, spell)) is not None}
-
-    def reso_record(self, state: ListingState, expand_media: bool) -> Any:
-        """The listing as a RESO Web API (MLS Grid) `Property` record: Data Dictionary names,
-        `OriginatingSystemName`, lookups as strings and multi-value lookups as arrays, `Media`,
-        `MlgCanView`. A deleted listing is its key, its time of deletion and `MlgCanView: false`.
-        Hostile listings are as hostile here as in the Spark dialect."""
-        system = reso_system_name(state.timeline.mls_id)
-        if state.deleted:
-            return {
-                "ListingKey": state.timeline.key,
-                "OriginatingSystemName": system,
-                "ModificationTimestamp": _iso(state.modified_at),
-                "MlgCanView": False,
-            }
-        record = self.make_hostile(state, self.record(state, expand_photos=expand_media))
-        if not isinstance(record, dict):
-            return record
-        fields = {
-            "BedroomsTotal" if name == "BedsTotal" else name: value
-            for name, value in record["StandardFields"].items()
-            if name not in ("MlsId", "Photos")
-        }
-        for name, value in fields.items():
-            if isinstance(value, dict) and value and all(isinstance(v, bool) for v in value.values()):
-                fields[name] = [option for option, chosen in value.items() if chosen]
-        if fields.get("PropertyType") in RESO_PROPERTY_TYPES:
-            fields["PropertyType"] = RESO_PROPERTY_TYPES[fields["PropertyType"]]
-        fields.update(OriginatingSystemName=system, MlgCanView=True)
-        if expand_media:
-            fields["Media"] = [
-                {
-                    "MediaKey": photo["Id"],
-                    "MediaURL": photo["UriLarge"],
-                    "Order": n,
-                    "MediaCategory": "Photo",
-                    "ShortDescription": photo["Caption"],
-                    "MediaModificationTimestamp": _iso(state.photos_changed_at),
-                }
-                for n, photo in enumerate(record["StandardFields"].get("Photos", []))
-            ]
-        return fields
 
     def hostile_kind(self, state: ListingState) -> str | None:
         """The hostile kind of a listing (one in every 1/hostile_rate listings), or None."""

@@ -1,5 +1,5 @@
-"""What can go wrong talking to Spark: Spark's answers mapped onto the providers' error
-classes (`lib/providers/errors.py`), which decide what the caller does about them.
+"""What can go wrong talking to Spark: Spark's answers mapped onto the sources' error
+classes (`lib/sources/errors.py`), which decide what the caller does about them.
 
 Messages name the cause (HTTP status, Spark code and message, the filter) and never the
 access token.
@@ -7,7 +7,7 @@ access token.
 
 from __future__ import annotations
 
-from mls_assets.lib.providers.errors import (
+from mls_assets.lib.sources.errors import (
     SourceConfigurationError,
     SourceError,
     SourcePagingError,

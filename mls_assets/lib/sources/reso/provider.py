@@ -1,6 +1,6 @@
 """A RESO Web API (MLS Grid v2 dialect) as a provider: OData filters on
 `OriginatingSystemName`, `@odata.nextLink` paging, `Media` expanded, `MlgCanView: false`
-records as deletions. Records are mapped onto the raw shape by `lib/reso/records.py`.
+records as deletions. Records are mapped onto the raw shape by `reso/records.py`.
 
 The first import of a feed (a window with no start) asks only for `MlgCanView eq true`:
 there is nothing stored to delete yet. Every later window takes both, so a listing the MLS
@@ -12,25 +12,25 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from mls_assets.lib.providers.base import ListingsProvider, SourcePage, scope_filter
 from mls_assets.lib.replication.window import EVERYTHING, PullWindow
-from mls_assets.lib.reso import odata
-from mls_assets.lib.reso.client import MAX_TOP, ResoClient
-from mls_assets.lib.reso.records import is_deletion, to_raw
+from mls_assets.lib.sources import filters
+from mls_assets.lib.sources.base import ListingsProvider, SourcePage, scope_filter
+from mls_assets.lib.sources.reso.client import MAX_TOP, ResoClient
+from mls_assets.lib.sources.reso.records import is_deletion, to_raw
 from mls_assets.lib.tenants import FeedConfig
 
 RESOURCE = "Property"
 
 
-def listings_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str] = ()) -> odata.Filter:
+def listings_filter(feed: FeedConfig, window: PullWindow, statuses: Sequence[str] = ()) -> filters.Filter:
     """`OriginatingSystemName eq '...' and (PropertyType eq ... or ...) and ModificationTimestamp ...`,
     plus `MlgCanView eq true` for a whole-history window."""
     viewable_only = window.start is None and not window.only_keys
     statuses = [*statuses, *(s.replace(" ", "") for s in statuses if " " in s)]  # a server may use enum names
-    return odata.all_of(
-        odata.eq("OriginatingSystemName", feed.mls_id),
+    return filters.all_of(
+        filters.eq("OriginatingSystemName", feed.mls_id),
         *scope_filter(feed, window, statuses),
-        odata.eq("MlgCanView", True) if viewable_only else None,
+        filters.eq("MlgCanView", True) if viewable_only else None,
     )
 
 

@@ -1,1 +1,0 @@
-"""The Spark API replication endpoint: client, SparkQL filters, and a bundled simulator."""
