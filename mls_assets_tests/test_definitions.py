@@ -73,3 +73,28 @@ def test_every_schedule_and_sensor_says_what_it_does_in_the_ui():
     assert not undescribed
     probe = next(s for s in loaded.sensors if s.name == "change_probe_sensor")
     assert "once a minute" in probe.description
+
+
+def test_dagsters_own_tools_see_the_project():
+    """`dg check defs` and `dg list defs` (the `[tool.dg]` section of pyproject.toml) load the
+    same code location: every asset and sensor of it is listed."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    dg_cli = Path(sys.executable).parent / "dg"
+    env = {**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parents[1])}
+    checked = subprocess.run([dg_cli, "check", "defs"], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    listed = subprocess.run(
+        [dg_cli, "list", "defs", "--json"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    seen = json.loads(listed.stdout)
+    assets = {a["asset_key"] for a in seen["assets"]}
+    wanted = {key.to_user_string() for key in DEFINITIONS.resolve_asset_graph().get_all_asset_keys()}
+    assert assets == wanted
+    assert {"change_probe_sensor", "failure_alert_sensor"} <= {s["name"] for s in seen["sensors"]}
