@@ -67,18 +67,21 @@ class ClockResource(dg.ConfigurableResource):
 
 
 class SourceResource(dg.ConfigurableResource):
-    """Access to a feed's listings source (its provider: Spark or a RESO Web API): base
-    URL, token (by env var or stored encrypted), retries, page size.
+    """Access to a feed's listings source (its provider: Spark, a RESO Web API, any source of
+    `lib/sources`): base URL, token (by env var or stored encrypted), retries, page size.
 
-    Base URL: the feed's own, else the provider's default here (`base_url` for Spark feeds,
-    SPARK_API_BASE_URL; `reso_base_url` for RESO feeds, RESO_API_BASE_URL); in local mode
-    only (see `mls_assets.lib.local_mode`), else the bundled simulator of this checkout, which
-    speaks both dialects and must be running. Every URL passes the endpoint policy before a
+    Base URL: the feed's own, else the source's default here (`base_urls[provider]`, else the
+    variable its spec names: SPARK_API_BASE_URL, RESO_API_BASE_URL); in local mode only (see
+    `mls_assets.lib.local_mode`), else the bundled simulator of this checkout, which speaks
+    every source's dialect and must be running. Every URL passes the endpoint policy before a
     token goes there. The token is read at call time and never leaves the client.
     """
 
-    base_url: str | None = Field(default=None, description="Spark replication endpoint (Spark feeds).")
-    reso_base_url: str | None = Field(default=None, description="RESO Web API root, e.g. https://api.mlsgrid.com/v2.")
+    base_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="A default base URL per source, e.g. {'reso': 'https://api.mlsgrid.com/v2'}; "
+        "unset: the variable the source names (SPARK_API_BASE_URL, RESO_API_BASE_URL).",
+    )
     timeout_s: float = 30.0
     retry_attempts: int = 8
     retry_floor_s: float = 0.5
@@ -90,9 +93,7 @@ class SourceResource(dg.ConfigurableResource):
         there is none or it may not receive a token."""
         local = is_local_mode()
         spec = provider_spec(feed.provider)
-        default = {"spark": self.base_url, "reso": self.reso_base_url}.get(spec.name) or os.environ.get(
-            spec.base_url_env
-        )
+        default = self.base_urls.get(spec.name) or os.environ.get(spec.base_url_env)
         url = feed.base_url or default
         if url:
             try:
@@ -202,6 +203,5 @@ def _refused_hint(feed: FeedConfig, url: str) -> str:
 
 
 def source_resource_from_env() -> SourceResource:
-    return SourceResource(
-        base_url=env_or_default("SPARK_API_BASE_URL", None), reso_base_url=env_or_default("RESO_API_BASE_URL", None)
-    )
+    """Each source's default base URL is read from its variable when a feed is pulled."""
+    return SourceResource()

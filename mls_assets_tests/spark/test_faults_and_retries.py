@@ -167,7 +167,7 @@ def test_a_feed_refreshes_an_expired_token_from_its_rotated_variable(simulator, 
     simulator.add_token("old-token")
     simulator.add_token("rotated-token")
     monkeypatch.setenv("TEST_TOKEN_ROT", "old-token")
-    source = SourceResource(base_url=simulator.url, retry_floor_s=0.01)
+    source = SourceResource(base_urls={"spark": simulator.url}, retry_floor_s=0.01)
     client = source.provider_for(feed).client
     simulator.expire_token("old-token")
     with pytest.raises(SparkTokenExpired, match="TEST_TOKEN_ROT holds no newer one"):
