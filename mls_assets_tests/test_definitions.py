@@ -98,3 +98,23 @@ def test_dagsters_own_tools_see_the_project():
     wanted = {key.to_user_string() for key in DEFINITIONS.resolve_asset_graph().get_all_asset_keys()}
     assert assets == wanted
     assert {"change_probe_sensor", "failure_alert_sensor"} <= {s["name"] for s in seen["sensors"]}
+
+
+def test_every_chain_asset_follows_the_feed_asset_pattern():
+    """Partitioned by feed x day, a range backfilled in one run, its feeds held by the leases
+    (`defs/feed_assets.py`); a compute function that cannot hold them is refused."""
+    import pytest
+
+    from mls_assets.defs.feed_assets import feed_asset
+    from mls_assets.defs.partitions import feed_day_partitions
+    from mls_assets.lib.catalogue import RAW
+
+    chain = [a for a in DEFINITIONS.resolve_asset_graph().assets_defs if a.partitions_def == feed_day_partitions]
+    assert {key.to_user_string() for a in chain for key in a.keys} >= {"raw_listings", "listing_photos"}
+    for asset in chain:
+        assert asset.backfill_policy == dg.BackfillPolicy.single_run(), asset.keys
+        assert "leases" in asset.required_resource_keys, asset.keys
+    with pytest.raises(TypeError, match="leases"):
+
+        @feed_asset(RAW, group="listings")
+        def no_leases(context: dg.AssetExecutionContext): ...

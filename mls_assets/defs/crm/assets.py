@@ -5,11 +5,10 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.feed_assets import feed_asset
 from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.partitions import feed_day_partitions, run_check
-from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
+from mls_assets.defs.partitions import run_check
 from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import ClockResource, MongoResource
 from mls_assets.lib import crm
@@ -20,14 +19,12 @@ from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import Patch
 
 
-@dg.asset(
-    partitions_def=feed_day_partitions,
-    backfill_policy=SINGLE_RUN_BACKFILL,
-    group_name="crm",
-    kinds={"mongodb", "python"},
-    ins={"flattened_listings": dg.AssetIn(metadata={"changes": True, "projection": {"_id": 0, "listingKey": 1}})},
+@feed_asset(
+    CRM_PROPERTIES,
+    group="crm",
+    changes_of="flattened_listings",
+    projection={"_id": 0, "listingKey": 1},
     deps=["active_listings", "closed_listings", "expired_listings"],
-    metadata={"collection": CRM_PROPERTIES.name},
     check_specs=[
         run_check(
             "crm_links_consistent",
@@ -37,7 +34,6 @@ from mls_assets.lib.store.writes import Patch
         )
     ],
 )
-@fails_clearly
 def crm_linked_properties(
     context: dg.AssetExecutionContext,
     flattened_listings: ChangeSet,
@@ -52,7 +48,6 @@ def crm_linked_properties(
     links the CRM made on its side only."""
     database = mongo.get_database()
     now = clock.now()
-    leases.hold_feeds(context)
     outcomes: Counter[str] = Counter({"updated": 0, "unchanged": 0, "broken": 0, "links_completed": 0})
     changed: dict[FeedKey, list[str]] = {feed: [] for feed in flattened_listings.feeds}
 

@@ -10,11 +10,11 @@ from datetime import UTC, date, datetime
 import dagster as dg
 from pymongo.errors import ConnectionFailure
 
-from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.feed_assets import feed_asset
 from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.partitions import FIRST_DAY, days_by_feed, feed_day_partitions, run_check
-from mls_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN_BACKFILL, SOURCE_POOL
+from mls_assets.defs.partitions import FIRST_DAY, days_by_feed, run_check
+from mls_assets.defs.policies import NETWORK_RETRY, SOURCE_POOL
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.catalogue import FLATTENED, RAW, REJECTS, provision_feed
 from mls_assets.lib.prefetch import prefetched
@@ -151,13 +151,10 @@ def _shared_run_failed(failures: dict[str, str], feeds: int) -> dg.Failure:
     )
 
 
-@dg.asset(
-    partitions_def=feed_day_partitions,
-    group_name="listings",
-    kinds={"mongodb", "python"},
-    metadata={"collection": RAW.name},
+@feed_asset(
+    RAW,
+    group="listings",
     retry_policy=NETWORK_RETRY,
-    backfill_policy=SINGLE_RUN_BACKFILL,
     pool=SOURCE_POOL,
     check_specs=[
         run_check(
@@ -168,7 +165,6 @@ def _shared_run_failed(failures: dict[str, str], feeds: int) -> dg.Failure:
         )
     ],
 )
-@fails_clearly
 def raw_listings(
     context: dg.AssetExecutionContext,
     config: RawListingsConfig,
@@ -186,7 +182,6 @@ def raw_listings(
     deleted are removed from every collection once the records are stored."""
     database = mongo.get_database()
     now = clock.now()
-    leases.hold_feeds(context)
     streams, cursors, feeds = {}, [], {}
     stats: dict[str, list[PullStats]] = {}
     days_of = days_by_feed([str(key) for key in context.partition_keys])
@@ -279,13 +274,10 @@ def raw_listings(
     )
 
 
-@dg.asset(
-    partitions_def=feed_day_partitions,
-    group_name="listings",
-    kinds={"mongodb", "python"},
-    metadata={"collection": FLATTENED.name},
-    backfill_policy=SINGLE_RUN_BACKFILL,
-    ins={"raw_listings": dg.AssetIn(metadata={"changes": True})},
+@feed_asset(
+    FLATTENED,
+    group="listings",
+    changes_of="raw_listings",
     check_specs=[
         run_check(
             "reject_rate_below_threshold",
@@ -295,7 +287,6 @@ def raw_listings(
         )
     ],
 )
-@fails_clearly
 def flattened_listings(
     context: dg.AssetExecutionContext,
     raw_listings: ChangeSet,
@@ -309,7 +300,6 @@ def flattened_listings(
     to the quarantine with the reason and never fail the batch."""
     database = mongo.get_database()
     now = clock.now()
-    leases.hold_feeds(context)
     seen = {"flattened": 0, "rejected": 0, "pull_rejected": 0, "classes": Counter(), "samples": []}
 
     def documents(feed_key: FeedKey) -> Iterator[dict]:

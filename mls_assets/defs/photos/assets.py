@@ -5,10 +5,9 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.feed_assets import feed_multi_asset
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.partitions import feed_day_partitions, run_check
-from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
+from mls_assets.defs.partitions import run_check
 from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.catalogue import EXPIRED, EXPIRED_PHOTOS, PHOTOS
@@ -31,16 +30,11 @@ def expiry_of(database, feed: FeedKey, keys: list[str]) -> dict[str, object]:
     }
 
 
-@dg.multi_asset(
-    partitions_def=feed_day_partitions,
-    backfill_policy=SINGLE_RUN_BACKFILL,
-    group_name="photos",
-    ins={"raw_listings": dg.AssetIn(metadata={"changes": True})},
+@feed_multi_asset(
+    OUTPUTS,
+    group="photos",
+    changes_of="raw_listings",
     deps=["active_listings", "closed_listings", "expired_listings"],
-    outs={
-        name: dg.AssetOut(description=spec.description, kinds={"mongodb"}, metadata={"collection": spec.name})
-        for name, spec in OUTPUTS.items()
-    },
     check_specs=[
         run_check(
             "no_orphan_or_wiped_photos",
@@ -50,7 +44,6 @@ def expiry_of(database, feed: FeedKey, keys: list[str]) -> dict[str, object]:
         )
     ],
 )
-@fails_clearly
 def photo_collections(
     context: dg.AssetExecutionContext, raw_listings: ChangeSet, mongo: MongoResource, leases: LeaseResource
 ):
@@ -59,7 +52,6 @@ def photo_collections(
     collections, and removes those of listings that left every status collection. Reads the
     raw records changed since it last ran (they carry the Photos expansion)."""
     database = mongo.get_database()
-    leases.hold_feeds(context)
     marks = WriteMarks(database)
     homes: dict[FeedKey, dict[str, str | None]] = {feed: {} for feed in raw_listings.feeds}
 

@@ -15,11 +15,10 @@ from itertools import chain
 
 import dagster as dg
 
-from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.feed_assets import feed_multi_asset
 from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.partitions import feed_day_partitions, run_check
-from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
+from mls_assets.defs.partitions import run_check
 from mls_assets.defs.quality.results import check_result
 from mls_assets.defs.resources import ClockResource, MongoResource
 from mls_assets.lib.catalogue import HISTORY, REJECTS, STATUS_COLLECTIONS
@@ -78,27 +77,15 @@ CHECKS = [
 ]
 
 
-@dg.multi_asset(
-    partitions_def=feed_day_partitions,
-    backfill_policy=SINGLE_RUN_BACKFILL,
-    group_name="status",
-    ins={"flattened_listings": dg.AssetIn(metadata={"changes": True})},
-    outs={
-        "listing_status_history": dg.AssetOut(
-            description=HISTORY.description, kinds={"mongodb"}, metadata={"collection": HISTORY.name}
-        ),
-        **{
-            asset: dg.AssetOut(
-                description=STATUS_COLLECTIONS[klass].description,
-                kinds={"mongodb"},
-                metadata={"collection": STATUS_COLLECTIONS[klass].name},
-            )
-            for klass, asset in ASSET_OF_CLASS.items()
-        },
+@feed_multi_asset(
+    {
+        "listing_status_history": HISTORY,
+        **{asset: STATUS_COLLECTIONS[klass] for klass, asset in ASSET_OF_CLASS.items()},
     },
+    group="status",
+    changes_of="flattened_listings",
     check_specs=CHECKS,
 )
-@fails_clearly
 def status_collections(
     context: dg.AssetExecutionContext,
     flattened_listings: ChangeSet,
@@ -111,7 +98,6 @@ def status_collections(
     observed status transition."""
     database = mongo.get_database()
     now = clock.now()
-    leases.hold_feeds(context)
     feeds = flattened_listings.feeds
     before = {feed: FeedSequence(database, feed).current() for feed in feeds}
     seen = {"listings": 0, "stale": 0, "moves": Counter(), "routed": Counter()}
