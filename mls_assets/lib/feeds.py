@@ -1,28 +1,10 @@
-"""A feed: one tenant's access to one MLS (the identity the transforms stamp on documents)."""
+"""How the feeds of a fleet share time: a stable slot per feed, and runs over feeds made due
+together."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-
-from mls_assets.lib.store.naming import FeedKey
-
-
-@dataclass(frozen=True)
-class FeedIdentity:
-    """Who a listing document belongs to: tenant, MLS short id and the Spark MLS ID."""
-
-    tenant: str
-    mls: str
-    mls_id: str
-
-    @property
-    def key(self) -> FeedKey:
-        return FeedKey(self.tenant, self.mls)
-
-    def collection(self, name: str) -> str:
-        return self.key.collection(name)
 
 
 def slot_of(feed: str, slots: int) -> int:

@@ -24,11 +24,12 @@ from typing import Any, Literal
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 from pymongo import UpdateOne
 
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
-from mls_assets.lib.feeds import FeedIdentity, slot_of
+from mls_assets.lib.feeds import slot_of
 from mls_assets.lib.paths import project_root
 from mls_assets.lib.sources import PROVIDERS, provider_spec
 from mls_assets.lib.store.indexes import ensure_indexes
@@ -93,19 +94,21 @@ def source_label(provider: str, mls_id: str, token_env: str, base_url: str | Non
 
 
 class FeedConfig(BaseModel):
-    """One tenant's access to one MLS."""
+    """One tenant's access to one MLS: its entry in the tenants file (by field name) and in
+    `agent_mls_configs.mlsConfigs` (by serialization alias, camelCase: `config_document`,
+    `from_document`). A new setting is a field here, nothing else."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=AliasGenerator(serialization_alias=to_camel))
 
     tenant_id: str
-    mls: str
-    provider: str = "spark"  # where the listings come from: a key of `lib.sources.PROVIDERS`
+    mls: str = Field(serialization_alias="provider")  # the stored form's name for it, from the seed
+    provider: str = Field(default="spark", serialization_alias="apiProvider")  # a key of `lib.sources.PROVIDERS`
     mls_id: str  # what identifies the MLS at the provider (Spark: MlsId; RESO: OriginatingSystemName)
     region: str | None = Field(default=None, max_length=100)
     base_url: str | None = Field(default=None, max_length=500)
     token_env: str = Field(default="SPARK_ACCESS_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=100)
     property_types: tuple[str, ...] = ("A", "B", "C")  # unset: the provider's default scope
-    enabled: bool = True
+    enabled: bool = Field(default=True, serialization_alias="syncEnabled")
     sync_schedule: str  # unset: a minute of 01:00-04:59 UTC picked by the feed's source (`spread_schedule`)
     max_listings: int | None = Field(default=None, ge=0)
     enforce_quota: bool = False  # stop inserting new listings once max_listings are stored
@@ -180,10 +183,6 @@ class FeedConfig(BaseModel):
     @property
     def key(self) -> FeedKey:
         return FeedKey(self.tenant_id, self.mls)
-
-    @property
-    def identity(self) -> FeedIdentity:
-        return FeedIdentity(self.tenant_id, self.mls, self.mls_id)
 
     @property
     def source(self) -> str:
@@ -368,25 +367,13 @@ def load_feeds(path: Path | None = None) -> list[FeedConfig]:
 
 
 def config_document(feed: FeedConfig) -> dict[str, Any]:
-    """The `mlsConfigs` entry of a feed (no secrets: only the token's variable)."""
-    return {
-        "provider": feed.mls,
-        "apiProvider": feed.provider,
-        "mlsId": feed.mls_id,
-        "region": feed.region,
-        "baseUrl": feed.base_url,
-        "tokenEnv": feed.token_env,
-        "propertyTypes": list(feed.property_types),
-        "active": feed.enabled,
-        "syncEnabled": feed.enabled,
-        "syncSchedule": feed.sync_schedule,
-        "collectionName": feed.collection("listings"),
-        "maxListings": feed.max_listings,
-        "enforceQuota": feed.enforce_quota,
-        "rateLimit": feed.rate_limit.model_dump(),
-        "managedBy": feed.managed_by,
-        **({"tokenCiphertext": feed.token_ciphertext} if feed.token_ciphertext else {}),
-    }
+    """The `mlsConfigs` entry of a feed: its fields by their stored names, plus `active` and
+    `collectionName` (read by the CRM); the token only as ciphertext, when stored."""
+    document = feed.model_dump(mode="json", by_alias=True, exclude={"tenant_id"})
+    document.update(active=feed.enabled, collectionName=feed.collection("listings"))
+    if feed.token_ciphertext:
+        document["tokenCiphertext"] = feed.token_ciphertext
+    return document
 
 
 # Written by the pipeline or the operator commands, not by the file: a file sync keeps them.
@@ -456,25 +443,22 @@ def sync_configs(database: Any, feeds: Iterable[FeedConfig], problems: Iterable[
     return len(writes)
 
 
+def _stored_names() -> dict[str, str]:
+    """Stored key -> field name, from the fields' serialization aliases."""
+    return {field.serialization_alias or name: name for name, field in FeedConfig.model_fields.items()}
+
+
+STORED_NAMES = _stored_names()
+
+
 def from_document(tenant: Any, config: dict[str, Any]) -> FeedConfig:
-    rate = config.get("rateLimit") or {}
-    return FeedConfig(
-        tenant_id=tenant,
-        mls=config.get("provider"),
-        provider=config.get("apiProvider", "spark"),
-        mls_id=config.get("mlsId"),
-        region=config.get("region"),
-        base_url=config.get("baseUrl"),
-        token_env=config.get("tokenEnv", "SPARK_ACCESS_TOKEN"),
-        property_types=config.get("propertyTypes"),
-        enabled=config.get("syncEnabled", config.get("active", True)),
-        sync_schedule=config.get("syncSchedule"),
-        max_listings=config.get("maxListings"),
-        enforce_quota=config.get("enforceQuota", False),
-        rate_limit=(RateLimit(**rate) if rate else None) if isinstance(rate, dict) else rate,
-        token_ciphertext=config.get("tokenCiphertext"),
-        managed_by=config.get("managedBy", "file"),
-    )
+    """The feed of a stored `mlsConfigs` entry (what the pipeline and the operators wrote
+    besides its fields, such as `lastSyncedAt`, is not part of it). A feed stored before
+    `syncEnabled` existed is enabled as its `active` says."""
+    values = {name: config[key] for key, name in STORED_NAMES.items() if key in config and name != "tenant_id"}
+    if "enabled" not in values and "active" in config:
+        values["enabled"] = config["active"]
+    return FeedConfig(tenant_id=tenant, **values)
 
 
 def read_feeds(database: Any, tenants: list[str] | None = None) -> LoadedFeeds:

@@ -26,12 +26,12 @@ from typing import Any
 
 from pymongo import MongoClient, UpdateOne, monitoring
 
-from mls_assets.lib.feeds import FeedIdentity
 from mls_assets.lib.sources.spark.client import SparkClient
+from mls_assets.lib.tenants import FeedConfig
 from mls_assets.simulator import DEMO_TOKEN, GPS_MLS_ID
 
 FEED = "bench.gps"
-IDENTITY = FeedIdentity("bench", "gps", GPS_MLS_ID)
+IDENTITY = FeedConfig(tenant_id="bench", mls="gps", mls_id=GPS_MLS_ID)
 
 
 def _database(spec: dict):

@@ -64,7 +64,7 @@ def load_feeds(database, market: Market) -> None:
         key = FeedKey.parse(feed)
         configs.append(FeedConfig(tenant_id=key.tenant, mls=key.mls, mls_id=mls_id))
         ensure_feed_collections(database, key)
-        identity = configs[-1].identity
+        identity = configs[-1]
         docs = (
             transform_record(market.record(s, True), identity, market.now).listing
             for s in market.states()

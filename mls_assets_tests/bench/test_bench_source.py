@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mls_assets.lib.feeds import FeedIdentity
 from mls_assets.lib.sources.spark.client import RetryPolicy, SparkClient
+from mls_assets.lib.tenants import FeedConfig
 from mls_assets.lib.transform import transform_record
 from mls_assets.simulator import DEMO_TOKEN, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.simulator.faults import FaultPlan
@@ -69,7 +69,7 @@ def test_bench_simulator_throughput_and_retries_under_faults(big_market):
 def test_bench_transform_listings_per_second_per_core(big_market, with_photos):
     records = [big_market.record(s, with_photos) for s in big_market.states()[:10_000]]
     photos = sum(len(r["StandardFields"].get("Photos", [])) for r in records)
-    feed = FeedIdentity("jpsrealtor", "gps", GPS_MLS_ID)
+    feed = FeedConfig(tenant_id="jpsrealtor", mls="gps", mls_id=GPS_MLS_ID)
     now = datetime(2026, 11, 20, tzinfo=UTC)
     started = time.process_time()
     results = [transform_record(r, feed, now) for r in records]

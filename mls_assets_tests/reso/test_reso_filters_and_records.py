@@ -95,7 +95,7 @@ def test_a_reso_record_becomes_the_raw_shape_that_flattens_like_a_spark_record()
     assert {"@odata.id", "MlgCanView", "MlgCanUse", "Media", "BedroomsTotal"}.isdisjoint(fields)
     assert fields["BedsTotal"] == 3 and fields["PoolFeatures"] == {"Pool": True, "Spa": True}
     assert [(p["Id"], p["Primary"]) for p in fields["Photos"]] == [("M1", True), ("M2", False)]  # photos only, in Order
-    result = transform_record(raw, FeedConfig(tenant_id="t", mls="gps", provider="reso", mls_id="gpsmls").identity, NOW)
+    result = transform_record(raw, FeedConfig(tenant_id="t", mls="gps", provider="reso", mls_id="gpsmls"), NOW)
     assert result.reject is None
     listing = result.listing
     assert (listing["poolFeatures"], listing["bedsTotal"], listing["photoCount"]) == ("Pool, Spa", 3, 2)

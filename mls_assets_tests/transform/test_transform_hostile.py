@@ -7,11 +7,11 @@ import bson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mls_assets.lib.feeds import FeedIdentity
+from mls_assets.lib.tenants import FeedConfig
 from mls_assets.lib.transform import transform_records
 from mls_assets.lib.transform.fields import NUMERIC_FIELDS, REQUIRED_FIELDS, TEMPORAL_FIELDS
 
-FEED = FeedIdentity("jpsrealtor", "crmls", "20200218121507636729000000")
+FEED = FeedConfig(tenant_id="jpsrealtor", mls="crmls", mls_id="20200218121507636729000000")
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 scalars = st.one_of(

@@ -4,12 +4,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mls_assets.lib.feeds import FeedIdentity
+from mls_assets.lib.tenants import FeedConfig
 from mls_assets.lib.transform import clean, source_content_hash, status_class, transform_record
 from mls_assets.lib.transform.derive import geo_point, land_details, listing_slug, slug_address
 from mls_assets.lib.transform.naming import camel_case
 
-GPS = FeedIdentity("jpsrealtor", "gps", "20190211172710340762000000")
+GPS = FeedConfig(tenant_id="jpsrealtor", mls="gps", mls_id="20190211172710340762000000")
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 

@@ -309,7 +309,7 @@ def flattened_listings(
         for _, batch in raw_listings.batches(feed_key):
             rejects, passed = [], []
             for raw in batch:
-                result = transform_record(raw["record"], feed.identity, now, screened=True)
+                result = transform_record(raw["record"], feed, now, screened=True)
                 if result.reject is not None:
                     rejects.append(result.reject)
                     continue

@@ -11,16 +11,18 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from mls_assets.lib.feeds import FeedIdentity
 from mls_assets.lib.transform.flatten import flatten
 from mls_assets.lib.transform.hashing import source_content_hash
 from mls_assets.lib.transform.schemas import FlatListing, Photo
 from mls_assets.lib.transform.screen import key_or_none, screen
 from mls_assets.lib.transform.values import FieldError
+
+if TYPE_CHECKING:
+    from mls_assets.lib.tenants import FeedConfig
 
 MAX_RAW_CHARS = 20_000
 _LISTING_FIELDS = tuple(FlatListing.model_fields)
@@ -57,7 +59,7 @@ def _raw_text(record: Any) -> str:
     return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "...(truncated)"
 
 
-def transform_record(record: Any, feed: FeedIdentity, now: datetime, *, screened: bool = False) -> TransformResult:
+def transform_record(record: Any, feed: FeedConfig, now: datetime, *, screened: bool = False) -> TransformResult:
     """screen -> flatten -> contentHash -> validate, never raising. `screened=True` skips the
     screen for records that passed it already (those stored by raw_listings)."""
     try:
@@ -81,7 +83,7 @@ def transform_record(record: Any, feed: FeedIdentity, now: datetime, *, screened
         return TransformResult(reject=make_reject(record, reason, None, now))
 
 
-def transform_records(records: Iterable[Any], feed: FeedIdentity, now: datetime) -> Iterator[TransformResult]:
+def transform_records(records: Iterable[Any], feed: FeedConfig, now: datetime) -> Iterator[TransformResult]:
     """Transform a stream of raw records lazily, one result per record."""
     for record in records:
         yield transform_record(record, feed, now)

@@ -12,9 +12,8 @@ reject); an optional value that cannot be read is dropped and noted in `dataWarn
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mls_assets.lib.feeds import FeedIdentity
 from mls_assets.lib.transform import derive
 from mls_assets.lib.transform.fields import (
     INTEGER_FIELDS,
@@ -28,6 +27,9 @@ from mls_assets.lib.transform.screen import is_safe_field_name, is_valid_text, s
 from mls_assets.lib.transform.screen import listing_key as record_key
 from mls_assets.lib.transform.status import StatusClass, expired_fields, status_class
 from mls_assets.lib.transform.values import FieldError, parse_datetime, parse_number
+
+if TYPE_CHECKING:
+    from mls_assets.lib.tenants import FeedConfig
 
 MAX_STRING_LENGTH = 64_000
 MAX_NESTING = 16
@@ -47,7 +49,7 @@ def _identifier(fields: dict[str, Any], name: str) -> str:
     return value.strip()
 
 
-def flatten(record: dict[str, Any], feed: FeedIdentity, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def flatten(record: dict[str, Any], feed: FeedConfig, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The flat listing document and its photo documents. Input should be `clean()`ed."""
     fields = standard_fields(record)
     for name in REQUIRED_FIELDS:
@@ -78,7 +80,7 @@ def flatten(record: dict[str, Any], feed: FeedIdentity, now: datetime) -> tuple[
 
     doc["listingKey"], doc["listingId"], doc["standardStatus"] = listing_key, listing_id, status.strip()
     doc["statusClass"] = klass.value
-    doc["tenantId"], doc["mlsProvider"] = feed.tenant, feed.mls
+    doc["tenantId"], doc["mlsProvider"] = feed.tenant_id, feed.mls
     mls_id = doc.get("mlsId")
     doc["mlsId"] = mls_id if isinstance(mls_id, str) and mls_id else feed.mls_id
     doc["lastSyncedAt"] = now
