@@ -9,12 +9,13 @@ without a bearer key is answered 401 unread; one whose `Content-Length` is over 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import orjson
 
-MAX_BODY_BYTES = int(os.environ.get("MLS_API_MAX_BODY_BYTES", str(64 * 1024)))
+from mls_assets.lib.settings import SETTINGS
+
+MAX_BODY_BYTES = SETTINGS.api_max_body_bytes
 BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
 
 

@@ -1,19 +1,19 @@
 """The replication chain's partitioning: one UTC day of one feed (tenant x MLS)."""
 
-import os
 from collections.abc import Mapping
 from datetime import date
 
 import dagster as dg
 
+from mls_assets.lib.settings import SETTINGS
+
 FEEDS_PARTITION_NAME = "feeds"
-DEFAULT_START_DATE = "2025-01-01"
 
 feeds_partitions = dg.DynamicPartitionsDefinition(name=FEEDS_PARTITION_NAME)
 
 # end_offset=1: today's partition exists (it is synced intraday from the feed cursor).
 day_partitions = dg.DailyPartitionsDefinition(
-    start_date=os.environ.get("MLS_PARTITIONS_START_DATE", DEFAULT_START_DATE),
+    start_date=SETTINGS.partitions_start_date,
     end_offset=1,
     timezone="UTC",
 )

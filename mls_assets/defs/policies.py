@@ -1,17 +1,18 @@
 """Retry and backfill policies shared by the assets."""
 
-import os
 import warnings
 
 import dagster as dg
+
+from mls_assets.lib.settings import SETTINGS
 
 # Network-bound steps retry as a whole after the client's own request retries gave up on a
 # transient failure (configuration and protocol errors fail at once: `defs/failures.py`);
 # their writes are idempotent merges, so a retried or re-executed step converges. Exponential
 # from the delay: 30 s, 90 s, 210 s by default (no jitter: the client's requests have it).
 NETWORK_RETRY = dg.RetryPolicy(
-    max_retries=int(os.environ.get("MLS_STEP_RETRIES", "3")),
-    delay=float(os.environ.get("MLS_STEP_RETRY_DELAY_S", "30")),
+    max_retries=SETTINGS.step_retries,
+    delay=SETTINGS.step_retry_delay_s,
     backoff=dg.Backoff.EXPONENTIAL,
 )
 

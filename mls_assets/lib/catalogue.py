@@ -11,19 +11,19 @@ their facts from here; nothing else lists collections.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo.database import Database
 
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.store.naming import FeedKey, tenant_collection
 from mls_assets.lib.transform.fields import CRM_OWNED_FIELDS
 
 # Seconds after `expiresAt` before MongoDB's TTL monitor deletes an expired listing (0: at
 # expiresAt). Set once per collection: an existing TTL index is not changed.
-EXPIRED_TTL_SECONDS = int(os.environ.get("MLS_EXPIRED_TTL_SECONDS", "0"))
+EXPIRED_TTL_SECONDS = SETTINGS.expired_ttl_seconds
 SEQUENCE_FIELD = "_seq"  # the feed's write sequence, stamped on every written document
 
 

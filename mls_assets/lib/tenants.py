@@ -31,12 +31,13 @@ from pymongo import UpdateOne
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
 from mls_assets.lib.feeds import slot_of
 from mls_assets.lib.paths import project_root
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.sources import PROVIDERS, provider_spec
 from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.store.naming import FeedKey, InvalidIdentifier, validate_id
 
 CONFIGS_COLLECTION = "agent_mls_configs"
-MAX_FILE_BYTES = int(os.environ.get("MLS_TENANTS_FILE_MAX_BYTES", str(1024 * 1024)))
+MAX_FILE_BYTES = SETTINGS.tenants_file_max_bytes
 
 
 class TenantsFileError(ValueError):

@@ -1,4 +1,4 @@
-"""The README's command-line backfill, exactly as printed, works on any date: it is run here
+"""The documented command-line backfill (docs/automation.md), exactly as printed, works on any date: it is run here
 as a user would run it, against the test server and a simulator whose market is now."""
 
 import os
@@ -19,7 +19,7 @@ FEED = "jpsrealtor.crmls"
 def readme_backfill_command() -> str:
     block = next(
         b
-        for b in re.findall(r"```bash\n(.*?)```", (project_root() / "README.md").read_text(), flags=re.S)
+        for b in re.findall(r"```bash\n(.*?)```", (project_root() / "docs" / "automation.md").read_text(), flags=re.S)
         if "asset materialize" in b
     )
     (command,) = [line for line in block.splitlines() if "asset materialize" in line]

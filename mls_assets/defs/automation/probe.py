@@ -31,7 +31,6 @@ every `MLS_SAFETY_NET_HOURS` whatever the probe saw, a slice of the feeds per ti
 """
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -45,6 +44,7 @@ from mls_assets.defs.resources import ClockResource, MongoResource, SourceResour
 from mls_assets.lib.redact import redact
 from mls_assets.lib.replication.probe import PROBE_INTERVAL_S, PROBE_LAG_S, ProbeState
 from mls_assets.lib.replication.window import PullWindow
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.sources.errors import SourceError
 from mls_assets.lib.sources.pool import ClientPool
 from mls_assets.lib.store.alone import feeds_alone
@@ -52,8 +52,8 @@ from mls_assets.lib.store.cursors import read_cursors
 from mls_assets.lib.tenants import FeedConfig, FeedConfigError, read_configs
 
 # Feeds asked at once (each within its own token's budget); the answer's wait is bounded too.
-PROBE_CONCURRENCY = int(os.environ.get("MLS_PROBE_CONCURRENCY", "32"))
-PROBE_TIMEOUT_S = float(os.environ.get("MLS_PROBE_TIMEOUT_S", "10"))
+PROBE_CONCURRENCY = SETTINGS.probe_concurrency
+PROBE_TIMEOUT_S = SETTINGS.probe_timeout_s
 
 
 def probe_feeds(source: SourceResource, asked: list[tuple[FeedConfig, datetime]]) -> list[int | Exception]:

@@ -2,7 +2,6 @@
 overlap (`mls/feed` is limited to one run per value in dagster.yaml)."""
 
 import hashlib
-import os
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import date
@@ -11,6 +10,7 @@ import dagster as dg
 
 from mls_assets.defs.partitions import FEEDS_PARTITION_NAME, feed_day_key, range_tags
 from mls_assets.lib.feeds import shared_runs
+from mls_assets.lib.settings import SETTINGS
 
 FEED_TAG = "mls/feed"
 TRIGGER_TAG = "mls/trigger"
@@ -35,7 +35,7 @@ def chain_run(feed: str, day: date, trigger: str, run_key: str, run_config: dict
 
 MAX_RETRIES_TAG = "dagster/max_retries"
 MEMBER_TAG_PREFIX = "mls-feed/"  # one tag per feed of a shared run (`mls-feed/<feed>`), for finding its runs
-SHARED_RUN_FEEDS = int(os.environ.get("MLS_SHARED_RUN_FEEDS", "50"))
+SHARED_RUN_FEEDS = SETTINGS.shared_run_feeds
 
 
 def member_tags(feeds: list[str]) -> dict[str, str]:

@@ -10,7 +10,6 @@ come due together and share runs), less those whose cursor moved since the previ
 were just synced). At 2,000 feeds of 200 sources: about 13 sources a tick.
 """
 
-import os
 from datetime import datetime
 
 import dagster as dg
@@ -21,12 +20,13 @@ from mls_assets.defs.automation.run_requests import feeds_order, shared_requests
 from mls_assets.defs.instigators import described
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.feeds import slot_of
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.store.alone import feeds_alone
 from mls_assets.lib.store.cursors import cursor_updates
 from mls_assets.lib.tenants import read_configs
 
-INTRADAY_CRON = os.environ.get("MLS_INTRADAY_CRON", "*/15 * * * *")
-SAFETY_NET_HOURS = float(os.environ.get("MLS_SAFETY_NET_HOURS", "4"))
+INTRADAY_CRON = SETTINGS.intraday_cron
+SAFETY_NET_HOURS = SETTINGS.safety_net_hours
 
 
 def rotation(when: datetime, cron: str = INTRADAY_CRON, hours: float = SAFETY_NET_HOURS) -> tuple[int, int, datetime]:

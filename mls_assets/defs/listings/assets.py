@@ -1,7 +1,6 @@
 """The listings domain: `raw_listings` (the feed's source records of one day, screened) and
 `flattened_listings` (flat camelCase documents with derived fields)."""
 
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from mls_assets.lib.replication.progress import PullProgress
 from mls_assets.lib.replication.rejects import Quarantine
 from mls_assets.lib.replication.sweep import remove_announced
 from mls_assets.lib.replication.window import PullWindow, contiguous, window_for_days
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.sources.base import ListingsProvider
 from mls_assets.lib.sources.pool import ClientPool
 from mls_assets.lib.store.alone import mark_alone, release
@@ -35,8 +35,8 @@ from mls_assets.lib.transform.batch import make_reject, transform_record
 from mls_assets.lib.transform.screen import screen
 from mls_assets.lib.transform.values import FieldError
 
-MAX_PULL_MINUTES = float(os.environ.get("MLS_MAX_PULL_MINUTES", "30"))
-REJECT_RATE_THRESHOLD = float(os.environ.get("MLS_REJECT_RATE_THRESHOLD", "0.01"))
+MAX_PULL_MINUTES = SETTINGS.max_pull_minutes
+REJECT_RATE_THRESHOLD = SETTINGS.reject_rate_threshold
 
 
 class RawListingsConfig(dg.Config):

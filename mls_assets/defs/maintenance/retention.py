@@ -6,7 +6,6 @@ a time budget (the next tick goes on). Runs queued or in progress are never touc
 Sensor and schedule ticks have their own retention in the instance config (`retention:`).
 """
 
-import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -14,8 +13,9 @@ import dagster as dg
 
 from mls_assets.defs.instigators import described
 from mls_assets.defs.leases import ENDED
+from mls_assets.lib.settings import SETTINGS
 
-RUN_RETENTION_DAYS = float(os.environ.get("MLS_RUN_RETENTION_DAYS", "30"))
+RUN_RETENTION_DAYS = SETTINGS.run_retention_days
 PURGE_PAGE = 200
 PURGE_BUDGET_S = 30.0
 

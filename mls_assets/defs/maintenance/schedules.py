@@ -1,16 +1,15 @@
 """The weekly deletion sweep per feed (cron `MLS_SWEEP_CRON`, default Sundays 04:00 UTC)."""
 
-import os
-
 import dagster as dg
 
 from mls_assets.defs.automation.run_requests import FEED_TAG, TRIGGER_TAG
 from mls_assets.defs.instigators import described
 from mls_assets.defs.maintenance.jobs import deletion_sweep_job
 from mls_assets.defs.resources import MongoResource
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.tenants import read_configs
 
-SWEEP_CRON = os.environ.get("MLS_SWEEP_CRON", "0 4 * * 0")
+SWEEP_CRON = SETTINGS.sweep_cron
 
 
 @described(dg.schedule, cron_schedule=SWEEP_CRON, job=deletion_sweep_job, execution_timezone="UTC")

@@ -14,7 +14,6 @@ Each names what is wrong, how much of it, and the first keys, prefixed with thei
 such feed.
 """
 
-import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -25,15 +24,16 @@ from mls_assets.defs.resources import ClockResource, MongoResource, SourceResour
 from mls_assets.lib.catalogue import STATUS_COLLECTIONS
 from mls_assets.lib.quality import measures
 from mls_assets.lib.replication.window import EVERYTHING
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import read_configs
 
-FRESHNESS_MINUTES = int(os.environ.get("MLS_FRESHNESS_MINUTES", "60"))
+FRESHNESS_MINUTES = SETTINGS.freshness_minutes
 # MongoDB's TTL monitor deletes expired documents once a minute, later under load.
-TTL_GRACE = timedelta(minutes=float(os.environ.get("MLS_TTL_GRACE_MINUTES", "15")))
-BUSINESS_HOURS_UTC = tuple(int(h) for h in os.environ.get("MLS_BUSINESS_HOURS_UTC", "15-3").split("-"))
-COUNT_TOLERANCE = float(os.environ.get("MLS_COUNT_TOLERANCE", "0.02"))
+TTL_GRACE = timedelta(minutes=SETTINGS.ttl_grace_minutes)
+BUSINESS_HOURS_UTC = SETTINGS.business_hours_utc
+COUNT_TOLERANCE = SETTINGS.count_tolerance
 ACTIVE_STATUSES = ("Active", "Active Under Contract", "Coming Soon", "Pending")
 
 

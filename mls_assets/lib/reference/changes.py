@@ -8,7 +8,6 @@ through the `city` index; untouched cities and feeds are not read."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -18,13 +17,14 @@ from mls_assets.lib.catalogue import FLATTENED, HISTORY
 from mls_assets.lib.reference.listings import city_id
 from mls_assets.lib.reference.names import clean_name
 from mls_assets.lib.reference.places import CITIES
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.store.changes import ChangeSet
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import LOOKUP_CHUNK, batched
 
 # When at least this fraction of the known cities changed, every listing is read in one scan
 # (on the embedded server, reading most of a collection through an index is slower).
-FULL_READ_FRACTION = float(os.environ.get("MLS_REFERENCE_FULL_READ_FRACTION", "0.5"))
+FULL_READ_FRACTION = SETTINGS.reference_full_read_fraction
 
 
 @dataclass

@@ -3,16 +3,17 @@ off after a failed probe (Retry-After wins; else 1, 2, 4 ... minutes up to 15)."
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-PROBE_INTERVAL_S = float(os.environ.get("MLS_PROBE_INTERVAL_S", "60"))
+from mls_assets.lib.settings import SETTINGS
+
+PROBE_INTERVAL_S = SETTINGS.probe_interval_s
 # The probe asks for records modified after the cursor minus this lag: a record that a source
 # shows a little after its ModificationTimestamp (replication lag) is still seen; it costs at
 # most one extra run after a burst of changes.
-PROBE_LAG_S = float(os.environ.get("MLS_PROBE_LAG_S", "60"))
+PROBE_LAG_S = SETTINGS.probe_lag_s
 MAX_BACKOFF_S = 900.0
 
 

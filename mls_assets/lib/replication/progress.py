@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
-PROGRESS_PAGES = int(os.environ.get("MLS_PROGRESS_PAGES", "10"))
-PROGRESS_SECONDS = float(os.environ.get("MLS_PROGRESS_SECONDS", "30"))
+from mls_assets.lib.settings import SETTINGS
+
+PROGRESS_PAGES = SETTINGS.progress_pages
+PROGRESS_SECONDS = SETTINGS.progress_seconds
 
 
 class PullProgress:

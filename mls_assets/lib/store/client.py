@@ -15,10 +15,11 @@ import threading
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.store import embedded
 
 DEFAULT_DATABASE = "mls"
-TIMEOUT_MS = int(os.environ.get("MLS_MONGO_TIMEOUT_MS", "20000"))
+TIMEOUT_MS = SETTINGS.mongo_timeout_ms
 
 _clients: dict[tuple[int, str, int], MongoClient] = {}
 _lock = threading.Lock()

@@ -28,9 +28,11 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from mls_assets.lib.settings import SETTINGS
+
 LEASES_COLLECTION = "leases"
-DEFAULT_TTL_S = float(os.environ.get("MLS_LEASE_TTL_S", "60"))
-DEFAULT_WAIT_S = float(os.environ.get("MLS_LEASE_WAIT_S", "3600"))
+DEFAULT_TTL_S = SETTINGS.lease_ttl_s
+DEFAULT_WAIT_S = SETTINGS.lease_wait_s
 
 
 class LeaseTimeout(RuntimeError):
