@@ -17,9 +17,6 @@ os.environ.setdefault("MLS_STEP_RETRY_DELAY_S", "0.05")
 os.environ.setdefault("MLS_EXPIRED_TTL_SECONDS", "2000000000")
 # Tests use the bundled simulator on loopback: local mode (tests of production mode unset it).
 os.environ.setdefault("MLS_LOCAL_MODE", "1")
-import socket
-import subprocess
-import time
 import uuid
 
 import dagster as dg
@@ -29,43 +26,9 @@ from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.store import client as mongo_client
-from mls_assets.lib.store import embedded
+from mls_assets_tests.support.servers import free_port, start_ephemeral_server
 
 DEMO_FEEDS = ["jpsrealtor.gps", "jpsrealtor.crmls"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_ephemeral_server(port: int, storage: str = ":memory:", *extra: str) -> subprocess.Popen:
-    """`:memory:` keeps everything in WiredTiger's cache: fine for tests, too small for
-    benchmarks, which pass a folder instead."""
-    process = subprocess.Popen(
-        [
-            embedded.launcher_path(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--storage-path",
-            storage,
-            "--log-level",
-            "WARNING",
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while not embedded.is_serving("127.0.0.1", port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"ephemeral SecantusDB did not start on port {port}")
-        time.sleep(0.05)
-    return process
 
 
 @pytest.fixture(scope="session")

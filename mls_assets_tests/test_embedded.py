@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from mls_assets.lib.store import embedded
-from mls_assets_tests.conftest import free_port
+from mls_assets_tests.support.servers import free_port
 
 ENSURE = textwrap.dedent(
     """

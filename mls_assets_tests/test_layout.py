@@ -63,3 +63,15 @@ def test_the_shared_filter_tree_and_interface_know_no_source():
 
 def test_the_simulator_depends_on_no_dagster_code():
     assert offenders(modules("simulator"), ("dagster", "mls_assets.defs", "mls_assets.api", "mls_assets.operate")) == {}
+
+
+def test_no_test_module_or_conftest_imports_a_conftest():
+    """Shared fixtures and helpers live in `mls_assets_tests/support/`; a conftest imports
+    from there, never from another conftest."""
+    tests = Path(__file__).resolve().parent
+    found = {
+        str(path.relative_to(tests)): sorted(n for n in imports_of(path) if "conftest" in n)
+        for path in sorted(tests.rglob("*.py"))
+        if any("conftest" in n for n in imports_of(path))
+    }
+    assert found == {}

@@ -10,7 +10,7 @@ from mls_assets.lib.catalogue import ACTIVE, CLOSED, EXPIRED, LEAD_EVENTS
 from mls_assets.lib.leads.keys import KEYS_COLLECTION
 from mls_assets.lib.store.changes import FeedSequence
 from mls_assets.lib.store.writes import CollectionWriter
-from mls_assets_tests.api.conftest import ALPHA_GPS, expired_doc
+from mls_assets_tests.support.leads import ALPHA_GPS, expired_doc
 
 LEAD = "/v1/tenants/alpha/expired-listings/S1"
 PATCHED = {

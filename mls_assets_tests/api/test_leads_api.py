@@ -12,7 +12,7 @@ from cachetools import TTLCache
 from mls_assets.lib.catalogue import EXPIRED, LEAD_EVENTS
 from mls_assets.lib.leads import keys
 from mls_assets.lib.leads.keys import KEYS_COLLECTION, revoke_key
-from mls_assets_tests.api.conftest import ALPHA_GPS, NOW, expired_doc
+from mls_assets_tests.support.leads import ALPHA_GPS, NOW, expired_doc
 
 LIST = "/v1/tenants/alpha/expired-listings"
 

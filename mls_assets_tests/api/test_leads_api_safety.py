@@ -8,7 +8,7 @@ import io
 import pytest
 
 from mls_assets.lib.catalogue import EXPIRED
-from mls_assets_tests.api.conftest import ALPHA_GPS
+from mls_assets_tests.support.leads import ALPHA_GPS
 
 LIST = "/v1/tenants/alpha/expired-listings"
 

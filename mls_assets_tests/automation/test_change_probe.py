@@ -15,7 +15,7 @@ from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run
 from mls_assets.defs.partitions import FIRST_DAY
 from mls_assets.lib.store.cursors import read_cursors
 from mls_assets.lib.tenants import read_configs
-from mls_assets_tests.pipeline.conftest import FEEDS
+from mls_assets_tests.support.chain import FEEDS
 
 GPS = "jpsrealtor.gps"
 

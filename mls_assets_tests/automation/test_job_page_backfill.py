@@ -21,8 +21,8 @@ from mls_assets.lib.paths import project_root
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import load_feeds, sync_configs
 from mls_assets.simulator import CRMLS_MLS_ID, Market, SimulatorServer
-from mls_assets_tests.conftest import free_port
 from mls_assets_tests.daemon import start_daemon, stop_process
+from mls_assets_tests.support.servers import free_port
 
 FEED = "jpsrealtor.crmls"
 DAYS = 7

@@ -45,7 +45,7 @@ from mls_assets.simulator import DEMO_TOKEN
 from mls_assets.simulator.market import fleet_mls_ids
 from mls_assets_tests.bench.test_bench_pipeline import Server
 from mls_assets_tests.bench.test_bench_tenants_scale import PARTITION_STATUS
-from mls_assets_tests.conftest import free_port
+from mls_assets_tests.support.servers import free_port
 
 pytestmark = pytest.mark.bench
 SIZES = (200, 1000, 2000)

@@ -29,7 +29,7 @@ from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import FeedConfig, sync_configs
 from mls_assets.lib.transform.fields import LEAD_FIELD_DEFAULTS
 from mls_assets_tests.bench.test_bench_pipeline import Server
-from mls_assets_tests.conftest import free_port
+from mls_assets_tests.support.servers import free_port
 
 pytestmark = pytest.mark.bench
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_LEADS_SIZES", "1000,10000,100000").split(","))

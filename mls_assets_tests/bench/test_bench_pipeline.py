@@ -26,7 +26,7 @@ from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import FeedConfig, sync_configs
 from mls_assets.simulator import GPS_MLS_ID, Market, SimulatorServer
 from mls_assets_tests.bench.contenders import FEED
-from mls_assets_tests.conftest import free_port, start_ephemeral_server
+from mls_assets_tests.support.servers import free_port, start_ephemeral_server
 
 pytestmark = pytest.mark.bench
 ANCHOR = datetime(2026, 6, 1, 12, tzinfo=UTC)

@@ -50,7 +50,7 @@ def main() -> int:
     from mls_assets.defs.io_manager import MongoIOManager
     from mls_assets.defs.leases import LeaseResource
     from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
-    from mls_assets_tests.pipeline.conftest import CHAIN
+    from mls_assets_tests.support.chain import CHAIN
 
     if spec.get("wait_for_go"):
         sys.stdin.readline()

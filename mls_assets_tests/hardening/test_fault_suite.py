@@ -19,9 +19,9 @@ from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.simulator import GPS_MLS_ID
 from mls_assets.simulator.faults import RETRYABLE_FAULTS, FaultPlan
-from mls_assets_tests.conftest import free_port, start_ephemeral_server
-from mls_assets_tests.pipeline.conftest import CHAIN, Pipeline
 from mls_assets_tests.pipeline.test_replication_chain import GPS, keys, snapshot
+from mls_assets_tests.support.chain import CHAIN, Pipeline
+from mls_assets_tests.support.servers import free_port, start_ephemeral_server
 
 CRMLS = "jpsrealtor.crmls"
 

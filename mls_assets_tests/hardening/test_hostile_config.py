@@ -23,8 +23,8 @@ from mls_assets.lib.tenants import (
     sync_configs,
 )
 from mls_assets.simulator import GPS_MLS_ID
-from mls_assets_tests.conftest import free_port
-from mls_assets_tests.pipeline.conftest import CHAIN
+from mls_assets_tests.support.chain import CHAIN
+from mls_assets_tests.support.servers import free_port
 
 CRMLS_ID = "20200218121507636729000000"
 

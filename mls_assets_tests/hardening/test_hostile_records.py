@@ -14,8 +14,8 @@ from mls_assets.lib.transform.screen import listing_key, screen
 from mls_assets.lib.transform.values import FieldError
 from mls_assets.simulator import DEMO_TOKEN, GPS_MLS_ID, Market
 from mls_assets.simulator.market import HOSTILE_KINDS, render_hostile_values
-from mls_assets_tests.pipeline.conftest import ANCHOR, CHAIN
 from mls_assets_tests.pipeline.test_replication_chain import GPS, keys
+from mls_assets_tests.support.chain import ANCHOR, CHAIN
 
 QUARANTINED = {  # kind -> (field, words of the reason)
     "key_object": ("ListingKey", "expected text, got dict"),

@@ -12,9 +12,9 @@ import pytest
 from mls_assets.lib.sources.spark.client import RetryPolicy, SparkClient
 from mls_assets.lib.sources.spark.errors import SparkApiError
 from mls_assets.lib.tenants import CONFIGS_COLLECTION
-from mls_assets_tests.conftest import free_port
-from mls_assets_tests.pipeline.conftest import CHAIN, Pipeline
 from mls_assets_tests.pipeline.test_replication_chain import GPS
+from mls_assets_tests.support.chain import CHAIN, Pipeline
+from mls_assets_tests.support.servers import free_port
 
 TOKEN = "tok-7f3a9c-DISTINCT-SECRET-4411"
 VARIABLE = "SPARK_TOKEN_SECRET_TEST"

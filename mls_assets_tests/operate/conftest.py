@@ -1,3 +1,3 @@
 """The operator commands run against the real servers and the chain's own fixtures."""
 
-from mls_assets_tests.pipeline.conftest import market, pipeline, simulator, tenants_file  # noqa: F401
+from mls_assets_tests.support.chain import market, pipeline, simulator, tenants_file  # noqa: F401

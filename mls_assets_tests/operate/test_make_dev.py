@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from mls_assets.lib.paths import project_root
-from mls_assets_tests.conftest import free_port
+from mls_assets_tests.support.servers import free_port
 
 # make's own exit is bounded by the launcher's grace period (30 s) plus its clean stop.
 STOP_DEADLINE_S = 45

@@ -18,7 +18,7 @@ from mls_assets.lib.replication.routing import home_of_listing
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import CONFIGS_COLLECTION, load_feeds, sync_configs
 from mls_assets.simulator import GPS_MLS_ID
-from mls_assets_tests.pipeline.conftest import CHAIN
+from mls_assets_tests.support.chain import CHAIN
 
 TOKEN = "tok-onboarded-AGENT-90210-secret"
 FEED = "newagent.gps"

@@ -6,8 +6,8 @@ import dagster as dg
 
 from mls_assets.defs.maintenance.assets import deleted_listings_sweep
 from mls_assets.lib.transform.status import EXPIRED_RETENTION, status_class
-from mls_assets_tests.pipeline.conftest import ANCHOR
 from mls_assets_tests.pipeline.test_replication_chain import GPS, gps_states, is_bad, keys, snapshot
+from mls_assets_tests.support.chain import ANCHOR
 
 
 def expected_expired(market, first, last):

@@ -135,7 +135,7 @@ def test_the_crm_commands_print_clear_errors(pipeline, mongo_uri):
 
 def test_the_rescrape_pulls_exactly_the_linked_listings(pipeline, market):
     from mls_assets.defs.partitions import feed_day_key
-    from mls_assets_tests.pipeline.conftest import CHAIN
+    from mls_assets_tests.support.chain import CHAIN
 
     pipeline.sync(GPS)
     key = pipeline.collection(GPS, "listings").find_one()["listingKey"]

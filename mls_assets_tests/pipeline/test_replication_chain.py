@@ -5,7 +5,7 @@ from datetime import timedelta
 from mls_assets.lib.catalogue import EXPIRED_TTL_SECONDS
 from mls_assets.lib.transform.status import EXPIRED_RETENTION, status_class
 from mls_assets.simulator import GPS_MLS_ID
-from mls_assets_tests.pipeline.conftest import ANCHOR, Pipeline
+from mls_assets_tests.support.chain import ANCHOR, Pipeline
 
 GPS = "jpsrealtor.gps"
 STATUS_COLLECTIONS = {"active": "listings", "closed": "closed_listings", "expired": "expired_listings"}

@@ -11,8 +11,8 @@ from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run, feed
 from mls_assets.lib.store.alone import feeds_alone
 from mls_assets.lib.store.cursors import read_cursor
 from mls_assets.lib.tenants import load_feeds, sync_configs
-from mls_assets_tests.conftest import free_port
-from mls_assets_tests.pipeline.conftest import CHAIN, FEEDS
+from mls_assets_tests.support.chain import CHAIN, FEEDS
+from mls_assets_tests.support.servers import free_port
 
 BROKEN = "otheragent.gps"  # the last of the feeds partition's order
 

@@ -1,3 +1,3 @@
 """The quality tests run the real chain: they share the pipeline tests' fixtures."""
 
-from mls_assets_tests.pipeline.conftest import pipeline, simulator, tenants_file  # noqa: F401
+from mls_assets_tests.support.chain import pipeline, simulator, tenants_file  # noqa: F401

@@ -15,8 +15,8 @@ from mls_assets.defs.quality.checks import AUDIT_CHECKS, collection_audit
 from mls_assets.defs.quality.sensors import failure_alert_sensor
 from mls_assets.lib.store.cursors import CURSORS_COLLECTION
 from mls_assets.simulator import Market
-from mls_assets_tests.conftest import free_port
-from mls_assets_tests.pipeline.conftest import ANCHOR, CHAIN
+from mls_assets_tests.support.chain import ANCHOR, CHAIN
+from mls_assets_tests.support.servers import free_port
 
 GPS = "jpsrealtor.gps"
 IN_RUN = {

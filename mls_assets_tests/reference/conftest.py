@@ -1,3 +1,3 @@
 """The reference data tests run the replication chain first: they share its fixtures."""
 
-from mls_assets_tests.pipeline.conftest import market, pipeline, simulator, tenants_file  # noqa: F401
+from mls_assets_tests.support.chain import market, pipeline, simulator, tenants_file  # noqa: F401

@@ -11,7 +11,7 @@ from mls_assets.lib.reference.listings import MARKET_STATUS, city_id
 from mls_assets.lib.reference.names import name_key
 from mls_assets.lib.replication.sweep import remove_listings
 from mls_assets.lib.tenants import feed_config
-from mls_assets_tests.pipeline.conftest import FEEDS
+from mls_assets_tests.support.chain import FEEDS
 
 PLACES = ("shared_cities", "shared_neighborhoods", "shared_schools")
 ONE_FEED_PER_MLS = ("jpsrealtor.gps", "jpsrealtor.crmls")  # otheragent.gps holds the same GPS listings

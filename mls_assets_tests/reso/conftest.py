@@ -1,11 +1,11 @@
-"""The RESO client's tests share the Spark client tests' market and simulator (one server
+"""The RESO client tests share the Spark client tests' market and simulator (one server
 speaks both dialects)."""
 
 import pytest
 
 from mls_assets.lib.sources.reso.client import ResoClient
 from mls_assets.simulator import DEMO_TOKEN
-from mls_assets_tests.spark.conftest import FAST_RETRY, market, simulator, sleeps  # noqa: F401
+from mls_assets_tests.support.sources import FAST_RETRY, market, simulator, sleeps  # noqa: F401
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from mls_assets.lib.sources.reso.client import (
 from mls_assets.simulator import DEMO_TOKEN, GPS_MLS_ID
 from mls_assets.simulator.faults import FaultPlan
 from mls_assets.simulator.reso import RESO_SYSTEM_NAMES
-from mls_assets_tests.spark.conftest import FAST_RETRY
+from mls_assets_tests.support.sources import FAST_RETRY
 
 GPS = filters.eq("OriginatingSystemName", RESO_SYSTEM_NAMES[GPS_MLS_ID])
 VIEWABLE = filters.all_of(GPS, filters.eq("MlgCanView", True))

@@ -15,8 +15,8 @@ from mls_assets.simulator import GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.simulator.faults import FaultPlan
 from mls_assets.simulator.reso import RESO_PROPERTY_TYPES, RESO_SYSTEM_NAMES
 from mls_assets_tests.hardening.test_fault_suite import FAULT_KINDS, sync_through_every_fault
-from mls_assets_tests.pipeline.conftest import ANCHOR, Pipeline
 from mls_assets_tests.pipeline.test_replication_chain import snapshot
+from mls_assets_tests.support.chain import ANCHOR, Pipeline
 
 SPARK, RESO = "sparkagent.gps", "gridagent.gps"
 LISTING_COLLECTIONS = (

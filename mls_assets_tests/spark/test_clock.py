@@ -4,7 +4,7 @@ from collections import Counter
 from datetime import timedelta
 
 from mls_assets.simulator import Market
-from mls_assets_tests.spark.conftest import ANCHOR
+from mls_assets_tests.support.sources import ANCHOR
 
 ACTIVE = {"Active", "Coming Soon"}
 

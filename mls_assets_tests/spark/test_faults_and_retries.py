@@ -13,7 +13,7 @@ from mls_assets.lib.sources.spark.errors import (
 )
 from mls_assets.simulator import DEMO_TOKEN
 from mls_assets.simulator.faults import FaultPlan
-from mls_assets_tests.spark.conftest import FAST_RETRY
+from mls_assets_tests.support.sources import FAST_RETRY
 
 
 def all_keys(client, limit=40):

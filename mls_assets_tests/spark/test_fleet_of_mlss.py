@@ -7,7 +7,7 @@ from mls_assets.lib.sources.spark.client import SparkClient
 from mls_assets.simulator import DEMO_TOKEN, Market, SimulatorServer
 from mls_assets.simulator.market import fleet_mls_ids
 from mls_assets.simulator.reso import reso_system_name
-from mls_assets_tests.spark.conftest import ANCHOR, FAST_RETRY
+from mls_assets_tests.support.sources import ANCHOR, FAST_RETRY
 
 
 def test_twenty_mls_ids_each_serve_their_own_listings_in_both_dialects():

@@ -10,7 +10,7 @@ from mls_assets.lib.sources.spark import sparkql
 from mls_assets.lib.sources.spark.client import SparkClient
 from mls_assets.lib.sources.spark.errors import SparkConfigurationError
 from mls_assets.simulator import CRMLS_MLS_ID, DEMO_TOKEN, GPS_MLS_ID
-from mls_assets_tests.spark.conftest import ANCHOR
+from mls_assets_tests.support.sources import ANCHOR
 
 
 def expected_keys(market, predicate=lambda row: True) -> list[str]:
