@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     tenants_file_max_bytes: int = Field(1024 * 1024, ge=1, description="larger tenants files are refused")
     # the leads API
     api_max_body_bytes: int = Field(64 * 1024, ge=1, description="the largest request body read")
+    # re-hosted photos (credentials: the AWS_* variables, read by obstore, never here)
+    media_bucket: str | None = Field(None, description="S3 bucket; unset: a local folder")
+    media_prefix: str = Field("", max_length=200, description="key prefix within the bucket")
+    media_region: str | None = Field(None, description="the bucket's region")
+    media_endpoint: str | None = Field(None, description="another S3 API's URL (https; http on loopback only)")
+    media_public_url: str | None = Field(None, description="the base URL (CDN) the stored keys are served under")
+    media_dir: str | None = Field(None, description="the local folder when no bucket is set (default .state/media)")
 
     @field_validator("intraday_cron", "sweep_cron", "audit_cron")
     @classmethod
