@@ -51,6 +51,7 @@ def _simulator(args: argparse.Namespace) -> int:
 
     from mls_assets.simulator import DEMO_TOKEN, Market
     from mls_assets.simulator.market import fleet_mls_ids
+    from mls_assets.simulator.media import MediaHost
     from mls_assets.simulator.server import serve
 
     anchor = datetime.fromisoformat(args.clock) if args.clock else None
@@ -62,7 +63,8 @@ def _simulator(args: argparse.Namespace) -> int:
         hostile_rate=args.hostile,
         mls_ids=fleet_mls_ids(args.mlss),
     )
-    serve(market, args.host, args.port, tokens=(DEMO_TOKEN, *args.token))
+    media_host = MediaHost(fault_rate=args.media_faults) if args.serve_media else None
+    serve(market, args.host, args.port, tokens=(DEMO_TOKEN, *args.token), media_host=media_host)
     return 0
 
 
@@ -181,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="RATE",
         help="serve this fraction of listings as hostile records (bad keys, NaN, bad UTF-8, ...)",
+    )
+    sim.add_argument("--serve-media", action="store_true", help="serve the photos' bytes too, at /media/")
+    sim.add_argument(
+        "--media-faults",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="with --serve-media: this fraction of photos misbehave (404, slow, truncated, corrupt, ...)",
     )
     sim.set_defaults(handler=_simulator)
 

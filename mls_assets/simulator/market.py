@@ -203,6 +203,7 @@ _FEATURES = {
     "Cooling": ("Central Air", "Ceiling Fan(s)", "Evaporative Cooling"),
     "ParkingFeatures": ("Garage", "Golf Cart Garage", "Driveway", "Carport"),
 }
+MEDIA_HOST = "https://cdn.sparkplatform.test"  # a photo URL's host unless a simulator serves them
 _PHOTO_SIZES = ("UriThumb", "Uri300", "Uri640", "Uri800", "Uri1024", "Uri1280", "Uri1600", "Uri2048", "UriLarge")
 _CAPTIONS = (
     "Front",
@@ -328,6 +329,7 @@ class Market:
         With `follow_wall_clock` the market's "now" moves with real time (plus any offset
         the clock controls add), as a live source does; else it stands still at the anchor
         until moved, which is what tests want."""
+        self.media_base = MEDIA_HOST  # where its photo URLs point (the simulator serves them when asked)
         anchor = anchor or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         self.seed = seed
         self.anchor = anchor if anchor.tzinfo else anchor.replace(tzinfo=UTC)
@@ -713,7 +715,7 @@ class Market:
         count = static["photos"]
         if version:
             count = max(0, count + (version % 3) - 1)  # photo changes add or drop one
-        base = f"https://cdn.sparkplatform.test/{state.timeline.mls_id[-6:]}/{key}"
+        base = f"{self.media_base}/{state.timeline.mls_id[-6:]}/{key}"
         result = []
         for n in range(count):
             photo_id = f"{key}{version:02d}{n:03d}"

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from mls_assets.lib.local_source import LOCAL_SOURCE_TOKEN
+from mls_assets.simulator import media
 from mls_assets.simulator.faults import FaultPlan
 from mls_assets.simulator.filtering import SourceError
 from mls_assets.simulator.market import ListingState, Market, render_hostile_values
@@ -50,8 +51,12 @@ class SimulatorServer:
         port: int = 0,
         tokens: tuple[str, ...] = (DEMO_TOKEN,),
         faults: FaultPlan | None = None,
+        media_host: media.MediaHost | None = None,
     ) -> None:
+        """`media_host`: serve the photos' bytes too (`media.py`), the market's photo URLs
+        pointing here; without it they point at a host that does not exist."""
         self.market = market
+        self.media = media_host
         self.faults = faults or FaultPlan()
         self.tokens = set(tokens)
         self.expired_tokens: set[str] = set()
@@ -64,6 +69,8 @@ class SimulatorServer:
         self._httpd = _QuietHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        if media_host is not None:
+            market.media_base = self.root_url + media.PREFIX
 
     @property
     def url(self) -> str:
@@ -156,6 +163,9 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "MLSSimulator/1.0"
+        # Headers and body go out in two writes: with Nagle's algorithm the body waits for
+        # the client's delayed ACK of the headers (~40 ms on loopback), as a real server's does not.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet; tokens never logged
             pass
@@ -184,6 +194,12 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             params = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
             if parts.path.startswith("/_admin/"):
                 return self._admin("GET", parts.path, {})
+            if server.media is not None and parts.path.startswith(media.PREFIX + "/"):
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+                status, body, headers = media.answer(
+                    server.media, parts.path[len(media.PREFIX) + 1 :], token in server.tokens, server._stopping
+                )
+                return self._send(status, body, headers, content_type=headers.pop("Content-Type"))
             dialect = next((d for d in server.dialects if parts.path.rstrip("/") == d.resource), None)
             if dialect is None:
                 return self._error(404, 404, f"No such resource: {parts.path}")
@@ -277,6 +293,11 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                     "faults": server.faults.injected,
                     "now": server.market.now.isoformat(),
                     "listings": len(server.market.states()),
+                    **(
+                        {"media_served": server.media.served, "media_limited": server.media.limited}
+                        if server.media
+                        else {}
+                    ),
                 }
                 return self._send(200, orjson.dumps(stats))
             self._error(404, 404, f"No such admin resource: {path}")
@@ -284,9 +305,11 @@ def _handler_for(server: SimulatorServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(market: Market, host: str, port: int, tokens: tuple[str, ...]) -> None:
+def serve(
+    market: Market, host: str, port: int, tokens: tuple[str, ...], media_host: media.MediaHost | None = None
+) -> None:
     """Run until interrupted (the `mls-assets simulator` command)."""
-    server = SimulatorServer(market, host, port, tokens)
+    server = SimulatorServer(market, host, port, tokens, media_host=media_host)
     print(
         f"MLS simulator on {server.root_url} (Spark at {server.url}, RESO at {server.reso_url}; clock {market.now.isoformat()}, {len(market.states())} listings visible)",
         flush=True,
