@@ -3,8 +3,8 @@ photo URL of the market (the path of `https://cdn.sparkplatform.test/<path>`).
 
 Each image is a deterministic JPEG (the same URL, the same bytes) of a realistic size for
 its URL's size suffix (`thumb` 200x150 ... `large` 2048x1536, one photo in seven portrait),
-with noise so it weighs what a photo weighs. With `fault_rate` > 0, that share of the photos
-misbehave, each always the same way (chosen from the photo's id):
+with noise and shapes so it weighs what a photo weighs (~450 kB at 2048x1536). With
+`fault_rate` > 0, that share of the photos misbehave, each always the same way (chosen from the photo's id):
 
 - `missing`: 404;          - `slow`: answers after `slow_seconds`;
 - `truncated`: half the bytes; - `corrupt`: bytes that are not an image;
@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 PREFIX = "/media"
 SIZES = {
@@ -105,7 +105,12 @@ def render_photo(path: str) -> bytes:
     base = Image.linear_gradient("L").resize((width, height)).convert("RGB")
     tint = Image.new("RGB", (width, height), (seed % 200, (seed >> 8) % 200, (seed >> 16) % 200))
     noise = Image.effect_noise((width, height), 40).convert("RGB")
-    photo = Image.blend(Image.blend(base, tint, 0.5), noise, 0.25)
+    photo = Image.blend(Image.blend(base, tint, 0.5), noise, 0.1)  # ~450 kB at 2048x1536, as MLS photos weigh
+    draw = ImageDraw.Draw(photo)
+    for i in range(12):  # shapes with edges, as a room has
+        x, y = (seed * (i + 3)) % width, (seed * (i + 7)) % height
+        colour = ((seed >> i) % 255, (seed * i) % 255, (seed + 90 * i) % 255)
+        draw.rectangle((x, y, x + width // 6, y + height // 8), fill=colour)
     out = io.BytesIO()
     photo.save(out, "JPEG", quality=88)
     return out.getvalue()
