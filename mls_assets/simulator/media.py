@@ -4,7 +4,8 @@ photo URL of the market (the path of `https://cdn.sparkplatform.test/<path>`).
 Each image is a deterministic JPEG (the same URL, the same bytes) of a realistic size for
 its URL's size suffix (`thumb` 200x150 ... `large` 2048x1536, one photo in seven portrait),
 with noise and shapes so it weighs what a photo weighs (~450 kB at 2048x1536). With
-`fault_rate` > 0, that share of the photos misbehave, each always the same way (chosen from the photo's id):
+`fault_rate` > 0, that share of the photos misbehave, each always the same way
+(chosen from the photo's id):
 
 - `missing`: 404;          - `slow`: answers after `slow_seconds`;
 - `truncated`: half the bytes; - `corrupt`: bytes that are not an image;
