@@ -69,9 +69,8 @@ def test_no_test_module_or_conftest_imports_a_conftest():
     """Shared fixtures and helpers live in `mls_assets_tests/support/`; a conftest imports
     from there, never from another conftest."""
     tests = Path(__file__).resolve().parent
-    found = {
-        str(path.relative_to(tests)): sorted(n for n in imports_of(path) if "conftest" in n)
-        for path in sorted(tests.rglob("*.py"))
-        if any("conftest" in n for n in imports_of(path))
-    }
+    found = {}
+    for path in sorted(tests.rglob("*.py")):
+        if conftests := sorted(name for name in imports_of(path) if "conftest" in name):
+            found[str(path.relative_to(tests))] = conftests
     assert found == {}

@@ -10,7 +10,7 @@ connection after the client's own retries) go up unchanged and earn the step ret
 import functools
 import inspect
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import dagster as dg
 from pymongo.errors import ConnectionFailure
@@ -52,20 +52,26 @@ def _uri_of(kwargs: dict) -> str | None:
     return getattr(mongo, "uri", None)
 
 
-def fails_clearly(compute: Callable) -> Callable:
-    """Decorate an asset's compute function (plain or generator) with `failing_clearly`."""
+def around(compute: Callable, context: Callable[[tuple, dict], AbstractContextManager]) -> Callable:
+    """`compute` (a plain or generator asset function) run inside `context(args, kwargs)`, its
+    signature kept (Dagster reads it for the resources and inputs to pass)."""
     if inspect.isgeneratorfunction(compute):
 
         @functools.wraps(compute)
         def generator(*args, **kwargs):
-            with failing_clearly(_uri_of(kwargs)):
+            with context(args, kwargs):
                 yield from compute(*args, **kwargs)
 
         return generator
 
     @functools.wraps(compute)
     def plain(*args, **kwargs):
-        with failing_clearly(_uri_of(kwargs)):
+        with context(args, kwargs):
             return compute(*args, **kwargs)
 
     return plain
+
+
+def fails_clearly(compute: Callable) -> Callable:
+    """Decorate an asset's compute function (plain or generator) with `failing_clearly`."""
+    return around(compute, lambda args, kwargs: failing_clearly(_uri_of(kwargs)))

@@ -16,14 +16,14 @@ declares `leases: LeaseResource`: the feeds are held before its body runs.
 
 from __future__ import annotations
 
-import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 
-from mls_assets.defs.failures import fails_clearly
+from mls_assets.defs.failures import around, fails_clearly
 from mls_assets.defs.partitions import feed_day_partitions
 from mls_assets.defs.policies import SINGLE_RUN_BACKFILL
 from mls_assets.lib.catalogue import CollectionSpec
@@ -47,25 +47,12 @@ def holding_feeds(compute: Callable) -> Callable:
     if "leases" not in inspect.signature(compute).parameters:
         raise TypeError(f"{compute.__name__} must declare `leases: LeaseResource`: a chain asset holds its feeds")
 
-    def hold(args: tuple, kwargs: dict) -> None:
-        context = kwargs.get("context", args[0] if args else None)
-        kwargs["leases"].hold_feeds(context)
+    @contextmanager
+    def held(args: tuple, kwargs: dict) -> Iterator[None]:
+        kwargs["leases"].hold_feeds(kwargs.get("context", args[0] if args else None))
+        yield  # the leases stay held until the run ends (the lease resource releases them)
 
-    if inspect.isgeneratorfunction(compute):
-
-        @functools.wraps(compute)
-        def generator(*args, **kwargs):
-            hold(args, kwargs)
-            yield from compute(*args, **kwargs)
-
-        return generator
-
-    @functools.wraps(compute)
-    def plain(*args, **kwargs):
-        hold(args, kwargs)
-        return compute(*args, **kwargs)
-
-    return plain
+    return around(compute, held)
 
 
 def _chain_step(compute: Callable) -> Callable:

@@ -3,6 +3,7 @@ listing's index row, page sizes, and the error a source answers with."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -88,6 +89,12 @@ def _compile(node: filters.Filter, code: int) -> Predicate:
         "Le": lambda a: a is not None and a <= value,
     }[op]
     return lambda row: compare(row[field])
+
+
+def page_start(found: list[Any], token: str) -> int:
+    """Where the page after the skip token starts in `found` (in ListingKey order): both
+    dialects page by the last key of the page before."""
+    return bisect_right([state.timeline.key for state in found], token) if token else 0
 
 
 def page_size(params: dict[str, str], name: str, default: int, most: int, code: int, qualifier: str = "") -> int:

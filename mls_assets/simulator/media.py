@@ -20,6 +20,7 @@ with `Retry-After: 1`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import threading
@@ -117,14 +118,12 @@ def render_photo(path: str) -> bytes:
     return out.getvalue()
 
 
+@functools.cache
 def bomb() -> bytes:
     """A small PNG that declares 144 million pixels."""
     out = io.BytesIO()
     Image.new("1", (12_000, 12_000)).save(out, "PNG")
     return out.getvalue()
-
-
-_BOMB: list[bytes] = []
 
 
 def answer(host: MediaHost, path: str, token_ok: bool, stopping: threading.Event) -> tuple[int, bytes, dict[str, str]]:
@@ -141,9 +140,7 @@ def answer(host: MediaHost, path: str, token_ok: bool, stopping: threading.Event
     if fault == "wrong_type":
         return 200, b"<html><body>Image not available</body></html>", {"Content-Type": "text/html"}
     if fault == "huge":
-        if not _BOMB:
-            _BOMB.append(bomb())
-        return 200, _BOMB[0], {"Content-Type": "image/png"}
+        return 200, bomb(), {"Content-Type": "image/png"}
     if fault == "slow":
         stopping.wait(host.slow_seconds)
     data = host.image(path)

@@ -9,14 +9,13 @@ multi-value lookups as arrays.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
 
 from mls_assets.lib.sources.reso.odata import ODATA
-from mls_assets.simulator.filtering import SourceError, compile_filter, page_size
+from mls_assets.simulator.filtering import SourceError, compile_filter, page_size, page_start
 from mls_assets.simulator.market import (
     CRMLS_MLS_ID,
     FILTER_FIELDS,
@@ -125,8 +124,7 @@ class ResoDialect:
         top = page_size(params, "$top", DEFAULT_TOP, most, 400, " with $expand" if expand else "")
         found = self.matching(server, params.get("$filter", ""))
         token = params.get("$skiptoken", "")
-        keys = [s.timeline.key for s in found]
-        start = bisect_right(keys, token) if token else 0
+        start = page_start(found, token)
         page = found[start : start + top]
         select = [f for f in params.get("$select", "").split(",") if f]
         records = []
@@ -143,7 +141,7 @@ class ResoDialect:
             answer["@odata.nextLink"] = f"{root}/Property?{urlencode(params)}"  # this very request
         elif start + top < len(found) and fault != "empty_page":
             answer["@odata.nextLink"] = (
-                f"{root}/Property?{urlencode({**following, '$skiptoken': keys[start + top - 1]})}"
+                f"{root}/Property?{urlencode({**following, '$skiptoken': page[-1].timeline.key})}"
             )
         if fault == "results_object":
             answer["value"] = {"0": records[:1]}

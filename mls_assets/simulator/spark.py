@@ -7,13 +7,12 @@ order, `_filter` (the SparkQL subset; bad syntax or unknown fields -> 1040), `_s
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from mls_assets.lib.sources.spark.sparkql import SPARKQL
-from mls_assets.simulator.filtering import compile_filter, page_size
+from mls_assets.simulator.filtering import compile_filter, page_size, page_start
 from mls_assets.simulator.market import FILTER_FIELDS, ListingState
 
 if TYPE_CHECKING:
@@ -57,8 +56,7 @@ class SparkDialect:
                 }
             }
         token = params.get("_skiptoken", "")
-        keys = [s.timeline.key for s in found]
-        start = bisect_right(keys, token) if token else 0
+        start = page_start(found, token)
         page = found[start : start + limit]
         expand_photos = "Photos" in params.get("_expand", "").split(",")
         select = [f for f in params.get("_select", "").split(",") if f]

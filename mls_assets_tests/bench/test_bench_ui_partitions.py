@@ -14,10 +14,11 @@ import subprocess
 import sys
 import time
 
+import dagster as dg
 import httpx
 import pytest
 
-from mls_assets.defs.partitions import day_partitions
+from mls_assets.defs.partitions import day_partitions, feed_day_key
 from mls_assets.lib.paths import project_root
 from mls_assets_tests.support.servers import free_port
 
@@ -29,19 +30,13 @@ DAYS = ("2026-12-04", "2026-12-05")
 
 def register(home, feeds: list[str]) -> None:
     """The feeds, and two days of each materialized (as runs would report them)."""
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    code = (
-        "import sys, dagster as dg\n"
-        "from mls_assets.defs.partitions import feed_day_key\n"
-        "feeds, days = sys.argv[1].split(','), sys.argv[2].split(',')\n"
-        "with dg.DagsterInstance.get() as instance:\n"
-        "    instance.add_dynamic_partitions('feeds', feeds)\n"
-        "    for day in days:\n"
-        "        for feed in feeds:\n"
-        "            instance.report_runless_asset_event(dg.AssetMaterialization("
-        "asset_key='raw_listings', partition=str(feed_day_key(feed, day))))\n"
-    )
-    subprocess.run([sys.executable, "-c", code, ",".join(feeds), ",".join(DAYS)], env=env, check=True)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("feeds", feeds)
+        for day in DAYS:
+            for feed in feeds:
+                instance.report_runless_asset_event(
+                    dg.AssetMaterialization(asset_key="raw_listings", partition=str(feed_day_key(feed, day)))
+                )
 
 
 def page_seconds(url: str, profile) -> tuple[float, str]:

@@ -228,11 +228,12 @@ def no_requests(monkeypatch):
     return sent
 
 
-def run_raw(mongo_db, mongo: MongoResource, spark: SourceResource, partition_key: str, feeds=("t.gps",)):
+def run_raw(mongo: MongoResource, spark: SourceResource, partition_key: str, feeds=("t.gps",), assets=(raw_listings,)):
+    """`assets` (the pull alone unless told) for one partition, on a fresh instance."""
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("feeds", list(feeds))
         return dg.materialize(
-            [raw_listings],
+            list(assets),
             instance=instance,
             partition_key=partition_key,
             raise_on_error=False,
@@ -270,7 +271,7 @@ def test_production_without_a_base_url_refuses_to_use_the_simulator(monkeypatch,
     configure(mongo_db)
     monkeypatch.setenv("MLS_LOCAL_MODE", "0")
     monkeypatch.delenv("SPARK_API_BASE_URL", raising=False)
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
+    result = run_raw(MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
     assert "has no base URL" in failure_of(result) and "local mode" in failure_of(result)
     assert not feed_collections(mongo_db) and not no_requests
 
@@ -281,7 +282,7 @@ def test_production_refuses_an_endpoint_edited_into_mongodb(monkeypatch, mongo_u
         {"tenantId": "t"}, {"$set": {"mlsConfigs.0.baseUrl": "http://169.254.169.254/"}}
     )
     monkeypatch.setenv("MLS_LOCAL_MODE", "0")
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
+    result = run_raw(MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
     assert "link-local" in failure_of(result)
     assert not feed_collections(mongo_db) and not no_requests
 
@@ -290,7 +291,7 @@ def test_an_unset_token_variable_fails_naming_the_feed_and_the_variable(monkeypa
     configure(mongo_db, base_url="https://replication.sparkapi.com/v1", token_env="SPARK_TOKEN_NOBODY_SET")
     monkeypatch.setenv("MLS_LOCAL_MODE", "0")
     monkeypatch.delenv("SPARK_TOKEN_NOBODY_SET", raising=False)
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
+    result = run_raw(MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
     message = failure_of(result)
     assert "t.gps" in message and "SPARK_TOKEN_NOBODY_SET" in message
     assert not feed_collections(mongo_db) and not no_requests
@@ -302,7 +303,7 @@ def test_an_unreachable_spark_url_fails_at_once_in_one_line(mongo_uri, mongo_db,
     port = free_port()
     monkeypatch.setenv("MLS_SIMULATOR_PORT", str(port if is_the_simulator else free_port()))
     configure(mongo_db, base_url=f"http://127.0.0.1:{port}/v1")
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
+    result = run_raw(MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
     message = failure_of(result)
     assert f"nothing answers at http://127.0.0.1:{port}/v1" in message
     if is_the_simulator:
@@ -319,7 +320,7 @@ def test_a_stopped_local_simulator_is_reported_not_restarted(monkeypatch, tmp_pa
     monkeypatch.delenv("SPARK_API_BASE_URL", raising=False)
     monkeypatch.setenv("MLS_SIMULATOR_PORT", str(free_port()))
     monkeypatch.setenv("MLS_SIMULATOR_HOME", str(tmp_path / "sim"))
-    result = run_raw(mongo_db, MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
+    result = run_raw(MongoResource(uri=mongo_uri, database=mongo_db.name), SourceResource(), f"{TODAY}|t.gps")
     assert "mls-assets sim start" in failure_of(result)
     assert process.service().status() is None  # nothing was started behind the operator's back
 
@@ -327,21 +328,7 @@ def test_a_stopped_local_simulator_is_reported_not_restarted(monkeypatch, tmp_pa
 def test_an_unreachable_mongodb_uri_fails_in_one_line_naming_the_server():
     port = free_port()
     mongo = MongoResource(uri=f"mongodb://127.0.0.1:{port}/?directConnection=true", database="x", timeout_ms=300)
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("feeds", ["t.gps"])
-        result = dg.materialize(
-            [raw_listings],
-            instance=instance,
-            partition_key=f"{TODAY}|t.gps",
-            raise_on_error=False,
-            resources={
-                "mongo": mongo,
-                "source": SourceResource(),
-                "io_manager": MongoIOManager(mongo=mongo),
-                "leases": LeaseResource(mongo=mongo),
-                "clock": ClockResource(),
-            },
-        )
+    result = run_raw(mongo, SourceResource(), f"{TODAY}|t.gps")
     assert not result.success
     errors = [
         e.event_specific_data.error.message
@@ -354,7 +341,6 @@ def test_an_unreachable_mongodb_uri_fails_in_one_line_naming_the_server():
 def test_a_partition_of_an_unknown_feed_fails_in_one_line(mongo_uri, mongo_db):
     configure(mongo_db)
     result = run_raw(
-        mongo_db,
         MongoResource(uri=mongo_uri, database=mongo_db.name),
         SourceResource(),
         f"{TODAY}|ghost.gps",
@@ -368,21 +354,7 @@ def test_the_whole_chain_on_a_bad_config_writes_nothing(monkeypatch, mongo_uri, 
     configure(mongo_db)
     monkeypatch.setenv("MLS_LOCAL_MODE", "0")
     mongo = MongoResource(uri=mongo_uri, database=mongo_db.name)
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("feeds", ["t.gps"])
-        result = dg.materialize(
-            CHAIN,
-            instance=instance,
-            partition_key=f"{TODAY}|t.gps",
-            raise_on_error=False,
-            resources={
-                "mongo": mongo,
-                "source": SourceResource(),
-                "io_manager": MongoIOManager(mongo=mongo),
-                "leases": LeaseResource(mongo=mongo),
-                "clock": ClockResource(),
-            },
-        )
+    result = run_raw(mongo, SourceResource(), f"{TODAY}|t.gps", assets=CHAIN)
     assert not result.success
     assert not [n for n in feed_collections(mongo_db) if mongo_db[n].count_documents({})]
     assert "feed_cursors" not in mongo_db.list_collection_names()

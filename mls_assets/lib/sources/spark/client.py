@@ -106,8 +106,8 @@ class SparkClient(ApiClient):
         if not 1 <= limit <= MAX_LIMIT:
             raise SparkConfigurationError(f"_limit must be between 1 and {MAX_LIMIT}, not {limit}")
         base: dict[str, str] = {"_limit": str(limit)}
-        if filter_text(filter):
-            base["_filter"] = filter_text(filter)
+        if text := filter_text(filter):
+            base["_filter"] = text
         if select:
             base["_select"] = ",".join(select)
         if expand:
@@ -153,8 +153,8 @@ class SparkClient(ApiClient):
     def count(self, filter: str | Filter | None = None) -> int:
         """`D.Pagination.TotalRows` for the filter (`_pagination=count`)."""
         params = {"_limit": "1", "_pagination": "count"}
-        if filter_text(filter):
-            params["_filter"] = filter_text(filter)
+        if text := filter_text(filter):
+            params["_filter"] = text
         envelope = self._request("listings", params)
         try:
             return int(envelope["Pagination"]["TotalRows"])
