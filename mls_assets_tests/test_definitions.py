@@ -20,6 +20,20 @@ def test_every_asset_is_documented_grouped_and_kinded():
             assert "mongodb" in spec.kinds, f"{key} is not kinded mongodb"
 
 
+def test_the_shared_assets_carry_a_freshness_policy_and_the_feed_assets_none():
+    """A policy is evaluated per asset: right for the assets shared by every tenant, wrong for a
+    feed asset (one fresh feed would make all 2,000 look fresh; `feed_is_fresh` audits per feed)."""
+    graph = DEFINITIONS.resolve_asset_graph()
+    policies = {
+        key.to_user_string(): asset.specs_by_key[key].freshness_policy
+        for asset in graph.assets_defs
+        for key in asset.keys
+    }
+    shared = {name for name, policy in policies.items() if policy is not None}
+    assert shared == {"shared_cities", "shared_neighborhoods", "shared_schools", "city_market_daily"}
+    assert all(policies[name].fail_window.to_timedelta().total_seconds() == 26 * 3600 for name in shared)
+
+
 def test_every_asset_names_a_catalogued_collection():
     from mls_assets.lib.catalogue import BY_NAME, SHARED_BY_NAME
 

@@ -1,5 +1,6 @@
 """The layout's rules, read from the import statements: `lib/` is plain Python, every source
-is its own room over a shared filter tree, and production code never imports the simulator."""
+is its own room over a shared filter tree, production code never imports the simulator and
+uses only Dagster's public API."""
 
 import ast
 from pathlib import Path
@@ -59,6 +60,11 @@ def test_a_source_is_one_room_that_needs_no_other(source):
 def test_the_shared_filter_tree_and_interface_know_no_source():
     shared = [p for p in (PACKAGE / "lib/sources").glob("*.py") if p.name != "__init__.py"]
     assert offenders(shared, ("mls_assets.lib.sources.spark", "mls_assets.lib.sources.reso")) == {}
+
+
+def test_production_code_uses_dagster_public_api_only():
+    """Dagster's private modules (`dagster._...`) change without notice between releases."""
+    assert offenders(sorted(PACKAGE.rglob("*.py")), ("dagster._", "dagster_postgres._", "dagster_k8s._")) == {}
 
 
 def test_the_simulator_depends_on_no_dagster_code():

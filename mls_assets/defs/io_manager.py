@@ -9,7 +9,7 @@ Outputs are streams of documents (and `Tombstone`s) for the step's one feed, or 
 of partition key or feed key to such streams (a range run over several days, a run over
 several feeds), optionally wrapped in `Streamed` to report what the stream saw once it is
 stored. Each materialization reports `inserted`, `updated`, `unchanged`, `stale`,
-`removed`, documents per day of their version, and the table metadata (`TableMetadataSet`).
+`removed`, documents per day of their version, and Dagster's documented table metadata (`dagster/table_name`, `dagster/partition_row_count`).
 Every partition of the run also gets its own figures (a range run's totals would be wrong
 on each of its days): `documents` (this run's documents whose version falls in that day)
 and, for versioned collections, `dagster/partition_row_count`, the documents stored for
@@ -33,7 +33,6 @@ from itertools import chain
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.metadata import TableMetadataSet
 from pymongo.database import Database
 
 from mls_assets.defs.failures import failing_clearly
@@ -43,6 +42,10 @@ from mls_assets.lib.catalogue import BY_NAME, CollectionSpec, siblings_of
 from mls_assets.lib.store.changes import ChangeSet, FeedSequence
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import BOOKKEEPING, CollectionWriter, WriteCounts
+
+# Dagster's documented table metadata keys (what `TableMetadataSet` writes, without its private import).
+TABLE_NAME = "dagster/table_name"
+PARTITION_ROW_COUNT = "dagster/partition_row_count"
 
 LOAD_PROJECTION = {name: 0 for name in BOOKKEEPING}
 
@@ -142,10 +145,10 @@ class MongoCollectionIOManager(dg.IOManager):
             per_feed[feed] += counts
         if settle is not None:
             settle()
-        table = TableMetadataSet(table_name=", ".join(f"{self._database.name}.{name}" for name in tables))
-        metadata: dict[str, Any] = {**totals.as_dict(), **table}
+        table_name = ", ".join(f"{self._database.name}.{name}" for name in tables)
+        metadata: dict[str, Any] = {**totals.as_dict(), TABLE_NAME: table_name}
         if len(partitions) <= 1 or not spec.version:  # else each partition gets its own count below
-            metadata.update(TableMetadataSet(partition_row_count=totals.written + totals.unchanged))
+            metadata[PARTITION_ROW_COUNT] = totals.written + totals.unchanged
         if totals.by_day:
             metadata["documents_by_day"] = dict(sorted(totals.by_day.items()))
         if report is not None:
@@ -177,7 +180,7 @@ class MongoCollectionIOManager(dg.IOManager):
             for day, key in days.items():
                 figures[key] = {"documents": written.get(day.isoformat(), 0)}
                 if stored is not None:
-                    figures[key].update(TableMetadataSet(partition_row_count=stored.get(day, 0)))
+                    figures[key][PARTITION_ROW_COUNT] = stored.get(day, 0)
         return figures
 
     def _stored_per_day(self, spec: CollectionSpec, feed: FeedKey, first: date, last: date) -> Counter:

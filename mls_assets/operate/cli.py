@@ -175,12 +175,16 @@ def _feeds(args: argparse.Namespace) -> int:
     elif args.action == "sync-now":
         from datetime import UTC, datetime
 
-        from mls_assets.operate.runs import submit_chain_runs
+        from mls_assets.operate.runs import RunSubmissionError, submit_chain_runs
 
         key = _feed_key(args.feed)
         tenant_admin.feed(database, key)  # a configured feed, or a clear error
         day = args.day or datetime.now(UTC).date().isoformat()
-        run_ids = submit_chain_runs(instance, [(str(key), day)], trigger="operator", workspace=args.workspace)
+        try:
+            run_ids = submit_chain_runs([(str(key), day)], trigger="operator", workspace=args.workspace)
+        except RunSubmissionError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         _print(
             args,
             {"feed": str(key), "day": day, "runIds": run_ids},

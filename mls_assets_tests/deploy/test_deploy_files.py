@@ -148,11 +148,12 @@ def chart_instance_settings(values: dict) -> dict:
     }
     if monitoring.get("maxResumeRunAttempts"):
         rendered["run_monitoring"]["max_resume_run_attempts"] = monitoring["maxResumeRunAttempts"]
-    return rendered
+    return {**rendered, **(values.get("additionalInstanceConfig") or {})}
 
 
 def test_helm_and_compose_run_one_instance_alike():
-    """Run slots, the per-feed limit, the Spark pool, monitoring, retries, sensor threads and retention: what
+    """Run slots, the per-feed limit, the source pool, monitoring, retries, sensor threads, retention and
+    freshness: what
     the chart renders from the Helm values equals compose's dagster.yaml (they differed: 20 vs
     10 runs, no pool limit vs 8, no retry vs 1)."""
     values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
@@ -170,7 +171,7 @@ def test_the_image_has_the_run_launcher_the_chart_configures():
 
     values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert "pip install --no-cache-dir '.[k8s]'" in (DEPLOY / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir -e '.[k8s]'" in (DEPLOY / "Dockerfile").read_text()
     assert any(
         r.startswith("dagster-k8s")
         for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["k8s"]

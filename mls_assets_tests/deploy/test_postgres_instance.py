@@ -160,7 +160,7 @@ def test_a_daemon_on_postgres_runs_queued_feeds_one_at_a_time_each_like_the_loca
             advance_cursor(client[queued_db], feed, ANCHOR + timedelta(days=1), "deploy-test")
         with dg.DagsterInstance.from_config(str(production_home)) as instance:
             instance.add_dynamic_partitions("feeds", list(FEEDS))
-            run_ids = submit_chain_runs(instance, partitions, trigger="deploy-test", run_config=run_config)
+            run_ids = submit_chain_runs(partitions, trigger="deploy-test", run_config=run_config)
             assert {r.status for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids))} == {dg.DagsterRunStatus.QUEUED}
             daemon = start_daemon(env, log)
             try:

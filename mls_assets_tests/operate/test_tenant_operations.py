@@ -279,6 +279,8 @@ def test_feed_history_errors_sync_now_and_cancel(operator, simulator, capsys, mo
         run = instance.get_run_by_id(queued)
         assert run.status == dg.DagsterRunStatus.QUEUED and run.tags["mls/feed"] == FEED
         assert run.tags["dagster/partition"] == f"2026-05-30|{FEED}"
+        code, _, err = cli(capsys, "feeds", "sync-now", FEED, "--workspace", str(tmp_path / "missing.yaml"))
+        assert code == 2 and err.startswith("error: dagster job launch failed for 2026-") and "Traceback" not in err
         code, out, _ = cli(capsys, "feeds", "cancel", FEED, "--json")
         assert json.loads(out)["cancelled"] == [queued]
         assert instance.get_run_by_id(queued).status == dg.DagsterRunStatus.CANCELED

@@ -9,7 +9,7 @@ runs succeed (their dependency on `flattened_listings` is lineage only). Each re
 the cities whose listings changed since it last ran.
 """
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -26,6 +26,12 @@ from mls_assets.lib.tenants import read_configs
 # for every upstream partition to exist, which day x feed partitions never all do.)
 AFTER_FEED_RUNS = dg.AutomationCondition.any_deps_updated().since_last_handled() & ~dg.AutomationCondition.in_progress()
 PLOTTED_CITIES = 50  # per-city plot metadata for the largest cities
+# Shared by every tenant, so one policy per asset is the right grain (unlike the feed assets,
+# whose staleness is per feed: `feed_is_fresh`). They follow feed runs, which happen at least
+# nightly for every feed: a day and a bit without an update means the fleet's runs stopped.
+UPDATED_AFTER_FEED_RUNS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=26), warn_window=timedelta(hours=6)
+)
 
 
 def _place_spec(name: str, description: str) -> dg.AssetSpec:
@@ -35,6 +41,7 @@ def _place_spec(name: str, description: str) -> dg.AssetSpec:
         kinds={"mongodb", "python"},
         description=description,
         metadata={"collection": name, "scope": "shared by every tenant"},
+        freshness_policy=UPDATED_AFTER_FEED_RUNS,
         # Lineage only (no partition of it is read through Dagster): `shared_places_sensor`
         # starts them after feed runs. An all-partitions dependency made every run list each
         # day x feed key (Dagster's data-version cache does, before it gives up on more than
@@ -104,6 +111,7 @@ def shared_places(context: dg.AssetExecutionContext, mongo: MongoResource, clock
     group_name="reference",
     kinds={"mongodb", "python"},
     metadata={"collection": MARKET_DAILY, "scope": "shared by every tenant"},
+    freshness_policy=UPDATED_AFTER_FEED_RUNS,
     deps=[
         dg.AssetDep(
             "flattened_listings",
