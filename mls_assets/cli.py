@@ -62,8 +62,9 @@ def _simulator(args: argparse.Namespace) -> int:
         follow_wall_clock=args.live,
         hostile_rate=args.hostile,
         mls_ids=fleet_mls_ids(args.mlss),
+        max_photos=args.max_photos,
     )
-    media_host = MediaHost(fault_rate=args.media_faults) if args.serve_media else None
+    media_host = MediaHost(fault_rate=args.media_faults, max_side=args.photo_max_side) if args.serve_media else None
     serve(market, args.host, args.port, tokens=(DEMO_TOKEN, *args.token), media_host=media_host)
     return 0
 
@@ -192,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RATE",
         help="with --serve-media: this fraction of photos misbehave (404, slow, truncated, corrupt, ...)",
     )
+    sim.add_argument(
+        "--photo-max-side", type=int, default=None, metavar="PX", help="with --serve-media: photos at most this big"
+    )
+    sim.add_argument("--max-photos", type=int, default=None, metavar="N", help="at most N photos a listing")
     sim.set_defaults(handler=_simulator)
 
     sim_service = commands.add_parser("sim", help="manage the background simulator of this checkout")

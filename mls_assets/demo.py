@@ -115,7 +115,9 @@ def run_demo() -> int:
         for feed in feeds:
             ok &= _run(job, instance, feed, now.date().isoformat(), now.date().isoformat(), now)
     ok &= _run_reference(definitions(), instance, now)
+    ok &= _run_media(definitions(), instance, database, feeds, now)
     _print_summary(database, read_configs(database))
+    _print_media(database, read_configs(database), now)
     _print_reference(database, now)
     print("OK" if ok else "FAILED: see the runs in the UI (make dev)")
     return 0 if ok else 1
@@ -138,6 +140,54 @@ def _run_reference(definitions: dg.Definitions, instance: dg.DagsterInstance, no
         print(f"  {job}{label}: {'ok' if result.success else 'FAILED'}", flush=True)
         ok &= result.success
     return ok
+
+
+MEDIA_RUNS_AT_MOST = 20  # a feed's media runs, each within MLS_MEDIA_PHOTOS_PER_RUN photos
+
+
+def _run_media(
+    definitions: dg.Definitions, instance: dg.DagsterInstance, database, feeds: list[str], now: datetime
+) -> bool:
+    """Each feed's photos re-hosted (`media_job`), run after run until none waits: what
+    `photo_media_sensor` does under `make dev`."""
+    from mls_assets.defs.media.assets import MEDIA_BACKLOG
+    from mls_assets.defs.partitions import feed_day_key
+
+    job = definitions.resolve_job_def("media_job")
+    run_config = {**QUIET_CONSOLE, "resources": {"clock": {"config": {"fixed_now": now.isoformat()}}}}
+    ok = True
+    for feed in feeds:
+        for _ in range(MEDIA_RUNS_AT_MOST):
+            result = job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config=run_config,
+                partition_key=str(feed_day_key(feed, now.date().isoformat())),
+            )
+            ok &= result.success
+            waiting = database[MEDIA_BACKLOG].find_one({"_id": feed})
+            if not result.success or waiting is None or waiting["dueAt"].replace(tzinfo=UTC) > now:
+                break
+        print(f"  media_job {feed}: {'ok' if result.success else 'FAILED'}", flush=True)
+    return ok
+
+
+def _print_media(database, feeds, now: datetime) -> None:
+    from mls_assets.lib.media.storage import storage_from_settings
+    from mls_assets.lib.media.sync import coverage
+
+    storage = storage_from_settings()
+    print(f"\nphotos re-hosted as WebP (large 1920x1440, medium 800x600, thumbnail 200x150) in {storage.where}:")
+    for feed in feeds:
+        shown = coverage(database, feed.key, now)
+        failed = ", ".join(f"{reason} {n}" for reason, n in shown["failed_by_reason"].items())
+        print(
+            f"  {feed.key}: {shown['with_variants']} of {shown['photos']} photos ({shown['coverage']:.0%})"
+            + (f"; failed: {failed}" if failed else "")
+        )
+    example = database[feeds[0].collection("photos")].find_one({"media.status": "ok"}) if feeds else None
+    if example:
+        print(f"  e.g. listing {example['listingKey']}: {example['media']['variants']['medium']['url']}")
 
 
 def _print_reference(database, now: datetime) -> None:

@@ -8,7 +8,7 @@ import dagster as dg
 
 from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.resources import ClockResource, mongo_resource_from_env, source_resource_from_env
+from mls_assets.defs.resources import ClockResource, MediaResource, mongo_resource_from_env, source_resource_from_env
 
 
 @dg.definitions
@@ -21,6 +21,7 @@ def bindings() -> dg.Definitions:
             "source": source_resource_from_env(),
             "clock": ClockResource(),
             "leases": LeaseResource(mongo=mongo),
+            "media": MediaResource(),
         },
         executor=dg.in_process_executor,
     )

@@ -21,6 +21,7 @@ from mls_assets.lib.store.leases import (
     LEASES_COLLECTION,
     Leases,
     feed_lease,
+    media_lease,
     release_run,
     stale_runs,
     token_lease,
@@ -116,6 +117,13 @@ class LeaseResource(dg.ConfigurableResource):
         feeds = sorted({split_key(key)[0] for key in context.partition_keys})
         for feed in feeds:
             self.leases.acquire(feed_lease(feed), wait=self.wait_s, what=f"feed {feed}")
+        return feeds
+
+    def hold_media(self, context: dg.AssetExecutionContext) -> list[str]:
+        """The media leases of the step's feeds (not their feed leases), held until the run ends."""
+        feeds = sorted({split_key(key)[0] for key in context.partition_keys})
+        for feed in feeds:
+            self.leases.acquire(media_lease(feed), wait=self.wait_s, what=f"the media of feed {feed}")
         return feeds
 
     def hold_feed(self, feed: str) -> None:

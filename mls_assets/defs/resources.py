@@ -1,4 +1,5 @@
-"""Resources shared by every asset: MongoDB access, configured from the environment."""
+"""Resources shared by every asset: MongoDB, the listings sources, the clock and the media
+storage, configured from the environment."""
 
 import os
 import time
@@ -14,6 +15,8 @@ from mls_assets.lib import local_source
 from mls_assets.lib.credentials import TokenKeyError, decrypt_token
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint, is_loopback_url
 from mls_assets.lib.local_mode import is_local_mode
+from mls_assets.lib.media.storage import MediaStorage, storage_from_settings
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.sources import provider_spec
 from mls_assets.lib.sources.base import ListingsProvider
 from mls_assets.lib.sources.errors import SourceConfigurationError, SourceTokenExpired, SourceUnavailable
@@ -181,6 +184,34 @@ class SourceResource(dg.ConfigurableResource):
 
 _SIMULATOR_STATUS_TTL_S = 5.0
 _simulator_seen: dict[str, tuple[float, Any]] = {}
+
+
+class MediaResource(dg.ConfigurableResource):
+    """Where re-hosted photos are stored and how they are fetched. Each storage field unset
+    means its `MLS_MEDIA_*` setting (a local folder unless a bucket is named); credentials
+    are never fields here: obstore reads the usual `AWS_*` variables or the instance role."""
+
+    bucket: str | None = None
+    prefix: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    public_url: str | None = None
+    folder: str | None = None
+    per_host: int = Field(default_factory=lambda: SETTINGS.media_per_host, ge=1)
+    workers: int = Field(default_factory=lambda: SETTINGS.media_workers, ge=1)
+    photos_per_run: int = Field(default_factory=lambda: SETTINGS.media_photos_per_run, ge=1)
+    max_attempts: int = Field(default_factory=lambda: SETTINGS.media_max_attempts, ge=1)
+
+    def storage(self) -> MediaStorage:
+        chosen = {
+            "media_bucket": self.bucket,
+            "media_prefix": self.prefix,
+            "media_region": self.region,
+            "media_endpoint": self.endpoint,
+            "media_public_url": self.public_url,
+            "media_dir": self.folder,
+        }
+        return storage_from_settings(SETTINGS.model_copy(update={k: v for k, v in chosen.items() if v is not None}))
 
 
 def _simulator_status() -> Any:

@@ -179,9 +179,23 @@ QUOTA_HELD = CollectionSpec(
     "(key, class, since when), brought in when the quota allows.",
 )
 
+PHOTO_MEDIA = CollectionSpec(
+    "photo_media",
+    ("_id",),
+    sequenced=False,
+    indexes=(
+        {"keys": [["listingKey", 1]]},
+        {"keys": [["nextAttemptAt", 1]]},  # retries and pending photos, when due
+        {"keys": [["expiresAt", 1]]},  # an expired listing's media go when its TTL does
+        {"keys": [["gone", 1]]},  # media of deleted listings, to remove
+    ),
+    description="Each photo's re-hosted media (key: the photo's id): the version made, `ok` with each WebP "
+    "variant's storage key, size and bytes, or `failed` with a reason, attempts and the next try.",
+)
+
 FEED_COLLECTIONS = (RAW, FLATTENED, ACTIVE, CLOSED, EXPIRED, HISTORY, PHOTOS, EXPIRED_PHOTOS, REJECTS)
 # Created by their first write, for the few feeds that need them (not at registration).
-ON_DEMAND_FEED_COLLECTIONS = (QUOTA_HELD,)
+ON_DEMAND_FEED_COLLECTIONS = (QUOTA_HELD, PHOTO_MEDIA)
 EVERY_FEED_COLLECTION = (*FEED_COLLECTIONS, *ON_DEMAND_FEED_COLLECTIONS)
 STATUS_COLLECTIONS: dict[str, CollectionSpec] = {s.status_class: s for s in (ACTIVE, CLOSED, EXPIRED)}
 PHOTOS_OF_CLASS: dict[str, CollectionSpec] = {"active": PHOTOS, "closed": PHOTOS, "expired": EXPIRED_PHOTOS}

@@ -19,7 +19,11 @@ from mls_assets.lib.services import LocalService, ServiceInfo
 from mls_assets.lib.store.embedded import default_port
 
 HOST = "127.0.0.1"
-DEFAULT_LISTINGS = 2000
+DEFAULT_LISTINGS = 300  # per MLS: ~260 listings a demo feed, each photo of them re-hosted
+# The demo's photos: every one is downloaded, rendered to three WebP variants and stored by
+# `make run`, which at an MLS's 0-40 photos of 2048x1536 a listing would take hours of CPU.
+DEFAULT_MAX_PHOTOS = 2
+DEFAULT_PHOTO_SIDE = 800
 LOCAL_SOURCE_TOKEN = "sim-demo-token"  # the token the local simulator accepts (never a real one)
 
 
@@ -50,6 +54,11 @@ def service() -> LocalService:
             "--live",
             "--hostile",
             os.environ.get("MLS_SIMULATOR_HOSTILE", "0"),
+            "--serve-media",
+            "--max-photos",
+            os.environ.get("MLS_SIMULATOR_MAX_PHOTOS") or str(DEFAULT_MAX_PHOTOS),
+            "--photo-max-side",
+            os.environ.get("MLS_SIMULATOR_PHOTO_SIDE") or str(DEFAULT_PHOTO_SIDE),
         ]
 
     return LocalService(name="MLS simulator", home=home, url=f"{root}/v1", is_up=is_up, command=command)

@@ -133,9 +133,31 @@ def remove(database: Database, tenant: str, mls: str | None = None, purge: bool 
             dropped += [tenant_collection(tenant, spec.name) for spec in TENANT_COLLECTIONS]
         existing = set(database.list_collection_names())
         dropped = [name for name in dropped if name in existing]
+        media_deleted = _purge_media(tenant, removed)
         for name in dropped:
             database.drop_collection(name)
+        return {
+            "tenant": tenant,
+            "removed": [f"{tenant}.{p}" for p in removed],
+            "dropped": dropped,
+            "mediaObjectsDeleted": media_deleted,
+        }
     return {"tenant": tenant, "removed": [f"{tenant}.{p}" for p in removed], "dropped": dropped}
+
+
+def _purge_media(tenant: str, providers: list[str]) -> int:
+    """The re-hosted photos of purged feeds, deleted from the media storage."""
+    from mls_assets.lib.media.storage import feed_prefix, storage_from_settings
+
+    storage = storage_from_settings()
+    deleted = 0
+    for provider in providers:
+        try:
+            key = FeedKey(tenant, provider)
+        except ValueError:
+            continue
+        deleted += storage.delete(storage.keys(feed_prefix(key)))
+    return deleted
 
 
 def rotate_tokens(database: Database) -> int:

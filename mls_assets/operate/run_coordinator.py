@@ -8,7 +8,9 @@ only Dagster's partition tags (`dagster/partition/feed` for one partition, the r
 and end keys for a single-run backfill). This coordinator derives the feed from them and
 sets `mls/feed` before the run enters the queue. A run over several feeds gets no feed tag
 (the feed leases in MongoDB keep its steps apart from other runs of those feeds) but a
-`mls-feed/<feed>` tag per feed, as the shared runs the sensors request carry.
+`mls-feed/<feed>` tag per feed, as the shared runs the sensors request carry. Runs of
+`media_job` get neither: they hold each feed's media lease, so a feed's photos being
+processed never hold up its listing syncs in the queue.
 
 It also mends the runs of a backfill launched from a job's page. Dagster (1.13, issue
 dagster-io/dagster#28861) gives such a single-run backfill the range tags of its window and
@@ -27,6 +29,7 @@ import uuid
 from dagster import DagsterRun, QueuedRunCoordinator, SubmitRunContext
 
 from mls_assets.defs.automation.run_requests import FEED_TAG, feeds_of_run, feeds_order, member_tags
+from mls_assets.defs.media.assets import MEDIA_JOB
 from mls_assets.defs.partitions import RANGE_TAGS, feed_of_run, range_run_tags, split_key
 
 
@@ -39,6 +42,8 @@ class FeedQueuedRunCoordinator(QueuedRunCoordinator):
         if mended is not None:
             run = self._stored_again(run, mended, context)
             context = SubmitRunContext(run, workspace=context.workspace)
+        if run.job_name == MEDIA_JOB:  # media runs hold media leases, never a feed's place in the queue
+            return super().submit_run(context)
         feed = feed_of_run(run.tags)
         added = {FEED_TAG: feed} if feed is not None and run.tags.get(FEED_TAG) != feed else self._members(run)
         if added:

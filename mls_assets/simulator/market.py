@@ -323,13 +323,16 @@ class Market:
         bad_record_rate: float = 0.002,
         follow_wall_clock: bool = False,
         hostile_rate: float = 0.0,
+        max_photos: int | None = None,
     ) -> None:
-        """`listings` per MLS; `anchor` is the clock's start (default: today 00:00 UTC).
+        """`listings` per MLS; `anchor` is the clock's start (default: today 00:00 UTC);
+        `max_photos`: at most this many photos a listing (a small demo), else 0-40.
 
         With `follow_wall_clock` the market's "now" moves with real time (plus any offset
         the clock controls add), as a live source does; else it stands still at the anchor
         until moved, which is what tests want."""
         self.media_base = MEDIA_HOST  # where its photo URLs point (the simulator serves them when asked)
+        self.max_photos = max_photos
         anchor = anchor or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         self.seed = seed
         self.anchor = anchor if anchor.tzinfo else anchor.replace(tzinfo=UTC)
@@ -618,7 +621,7 @@ class Market:
             "ListOfficeName": "Desert Realty Group" if timeline.mls_id == GPS_MLS_ID else "Coastal Homes",
             "PublicRemarks": f"{static['beds']} bed, {static['baths']} bath {static['subtype'].lower()} "
             f"in {static['city']}.",
-            "PhotosCount": static["photos"],
+            "PhotosCount": self._photo_count(static["photos"], 0),
             **{name: dict(values) for name, values in static["features"].items()},
         }
         fields.update(self._area_fields(timeline, static["city"], state.modified_at))
@@ -709,12 +712,14 @@ class Market:
             fields["Rooms"] = nested
         return record
 
+    def _photo_count(self, base: int, version: int) -> int:
+        count = max(0, base + (version % 3) - 1) if version else base  # photo changes add or drop one
+        return count if self.max_photos is None else min(count, self.max_photos)
+
     def photos(self, state: ListingState) -> list[dict[str, Any]]:
         static = self._static[self._position(state.timeline)]
         key, version = state.timeline.key, state.photo_version
-        count = static["photos"]
-        if version:
-            count = max(0, count + (version % 3) - 1)  # photo changes add or drop one
+        count = self._photo_count(static["photos"], version)
         base = f"{self.media_base}/{state.timeline.mls_id[-6:]}/{key}"
         result = []
         for n in range(count):

@@ -51,6 +51,7 @@ class MediaHost:
     fault_rate: float = 0.0
     slow_seconds: float = 2.0
     rate_per_second: float = 200.0
+    max_side: int | None = None  # serve no photo wider or taller than this (a quick demo)
     clock: Callable[[], float] = time.monotonic  # the rate limit's clock (a test holds it still)
     served: int = 0
     limited: int = 0
@@ -84,7 +85,7 @@ class MediaHost:
             if cached is not None:
                 self._cache.move_to_end(path)
                 return cached
-        data = render_photo(path)
+        data = render_photo(path, self.max_side)
         with self._lock:
             self._cache[path] = data
             while len(self._cache) > 256:
@@ -99,8 +100,10 @@ def size_of(path: str) -> tuple[int, int] | None:
     return SIZES.get(name[:-4].rsplit("-", 1)[1])
 
 
-def render_photo(path: str) -> bytes:
+def render_photo(path: str, max_side: int | None = None) -> bytes:
     width, height = size_of(path) or SIZES["640"]
+    if max_side and max(width, height) > max_side:
+        width, height = max_side, max_side * height // width
     seed = int.from_bytes(hashlib.sha256(path.rsplit("-", 1)[0].encode()).digest()[:4], "big")
     if seed % 7 == 3:
         width, height = height, width  # portrait

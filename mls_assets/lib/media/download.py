@@ -4,11 +4,17 @@ feed says its media need it.
 
 Every photo ends as a `Download`: `ok` with its bytes, or `failed` with a reason a later run
 can act on (`missing`, `unauthorized`, `rate_limited`, `server_error`, `timeout`,
-`unreachable`, `too_large`, `bad_url`). One photo's failure never stops the others.
+`unreachable`, `too_large`, `bad_url`, `refused_host`). One photo's failure never stops the
+others.
+
+Where a photo URL may point is checked before any request (a hostile record must not make us
+fetch from inside our network): in local mode only loopback (the bundled simulator); otherwise
+any host name, but no IP address that is not a public one and no `localhost`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,10 +26,24 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
+from mls_assets.lib.local_mode import is_local_mode
 from mls_assets.lib.media.images import Limits
 from mls_assets.lib.sources.http import USER_AGENT, retry_after
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+
+
+def host_allowed(host: str, local: bool) -> bool:
+    """May a photo be fetched from `host`? (No name is resolved: the check needs no network.)"""
+    host = host.strip("[]").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    loopback = host in ("localhost", "localhost.localdomain") or bool(address and address.is_loopback)
+    if local:
+        return loopback
+    return not loopback and (address is None or address.is_global)
 
 
 def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -44,13 +64,15 @@ class Download:
 
 class PhotoDownloader:
     """Thread-safe; one per run and feed. `token_hosts`: the hosts that may receive the feed's
-    token (some RESO media hosts answer only to it); anywhere else a 401 is a failure."""
+    token (some RESO media hosts answer only to it); anywhere else a 401 is a failure.
+    `local`: only loopback hosts are fetched from (default: in local mode)."""
 
     def __init__(
         self,
         *,
         token: str | None = None,
         token_hosts: Iterable[str] = (),
+        local: bool | None = None,
         per_host: int = 4,
         timeout_s: float = 20.0,
         attempts: int = 4,
@@ -62,6 +84,7 @@ class PhotoDownloader:
     ) -> None:
         self._token = SecretStr(token) if token else None
         self._token_hosts = {host.lower() for host in token_hosts}
+        self._local = is_local_mode() if local is None else local
         self._per_host = per_host
         self._attempts = attempts
         self._floor, self._cap = floor_s, cap_s
@@ -97,6 +120,8 @@ class PhotoDownloader:
         host = (parts.hostname or "").lower()
         if parts.scheme not in ("https", "http") or not host:
             return Download(url, False, reason="bad_url")
+        if not host_allowed(host, self._local):
+            return Download(url, False, reason="refused_host")
         with_token = False
         reason = "unreachable"
         for attempt in range(1, self._attempts + 1):

@@ -56,6 +56,11 @@ def media_key(feed: FeedKey, listing_key: str, photo_id: str, version: str, vari
     )
 
 
+def feed_prefix(feed: FeedKey) -> str:
+    """Every stored variant of a feed's photos is under this prefix."""
+    return "/".join((safe_segment(feed.tenant), safe_segment(feed.mls))) + "/"
+
+
 def listing_prefix(feed: FeedKey, listing_key: str) -> str:
     """Every stored variant of a listing's photos is under this prefix."""
     return "/".join((safe_segment(feed.tenant), safe_segment(feed.mls), safe_segment(listing_key))) + "/"

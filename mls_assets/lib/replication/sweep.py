@@ -20,6 +20,7 @@ from pymongo.database import Database
 
 from mls_assets.lib import crm
 from mls_assets.lib.catalogue import FEED_COLLECTIONS, HISTORY, RAW, STATUS_COLLECTIONS
+from mls_assets.lib.media.sync import mark_gone
 from mls_assets.lib.sources.base import ListingsProvider
 from mls_assets.lib.store.changes import FeedSequence, WriteMarks
 from mls_assets.lib.store.writes import LOOKUP_CHUNK, CollectionWriter, batched, is_older
@@ -100,7 +101,8 @@ def remove_listings(
     status_of: dict[str, str] | None = None,
 ) -> tuple[int, int, dict[str, int]]:
     """Remove the listings `gone` (key -> when it was deleted) from every swept collection:
-    one `Deleted` history event each (for a listing that had a status), CRM links broken.
+    one `Deleted` history event each (for a listing that had a status), CRM links broken,
+    their re-hosted photos marked for removal.
     Returns (history events, CRM links broken, removed per collection)."""
     keys = sorted(gone)
     if status_of is None:
@@ -129,6 +131,7 @@ def remove_listings(
             for chunk in batched(keys, LOOKUP_CHUNK)
         )
         WriteMarks(database).adjust_count(collection, -removed[spec.name])
+    mark_gone(database, feed.key, keys)  # their re-hosted photos go at the next media run
     return len(events), broken, removed
 
 

@@ -43,6 +43,12 @@ def feed_lease(feed: str) -> str:
     return f"feed:{feed}"
 
 
+def media_lease(feed: str) -> str:
+    """A feed's media runs, one at a time; apart from its feed lease, so that photos being
+    processed never hold up the feed's listing syncs."""
+    return f"media:{feed}"
+
+
 def token_lease(fingerprint: str) -> str:
     """Named by the token's fingerprint (`SparkClient.fingerprint`): never the token itself."""
     return f"token:{fingerprint}"
