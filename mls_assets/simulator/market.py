@@ -379,15 +379,23 @@ class Market:
             self._fixed += int(delta.total_seconds())
         return self.now
 
-    def change(self, key: str, status: str | None = None, price: int | None = None, delete: bool = False) -> datetime:
-        """A listing changes now (its status, its price or both), or is deleted, as an
+    def change(
+        self, key: str, status: str | None = None, price: int | None = None, delete: bool = False, photos: bool = False
+    ) -> datetime:
+        """A listing changes now (its status, its price, its photos), or is deleted, as an
         agent's edit in the MLS would: the change is visible from now on with
         ModificationTimestamp = now. Used to measure freshness against a live market."""
         timeline = next((t for t in self.timelines if t.key == key), None)
         if timeline is None:
             raise KeyError(f"no listing {key!r}")
         at = self._clock
-        for kind, value in (("status", status), ("price", price), ("delete", True if delete else None)):
+        edits = (
+            ("status", status),
+            ("price", price),
+            ("photos", True if photos else None),
+            ("delete", True if delete else None),
+        )
+        for kind, value in edits:
             if value is not None:
                 position = bisect_right(timeline.times, at)
                 timeline.times.insert(position, at)

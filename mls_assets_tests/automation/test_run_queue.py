@@ -14,11 +14,11 @@ COORDINATOR = {"module": "mls_assets.operate.run_coordinator", "class": "FeedQue
 FEED = "jpsrealtor.crmls"
 
 
-def submitted(instance: dg.DagsterInstance, tags: dict) -> dg.DagsterRun:
+def submitted(instance: dg.DagsterInstance, tags: dict, job: str = "replication_job") -> dg.DagsterRun:
     """A run of the chain as the UI or the backfill daemon submits it (origin: our module)."""
     location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="mls_assets.definitions"))
-    origin = RemoteRepositoryOrigin(location, "__repository__").get_job_origin("replication_job")
-    run = create_run_for_test(instance, job_name="replication_job", tags=tags, remote_job_origin=origin)
+    origin = RemoteRepositoryOrigin(location, "__repository__").get_job_origin(job)
+    run = create_run_for_test(instance, job_name=job, tags=tags, remote_job_origin=origin)
     instance.run_coordinator.submit_run(SubmitRunContext(run, workspace=None))
     return instance.get_run_by_id(run.run_id)
 
@@ -44,6 +44,15 @@ def test_a_backfill_range_and_a_ui_launch_are_queued_under_their_feed_without_a_
         mistyped = submitted(instance, {"dagster/partition/feed": FEED, FEED_TAG: "jpsrealtor.gps"})
         assert [r.status for r in (backfill, ui, mistyped)] == [dg.DagsterRunStatus.QUEUED] * 3
         assert {r.tags[FEED_TAG] for r in (backfill, ui, mistyped)} == {FEED}  # the partition's feed wins
+
+
+def test_a_media_run_takes_no_feeds_place_in_the_queue():
+    """Its photos must never hold up a feed's listing syncs: media runs hold media leases."""
+    tags = {"dagster/partition": str(feed_day_key(FEED, "2026-11-20")), "dagster/partition/feed": FEED}
+    with dg.instance_for_test(overrides={"run_coordinator": COORDINATOR}) as instance:
+        media, chain = submitted(instance, tags, "media_job"), submitted(instance, tags)
+    assert media.status == dg.DagsterRunStatus.QUEUED and FEED_TAG not in media.tags
+    assert chain.tags[FEED_TAG] == FEED
 
 
 def test_runs_over_several_feeds_or_none_get_no_feed_tag():

@@ -2,7 +2,6 @@
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from mls_assets.lib.media.storage import (
     MediaStorageError,
@@ -13,26 +12,9 @@ from mls_assets.lib.media.storage import (
 )
 from mls_assets.lib.settings import Settings
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets_tests.support.servers import free_port
+from mls_assets_tests.support.media import S3_SECRET as SECRET
 
 FEED = FeedKey("jpsrealtor", "gps")
-SECRET = "wJalrXUtnFEMI-not-a-real-secret"
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    """moto's S3 API on a loopback port, with a bucket; its URL."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="photos")
-        yield url
-    finally:
-        server.stop()
 
 
 def exercise(storage) -> None:

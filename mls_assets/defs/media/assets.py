@@ -149,7 +149,7 @@ def _coverage_finding(shown: dict) -> Finding:
 
 def _failure_finding(shown: dict) -> Finding:
     finding = Finding(details=dict(shown["failed_by_reason"]))
-    finding.offending = shown["failed"]
+    finding.offending = shown["failing"]
     finding.sample = [f"{reason}: {count}" for reason, count in shown["failed_by_reason"].items()][:10]
     return finding
 
@@ -165,7 +165,6 @@ def _note_backlog(database, feed: str, due) -> None:
 media_job = dg.define_asset_job(
     MEDIA_JOB,
     selection=dg.AssetSelection.assets("photo_media"),
-    partitions_def=feed_day_partitions,
     tags={TRIGGER_TAG: "media"},
     description="Re-host the photos of feed-day partitions as WebP variants (new and changed photos only, due "
     "retries, removals). Started by photo_media_sensor after feed runs; runnable by hand for any feed.",

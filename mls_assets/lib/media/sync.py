@@ -373,8 +373,8 @@ def coverage(database: Database, feed: FeedKey, now: datetime) -> dict[str, Any]
     return {
         "photos": photos,
         "with_variants": by_status["ok"],
-        "failed": by_status["failed"],
-        "pending": by_status["pending"],
+        "failing": by_status["failed"],
+        "waiting": by_status["pending"],
         "failed_by_reason": dict(sorted(reasons.items())),
         "coverage": round(by_status["ok"] / photos, 4) if photos else 1.0,
     }
