@@ -52,6 +52,7 @@ class MediaHost:
     slow_seconds: float = 2.0
     rate_per_second: float = 200.0
     max_side: int | None = None  # serve no photo wider or taller than this (a quick demo)
+    cache_size: int = 256  # photos kept rendered (a benchmark keeps all: its server CPU is not ours)
     clock: Callable[[], float] = time.monotonic  # the rate limit's clock (a test holds it still)
     served: int = 0
     limited: int = 0
@@ -88,7 +89,7 @@ class MediaHost:
         data = render_photo(path, self.max_side)
         with self._lock:
             self._cache[path] = data
-            while len(self._cache) > 256:
+            while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return data
 

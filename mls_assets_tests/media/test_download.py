@@ -66,3 +66,20 @@ def test_a_url_that_is_not_http_is_refused_before_any_request():
         assert downloader.fetch("file:///etc/passwd").reason == "bad_url"
         assert downloader.fetch("ftp://127.0.0.1/x.jpg").reason == "bad_url"
         assert downloader.requests == 0
+
+
+def test_requests_carrying_the_token_spend_the_tokens_budget_and_no_other_does():
+    from mls_assets.lib.sources.rate import RateBudget
+
+    market = Market(listings=40, seed=5, anchor=ANCHOR)
+    host = MediaHost(fault_rate=0.5)
+    with SimulatorServer(market, media_host=host) as server:
+        photos = urls(market)[:80]
+        token_only = [u for u in photos if host.fault_of(u.split("/media/", 1)[1]) == "token_only"][:3]
+        plain = [u for u in photos if host.fault_of(u.split("/media/", 1)[1]) is None][:3]
+        budget = RateBudget(1000, 3600, bytes_per_hour=10**9)
+        media_host = urlsplit(server.root_url).hostname
+        with PhotoDownloader(token=DEMO_TOKEN, token_hosts=[media_host], budget=budget) as downloader:
+            assert all(d.ok for d in downloader.fetch_all([*plain, *token_only]))
+    assert token_only and plain
+    assert round(1000 - budget.remaining()) == len(token_only)  # only the second, tokened, request of each

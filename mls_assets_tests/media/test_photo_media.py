@@ -8,86 +8,18 @@ from datetime import timedelta
 import dagster as dg
 import pytest
 
-from mls_assets.defs.io_manager import MongoIOManager
-from mls_assets.defs.leases import LeaseResource
-from mls_assets.defs.media.assets import MEDIA_BACKLOG, photo_media
-from mls_assets.defs.partitions import feed_day_key
-from mls_assets.defs.resources import ClockResource, MediaResource, MongoResource, SourceResource
-from mls_assets.lib.catalogue import EXPIRED_PHOTOS, PHOTO_MEDIA, PHOTOS
+from mls_assets.defs.media.assets import MEDIA_BACKLOG
+from mls_assets.lib.catalogue import PHOTO_MEDIA, PHOTOS
 from mls_assets.lib.media.download import PhotoDownloader, host_allowed
 from mls_assets.lib.replication.sweep import remove_listings
-from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.tenants import feed_config, load_feeds, sync_configs
+from mls_assets.lib.tenants import feed_config
 from mls_assets.simulator import GPS_MLS_ID, Market, SimulatorServer
 from mls_assets.simulator.media import MediaHost
-from mls_assets_tests.support.chain import ANCHOR, CHAIN
-from mls_assets_tests.support.media import s3_keys
+from mls_assets_tests.support.chain import ANCHOR
+from mls_assets_tests.support.media import FEED, KEY, MediaWorld, feed_on, media_figures, s3_options
 
-FEED = "jpsrealtor.gps"
-KEY = FeedKey.parse(FEED)
 VARIANTS = {"large", "medium", "thumbnail"}
 FAULT_REASONS = {"missing", "undecodable", "content_type", "too_many_pixels", "timeout", "unauthorized"}
-
-
-class MediaWorld:
-    """One feed on a simulator that serves its photos, a database, an instance and S3."""
-
-    def __init__(self, market, server, database, mongo_uri, instance, s3_url):
-        self.market, self.server, self.database, self.instance = market, server, database, instance
-        self.mongo = MongoResource(uri=mongo_uri, database=database.name)
-        self.s3_url = s3_url
-        self.media_options = {
-            "bucket": "photos",
-            "prefix": "m",
-            "endpoint": s3_url,
-            "region": "us-east-1",
-            "public_url": "https://cdn.example.test/m",
-            "workers": 4,
-        }
-
-    def resources(self, now=None) -> dict:
-        return {
-            "mongo": self.mongo,
-            "io_manager": MongoIOManager(mongo=self.mongo),
-            "source": SourceResource(retry_floor_s=0.01, retry_cap_s=0.05, timeout_s=10),
-            "clock": ClockResource(fixed_now=(now or self.market.now).isoformat()),
-            "leases": LeaseResource(mongo=self.mongo, wait_s=60),
-            "media": MediaResource(**self.media_options),
-        }
-
-    def sync(self) -> None:
-        self._materialize(CHAIN)
-
-    def rehost(self, now=None) -> dg.ExecuteInProcessResult:
-        return self._materialize([*CHAIN, photo_media], now, selection=[photo_media])
-
-    def _materialize(self, assets, now=None, selection=None) -> dg.ExecuteInProcessResult:
-        result = dg.materialize(
-            assets,
-            instance=self.instance,
-            resources=self.resources(now),
-            partition_key=str(feed_day_key(FEED, self.market.now.date().isoformat())),
-            selection=selection,
-        )
-        assert result.success
-        return result
-
-    def photos(self) -> list[dict]:
-        return [d for spec in (PHOTOS, EXPIRED_PHOTOS) for d in self.database[spec.collection_name(KEY)].find()]
-
-    def states(self) -> dict[str, dict]:
-        return {d["_id"]: d for d in self.database[PHOTO_MEDIA.collection_name(KEY)].find()}
-
-    def referenced_keys(self) -> set[str]:
-        return {v["key"] for s in self.states().values() for v in (s.get("variants") or {}).values()}
-
-    def stored(self) -> set[str]:
-        return {key.removeprefix("m/") for key in s3_keys(self.s3_url)}
-
-
-def media_figures(result: dg.ExecuteInProcessResult) -> dict:
-    (materialization,) = result.asset_materializations_for_node("photo_media")
-    return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
 
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -100,16 +32,10 @@ def world(request, mongo_db, mongo_uri, s3, tmp_path, monkeypatch):
     market = Market(listings=24, seed=11, anchor=ANCHOR, mls_ids=(GPS_MLS_ID,), bad_record_rate=0, max_photos=3)
     host = MediaHost(fault_rate=fault_rate, max_side=320, slow_seconds=0.01)
     with SimulatorServer(market, media_host=host) as server:
-        path = tmp_path / "tenants.yaml"
-        path.write_text(
-            "tenants:\n  - tenant_id: jpsrealtor\n    feeds:\n      - mls: gps\n"
-            f"        mls_id: '{GPS_MLS_ID}'\n        base_url: {server.url}\n        token_env: UNSET_TOKEN_VAR\n"
-        )
-        monkeypatch.setenv("MLS_TENANTS_FILE", str(path))
-        sync_configs(mongo_db, load_feeds(path))
+        feed_on(mongo_db, server, tmp_path, monkeypatch)
         with dg.instance_for_test() as instance:
             instance.add_dynamic_partitions("feeds", [FEED])
-            yield MediaWorld(market, server, mongo_db, mongo_uri, instance, s3)
+            yield MediaWorld(market, server, mongo_db, mongo_uri, instance, s3_options(s3))
 
 
 def test_every_photo_gets_three_variants_in_s3_and_a_rerun_downloads_nothing(world):

@@ -24,6 +24,8 @@ from mls_assets.lib.local_mode import is_local_mode
 from mls_assets.lib.media.download import PhotoDownloader
 from mls_assets.lib.media.sync import MediaSync, coverage, next_due
 from mls_assets.lib.quality.measures import Finding, merge_findings
+from mls_assets.lib.sources.errors import SourceConfigurationError, SourceUnavailable
+from mls_assets.lib.sources.rate import budget_for
 from mls_assets.lib.store.changes import ChangeSet
 from mls_assets.lib.tenants import feed_config
 
@@ -82,11 +84,20 @@ def photo_media(
     figures, coverage_by_feed, failing_by_feed = {}, [], []
     for feed_key in raw_listings.feeds:
         feed = feed_config(database, str(feed_key))
-        url, simulated = source.base_url_for(feed)
+        token, token_host = _token_and_host(source, feed)
+        limit = feed.rate_limit
+        budget = (
+            budget_for(
+                token, limit.requests, limit.per_seconds, also=limit.windows(), bytes_per_hour=limit.bytes_per_hour
+            )
+            if token
+            else None
+        )
         with PhotoDownloader(
-            token=source.token_for(feed, simulated),
-            token_hosts=[urlsplit(url).hostname or ""],
+            token=token,
+            token_hosts=[token_host] if token_host else [],
             local=is_local_mode(),
+            budget=budget,
             per_host=media.per_host,
         ) as downloader:
             sync = MediaSync(
@@ -138,6 +149,16 @@ def photo_media(
         dg.AssetCheckSeverity.WARN,
         by_feed=failing_by_feed,
     )
+
+
+def _token_and_host(source: SourceResource, feed) -> tuple[str | None, str | None]:
+    """The feed's token and its source's host (the one host its token may go to), or none when
+    the feed's source is not configured here: its photos are then fetched without a token."""
+    try:
+        url, simulated = source.base_url_for(feed)
+        return source.token_for(feed, simulated), urlsplit(url).hostname
+    except (SourceConfigurationError, SourceUnavailable):
+        return None, None
 
 
 def _coverage_finding(shown: dict) -> Finding:

@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from mls_assets.lib.local_mode import is_local_mode
 from mls_assets.lib.media.images import Limits
 from mls_assets.lib.sources.http import USER_AGENT, retry_after
+from mls_assets.lib.sources.rate import RateBudget
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 
@@ -65,7 +66,9 @@ class Download:
 class PhotoDownloader:
     """Thread-safe; one per run and feed. `token_hosts`: the hosts that may receive the feed's
     token (some RESO media hosts answer only to it); anywhere else a 401 is a failure.
-    `local`: only loopback hosts are fetched from (default: in local mode)."""
+    `local`: only loopback hosts are fetched from (default: in local mode). `budget`: the
+    token's request budget (`rate.budget_for`), which every request carrying the token spends,
+    bytes included, as the feed's listing pulls do."""
 
     def __init__(
         self,
@@ -73,6 +76,7 @@ class PhotoDownloader:
         token: str | None = None,
         token_hosts: Iterable[str] = (),
         local: bool | None = None,
+        budget: RateBudget | None = None,
         per_host: int = 4,
         timeout_s: float = 20.0,
         attempts: int = 4,
@@ -85,6 +89,7 @@ class PhotoDownloader:
         self._token = SecretStr(token) if token else None
         self._token_hosts = {host.lower() for host in token_hosts}
         self._local = is_local_mode() if local is None else local
+        self._budget = budget
         self._per_host = per_host
         self._attempts = attempts
         self._floor, self._cap = floor_s, cap_s
@@ -154,6 +159,8 @@ class PhotoDownloader:
         headers = {"Accept": "image/*"}
         if with_token and self._token:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+            if self._budget is not None:
+                self._budget.acquire()
         with self._lock:
             self.requests += 1
         try:
@@ -169,6 +176,8 @@ class PhotoDownloader:
                     if size > self._limits.max_bytes:
                         return Download(url, False, reason="too_large")
                     chunks.append(chunk)
+                if with_token and self._budget is not None:
+                    self._budget.spend_bytes(size)
                 return Download(url, True, b"".join(chunks), response.headers.get("Content-Type"))
         except httpx.TimeoutException:
             return -1, None
