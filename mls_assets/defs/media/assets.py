@@ -76,7 +76,7 @@ def photo_media(
     feeds = leases.hold_media(context)
     storage = media.storage()
     now = clock.now()
-    budget = max(1, media.photos_per_run // max(1, len(feeds)))
+    photos_each = max(1, media.photos_per_run // max(1, len(feeds)))
     changed = {
         feed: {doc["listingKey"] for _, batch in raw_listings.batches(feed) for doc in batch}
         for feed in raw_listings.feeds
@@ -86,7 +86,7 @@ def photo_media(
         feed = feed_config(database, str(feed_key))
         token, token_host = _token_and_host(source, feed)
         limit = feed.rate_limit
-        budget = (
+        token_budget = (
             budget_for(
                 token, limit.requests, limit.per_seconds, also=limit.windows(), bytes_per_hour=limit.bytes_per_hour
             )
@@ -97,7 +97,7 @@ def photo_media(
             token=token,
             token_hosts=[token_host] if token_host else [],
             local=is_local_mode(),
-            budget=budget,
+            budget=token_budget,
             per_host=media.per_host,
         ) as downloader:
             sync = MediaSync(
@@ -106,7 +106,7 @@ def photo_media(
                 storage,
                 downloader,
                 now,
-                budget=budget,
+                budget=photos_each,
                 workers=media.workers,
                 max_attempts=media.max_attempts,
                 log=context.log.warning,
