@@ -8,6 +8,7 @@ gets its own database, dropped afterwards.
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Step retry policies are built at import: keep their delays short in tests.
 os.environ.setdefault("MLS_STEP_RETRY_DELAY_S", "0.05")
@@ -17,6 +18,9 @@ os.environ.setdefault("MLS_STEP_RETRY_DELAY_S", "0.05")
 os.environ.setdefault("MLS_EXPIRED_TTL_SECONDS", "2000000000")
 # Tests use the bundled simulator on loopback: local mode (tests of production mode unset it).
 os.environ.setdefault("MLS_LOCAL_MODE", "1")
+# Re-hosted photos go to a folder of the test session, never the checkout's `.state/media/`
+# (where `make run`'s demo photos are: a test purging a feed must not delete them).
+os.environ.setdefault("MLS_MEDIA_DIR", tempfile.mkdtemp(prefix="mls-test-media-"))
 import uuid
 
 import dagster as dg

@@ -184,9 +184,19 @@ def test_pause_reschedule_quota_and_remove_by_command_and_a_file_sync_keeps_them
         everything = stored_in_status_collections(operator, key)
         assert everything > 25 and quota.metadata["offending"].value == everything - 10
 
+    from mls_assets.lib.media.storage import media_key, storage_from_settings
+
+    storage = storage_from_settings()  # the test session's folder (conftest), never the checkout's
+    theirs, others = (
+        media_key(FeedKey.parse(FEED), "L1", "P1", "v", "large"),
+        media_key(FeedKey.parse("x.gps"), "L1", "P1", "v", "large"),
+    )
+    for key in (theirs, others):
+        storage.put(key, b"webp")
     code, out, _ = cli(capsys, "tenants", "remove", "newagent", "--purge", "--yes", "--json")
     removed = json.loads(out)
     assert removed["removed"] == [FEED] and "newagent_gps_listings" in removed["dropped"]
+    assert removed["mediaObjectsDeleted"] == 1 and not storage.exists(theirs) and storage.exists(others)
     assert "newagent_gps_listings" not in operator.database.list_collection_names()
     assert operator.database[CONFIGS_COLLECTION].find_one({"tenantId": "newagent"}) is None
 
