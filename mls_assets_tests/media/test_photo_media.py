@@ -11,6 +11,7 @@ import pytest
 from mls_assets.defs.media.assets import MEDIA_BACKLOG
 from mls_assets.lib.catalogue import PHOTO_MEDIA, PHOTOS
 from mls_assets.lib.media.download import PhotoDownloader, host_allowed
+from mls_assets.lib.media.sync import mark_gone
 from mls_assets.lib.replication.sweep import remove_listings
 from mls_assets.lib.tenants import feed_config
 from mls_assets.simulator import GPS_MLS_ID, Market, SimulatorServer
@@ -78,6 +79,14 @@ def test_replaced_deleted_and_expired_photos_leave_no_object_behind(world):
     assert not [s for s in world.states().values() if s["listingKey"] == deleted or s["_id"] in before]
     assert world.stored() == world.referenced_keys()
     assert {s["_id"] for s in world.states().values()} == {p["_id"] for p in world.photos()}
+
+    # A listing deleted and relisted before the next media run: its media are made again.
+    relisted = listings[2]
+    mark_gone(world.database, KEY, [relisted])
+    figures = media_figures(world.rehost())
+    mine = [s for s in world.states().values() if s["listingKey"] == relisted]
+    assert mine and figures["downloaded"] == len(mine) and all(s["status"] == "ok" and not s.get("gone") for s in mine)
+    assert world.stored() == world.referenced_keys()
 
     # The TTL removes an expired listing's photo documents at its expiresAt: its media go too.
     expired = world.database[PHOTOS.collection_name(KEY)].find_one({})

@@ -191,25 +191,25 @@ class MediaSync:
                 states[str(doc["_id"])] = doc
         self.report.photos_seen += len(photos)
 
-        superseded, work, stamps = [], [], []
-        for photo_id, state in states.items():
-            if photo_id not in photos or state.get("gone"):
-                superseded.append(state)
+        # Media no photo shows any more: of photos gone (replaced, deleted, expired), or of a
+        # deleted listing's photos (a listing relisted since gets its media made again).
+        superseded = {i: s for i, s in states.items() if i not in photos or s.get("gone")}
+        work, stamps = [], []
         for photo_id, (collection, photo) in photos.items():
             url = source_url(photo)
             if url is None:
                 continue
             version = photo_version(url, photo.get("modificationTimestamp"))
             state = states.get(photo_id)
-            if state is not None and state.get("version") != version:
-                superseded.append(state)
+            if state is not None and (state.get("version") != version or state.get("gone")):
+                superseded[photo_id] = state
                 state = None
             if state is None or self._due(state):
                 attempts = state.get("attempts", 0) if state is not None and state["status"] == "failed" else 0
                 work.append((collection, photo, _Work(photo_id, photo["listingKey"], url, version, attempts)))
             elif _stale_copy(photo.get("media"), state) or _expiry_moved(photo, state):
                 stamps.append((collection, photo, state))
-        self._remove(superseded)
+        self._remove(list(superseded.values()))
         self._stamp(stamps)
         if work:
             self._process(work)
