@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     media_endpoint: str | None = Field(None, description="another S3 API's URL (https; http on loopback only)")
     media_public_url: str | None = Field(None, description="the base URL (CDN) the stored keys are served under")
     media_dir: str | None = Field(None, description="the local folder when no bucket is set (default .state/media)")
-    media_interval_s: int = Field(120, ge=30, description="how often the media sensor looks for feeds to process")
+    media_interval_s: int = Field(600, ge=30, description="how often the media sensor looks for feeds to process")
     media_photos_per_run: int = Field(2000, ge=1, description="photos a media run downloads at most (the rest wait)")
     media_per_host: int = Field(4, ge=1, description="downloads at once from one photo host")
     media_workers: int = Field(8, ge=1, description="photos downloaded and rendered at once in a media run")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from mls_assets.defs.media.assets import MEDIA_BACKLOG
-from mls_assets.defs.media.sensors import MEDIA_MEMBER_PREFIX, photo_media_sensor
+from mls_assets.defs.media.sensors import MEDIA_MEMBER_PREFIX, media_spans, photo_media_sensor
 from mls_assets.defs.resources import ClockResource, MongoResource
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -74,3 +74,13 @@ def test_feeds_that_synced_or_wait_for_a_retry_get_media_runs_and_busy_feeds_wai
         last = tick(instance, mongo_uri, mongo_db, cursor=result.cursor)
         assert [members(r) for r in last.run_requests] == [{"b.gps"}]
         assert last.run_requests[0].partition_key == "2026-06-01|b.gps"
+
+
+def test_a_tick_asks_one_run_per_block_however_scattered_the_waiting_feeds():
+    order = [f"t{n:03d}.gps" for n in range(120)]
+    scattered = set(order[::3])  # 40 feeds, none next to another
+    spans = media_spans(order, scattered, set(), 50)
+    assert [len(s) for s in spans] == [49, 49, 16]  # blocks of 50: first to last waiting feed in each
+    assert set().union(*spans) >= scattered
+    around = media_spans(order[:50], {order[0], order[10]}, {order[5]}, 50)  # a busy feed inside: not in a run
+    assert around == [[order[0]], [order[10]]]

@@ -1,6 +1,7 @@
 """What starts the media runs: `photo_media_sensor`."""
 
 import hashlib
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -33,6 +34,27 @@ def media_run(feeds: list[str], day: str, run_key: str) -> dg.RunRequest:
     return dg.RunRequest(run_key=run_key, tags={**tags, **range_tags(feeds[0], day, day, last_feed=feeds[-1])})
 
 
+def media_spans(order: list[str], waiting: Collection[str], busy: Collection[str], most: int) -> list[list[str]]:
+    """The runs for the `waiting` feeds: the feeds' order cut into fixed blocks of `most`, and
+    in each block with a waiting feed one run from its first waiting feed to its last (the
+    feeds between cost a few index reads each). So a tick asks at most one run per block,
+    however scattered the waiting feeds: runs grow with feeds / `most`, not with the feeds
+    that changed. A block with a busy feed inside that span runs its waiting feeds in
+    consecutive groups instead, around the busy one."""
+    spans = []
+    for start in range(0, len(order), most):
+        block = order[start : start + most]
+        here = [index for index, feed in enumerate(block) if feed in waiting]
+        if not here:
+            continue
+        span = block[here[0] : here[-1] + 1]
+        if any(feed in busy for feed in span):
+            spans.extend(shared_runs(span, waiting, most))
+        else:
+            spans.append(span)
+    return spans
+
+
 def media_feeds_of_run(run: dg.DagsterRun) -> set[str]:
     found = {key.removeprefix(MEDIA_MEMBER_PREFIX) for key in run.tags if key.startswith(MEDIA_MEMBER_PREFIX)}
     single = feed_of_run(run.tags)
@@ -47,9 +69,9 @@ def media_feeds_of_run(run: dg.DagsterRun) -> set[str]:
 )
 def photo_media_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource, clock: ClockResource):
     """Re-hosts the photos of feeds whose replication or sweep runs succeeded since its last
-    tick, and of feeds with photos due for a retry; feeds next to each other share a run (at
-    most MLS_SHARED_RUN_FEEDS), and a feed with a media run in progress waits for it. Its cost
-    follows the runs that ended and the feeds that wait, not the number of feeds."""
+    tick, and of feeds with photos due for a retry: at most one run per block of
+    MLS_SHARED_RUN_FEEDS (50) feeds a tick; a feed with a media run in progress waits for it.
+    Its reads follow the runs that ended and the feeds that wait, not the number of feeds."""
     instance = context.instance
     since = datetime.fromtimestamp(float(context.cursor), UTC) if context.cursor else None
     due: dict[str, str] = {}
@@ -81,9 +103,9 @@ def photo_media_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource
     waiting = {feed: mark for feed, mark in due.items() if feed not in busy and feed in registered}
     day = now.date().isoformat()
     requests = []
-    for feeds in shared_runs(order, waiting, SHARED_RUN_FEEDS):
-        digest = hashlib.blake2b("|".join(f"{f}@{waiting[f]}" for f in feeds).encode(), digest_size=8).hexdigest()
-        requests.append(media_run(feeds, day, f"media|{feeds[0]}..{feeds[-1]}|{len(feeds)}|{digest}"))
+    for feeds in media_spans(order, waiting, busy, SHARED_RUN_FEEDS):
+        digest = hashlib.blake2b("|".join(f"{f}@{waiting.get(f, '-')}" for f in feeds).encode(), digest_size=8)
+        requests.append(media_run(feeds, day, f"media|{feeds[0]}..{feeds[-1]}|{len(feeds)}|{digest.hexdigest()}"))
     cursor = str(newest.timestamp()) if newest else context.cursor
     if not requests:
         return dg.SensorResult(
