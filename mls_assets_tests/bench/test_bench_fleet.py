@@ -4,7 +4,8 @@ simulator in its own process (rate limits set high, standing in for each agent's
 
 Per size: registration (the first discovery tick over the whole file, then one tenant
 added), the change probe with every feed pulled once and nothing changed (one request per
-feed), and the nightly sensor, intraday schedule and weekly sweep ticks. Aim: every tick
+feed), the media sensor with every feed waiting, and the nightly sensor, intraday schedule and
+weekly sweep ticks. Aim: every tick
 <= 10 s at 2,000 feeds, growth far below 10x from 200 to 2,000. The feeds lie over 20 MLS ids the
 simulator serves, tenants of one MLS sharing a token in tens, no feed naming a cron. Then what
 the UI asks of the webserver's GraphQL for one chain asset: the partitions page's query, and
@@ -28,14 +29,17 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 from mls_assets.defs.automation.probe import change_probe_sensor
-from mls_assets.defs.automation.run_requests import feeds_of_run, feeds_order, shared_requests
+from mls_assets.defs.automation.run_requests import SHARED_RUN_FEEDS, feeds_of_run, feeds_order, shared_requests
 from mls_assets.defs.automation.schedules import intraday_status_sync
 from mls_assets.defs.automation.sensors import nightly_due, nightly_sync_sensor
 from mls_assets.defs.feeds.sensors import feed_discovery_sensor
 from mls_assets.defs.maintenance.schedules import weekly_deletion_sweep
+from mls_assets.defs.media.assets import MEDIA_BACKLOG
+from mls_assets.defs.media.sensors import photo_media_sensor
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.paths import project_root
 from mls_assets.lib.replication.window import PullWindow
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.cursors import CURSORS_COLLECTION
 from mls_assets.lib.tenants import FeedConfig, read_configs
@@ -195,6 +199,7 @@ def steady_state(
 
 
 SERVER_URIS: list[str] = []
+media_runs: dict[int, int] = {}  # the media sensor's runs when every feed waits, per size
 keys: dict[int, int] = {}  # partition keys of one chain asset, per size
 ALL_KEYS = """
 query AllKeys($assetKey: AssetKeyInput!) {
@@ -254,6 +259,15 @@ def measure(size: int, tmp_path, monkeypatch, simulator: Simulator) -> dict[str,
             result, figures["change probe tick (every feed changed)"] = timed(lambda: change_probe_sensor(context))
             every_feed_changed[size] = len(result.run_requests)
             assert sum(len(feeds_of_run(r.tags)) for r in result.run_requests) == size + 1  # every feed served once
+
+            # Every feed waits for media (a retry due): the media sensor's worst tick.
+            database[MEDIA_BACKLOG].insert_many(
+                [{"_id": f, "dueAt": now - timedelta(minutes=1)} for f in feeds_order(instance)]
+            )
+            context = dg.build_sensor_context(instance=instance, resources=resources)
+            result, figures["media sensor tick (every feed waits)"] = timed(lambda: photo_media_sensor(context))
+            media_runs[size] = len(result.run_requests)
+            assert media_runs[size] == -(-len(feeds_order(instance)) // SHARED_RUN_FEEDS)
             SERVER_URIS.append(server.uri)
             market_now = datetime.fromisoformat(
                 httpx.get(f"http://127.0.0.1:{simulator.port}/_admin/clock").json()["now"]
@@ -322,6 +336,11 @@ def test_bench_fleet(tmp_path, monkeypatch):
         "  the probe's runs when every feed changed: "
         + " / ".join(f"{every_feed_changed[s]}" for s in SIZES)
         + f" (one run per feed: {' / '.join(f'{s + 1:,}' for s in SIZES)})"
+    )
+    print(
+        "  the media sensor's runs when every feed waits: "
+        + " / ".join(f"{media_runs[s]}" for s in SIZES)
+        + f" (one per block of {SHARED_RUN_FEEDS} feeds; at most x{3600 // SETTINGS.media_interval_s} an hour)"
     )
     print("  runs requested per hour at the simulator's change rate:")
     for label in runs_per_hour[SIZES[0]]:

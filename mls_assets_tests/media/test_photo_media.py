@@ -140,6 +140,20 @@ def test_a_run_past_its_budget_leaves_the_rest_pending_and_the_next_run_finishes
     assert world.database[MEDIA_BACKLOG].find_one({"_id": FEED}) is None
 
 
+def test_in_a_shared_media_run_a_feed_that_fails_costs_only_itself(world):
+    """`zz.gps` is registered but has no config: its part fails, FEED's photos are re-hosted and
+    its changes committed; the broken feed's are kept for the next run."""
+    world.sync()
+    world.instance.add_dynamic_partitions("feeds", ["zz.gps"])
+    result = world.rehost(through="zz.gps")
+    figures = media_figures(result)
+    assert figures["stored"] == len(world.photos()) and list(figures["failed_feeds"]) == ["zz.gps"]
+    failures = checks(result)["media_failures"]
+    assert not failures.passed and list(failures.metadata["feeds_at_fault"].value) == ["zz.gps"]
+    assert world.database[MEDIA_BACKLOG].find_one({"_id": "zz.gps"}) is not None  # asked again later
+    assert media_figures(world.rehost())["listings_looked_at"] == 0  # FEED's changes were committed
+
+
 def test_a_photo_url_off_the_allowed_hosts_is_refused_before_any_request():
     for host in ("10.0.0.8", "169.254.169.254", "192.168.1.1", "::1", "localhost", "127.0.0.1", "0.0.0.0"):
         assert not host_allowed(host, local=False), host

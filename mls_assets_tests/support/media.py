@@ -10,7 +10,7 @@ from moto.server import ThreadedMotoServer
 from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.media.assets import photo_media
-from mls_assets.defs.partitions import feed_day_key
+from mls_assets.defs.partitions import feed_day_key, range_tags
 from mls_assets.defs.resources import ClockResource, MediaResource, MongoResource, SourceResource
 from mls_assets.lib.catalogue import EXPIRED_PHOTOS, PHOTO_MEDIA, PHOTOS
 from mls_assets.lib.store.naming import FeedKey
@@ -98,16 +98,19 @@ class MediaWorld:
     def sync(self) -> None:
         self._materialize(CHAIN)
 
-    def rehost(self, now=None) -> dg.ExecuteInProcessResult:
-        return self._materialize([*CHAIN, photo_media], now, selection=[photo_media])
+    def rehost(self, now=None, through: str | None = None) -> dg.ExecuteInProcessResult:
+        """A media run of FEED's day, or of the feeds FEED..`through` (a shared run)."""
+        return self._materialize([*CHAIN, photo_media], now, selection=[photo_media], through=through)
 
-    def _materialize(self, assets, now=None, selection=None) -> dg.ExecuteInProcessResult:
+    def _materialize(self, assets, now=None, selection=None, through=None) -> dg.ExecuteInProcessResult:
+        day = self.market.now.date().isoformat()
+        where = (
+            {"tags": range_tags(FEED, day, day, last_feed=through)}
+            if through
+            else {"partition_key": str(feed_day_key(FEED, day))}
+        )
         result = dg.materialize(
-            assets,
-            instance=self.instance,
-            resources=self.resources(now),
-            partition_key=str(feed_day_key(FEED, self.market.now.date().isoformat())),
-            selection=selection,
+            assets, instance=self.instance, resources=self.resources(now), selection=selection, **where
         )
         assert result.success
         return result
@@ -127,6 +130,7 @@ class MediaWorld:
 
 
 def media_figures(result: dg.ExecuteInProcessResult) -> dict:
-    """The `photo_media` materialization's metadata, as plain values."""
-    (materialization,) = result.asset_materializations_for_node("photo_media")
+    """The `photo_media` materialization's metadata, as plain values (a run over several
+    partitions records the same on each)."""
+    materialization = result.asset_materializations_for_node("photo_media")[0]
     return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}

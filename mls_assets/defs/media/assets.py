@@ -22,11 +22,13 @@ from mls_assets.defs.resources import ClockResource, MediaResource, MongoResourc
 from mls_assets.lib.catalogue import PHOTO_MEDIA
 from mls_assets.lib.local_mode import is_local_mode
 from mls_assets.lib.media.download import PhotoDownloader
-from mls_assets.lib.media.sync import MediaSync, coverage, next_due
+from mls_assets.lib.media.sync import RETRY_FIRST, MediaReport, MediaSync, coverage, next_due
 from mls_assets.lib.quality.measures import Finding, merge_findings
+from mls_assets.lib.redact import redact
 from mls_assets.lib.sources.errors import SourceConfigurationError, SourceUnavailable
 from mls_assets.lib.sources.rate import budget_for
 from mls_assets.lib.store.changes import ChangeSet
+from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import feed_config
 
 MEDIA_JOB = "media_job"
@@ -82,47 +84,21 @@ def photo_media(
         for feed in raw_listings.feeds
     }
     figures, coverage_by_feed, failing_by_feed = {}, [], []
+    failed_feeds: dict[str, str] = {}
     for feed_key in raw_listings.feeds:
-        feed = feed_config(database, str(feed_key))
-        token, token_host = _token_and_host(source, feed)
-        limit = feed.rate_limit
-        token_budget = (
-            budget_for(
-                token, limit.requests, limit.per_seconds, also=limit.windows(), bytes_per_hour=limit.bytes_per_hour
-            )
-            if token
-            else None
-        )
-        with PhotoDownloader(
-            token=token,
-            token_hosts=[token_host] if token_host else [],
-            local=is_local_mode(),
-            budget=token_budget,
-            per_host=media.per_host,
-        ) as downloader:
-            sync = MediaSync(
-                database,
-                feed_key,
-                storage,
-                downloader,
-                now,
-                budget=photos_each,
-                workers=media.workers,
-                max_attempts=media.max_attempts,
-                log=context.log.warning,
-            )
-            report = sync.run(changed.get(feed_key, ()))
-        _note_backlog(database, str(feed_key), next_due(database, feed_key))
+        try:
+            report = _rehost_feed(context, database, feed_key, source, media, storage, now, photos_each, changed)
+        except Exception as error:  # noqa: BLE001 - one feed's failure costs only that feed
+            failed_feeds[str(feed_key)] = redact(f"{type(error).__name__}: {error}")[:300]
+            context.log.error(f"{feed_key}: its media run failed, tried again next run: {failed_feeds[str(feed_key)]}")
+            _note_backlog(database, str(feed_key), now + RETRY_FIRST)
+            failing_by_feed.append((str(feed_key), Finding(offending=1, sample=[failed_feeds[str(feed_key)]])))
+            continue
         shown = coverage(database, feed_key, now)
         figures[str(feed_key)] = {**report.as_metadata(), **shown}
         coverage_by_feed.append((str(feed_key), _coverage_finding(shown)))
         failing_by_feed.append((str(feed_key), _failure_finding(shown)))
-        context.log.info(
-            f"{feed_key}: {report.stored} photos stored, {sum(report.failed.values())} failed, "
-            f"{report.pending} left for the next run, {report.objects_deleted} objects removed; "
-            f"coverage {shown['coverage']:.1%}"
-        )
-    raw_listings.commit(context.run.run_id)
+    raw_listings.commit(context.run.run_id, except_feeds={FeedKey.parse(f) for f in failed_feeds})
     totals = Counter()
     for values in figures.values():
         totals.update({k: v for k, v in values.items() if isinstance(v, int) and k != "coverage"})
@@ -131,6 +107,7 @@ def photo_media(
             **dict(sorted(totals.items())),
             "storage": storage.where,
             "by_feed": dg.MetadataValue.json(figures),
+            "failed_feeds": dg.MetadataValue.json(failed_feeds),
         }
     )
     yield check_result(
@@ -149,6 +126,42 @@ def photo_media(
         dg.AssetCheckSeverity.WARN,
         by_feed=failing_by_feed,
     )
+
+
+def _rehost_feed(context, database, feed_key, source, media, storage, now, photos_each, changed) -> MediaReport:
+    """One feed's part of the run: its photos' media made, removed or re-stamped."""
+    feed = feed_config(database, str(feed_key))
+    token, token_host = _token_and_host(source, feed)
+    limit = feed.rate_limit
+    token_budget = (
+        budget_for(token, limit.requests, limit.per_seconds, also=limit.windows(), bytes_per_hour=limit.bytes_per_hour)
+        if token
+        else None
+    )
+    with PhotoDownloader(
+        token=token,
+        token_hosts=[token_host] if token_host else [],
+        local=is_local_mode(),
+        budget=token_budget,
+        per_host=media.per_host,
+    ) as downloader:
+        report = MediaSync(
+            database,
+            feed_key,
+            storage,
+            downloader,
+            now,
+            budget=photos_each,
+            workers=media.workers,
+            max_attempts=media.max_attempts,
+            log=context.log.warning,
+        ).run(changed.get(feed_key, ()))
+    _note_backlog(database, str(feed_key), next_due(database, feed_key))
+    context.log.info(
+        f"{feed_key}: {report.stored} photos stored, {sum(report.failed.values())} failed, "
+        f"{report.pending} left for the next run, {report.objects_deleted} objects removed"
+    )
+    return report
 
 
 def _token_and_host(source: SourceResource, feed) -> tuple[str | None, str | None]:

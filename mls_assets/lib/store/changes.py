@@ -12,7 +12,7 @@ with a lower `_seq` can appear after a consumer has read past it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -258,7 +258,9 @@ class ChangeSet:
             if not s.empty and (feed is None or s.feed == feed)
         )
 
-    def commit(self, run_id: str) -> None:
+    def commit(self, run_id: str, except_feeds: Set[FeedKey] = frozenset()) -> None:
+        """The consumer has stored what these changes made; `except_feeds`: feeds whose part
+        failed, read again next time."""
         for source in self.sources:
-            if not source.empty:
+            if not source.empty and source.feed not in except_feeds:
                 advance_watermark(self.database, self.consumer, source.collection, source.upto, run_id)
