@@ -89,7 +89,13 @@ def test_make_dev_stops_with_everything_it_started(dev_env, tmp_path, stop):
 
     try:
         os.kill(make.pid, getattr(signal, stop))
-        make.wait(timeout=STOP_DEADLINE_S)
+        try:
+            make.wait(timeout=STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            alive = [" ".join(p.cmdline())[:100] for p in descendants if p.is_running() and p.status() != "zombie"]
+            pytest.fail(
+                f"make still running {STOP_DEADLINE_S} s after {stop}; alive: {alive}\n{log.read_text()[-4000:]}"
+            )
         _, alive = psutil.wait_procs(descendants, timeout=STOP_DEADLINE_S)
         left = [(p.pid, " ".join(p.cmdline())[:120]) for p in alive if p.is_running() and p.status() != "zombie"]
     finally:  # whatever happened, nothing of this test outlives it
