@@ -23,7 +23,7 @@ DEFAULT_LISTINGS = 300  # per MLS: ~260 listings a demo feed, each photo of them
 # The demo's photos: every one is downloaded, rendered to three WebP variants and stored by
 # `make run`, which at an MLS's 0-40 photos of 2048x1536 a listing would take hours of CPU.
 DEFAULT_MAX_PHOTOS = 2
-DEFAULT_PHOTO_SIDE = 800
+DEFAULT_PHOTO_SIDE = 1024  # larger than the medium variant: every demo photo has three distinct variants
 LOCAL_SOURCE_TOKEN = "sim-demo-token"  # the token the local simulator accepts (never a real one)
 
 
