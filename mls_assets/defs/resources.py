@@ -22,7 +22,7 @@ from mls_assets.lib.sources.base import ListingsProvider
 from mls_assets.lib.sources.errors import SourceConfigurationError, SourceTokenExpired, SourceUnavailable
 from mls_assets.lib.sources.http import RetryPolicy
 from mls_assets.lib.sources.pool import ClientPool
-from mls_assets.lib.sources.rate import budget_for
+from mls_assets.lib.sources.rate import budget_of
 from mls_assets.lib.store import client as mongo_client
 from mls_assets.lib.tenants import FeedConfig
 
@@ -144,10 +144,7 @@ class SourceResource(dg.ConfigurableResource):
         (the change probe), `clients` the pooled HTTP clients it shares between feeds."""
         url, simulated = self.base_url_for(feed)
         token = self.token_for(feed, simulated)
-        limit = feed.rate_limit
-        budget = budget_for(
-            token, limit.requests, limit.per_seconds, also=limit.windows(), bytes_per_hour=limit.bytes_per_hour
-        )
+        budget = budget_of(token, feed.rate_limit)
         retry = RetryPolicy(attempts=attempts or self.retry_attempts, floor=self.retry_floor_s, cap=self.retry_cap_s)
 
         def rotated_token() -> str:

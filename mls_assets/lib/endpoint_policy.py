@@ -54,10 +54,15 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def is_loopback_url(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address (names are not resolved)."""
+    host = host.strip("[]").lower()
     address = _address(host)
     return host in LOOPBACK_NAMES or bool(address and address.is_loopback)
+
+
+def is_loopback_url(url: str) -> bool:
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def check_endpoint(url: str, *, local: bool | None = None) -> str:
@@ -76,8 +81,7 @@ def check_endpoint(url: str, *, local: bool | None = None) -> str:
     if parts.username is not None or parts.password is not None:
         raise EndpointRefused("base URL must not carry credentials (user:password@host)")
     address = _address(host)
-    loopback = host in LOOPBACK_NAMES or bool(address and address.is_loopback)
-    if loopback:
+    if is_loopback_host(host):
         if local:
             return url
         raise EndpointRefused(

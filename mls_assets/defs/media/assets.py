@@ -26,7 +26,7 @@ from mls_assets.lib.media.sync import RETRY_FIRST, MediaReport, MediaSync, cover
 from mls_assets.lib.quality.measures import Finding, merge_findings
 from mls_assets.lib.redact import redact
 from mls_assets.lib.sources.errors import SourceConfigurationError, SourceUnavailable
-from mls_assets.lib.sources.rate import budget_for
+from mls_assets.lib.sources.rate import budget_of
 from mls_assets.lib.store.changes import ChangeSet
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import feed_config
@@ -132,17 +132,11 @@ def _rehost_feed(context, database, feed_key, source, media, storage, now, photo
     """One feed's part of the run: its photos' media made, removed or re-stamped."""
     feed = feed_config(database, str(feed_key))
     token, token_host = _token_and_host(source, feed)
-    limit = feed.rate_limit
-    token_budget = (
-        budget_for(token, limit.requests, limit.per_seconds, also=limit.windows(), bytes_per_hour=limit.bytes_per_hour)
-        if token
-        else None
-    )
     with PhotoDownloader(
         token=token,
         token_hosts=[token_host] if token_host else [],
         local=is_local_mode(),
-        budget=token_budget,
+        budget=budget_of(token, feed.rate_limit) if token else None,
         per_host=media.per_host,
     ) as downloader:
         report = MediaSync(

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
+from mls_assets.lib.endpoint_policy import is_loopback_host
 from mls_assets.lib.local_mode import is_local_mode
 from mls_assets.lib.media.images import Limits
 from mls_assets.lib.sources.http import USER_AGENT, retry_after
@@ -36,15 +37,14 @@ RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 
 def host_allowed(host: str, local: bool) -> bool:
     """May a photo be fetched from `host`? (No name is resolved: the check needs no network.)"""
-    host = host.strip("[]").lower()
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    loopback = host in ("localhost", "localhost.localdomain") or bool(address and address.is_loopback)
+    if is_loopback_host(host):
+        return local
     if local:
-        return loopback
-    return not loopback and (address is None or address.is_global)
+        return False
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_global
+    except ValueError:
+        return True  # a host name
 
 
 def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:

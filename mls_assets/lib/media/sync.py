@@ -232,17 +232,20 @@ class MediaSync:
     def _stamp(self, stamps: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
         """The photo documents' copies written again from the state (after their set was
         replaced, or an expired listing's `expiresAt` moved): no download."""
+        self._write_copies(stamps)
+        updates = [UpdateOne({"_id": s["_id"]}, {"$set": {"expiresAt": p.get("expiresAt")}}) for _, p, s in stamps]
+        if updates:
+            self.state.bulk_write(updates, ordered=False)
+
+    def _write_copies(self, items: Iterable[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+        """Each `(photo collection, photo, state)`: the photo document's `media` from its state."""
         by_collection: dict[str, list[UpdateOne]] = {}
-        state_updates = []
-        for collection, photo, state in stamps:
+        for collection, photo, state in items:
             by_collection.setdefault(collection, []).append(
                 UpdateOne({"_id": photo["_id"]}, {"$set": {"media": self._copy(state)}})
             )
-            state_updates.append(UpdateOne({"_id": state["_id"]}, {"$set": {"expiresAt": photo.get("expiresAt")}}))
         for collection, updates in by_collection.items():
             self.report.stamped += self.database[collection].bulk_write(updates, ordered=False).modified_count
-        if state_updates:
-            self.state.bulk_write(state_updates, ordered=False)
 
     def _copy(self, state: dict[str, Any]) -> dict[str, Any]:
         """What the photo document shows: each variant's URL and size, or why there is none."""
@@ -282,13 +285,9 @@ class MediaSync:
             states.append(self._state(item, "pending", expires=photo.get("expiresAt"), due=self.now, reason=None))
             self.report.pending += 1
         self.state.bulk_write([ReplaceOne({"_id": s["_id"]}, s, upsert=True) for s in states], ordered=False)
-        by_collection: dict[str, list[UpdateOne]] = {}
-        for (collection, photo, _), state in zip(work, states, strict=True):
-            by_collection.setdefault(collection, []).append(
-                UpdateOne({"_id": photo["_id"]}, {"$set": {"media": self._copy(state)}})
-            )
-        for collection, updates in by_collection.items():
-            self.report.stamped += self.database[collection].bulk_write(updates, ordered=False).modified_count
+        self._write_copies(
+            (collection, photo, state) for (collection, photo, _), state in zip(work, states, strict=True)
+        )
 
     def _count(self, state: dict[str, Any]) -> None:
         self.report.downloaded += state.pop("_downloaded", False)

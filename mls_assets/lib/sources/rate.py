@@ -105,3 +105,12 @@ def budget_for(
         if budget is None or budget.key != wanted:
             budget = _budgets[key] = RateBudget(requests, per_seconds, also=also, bytes_per_hour=bytes_per_hour)
         return budget
+
+
+def budget_of(token: str, limit) -> RateBudget:
+    """The token's process-wide budget under a feed's `RateLimit` (its requests per window,
+    its other windows and its bytes an hour): what its listing pulls and its photo downloads
+    spend alike."""
+    return budget_for(
+        token, limit.requests, limit.per_seconds, also=limit.windows(), bytes_per_hour=limit.bytes_per_hour
+    )
