@@ -1,13 +1,16 @@
 """Runs of one feed queue behind each other however they were launched: the coordinator
 derives the feed from Dagster's own partition tags (UI launches, backfills)."""
 
+from datetime import date
+
 import dagster as dg
 from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteRepositoryOrigin
 from dagster._core.run_coordinator import SubmitRunContext
 from dagster._core.test_utils import create_run_for_test
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-from mls_assets.defs.automation.run_requests import FEED_TAG
+from mls_assets.defs.automation.run_requests import FEED_TAG, shared_requests
+from mls_assets.defs.media.sensors import media_run
 from mls_assets.defs.partitions import feed_day_key, feed_of_run
 
 COORDINATOR = {"module": "mls_assets.operate.run_coordinator", "class": "FeedQueuedRunCoordinator"}
@@ -85,3 +88,23 @@ def test_a_range_over_several_feeds_launched_from_the_ui_names_each_feed_it_serv
         )
         assert run.status == dg.DagsterRunStatus.QUEUED and FEED_TAG not in run.tags
         assert feeds_of_run(run.tags) == {"b.gps", "c.gps", "d.gps"}
+
+
+def test_a_change_seen_in_the_source_is_started_before_routine_runs_and_photos_last():
+    """Dagster's queue starts the highest `dagster/priority` first: a change the probe saw (or
+    the days a failed shared run owes) never waits behind the safety net, the nightly, first
+    loads or photos (a fleet's queue holds hundreds of routine runs at 02:00)."""
+    feeds = ["a.gps", "b.gps", "c.gps"]
+    day = date(2026, 11, 20)
+
+    def priority(request: dg.RunRequest) -> int:
+        return int(request.tags.get("dagster/priority", "0"))
+
+    by_trigger = {
+        trigger: {priority(r) for r in shared_requests(feeds, dict.fromkeys(feeds, "x"), {"c.gps"}, day, day, trigger)}
+        for trigger in ("probe", "catch-up", "intraday", "nightly", "first_load")
+    }
+    assert all(len(found) == 1 for found in by_trigger.values())  # shared and alone runs alike
+    assert by_trigger["probe"] == by_trigger["catch-up"] == {10}
+    assert by_trigger["intraday"] == by_trigger["nightly"] == by_trigger["first_load"] == {0}
+    assert priority(media_run(feeds, day.isoformat(), "m")) < 0

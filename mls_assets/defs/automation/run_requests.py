@@ -24,11 +24,24 @@ IN_PROGRESS = [
 ]
 
 
+PRIORITY_TAG = "dagster/priority"  # Dagster's queue starts the highest first, in order within one
+# A change seen in the source, and the days a failed shared run owes its feeds, go first: a
+# freshness-critical run never waits behind the safety net's, the nightly or first loads
+# (measured: `test_bench_fleet_freshness`). Photos, which follow the listings, go last.
+RUN_PRIORITY = {"probe": 10, "catch-up": 10, "crm-rescrape": 5, "media": -5}
+
+
+def trigger_tags(trigger: str) -> dict[str, str]:
+    """The run's trigger, and its place in the queue when it is not the default's."""
+    priority = RUN_PRIORITY.get(trigger, 0)
+    return {TRIGGER_TAG: trigger, **({PRIORITY_TAG: str(priority)} if priority else {})}
+
+
 def chain_run(feed: str, day: date, trigger: str, run_key: str, run_config: dict | None = None) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=run_key,
         partition_key=str(feed_day_key(feed, day.isoformat())),
-        tags={FEED_TAG: feed, TRIGGER_TAG: trigger},
+        tags={FEED_TAG: feed, **trigger_tags(trigger)},
         run_config=run_config or {},
     )
 
@@ -50,7 +63,7 @@ def shared_run(feeds: list[str], first: date, last: date, trigger: str, run_key:
     once."""
     if len(feeds) == 1 and first == last:
         return chain_run(feeds[0], first, trigger, run_key)
-    tags = {TRIGGER_TAG: trigger, **range_tags(feeds[0], first.isoformat(), last.isoformat(), last_feed=feeds[-1])}
+    tags = {**trigger_tags(trigger), **range_tags(feeds[0], first.isoformat(), last.isoformat(), last_feed=feeds[-1])}
     if len(feeds) == 1:
         tags[FEED_TAG] = feeds[0]
     else:  # recovered by `shared_run_failure_sensor`, feed by feed, not by Dagster's retry of all

@@ -10,10 +10,10 @@ from mls_assets.defs.automation.jobs import replication_job
 from mls_assets.defs.automation.run_requests import (
     IN_PROGRESS,
     SHARED_RUN_FEEDS,
-    TRIGGER_TAG,
     feeds_of_run,
     feeds_order,
     runs_matching,
+    trigger_tags,
 )
 from mls_assets.defs.instigators import described
 from mls_assets.defs.maintenance.jobs import deletion_sweep_job
@@ -28,7 +28,7 @@ MEDIA_MEMBER_PREFIX = "mls-media/"  # one tag per feed of a media run: not `mls-
 
 def media_run(feeds: list[str], day: str, run_key: str) -> dg.RunRequest:
     """One media run over consecutive feeds of the feeds partition (one feed: its partition)."""
-    tags = {TRIGGER_TAG: "media", **{f"{MEDIA_MEMBER_PREFIX}{feed}": "1" for feed in feeds}}
+    tags = {**trigger_tags("media"), **{f"{MEDIA_MEMBER_PREFIX}{feed}": "1" for feed in feeds}}
     if len(feeds) == 1:
         return dg.RunRequest(run_key=run_key, partition_key=str(feed_day_key(feeds[0], day)), tags=tags)
     return dg.RunRequest(run_key=run_key, tags={**tags, **range_tags(feeds[0], day, day, last_feed=feeds[-1])})
