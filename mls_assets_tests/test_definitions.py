@@ -86,7 +86,7 @@ def test_every_schedule_and_sensor_says_what_it_does_in_the_ui():
     undescribed = [i.name for i in (*loaded.sensors, *loaded.schedules) if len(i.description or "") < 30]
     assert not undescribed
     probe = next(s for s in loaded.sensors if s.name == "change_probe_sensor")
-    assert "once a minute" in probe.description
+    assert "every 30 s" in probe.description
 
 
 def test_dagsters_own_tools_see_the_project():

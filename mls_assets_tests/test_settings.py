@@ -10,7 +10,7 @@ def test_the_defaults_are_the_documented_ones(monkeypatch):
         monkeypatch.delenv(f"MLS_{name.upper()}", raising=False)
     settings = load_settings()
     assert (settings.probe_interval_s, settings.business_hours_utc, settings.intraday_cron) == (
-        60,
+        30,
         (15, 3),
         "*/15 * * * *",
     )

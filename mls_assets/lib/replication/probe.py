@@ -15,6 +15,7 @@ PROBE_INTERVAL_S = SETTINGS.probe_interval_s
 # most one extra run after a burst of changes.
 PROBE_LAG_S = SETTINGS.probe_lag_s
 MAX_BACKOFF_S = 900.0
+FIRST_BACKOFF_S = 60.0  # a failing source is asked again after 1, 2, 4 ... minutes, however often the probe ticks
 
 
 @dataclass
@@ -28,7 +29,7 @@ class ProbeState:
         return self.next_at is None or now >= self.next_at
 
     def succeeded(self) -> None:
-        """Due again at the sensor's next tick (the sensor itself runs once a minute; a
+        """Due again at the sensor's next tick (the sensor itself runs every 30 s; a
         deadline here would skip every other tick when ticks drift by a second)."""
         self.failures = 0
         self.next_at = None
@@ -36,7 +37,8 @@ class ProbeState:
     def failed(self, now: datetime, retry_after: float | None, interval_s: float = PROBE_INTERVAL_S) -> float:
         """Back off; the seconds until the next probe."""
         self.failures += 1
-        wait = retry_after if retry_after is not None else min(interval_s * 2 ** (self.failures - 1), MAX_BACKOFF_S)
+        first = max(interval_s, FIRST_BACKOFF_S)
+        wait = retry_after if retry_after is not None else min(first * 2 ** (self.failures - 1), MAX_BACKOFF_S)
         wait = max(wait, interval_s)
         self.next_at = now + timedelta(seconds=wait)
         return wait
