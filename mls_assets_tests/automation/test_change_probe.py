@@ -214,5 +214,7 @@ def test_backoff_doubles_up_to_a_cap_and_retry_after_wins():
     ]
     assert not state.due(now) and state.due(now + timedelta(seconds=MAX_BACKOFF_S))
     assert ProbeState().failed(now, 300.0, interval_s=60) == 300.0  # the source said when
+    quick = ProbeState()  # a probe every 30 s still backs off from a minute, not from 30 s
+    assert [quick.failed(now, None, interval_s=30) for _ in range(3)] == [60, 120, 240]
     state.succeeded()
     assert state.due(now) and state.failures == 0
