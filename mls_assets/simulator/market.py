@@ -389,6 +389,8 @@ class Market:
         if timeline is None:
             raise KeyError(f"no listing {key!r}")
         at = self._clock
+        if not timeline.times or at < timeline.times[0]:  # its first event is its listing
+            raise ValueError(f"listing {key!r} is not on the market yet")
         edits = (
             ("status", status),
             ("price", price),

@@ -3,6 +3,8 @@
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+
 from mls_assets.simulator import Market
 from mls_assets_tests.support.sources import ANCHOR
 
@@ -84,3 +86,15 @@ def test_a_listing_changed_now_shows_the_change_stamped_now_over_http():
     after = snapshot(market)[active.timeline.key]
     assert (after.status, after.price, after.modified_at) == ("Expired", 123000, int(ANCHOR.timestamp()))
     assert answer["modificationTimestamp"] == ANCHOR.isoformat() and bad.status_code == 400
+
+
+def test_a_listing_not_on_the_market_yet_cannot_be_changed():
+    """An edit before its listing would make the edit its first event (no listing price):
+    refused with a reason, and the market still answers for every listing."""
+    market = Market(listings=60, seed=4, anchor=ANCHOR)
+    listed = {s.timeline.key for s in market.states()}
+    future = next(t.key for t in market.timelines if t.key not in listed and t.times[0] > market.now.timestamp())
+    with pytest.raises(ValueError, match="not on the market yet"):
+        market.change(future, price=123_000)
+    market.advance(timedelta(days=31))
+    assert all(market.record(s, True) for s in market.states())
