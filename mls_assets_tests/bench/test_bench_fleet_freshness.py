@@ -20,6 +20,7 @@ MLS_BENCH_FLEET_CHANGES, MLS_BENCH_FLEET_FEEDS."""
 
 import os
 import random
+import re
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -96,6 +97,23 @@ def _cursors(database, changes: list[Change]) -> dict[str, datetime]:
     waiting = sorted({f for c in changes if c.pending for f, at in c.seen.items() if at is None})
     found = database[CURSORS_COLLECTION].find({"_id": {"$in": waiting}}, {"cursor": 1}) if waiting else []
     return {doc["_id"]: doc["cursor"] for doc in found if isinstance(doc.get("cursor"), datetime)}
+
+
+FEED_PREFIX = re.compile(r"^agent\d+_mls\d+_")
+
+
+def _server_time_by_collection(database) -> list[tuple[str, tuple[float, int]]]:
+    """Where the server spent its time since it started (MongoDB's `top`), a feed's
+    collections summed over every feed, most first."""
+    totals: dict[str, list[float]] = {}
+    for namespace, figures in database.client.admin.command("top")["totals"].items():
+        if not isinstance(figures, dict) or "total" not in figures:
+            continue
+        name = FEED_PREFIX.sub("<feed>_", namespace.split(".", 1)[-1])
+        entry = totals.setdefault(name, [0.0, 0])
+        entry[0] += figures["total"]["time"] / 1e6
+        entry[1] += figures["total"]["count"]
+    return sorted(((n, (t, int(c))) for n, (t, c) in totals.items()), key=lambda item: -item[1][0])
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -183,6 +201,7 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
                         _cpu_by_pid(cpu, daemon.pid, server.process.pid)
                         time.sleep(5)
                     runs = instance.get_runs()
+                    server_time = _server_time_by_collection(database)
                     phases = _run_phases(instance, runs)
                     stages = _change_stages(instance, changes)
                     by_job = _runs_by_job(instance)
@@ -224,6 +243,9 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
         print(f"  {job}: {len(seconds)} runs, {sum(seconds):.0f} s in all (median {statistics.median(seconds):.0f} s)")
     for stage, seconds in stages.items():
         print(f"  per change, {stage}: median {statistics.median(seconds):.0f} s, max {max(seconds):.0f} s")
+    print("  the server's time by collection (its `top`; a feed's collections summed over every feed):")
+    for name, (seconds, count) in server_time[:10]:
+        print(f"    {seconds:7.1f} s  {count:>8,} operations  {name}")
     for phase, seconds in phases.items():
         if seconds:
             print(f"  replication runs, {phase}: median {statistics.median(seconds):.1f} s, max {max(seconds):.1f} s")

@@ -25,7 +25,7 @@ from mls_assets.lib.catalogue import HISTORY, REJECTS, STATUS_COLLECTIONS
 from mls_assets.lib.quality import measures
 from mls_assets.lib.replication.quota import Quota
 from mls_assets.lib.replication.routing import Places, home_of_listing, transitions
-from mls_assets.lib.store.changes import ChangeSet, FeedSequence, WriteMarks
+from mls_assets.lib.store.changes import ChangeSet, WriteMarks, current_sequences
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import Tombstone
 from mls_assets.lib.tenant_admin import feed as configured_feed
@@ -99,7 +99,7 @@ def status_collections(
     database = mongo.get_database()
     now = clock.now()
     feeds = flattened_listings.feeds
-    before = {feed: FeedSequence(database, feed).current() for feed in feeds}
+    before = current_sequences(database, feeds)
     seen = {"listings": 0, "stale": 0, "moves": Counter(), "routed": Counter()}
     leaving: dict[FeedKey, list[Tombstone]] = {feed: [] for feed in feeds}
     quota = {feed: _quota(database, feed) for feed in feeds}

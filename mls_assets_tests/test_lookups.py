@@ -1,0 +1,34 @@
+"""Many feeds' bookkeeping read in few queries (a tick or a shared run over hundreds of feeds),
+with the same answers as one read per feed."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mls_assets.lib.store.changes import SEQUENCES_COLLECTION, FeedSequence, current_sequences
+from mls_assets.lib.store.cursors import CURSORS_COLLECTION, cursor_updates, read_cursor, read_cursors
+from mls_assets.lib.store.lookup import IN_CHUNK, docs_by_id
+from mls_assets.lib.store.naming import FeedKey
+
+FEEDS = [f"agent{n:04d}.mls{n % 7:02d}" for n in range(3 * IN_CHUNK + 17)]
+
+
+@pytest.mark.parametrize("asked", [5, IN_CHUNK, len(FEEDS)])
+def test_many_cursors_read_at_once_match_one_read_per_feed(mongo_db, asked):
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    mongo_db[CURSORS_COLLECTION].insert_many(
+        [{"_id": f, "cursor": at + timedelta(minutes=i), "updatedAt": at} for i, f in enumerate(FEEDS) if i % 3]
+    )
+    wanted = FEEDS[:asked] + ["never.pulled"]
+    cursors = read_cursors(mongo_db, wanted)
+    assert cursors == {f: read_cursor(mongo_db, f) for f in wanted}  # a feed never pulled: None
+    assert set(cursor_updates(mongo_db, wanted)) == {f for f in wanted if cursors[f] is not None}
+
+
+def test_documents_by_id_in_chunks_and_sequences_of_many_feeds(mongo_db):
+    feeds = [FeedKey.parse(f) for f in FEEDS]
+    for i, feed in enumerate(feeds[::2]):
+        FeedSequence(mongo_db, feed).take(i + 1)
+    found = docs_by_id(mongo_db[SEQUENCES_COLLECTION], [str(f) for f in feeds] * 2)  # repeats asked once
+    assert set(found) == {str(f) for f in feeds[::2]}
+    assert current_sequences(mongo_db, feeds) == {f: FeedSequence(mongo_db, f).current() for f in feeds}
