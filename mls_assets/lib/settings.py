@@ -32,9 +32,7 @@ class Settings(BaseSettings):
     step_retry_delay_s: float = Field(30, ge=0, description="first delay of those retries (exponential)")
     run_retention_days: float = Field(30, gt=0, description="runs ended longer ago are deleted")
     # automation
-    probe_interval_s: float = Field(
-        30, gt=0, description="how often the change probe asks a feed (30 s: the fleet freshness bench)"
-    )
+    probe_interval_s: float = Field(30, gt=0, description="how often the change probe asks a feed")
     probe_lag_s: float = Field(60, ge=0, description="how far before the cursor the probe looks")
     probe_concurrency: int = Field(32, ge=1, description="questions the probe asks at once")
     probe_timeout_s: float = Field(10, gt=0, description="how long the probe waits for one answer")
