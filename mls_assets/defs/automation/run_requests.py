@@ -24,10 +24,11 @@ IN_PROGRESS = [
 ]
 
 
-PRIORITY_TAG = "dagster/priority"  # Dagster's queue starts the highest first, in order within one
-# A change seen in the source, and the days a failed shared run owes its feeds, go first: a
-# freshness-critical run never waits behind the safety net's, the nightly or first loads
-# (measured: `test_bench_fleet_freshness`). Photos, which follow the listings, go last.
+PRIORITY_TAG = "dagster/priority"
+# Dagster's queue starts the highest priority first (in order within one). A change seen in the
+# source, and the days a failed shared run owes its feeds, go first: a freshness-critical run
+# never waits behind the safety net's, the nightly or first loads. Photos, which follow the
+# listings, go last.
 RUN_PRIORITY = {"probe": 10, "catch-up": 10, "crm-rescrape": 5, "media": -5}
 
 

@@ -46,8 +46,7 @@ class FeedSequence:
     def current(self) -> int:
         """The last number handed out (0 when none): every document written so far has a
         `_seq` at most this (one read, whatever the size of the feed)."""
-        doc = self._collection.find_one({"_id": self.feed})
-        return int(doc["value"]) if doc else 0
+        return _sequence_values(self._collection, [self.feed])[self.feed]
 
 
 class WriteMarks:
@@ -112,10 +111,15 @@ def _watermark_id(consumer: str, source: Collection) -> str:
     return f"{consumer}|{source.name}"
 
 
+def _sequence_values(sequences: Collection, feeds: list[str]) -> dict[str, int]:
+    found = docs_by_id(sequences, feeds)
+    return {feed: int(found.get(feed, {}).get("value", 0)) for feed in feeds}
+
+
 def current_sequences(database: Database, feeds: list[FeedKey]) -> dict[FeedKey, int]:
     """`FeedSequence.current` of many feeds, in a few queries."""
-    found = docs_by_id(database[SEQUENCES_COLLECTION], [str(feed) for feed in feeds])
-    return {feed: int(found.get(str(feed), {}).get("value", 0)) for feed in feeds}
+    values = _sequence_values(database[SEQUENCES_COLLECTION], [str(feed) for feed in feeds])
+    return {feed: values[str(feed)] for feed in feeds}
 
 
 def advance_watermark(database: Database, consumer: str, source: Collection, seq: int, run_id: str) -> None:
@@ -208,12 +212,11 @@ class ChangeSet:
     ) -> ChangeSet:
         # every feed's watermark and sequence in a few queries, not two per feed (a shared run
         # opens 50 feeds, the shared places run every feed)
-        marks = docs_by_id(database[WATERMARKS_COLLECTION], [_watermark_id(consumer, c) for c in collections.values()])
+        ids = {feed: _watermark_id(consumer, collection) for feed, collection in collections.items()}
+        watermarks = docs_by_id(database[WATERMARKS_COLLECTION], list(ids.values()))
         sequences = current_sequences(database, list(collections))
         sources = [
-            ChangeSource(
-                feed, collection, int(marks.get(_watermark_id(consumer, collection), {}).get("seq", 0)), sequences[feed]
-            )
+            ChangeSource(feed, collection, int(watermarks.get(ids[feed], {}).get("seq", 0)), sequences[feed])
             for feed, collection in collections.items()
         ]
         return cls(database, consumer, sources, batch_size, projection)

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from mls_assets.lib.store.lookup import docs_by_id
+
 CURSORS_COLLECTION = "feed_cursors"
 OVERLAP = timedelta(minutes=20)
 
@@ -27,7 +29,7 @@ def _fields_of(database: Database, feeds: list[str], name: str) -> dict[str, obj
     """One field of many feeds' cursor documents: one query."""
     cursors = database[CURSORS_COLLECTION]
     if len(feeds) <= LOOKUP_LIMIT:
-        return {doc["_id"]: doc.get(name) for doc in cursors.find({"_id": {"$in": feeds}}, {name: 1})}
+        return {key: doc.get(name) for key, doc in docs_by_id(cursors, feeds, {name: 1}).items()}
     wanted = set(feeds)
     return {doc["_id"]: doc.get(name) for doc in cursors.find({}, {name: 1}) if doc["_id"] in wanted}
 
