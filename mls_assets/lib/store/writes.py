@@ -114,8 +114,8 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 def content_hash(doc: Mapping[str, Any], exclude: Iterable[str] = ()) -> str:
     """Stable hash of a document's fields (key order does not matter)."""
-    skip = set(exclude) | set(BOOKKEEPING)
-    content = {k: v for k, v in doc.items() if k not in skip}
+    skip = BOOKKEEPING_SET.union(exclude)
+    content = doc if skip.isdisjoint(doc) else {k: v for k, v in doc.items() if k not in skip}  # no copy when clean
     try:
         payload = orjson.dumps(content, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits: the slow, exact path
@@ -299,7 +299,13 @@ class CollectionWriter:
         for item in batch:
             if isinstance(item, Tombstone):
                 continue
-            doc = {k: v for k, v in item.items() if k not in BOOKKEEPING}
+            # a copy: the stamps below must not change the producer's document (a C-level copy
+            # when it carries no bookkeeping, the common case)
+            doc = (
+                dict(item)
+                if BOOKKEEPING_SET.isdisjoint(item)
+                else {k: v for k, v in item.items() if k not in BOOKKEEPING}
+            )
             key = self.key_of(doc)
             previous = latest.get(key)
             if previous is not None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, with_config
+from typing_extensions import TypedDict
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Amount = Annotated[float, Field(ge=0)]
@@ -47,8 +48,10 @@ class FlatListing(BaseModel):
     expiresAt: AwareDatetime | None = None
 
 
-class Photo(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
+@with_config(ConfigDict(strict=True, extra="ignore"))
+class Photo(TypedDict):
+    """A TypedDict, not a model: a listing's photos are checked, never used as objects, and a
+    model instance per photo made the check 6x slower (216 against 32 ms for 35k photos)."""
 
     listingKey: NonEmpty
     listingId: NonEmpty
