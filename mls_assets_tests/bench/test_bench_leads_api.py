@@ -103,6 +103,30 @@ def peak_rss_mib(pid: int) -> float:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
 
 
+LARGE_BODY = 100 * 1024 * 1024
+
+
+def send_large_body(port: int, path: str, token: str | None) -> int:
+    """PATCH a 100 MiB body (with or without a key) in 1 MiB writes until the API answers or
+    closes; the status it answered."""
+    import socket
+
+    headers = [f"PATCH {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {LARGE_BODY}"]
+    headers += ["Content-Type: application/json", 'If-Match: "0"']
+    if token:
+        headers.append(f"Authorization: Bearer {token}")
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(("\r\n".join(headers) + "\r\n\r\n").encode())
+        chunk = b"x" * (1024 * 1024)
+        try:
+            for _ in range(LARGE_BODY // len(chunk)):
+                sock.sendall(chunk)
+        except OSError:  # the API answered and closed without reading the rest
+            pass
+        answer = sock.recv(200).decode("latin-1")
+    return int(answer.split()[1]) if answer.startswith("HTTP/") else 0
+
+
 def measure(server: Server, leads: int) -> dict:
     port = free_port()
     name = f"bench{leads}"
@@ -189,7 +213,14 @@ def measure(server: Server, leads: int) -> dict:
         csv_seconds = time.perf_counter() - started
         expected = leads - leads // 2 // 50  # the shared listings count once
         assert rows - 1 == expected
-        return {"samples": samples, "csv": (csv_seconds, before, peak_rss_mib(api.pid)), "leads": expected}
+        after_csv = peak_rss_mib(api.pid)
+        refused = {auth: send_large_body(port, f"{base}/{with_photos[0]}", auth) for auth in (None, token)}
+        return {
+            "samples": samples,
+            "csv": (csv_seconds, before, after_csv),
+            "leads": expected,
+            "large_body": (after_csv, peak_rss_mib(api.pid), refused),
+        }
     finally:
         api.terminate()
         api.wait(timeout=30)
@@ -216,6 +247,13 @@ def test_bench_leads_api(tmp_path):
         print(
             f"  CSV of {results[size]['leads']:,} leads: {seconds:.1f} s; API peak RSS {before:.0f} -> {after:.0f} MiB"
         )
+    for size in SIZES:
+        before, after, refused = results[size]["large_body"]
+        print(
+            f"  a 100 MiB PATCH body: answered {refused[None]} without a key, {refused[next(k for k in refused if k)]} "
+            f"with one; API peak RSS {before:.0f} -> {after:.0f} MiB (target: < 50 MiB growth)"
+        )
+        assert set(refused.values()) <= {401, 413} and after - before < 50
     print(
         "  the first page a fresh API process serves (no window hint yet): "
         + " / ".join(f"{results[s]['samples']['page of 100 (walking the pages)'][0] * 1000:.0f} ms" for s in SIZES)
