@@ -138,3 +138,21 @@ def test_two_processes_writing_at_once_see_each_others_data(mongo_uri, mongo_db)
     assert len(collection.distinct("k")) == 700
     contended = sum(c["inserted"] + c["updated"] + c["unchanged"] + c["stale"] for c in counts.values())
     assert contended == 800  # every document accounted for exactly once per writer
+
+
+@pytest.mark.parametrize(
+    ("memory_gib", "expected"),
+    [(1, "256M"), (2, "512M"), (16, "7680M"), (64, "32256M")],
+)
+def test_the_cache_is_sized_as_mongodb_sizes_it(memory_gib, expected):
+    assert embedded.cache_size_for(memory_gib * 1024**3) == expected  # half of (memory - 1 GB), >= 256 MB
+
+
+def test_the_cache_size_can_be_chosen_and_a_bad_one_is_refused(monkeypatch):
+    monkeypatch.setenv(embedded.CACHE_ENV, "4G")
+    assert embedded.cache_size() == "4G"
+    monkeypatch.setenv(embedded.CACHE_ENV, "lots")
+    with pytest.raises(embedded.ServiceError, match="expected a size such as 512M or 4G"):
+        embedded.cache_size()
+    monkeypatch.delenv(embedded.CACHE_ENV)
+    assert embedded.cache_size() == embedded.cache_size_for(embedded.available_memory())

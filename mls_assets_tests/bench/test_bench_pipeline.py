@@ -23,6 +23,7 @@ import dagster as dg
 import pytest
 
 from mls_assets.lib.catalogue import ensure_feed_collections
+from mls_assets.lib.store import embedded
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import FeedConfig, sync_configs
@@ -41,11 +42,11 @@ TARGETS = (
 
 
 class Server:
-    """A fresh disk-backed embedded server."""
+    """A fresh disk-backed embedded server, its cache sized as `mls-assets db start` sizes it."""
 
     def __init__(self, path):
         self.port = free_port()
-        self.process = start_ephemeral_server(self.port, str(path), "--cache-size", "2G")
+        self.process = start_ephemeral_server(self.port, str(path), "--cache-size", embedded.cache_size())
         self.uri = f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
     def cpu_seconds(self) -> float:
