@@ -293,6 +293,12 @@ def test_a_photo_without_any_uri_is_skipped_with_a_warning():
     assert any("no image URI" in w for w in listing["dataWarnings"])
 
 
+def test_a_photo_that_breaks_the_photo_schema_rejects_its_listing_naming_the_field():
+    photos = spark_record()["StandardFields"]["Photos"]
+    reject = rejected(spark_record(Photos=[photos[0], {**photos[1], "Id": "p" * 201}]))
+    assert reject["field"] == "1.photoId" and "at most 200 characters" in reject["reason"]
+
+
 # -- content hash ----------------------------------------------------------------------
 
 
