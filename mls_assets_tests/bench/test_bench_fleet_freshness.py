@@ -10,8 +10,9 @@ feeds start as a fleet in steady state: a cursor at now and their collections an
 real `dagster-daemon` runs every sensor of the code location and launches the queued runs (our
 coordinator, MLS_BENCH_FLEET_RUN_SLOTS, 4, at once); the probe's shared runs serve the feeds of one source together.
 Changes are made at random moments; for each, the time from its ModificationTimestamp until
-each of the MLS's 100 feeds holds it in the right status collection (checked every 5 s, in the feeds whose cursor moved past the change, so the observer hardly loads the server), p50
-and p95 over every feed of every change. Also: the runs launched, the feeds they served, and
+each of the MLS's 100 feeds holds it in the right status collection (checked every 5 s, in the
+feeds whose cursor moved past the change, so the observer hardly loads the server), p50 and
+p95 over every feed of every change. Also: the runs launched, the feeds they served, and
 the peak RSS of the code server (the process that evaluates the sensors at 2,000 feeds), the
 CPU seconds of each process, and where each change's time went.
 
@@ -36,7 +37,7 @@ from mls_assets.defs.feeds.registration import load_and_register_configs, partit
 from mls_assets.lib.catalogue import STATUS_COLLECTIONS, ensure_feed_collections
 from mls_assets.lib.paths import project_root
 from mls_assets.lib.store.client import get_client
-from mls_assets.lib.store.cursors import CURSORS_COLLECTION
+from mls_assets.lib.store.cursors import CURSORS_COLLECTION, read_cursors
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.transform.status import status_class
 from mls_assets.simulator import DEMO_TOKEN, Market, SimulatorServer
@@ -95,8 +96,7 @@ class Change:
 def _cursors(database, changes: list[Change]) -> dict[str, datetime]:
     """The cursors of every feed some change still waits for: one query a look."""
     waiting = sorted({f for c in changes if c.pending for f, at in c.seen.items() if at is None})
-    found = database[CURSORS_COLLECTION].find({"_id": {"$in": waiting}}, {"cursor": 1}) if waiting else []
-    return {doc["_id"]: doc["cursor"] for doc in found if isinstance(doc.get("cursor"), datetime)}
+    return {feed: at for feed, at in read_cursors(database, waiting).items() if isinstance(at, datetime)}
 
 
 FEED_PREFIX = re.compile(r"^agent\d+_mls\d+_")

@@ -3,8 +3,8 @@
 
 `change_probe_sensor` asks each source, for each enabled feed at most once per
 `MLS_PROBE_INTERVAL_S` (30 s: a change waits half as long for its question as at 60 s;
-docs/fleet.md has the freshness measured at 2,000 feeds), one cheap question: how many of the feed's listings were
-modified after its cursor (`_limit=1&_pagination=count`, the feed's filter and
+docs/fleet.md has the freshness measured at 2,000 feeds), one cheap question: how many of
+the feed's listings were modified after its cursor (`_limit=1&_pagination=count`, the feed's filter and
 `ModificationTimestamp Gt cursor - MLS_PROBE_LAG_S`, 60 s, for records a source shows a
 little late). Only when the answer is not zero does it request today's partition of that
 feed. A feed never pulled (no cursor, e.g. just added) gets its first load instead: one

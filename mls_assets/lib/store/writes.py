@@ -39,13 +39,14 @@ from mls_assets.lib.catalogue import SEQUENCE_FIELD, CollectionSpec
 from mls_assets.lib.prefetch import prefetched
 from mls_assets.lib.store.changes import WriteMarks
 from mls_assets.lib.store.indexes import ensure_indexes
+from mls_assets.lib.store.lookup import IN_CHUNK
 
 DUPLICATE_KEY = 11000
 HASH_FIELD = "_hash"
 RUN_FIELD = "_runId"
 BOOKKEEPING = (HASH_FIELD, RUN_FIELD, SEQUENCE_FIELD, "_id")
 BOOKKEEPING_SET = frozenset(BOOKKEEPING)
-LOOKUP_CHUNK = 100  # `$in` slows down superlinearly with its length on the embedded server
+LOOKUP_CHUNK = IN_CHUNK  # `$in` slows down superlinearly with its length on the embedded server
 SCAN_ABOVE = 2000  # more keys than this: one projected scan of the collection beats point lookups
 
 
