@@ -151,16 +151,83 @@ def chart_instance_settings(values: dict) -> dict:
     return {**rendered, **(values.get("additionalInstanceConfig") or {})}
 
 
+STORAGES = ("run_storage", "event_log_storage", "schedule_storage")
+CONNECTION_FIELDS = ("postgres_url", "postgres_db")  # compose: a URL; the chart: its fields
+
+
 def test_helm_and_compose_run_one_instance_alike():
-    """Run slots, the per-feed limit, the source pool, monitoring, retries, sensor threads, retention and
-    freshness: what
-    the chart renders from the Helm values equals compose's dagster.yaml (they differed: 20 vs
-    10 runs, no pool limit vs 8, no retry vs 1)."""
+    """Run slots, the per-feed limit, the source pool, monitoring, retries, sensor threads,
+    retention, freshness and the pooled storages: what the chart renders from the Helm values
+    equals compose's dagster.yaml (they differed: 20 vs 10 runs, no pool limit vs 8, no retry
+    vs 1), but for how each reaches PostgreSQL."""
+
+    def comparable(settings: dict) -> dict:
+        found = {**settings}
+        for key in STORAGES:
+            config = {k: v for k, v in found[key]["config"].items() if k not in CONNECTION_FIELDS}
+            found[key] = {**found[key], "config": config}
+        return found
+
     values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
     compose = yaml.safe_load((DEPLOY / "dagster_home" / "dagster.yaml").read_text())
     rendered = chart_instance_settings(values)
     compose["run_coordinator"].setdefault("config", {})
-    assert rendered == {key: compose[key] for key in rendered}
+    assert comparable(rendered) == comparable({key: compose[key] for key in rendered})
+
+
+def chart_postgres_db(values: dict) -> dict:
+    """The chart's helpers/instance/_postgresql.tpl for our values."""
+    postgresql = values["postgresql"]
+    return {
+        "username": postgresql["postgresqlUsername"],
+        "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "hostname": postgresql["postgresqlHost"],
+        "db_name": postgresql["postgresqlDatabase"],
+        "port": postgresql["service"]["port"],
+        "params": postgresql.get("postgresqlParams") or {},
+    }
+
+
+class HelmToYaml(yaml.SafeDumper):
+    """Helm's `toYaml` writes shared values out in full (no anchors)."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def test_the_chart_rendered_instance_uses_the_pooled_storages_on_the_charts_database(tmp_path):
+    """The chart writes dagster-postgres's storages itself and then `additionalInstanceConfig`
+    (templates/configmap-instance.yaml): loaded as Dagster loads dagster.yaml, the last of each
+    repeated storage key wins, so the instance runs our pooled storages, on the database the
+    chart's own would use, with a config they accept."""
+    from dagster._config import Shape, validate_config
+    from dagster_shared.yaml_utils import load_yaml_from_globs
+
+    from mls_assets.operate import postgres_storage
+
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    database = chart_postgres_db(values)
+    charts_own = {
+        key: {"module": f"dagster_postgres.{module}", "class": cls, "config": {"postgres_db": database}}
+        for key, module, cls in (
+            ("schedule_storage", "schedule_storage", "PostgresScheduleStorage"),
+            ("run_storage", "run_storage", "PostgresRunStorage"),
+            ("event_log_storage", "event_log", "PostgresEventLogStorage"),
+        )
+    }
+    text = yaml.dump(charts_own, Dumper=HelmToYaml, sort_keys=False) + yaml.dump(
+        values["additionalInstanceConfig"], Dumper=HelmToYaml
+    )
+    (tmp_path / "dagster.yaml").write_text(text)
+    loaded = load_yaml_from_globs(str(tmp_path / "dagster.yaml"))
+    for key in STORAGES:
+        assert text.count(f"\n{key}:") + text.startswith(f"{key}:") == 2, key  # both are in the file
+        storage = loaded[key]
+        assert storage["module"] == "mls_assets.operate.postgres_storage"
+        cls = getattr(postgres_storage, storage["class"])
+        assert storage["config"]["postgres_db"] == database
+        result = validate_config(Shape(cls.config_type()), storage["config"])
+        assert result.success, [error.message for error in result.errors]
 
 
 def test_the_image_has_the_run_launcher_the_chart_configures():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy
 import yaml
 from dagster._core.run_coordinator import QueuedRunCoordinator
 
@@ -19,6 +20,11 @@ from mls_assets.defs.partitions import feed_day_key
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.cursors import advance_cursor
 from mls_assets.lib.tenants import load_feeds, sync_configs
+from mls_assets.operate.postgres_storage import (
+    PooledPostgresEventLogStorage,
+    PooledPostgresRunStorage,
+    PooledPostgresScheduleStorage,
+)
 from mls_assets.operate.runs import submit_chain_runs
 from mls_assets.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets_tests.daemon import start_daemon, stop_process
@@ -33,9 +39,9 @@ BOOKKEEPING = {"leases", "write_marks", "watermarks", "sequences", "feed_cursors
 
 def test_the_production_instance_keeps_everything_in_postgres(production_home):
     with dg.DagsterInstance.from_config(str(production_home)) as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        assert isinstance(instance.run_storage, PooledPostgresRunStorage)
+        assert isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
+        assert isinstance(instance.schedule_storage, PooledPostgresScheduleStorage)
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 20
@@ -44,6 +50,34 @@ def test_the_production_instance_keeps_everything_in_postgres(production_home):
         instance.add_dynamic_partitions("feeds", ["a.gps"])
         job = defs().resolve_job_def("replication_job")
         assert job.partitions_def.get_partition_keys(dynamic_partitions_store=instance, current_time=ANCHOR)
+
+
+def test_the_production_storages_keep_their_connections_and_survive_losing_them(production_home, postgres):
+    """dagster-postgres's storages open a connection per call (1,510 for one 50-feed run); the
+    production instance's keep one per storage and process. A connection PostgreSQL dropped
+    (a restart, a failover) is replaced on its next use, not raised to the run."""
+    with dg.DagsterInstance.from_config(str(production_home)) as instance:
+        storages = (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
+        opened = []
+        for storage in storages:
+            sqlalchemy.event.listen(storage._engine, "connect", lambda *_: opened.append(1))
+        for n in range(30):
+            instance.add_dynamic_partitions("feeds", [f"t{n}.gps"])
+            instance.get_runs(limit=5)
+            instance.all_instigator_state()
+        assert len(opened) <= len(storages)
+        name = instance.run_storage._engine.url.database
+        postgres.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';")
+        assert len(instance.get_dynamic_partitions("feeds")) == 30
+        assert instance.get_runs(limit=5) == []
+
+
+def test_a_pool_setting_out_of_range_is_refused_by_name(production_home):
+    config = yaml.safe_load((production_home / "dagster.yaml").read_text())
+    config["event_log_storage"]["config"] = {**config["event_log_storage"]["config"], "pool_size": 0}
+    (production_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="pool_size must be >= 1"):
+        dg.DagsterInstance.from_config(str(production_home))
 
 
 def image_env(name: str) -> str:
