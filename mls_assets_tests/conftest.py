@@ -30,6 +30,7 @@ from mls_assets.defs.io_manager import MongoIOManager
 from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.store import client as mongo_client
+from mls_assets.lib.store import embedded
 from mls_assets_tests.support.servers import free_port, start_ephemeral_server
 
 DEMO_FEEDS = ["jpsrealtor.gps", "jpsrealtor.crmls"]
@@ -44,7 +45,7 @@ def mongo_uri():
         return
     port = free_port()
     process = start_ephemeral_server(port)
-    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    uri = embedded.server_uri(port)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MONGODB_URI", uri)
         yield uri

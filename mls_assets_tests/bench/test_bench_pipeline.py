@@ -47,7 +47,7 @@ class Server:
     def __init__(self, path):
         self.port = free_port()
         self.process = start_ephemeral_server(self.port, str(path), "--cache-size", embedded.cache_size())
-        self.uri = f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+        self.uri = embedded.server_uri(self.port)
 
     def cpu_seconds(self) -> float:
         """CPU time the server process has used so far (Linux `/proc`)."""

@@ -13,6 +13,7 @@ import pytest
 
 from mls_assets.defs.maintenance.assets import deleted_listings_sweep
 from mls_assets.lib.catalogue import FLATTENED, RAW
+from mls_assets.lib.store import embedded
 from mls_assets.lib.store.changes import ChangeSet
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.cursors import read_cursor
@@ -204,7 +205,7 @@ def test_a_database_lost_midway_fails_the_run_in_one_line_and_a_rerun_converges(
     port, storage = free_port(), tmp_path / "db"
     storage.mkdir()
     server = start_ephemeral_server(port, str(storage))
-    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    uri = embedded.server_uri(port)
     try:
         lost = Pipeline(market, get_client(uri)[pipeline.database.name], uri, pipeline.instance, timeout_ms=1500)
         lost.load_configs(tenants_file)

@@ -15,6 +15,7 @@ from mls_assets.defs.leases import LeaseResource
 from mls_assets.defs.listings.assets import raw_listings
 from mls_assets.defs.resources import ClockResource, MongoResource, SourceResource
 from mls_assets.lib.endpoint_policy import EndpointRefused, check_endpoint
+from mls_assets.lib.store import embedded
 from mls_assets.lib.tenants import (
     CONFIGS_COLLECTION,
     TenantsFileError,
@@ -327,7 +328,7 @@ def test_a_stopped_local_simulator_is_reported_not_restarted(monkeypatch, tmp_pa
 
 def test_an_unreachable_mongodb_uri_fails_in_one_line_naming_the_server():
     port = free_port()
-    mongo = MongoResource(uri=f"mongodb://127.0.0.1:{port}/?directConnection=true", database="x", timeout_ms=300)
+    mongo = MongoResource(uri=embedded.server_uri(port), database="x", timeout_ms=300)
     result = run_raw(mongo, SourceResource(), f"{TODAY}|t.gps")
     assert not result.success
     errors = [

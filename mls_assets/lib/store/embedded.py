@@ -55,6 +55,19 @@ def cache_size() -> str:
     return chosen
 
 
+def server_uri(port: int, host: str = HOST) -> str:
+    """How every process reaches an embedded server: directly, and without retryable writes.
+
+    The embedded server keeps each retryable write's reply in a table it scans on every write
+    and sorts once it holds 10,000 (MongoDB keeps them in an index). Measured: an `update_one`
+    cost it 0.45 ms of CPU on a fresh server and 2.6 ms after 12,000 writes, always 0.45 ms
+    without; at 2,000 feeds the table is full within minutes. A retry protects a write from a
+    dropped connection to a replica set's primary; here the server is one local process, and a
+    failed write fails its step, whose run is retried (every write is idempotent). A
+    `MONGODB_URI` keeps the driver's default, retryable writes."""
+    return f"mongodb://{host}:{port}/?directConnection=true&retryWrites=false"
+
+
 def default_port(root: Path, base: int = 27100) -> int:
     """A port derived from the checkout path: stable for one checkout, distinct between two."""
     return base + zlib.crc32(str(root).encode()) % 800
@@ -117,7 +130,7 @@ def service() -> LocalService:
     return LocalService(
         name="embedded MongoDB",
         home=home,
-        url=f"mongodb://{HOST}:{port}/?directConnection=true",
+        url=server_uri(port),
         is_up=lambda: is_serving(HOST, port),
         command=command,
     )
