@@ -32,7 +32,7 @@ import psutil
 import pytest
 import yaml
 
-from mls_assets.defs.automation.run_requests import feeds_of_run
+from mls_assets.defs.automation.run_requests import FEED_TAG, MEMBER_TAG_PREFIX, TRIGGER_TAG, feeds_of_run
 from mls_assets.defs.feeds.registration import load_and_register_configs, partition_changes
 from mls_assets.lib.catalogue import STATUS_COLLECTIONS, ensure_feed_collections
 from mls_assets.lib.paths import project_root
@@ -204,6 +204,7 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
                     server_time = _server_time_by_collection(database)
                     phases = _run_phases(instance, runs)
                     stages = _change_stages(instance, changes)
+                    stories = _slowest_feeds(instance, changes)
                     by_job = _runs_by_job(instance)
                 finally:
                     stop_process(daemon)
@@ -249,6 +250,9 @@ def test_bench_fleet_freshness_with_the_daemon(tmp_path, monkeypatch):
     for phase, seconds in phases.items():
         if seconds:
             print(f"  replication runs, {phase}: median {statistics.median(seconds):.1f} s, max {max(seconds):.1f} s")
+    print("  the slowest feeds' runs (s from the change: created / started / ended, trigger, feeds in the run):")
+    for story in stories:
+        print(f"    {story}")
     assert all(not c.pending for c in changes), f"changes never stored; daemon log:\n{log.read_text()[-3000:]}"
     assert p95 <= 120
 
@@ -345,6 +349,36 @@ def _change_stages(instance: dg.DagsterInstance, changes: list[Change]) -> dict[
         stages["last run started"].append(max((r.start_time or at) for r in serving) - at)
         stages["last run ended"].append(max((r.end_time or at) for r in serving) - at)
     return {stage: seconds for stage, seconds in stages.items() if seconds}
+
+
+def _slowest_feeds(instance: dg.DagsterInstance, changes: list[Change], count: int = 5) -> list[str]:
+    """For the `count` slowest (change, feed) pairs: every run of that feed from a minute
+    before the change until it was stored, relative to the change (why it waited)."""
+    latencies = sorted(
+        (
+            (((at - c.at).total_seconds() if at else float(GIVE_UP_S)), c, feed)
+            for c in changes
+            for feed, at in c.seen.items()
+        ),
+        key=lambda found: found[0],
+    )
+    stories = []
+    for latency, change, feed in latencies[-count:]:
+        at = change.at.timestamp()
+        records = list(instance.get_run_records(dg.RunsFilter(tags={f"{MEMBER_TAG_PREFIX}{feed}": "1"}))) + list(
+            instance.get_run_records(dg.RunsFilter(tags={FEED_TAG: feed}))
+        )
+        runs = sorted(
+            (r for r in records if at - 60 <= r.create_timestamp.timestamp() <= at + latency),
+            key=lambda r: r.create_timestamp,
+        )
+        steps = "; ".join(
+            f"{r.create_timestamp.timestamp() - at:.0f}/{(r.start_time or at) - at:.0f}/{(r.end_time or at) - at:.0f} "
+            f"{r.dagster_run.tags.get(TRIGGER_TAG, r.dagster_run.job_name)} x{len(feeds_of_run(r.dagster_run.tags))}"
+            for r in runs
+        )
+        stories.append(f"{latency:.0f} s {feed}: {steps or 'no run'}")
+    return stories
 
 
 def _change(
