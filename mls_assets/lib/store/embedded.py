@@ -63,7 +63,7 @@ def server_uri(port: int, host: str = HOST) -> str:
     cost it 0.45 ms of CPU on a fresh server and 2.6 ms after 12,000 writes, always 0.45 ms
     without; at 2,000 feeds the table is full within minutes. A retry protects a write from a
     dropped connection to a replica set's primary; here the server is one local process, and a
-    failed write fails its step, whose run is retried (every write is idempotent). A
+    failed write fails its step, whose run is retried (the writers are built to be re-run). A
     `MONGODB_URI` keeps the driver's default, retryable writes."""
     return f"mongodb://{host}:{port}/?directConnection=true&retryWrites=false"
 
