@@ -159,8 +159,8 @@ def test_the_cache_size_can_be_chosen_and_a_bad_one_is_refused(monkeypatch):
 
 
 def test_every_connection_to_the_embedded_server_goes_without_retryable_writes():
-    """The embedded server scans its table of retryable writes on each write (2.6 ms of its CPU
-    a write once it holds 12,000, against 0.45 ms): the URI every process gets turns them off,
+    """The embedded server scans its table of retryable writes on each write (2.9 ms of its CPU
+    a write once it holds thousands, against 0.45 ms): the URI every process gets turns them off,
     and a `MONGODB_URI` of one's own keeps the driver's default."""
     from pymongo import uri_parser
 
