@@ -23,11 +23,10 @@ from dagster import Field, IntSource
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
-POOL_DEFAULTS = {"pool_size": 1, "max_overflow": 10, "pool_recycle": 3600}
-POOL_FIELDS = {
-    "pool_size": "connections each process keeps open to this storage",
-    "max_overflow": "more connections a process may open while its threads contend (closed after use)",
-    "pool_recycle": "seconds after which a kept connection is replaced",
+POOL_SETTINGS = {  # name: (default, what it means)
+    "pool_size": (1, "connections each process keeps open to this storage"),
+    "max_overflow": (10, "more connections a process may open while its threads contend (closed after use)"),
+    "pool_recycle": (3600, "seconds after which a kept connection is replaced"),
 }
 
 
@@ -41,10 +40,8 @@ class _Pooled:
     @classmethod
     def config_type(cls) -> dict:
         fields = dict(super().config_type())  # type: ignore[misc]
-        for name, description in POOL_FIELDS.items():
-            fields[name] = Field(
-                IntSource, is_required=False, default_value=POOL_DEFAULTS[name], description=description
-            )
+        for name, (default, description) in POOL_SETTINGS.items():
+            fields[name] = Field(IntSource, is_required=False, default_value=default, description=description)
         return fields
 
     @classmethod
@@ -55,7 +52,7 @@ class _Pooled:
             should_autocreate_tables=config_value.get("should_autocreate_tables", True),
             token_provider=get_token_provider_from_config(config_value),
         )
-        storage.use_pool(**{name: config_value.get(name, default) for name, default in POOL_DEFAULTS.items()})
+        storage.use_pool(**{name: config_value.get(name, default) for name, (default, _) in POOL_SETTINGS.items()})
         return storage
 
     def use_pool(self, pool_size: int, max_overflow: int, pool_recycle: int) -> None:

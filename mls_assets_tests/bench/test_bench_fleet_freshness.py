@@ -24,6 +24,7 @@ import random
 import re
 import statistics
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -34,7 +35,7 @@ import yaml
 
 from mls_assets.defs.automation.run_requests import FEED_TAG, MEMBER_TAG_PREFIX, TRIGGER_TAG, feeds_of_run
 from mls_assets.defs.feeds.registration import load_and_register_configs, partition_changes
-from mls_assets.lib.catalogue import STATUS_COLLECTIONS, ensure_feed_collections
+from mls_assets.lib.catalogue import STATUS_COLLECTIONS, CollectionSpec, ensure_feed_collections
 from mls_assets.lib.paths import project_root
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.cursors import CURSORS_COLLECTION, read_cursors
@@ -80,17 +81,21 @@ class Change:
             if self._stored(database, FeedKey.parse(feed)):
                 self.seen[feed] = now
 
+    def _copies(self, database, feed: FeedKey) -> Iterator[tuple[CollectionSpec, dict]]:
+        """The listing as each of the feed's status collections holds it."""
+        for spec in STATUS_COLLECTIONS.values():
+            doc = database[spec.collection_name(feed)].find_one(
+                {"listingKey": self.key}, {"standardStatus": 1, "listPrice": 1, "modificationTimestamp": 1}
+            )
+            if doc is not None:
+                yield spec, doc
+
     def _stored(self, database, feed: FeedKey) -> bool:
         """The feed holds the change, or a later edit of the listing: the market also changes
         on its own and may edit it again (its status or price then differ from the change's,
         though the feed is as fresh as it can be); such feeds are counted in `superseded`."""
         now_in = status_class(self.status or "Active").value  # a price change leaves it active
-        for spec in STATUS_COLLECTIONS.values():
-            doc = database[spec.collection_name(feed)].find_one(
-                {"listingKey": self.key}, {"standardStatus": 1, "listPrice": 1, "modificationTimestamp": 1}
-            )
-            if doc is None:
-                continue
+        for spec, doc in self._copies(database, feed):
             stamp = doc.get("modificationTimestamp")
             if isinstance(stamp, datetime) and stamp.replace(tzinfo=stamp.tzinfo or UTC) > self.at:
                 self.superseded.add(str(feed))
@@ -101,13 +106,11 @@ class Change:
 
     def held(self, database, feed: FeedKey) -> str:
         """What the feed holds of the listing (for a feed that never had the change)."""
-        for spec in STATUS_COLLECTIONS.values():
-            doc = database[spec.collection_name(feed)].find_one({"listingKey": self.key})
-            if doc is not None:
-                return (
-                    f"{spec.collection_name(feed)}: {doc.get('standardStatus')} {doc.get('listPrice')} "
-                    f"modified {doc.get('modificationTimestamp')}; the change: {self.status} {self.price} at {self.at}"
-                )
+        for spec, doc in self._copies(database, feed):
+            return (
+                f"{spec.collection_name(feed)}: {doc.get('standardStatus')} {doc.get('listPrice')} "
+                f"modified {doc.get('modificationTimestamp')}; the change: {self.status} {self.price} at {self.at}"
+            )
         return "the listing in no status collection"
 
     @property

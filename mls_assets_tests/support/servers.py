@@ -19,18 +19,7 @@ def start_ephemeral_server(port: int, storage: str = ":memory:", *extra: str) ->
     """`:memory:` keeps everything in WiredTiger's cache: fine for tests, too small for
     benchmarks, which pass a folder instead."""
     process = subprocess.Popen(
-        [
-            embedded.launcher_path(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--storage-path",
-            storage,
-            "--log-level",
-            "WARNING",
-            *extra,
-        ],
+        embedded.server_command(port, storage, *extra),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

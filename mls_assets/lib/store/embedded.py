@@ -61,10 +61,10 @@ def server_uri(port: int, host: str = HOST) -> str:
     The embedded server keeps each retryable write's reply in a table it scans on every write
     and sorts once it holds 10,000 (MongoDB keeps them in an index). Measured: an `update_one`
     cost it 0.69 ms of CPU over the first 1,000 writes and 2.9 ms over the next 11,000; 0.48
-    and 0.45 ms without; at 2,000 feeds the table is full within minutes. A retry protects a write from a
-    dropped connection to a replica set's primary; here the server is one local process, and a
-    failed write fails its step, whose run is retried (the writers are built to be re-run). A
-    `MONGODB_URI` keeps the driver's default, retryable writes."""
+    and 0.45 ms without; at 2,000 feeds the table is full within minutes. A retry protects a
+    write from a dropped connection to a replica set's primary; here the server is one local
+    process, and a failed write fails its step, whose run is retried (the writers are built to
+    be re-run). A `MONGODB_URI` keeps the driver's default, retryable writes."""
     return f"mongodb://{host}:{port}/?directConnection=true&retryWrites=false"
 
 
@@ -106,6 +106,23 @@ def is_serving(host: str, port: int, timeout: float = 0.5) -> bool:
         client.close()
 
 
+def server_command(port: int, storage: str, *extra: str) -> list[str]:
+    """The launcher's command line for a server on loopback `port` that stores in `storage`
+    (a folder, or `:memory:`), with `extra` flags such as `--cache-size`."""
+    return [
+        launcher_path(),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--storage-path",
+        storage,
+        "--log-level",
+        "WARNING",
+        *extra,
+    ]
+
+
 def service() -> LocalService:
     port = int(os.environ.get("MLS_EMBEDDED_MONGO_PORT") or default_port(project_root()))
     home = Path(os.environ.get("MLS_EMBEDDED_MONGO_HOME") or state_dir() / "mongo")
@@ -113,19 +130,7 @@ def service() -> LocalService:
 
     def command() -> list[str]:
         data.mkdir(parents=True, exist_ok=True)
-        return [
-            launcher_path(),
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--storage-path",
-            str(data),
-            "--cache-size",
-            cache_size(),
-            "--log-level",
-            "WARNING",
-        ]
+        return server_command(port, str(data), "--cache-size", cache_size())
 
     return LocalService(
         name="embedded MongoDB",
