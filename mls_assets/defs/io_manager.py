@@ -40,6 +40,7 @@ from mls_assets.defs.partitions import FIRST_DAY, days_by_feed, split_key
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.catalogue import BY_NAME, CollectionSpec, siblings_of
 from mls_assets.lib.store.changes import ChangeSet, FeedSequence
+from mls_assets.lib.store.handoff import Handoff
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import BOOKKEEPING, CollectionWriter, WriteCounts
 
@@ -99,6 +100,11 @@ class MongoCollectionIOManager(dg.IOManager):
         self._database = database
         self._batch_size = batch_size
         self._uri = uri
+        self._handoff = Handoff()  # what this run wrote, for its own consumers (`store.handoff`)
+
+    def close(self) -> None:
+        """The run is over: its spools go."""
+        self._handoff.close()
 
     # -- writing ------------------------------------------------------------------------
 
@@ -131,6 +137,7 @@ class MongoCollectionIOManager(dg.IOManager):
             first = next(items, None)
             if first is None:  # nothing to write: no index check, no probe
                 continue
+            spool = self._handoff.spool(collection, spec.key) if spec.spooled else None
             writer = CollectionWriter(
                 collection,
                 spec,
@@ -138,8 +145,11 @@ class MongoCollectionIOManager(dg.IOManager):
                 sequence=FeedSequence(self._database, feed),
                 run_id=context.run_id,
                 batch_size=self._batch_size,
+                spool=spool,
             )
             counts = writer.write(chain([first], items))
+            if spool is not None:
+                self._handoff.finish(collection, spool)
             totals += counts
             per_feed.setdefault(feed, WriteCounts())
             per_feed[feed] += counts
@@ -218,6 +228,7 @@ class MongoCollectionIOManager(dg.IOManager):
                 collections,
                 self._batch_size,
                 projection=input_meta.get("projection") or LOAD_PROJECTION,
+                handoff=self._handoff,
             )
         return self._slices(spec, partitions)
 
@@ -248,3 +259,12 @@ class MongoIOManager(dg.ConfigurableIOManagerFactory):
 
     def create_io_manager(self, context: dg.InitResourceContext) -> MongoCollectionIOManager:
         return MongoCollectionIOManager(self.mongo.get_database(), self.batch_size, self.mongo.uri)
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[MongoCollectionIOManager]:
+        """One IO manager per run, its spools removed when the run ends, failed or not."""
+        manager = self.create_io_manager(context)
+        try:
+            yield manager
+        finally:
+            manager.close()

@@ -43,6 +43,8 @@ class CollectionSpec:
     sequenced: bool = True  # written documents carry the feed's write sequence (consumers read changes)
     patched: bool = False  # documents owned by another system: only `Patch`es of our fields, no inserts
     key_is_id: bool = False  # the (single) key is stored as `_id`: its uniqueness costs no index of its own
+    # a run's writes here are handed to its own consumers on local disk, not read back (`store.handoff`)
+    spooled: bool = False
     per_tenant: bool = False
     description: str = ""
 
@@ -94,6 +96,7 @@ RAW = CollectionSpec(
     ("listingKey",),
     "modificationTimestamp",
     swept=True,
+    spooled=True,  # read by the flattening and the photos of the same run
     description="Spark records with photos expanded, screened, newest version per ListingKey.",
 )
 FLATTENED = CollectionSpec(
@@ -102,6 +105,7 @@ FLATTENED = CollectionSpec(
     "modificationTimestamp",
     volatile=("lastSyncedAt",),
     swept=True,
+    spooled=True,  # read by the routing and the CRM of the same run
     indexes=({"keys": [["city", 1]]},),  # the reference data reads a city's listings
     description="Flat camelCase listings with derived fields and contentHash.",
 )

@@ -154,20 +154,31 @@ class CommandTimes(monitoring.CommandListener):
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
-        self._kinds: dict[int, str] = {}
+        self.reads: dict[str, float] = {}  # read commands by collection (the feed's prefix left out)
+        self._kinds: dict[int, tuple[str, str]] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        on_leases = event.command.get(event.command_name) == "leases"
-        self._kinds[event.request_id] = "lease heartbeats" if on_leases else self.KINDS.get(event.command_name, "other")
+        target = str(event.command.get(event.command_name))
+        on_leases = target == "leases"
+        kind = "lease heartbeats" if on_leases else self.KINDS.get(event.command_name, "other")
+        self._kinds[event.request_id] = (
+            kind,
+            f"{event.command_name} {target.removeprefix(FEED.replace('.', '_') + '_')}",
+        )
 
     def succeeded(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
-        kind = self._kinds.pop(event.request_id, "other")
+        kind, target = self._kinds.pop(event.request_id, ("other", ""))
         self.seconds[kind] = self.seconds.get(kind, 0.0) + event.duration_micros / 1e6
+        if kind == "reads" and not target.startswith("getMore"):
+            self.reads[target] = self.reads.get(target, 0.0) + event.duration_micros / 1e6
 
     failed = succeeded
 
     def totals(self) -> dict[str, float]:
         return {kind: round(seconds, 1) for kind, seconds in sorted(self.seconds.items(), key=lambda kv: -kv[1])}
+
+    def top_reads(self, count: int = 6) -> dict[str, float]:
+        return {name: round(seconds, 2) for name, seconds in sorted(self.reads.items(), key=lambda kv: -kv[1])[:count]}
 
 
 def chain(spec: dict) -> dict:
@@ -208,6 +219,7 @@ def chain(spec: dict) -> dict:
         "run_seconds": seconds,
         "run_cpu": run_cpu,
         "commands": commands.totals(),
+        "reads": commands.top_reads(),
     }
 
 

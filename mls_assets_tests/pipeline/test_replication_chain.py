@@ -2,10 +2,15 @@
 
 from datetime import timedelta
 
+import dagster as dg
+from pymongo import monitoring
+
 from mls_assets.lib.catalogue import EXPIRED_TTL_SECONDS
+from mls_assets.lib.store.naming import FeedKey
+from mls_assets.lib.tenants import load_feeds, sync_configs
 from mls_assets.lib.transform.status import EXPIRED_RETENTION, status_class
 from mls_assets.simulator import GPS_MLS_ID
-from mls_assets_tests.support.chain import ANCHOR, Pipeline
+from mls_assets_tests.support.chain import ANCHOR, FEEDS, Pipeline
 
 GPS = "jpsrealtor.gps"
 STATUS_COLLECTIONS = {"active": "listings", "closed": "closed_listings", "expired": "expired_listings"}
@@ -219,3 +224,55 @@ def test_a_feed_of_one_tenant_never_writes_another_tenants_collections(pipeline)
         assert mine.count_documents({"tenantId": {"$ne": "jpsrealtor"}}) == 0
         assert theirs.count_documents({"tenantId": {"$ne": "otheragent"}}) == 0
         assert keys(mine) == keys(theirs)  # same MLS, separate copies
+
+
+class ChangeReads(monitoring.CommandListener):
+    """Reads of the changes of some collections (a `_seq` range, not the one-document checks)."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names, self.seen, self.watching = names, [], True
+
+    def started(self, event):
+        command = event.command
+        if self.watching and event.command_name == "find" and command.get("find") in self.names:
+            if "_seq" in (command.get("filter") or {}) and command.get("limit") != 1:
+                self.seen.append(command["find"])
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def test_a_run_hands_what_it_wrote_to_its_own_consumers_without_reading_it_back(
+    market, mongo_db, mongo_uri, tenants_file
+):
+    """The flattening, the photos, the routing and the CRM step read this run's raw and
+    flattened listings from its handoff, in a first load and in an incremental run: no read
+    of their changes reaches the server, and what they store is right."""
+    names = {FeedKey.parse(GPS).collection(name) for name in ("raw_listings", "flattened_listings")}
+    reads = ChangeReads(names)
+    monitoring.register(reads)  # pymongo keeps it for every later client: it stops watching below
+    try:
+        sync_configs(mongo_db, load_feeds(tenants_file))
+        own_client = f"{mongo_uri}&appName=handoff" if "?" in mongo_uri else f"{mongo_uri.rstrip('/')}/?appName=handoff"
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("feeds", FEEDS)
+            pipeline = Pipeline(market, mongo_db, own_client, instance)
+            pipeline.sync(GPS)
+            full = len(reads.seen)
+            active = keys(pipeline.collection(GPS, "listings"), {"standardStatus": "Active"})
+            repriced, withdrawn = sorted(active)[:2]
+            market.change(repriced, price=123_456)
+            market.change(withdrawn, status="Canceled")
+            market.advance(timedelta(minutes=10))
+            pipeline.sync(GPS)
+    finally:
+        reads.watching = False
+    assert (full, reads.seen) == (0, [])
+    assert pipeline.collection(GPS, "listings").find_one({"listingKey": repriced})["listPrice"] == 123_456
+    assert withdrawn in keys(pipeline.collection(GPS, "expired_listings"))
+    assert withdrawn not in keys(pipeline.collection(GPS, "listings"))
+    assert pipeline.collection(GPS, "status_history").count_documents({"listingKey": withdrawn, "to": "Canceled"}) == 1
+    assert keys(pipeline.collection(GPS, "expired_photos"), {"listingKey": withdrawn}) == {withdrawn}

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
@@ -23,6 +24,9 @@ from pymongo.database import Database
 from mls_assets.lib.catalogue import SEQUENCE_FIELD
 from mls_assets.lib.store.lookup import docs_by_id
 from mls_assets.lib.store.naming import FeedKey
+
+if TYPE_CHECKING:
+    from mls_assets.lib.store.handoff import Handoff, Spool
 
 SEQUENCES_COLLECTION = "sequences"
 WATERMARKS_COLLECTION = "watermarks"
@@ -133,12 +137,14 @@ def advance_watermark(database: Database, consumer: str, source: Collection, seq
 
 @dataclass
 class ChangeSource:
-    """One feed's changes in one upstream collection: `_seq` in (after, upto]."""
+    """One feed's changes in one upstream collection: `_seq` in (after, upto]; `spool`: the
+    same documents as this run wrote them, when the run's handoff vouches for it."""
 
     feed: FeedKey
     collection: Collection
     after: int
     upto: int
+    spool: Spool | None = None
 
     @property
     def empty(self) -> bool:
@@ -157,8 +163,11 @@ class ChangeSource:
         order, not through the `_seq` index (1.1 s vs 1.35 s for 2.6k raw records, measured)."""
         if self.empty:
             return
-        query = {SEQUENCE_FIELD: {"$gt": self.after, "$lte": self.upto}, **(where or {})}
-        documents = read(self.collection, query, projection, batch_size=batch_size, natural=self.everything)
+        if self._spooled(projection, where):
+            documents = spooled(self.spool.documents(), projection, where)
+        else:
+            query = {SEQUENCE_FIELD: {"$gt": self.after, "$lte": self.upto}, **(where or {})}
+            documents = read(self.collection, query, projection, batch_size=batch_size, natural=self.everything)
         batch: list[dict] = []
         for doc in documents:
             batch.append(doc)
@@ -167,6 +176,38 @@ class ChangeSource:
                 batch = []
         if batch:
             yield batch
+
+    def _spooled(self, projection: dict | None, where: dict | None = None) -> bool:
+        """The spool answers this read as the server would (see `spooled`)."""
+        return self.spool is not None and answerable(projection, where)
+
+
+def answerable(projection: dict | None, where: dict | None) -> bool:
+    """A read the spool can answer exactly: top-level fields, `_id` left out (the spool's
+    updates do not carry the stored `_id`), `where` a plain equality of strings (Python's
+    `True == 1` is not the server's)."""
+    if not projection or projection.get("_id", 1) or any("." in name for name in projection):
+        return False
+    return all(
+        "." not in name and not name.startswith("$") and (value is None or isinstance(value, str))
+        for name, value in (where or {}).items()
+    )
+
+
+def spooled(documents: Iterator[dict], projection: dict, where: dict | None) -> Iterator[dict]:
+    """`documents` filtered by `where` and shaped by `projection` as the server would."""
+    where = where or {}
+    included = [name for name, value in projection.items() if value and name != "_id"]
+    excluded = [name for name, value in projection.items() if not value]
+    for doc in documents:
+        if any(doc.get(name) != value for name, value in where.items()):
+            continue
+        if included:
+            yield {name: doc[name] for name in included if name in doc}
+        else:
+            for name in excluded:
+                doc.pop(name, None)
+            yield doc
 
 
 def read(
@@ -209,7 +250,10 @@ class ChangeSet:
         collections: dict[FeedKey, Collection],
         batch_size: int = 1000,
         projection: dict | None = None,
+        handoff: Handoff | None = None,
     ) -> ChangeSet:
+        """`handoff`: the run's spools; a source whose spool holds exactly its range is read
+        from there, not from the server."""
         # every feed's watermark and sequence in a few queries, not two per feed (a shared run
         # opens 50 feeds, the shared places run every feed)
         ids = {feed: _watermark_id(consumer, collection) for feed, collection in collections.items()}
@@ -219,6 +263,10 @@ class ChangeSet:
             ChangeSource(feed, collection, int(watermarks.get(ids[feed], {}).get("seq", 0)), sequences[feed])
             for feed, collection in collections.items()
         ]
+        if handoff is not None:
+            for source in sources:
+                if not source.empty:
+                    source.spool = handoff.usable(source.collection, source.after, source.upto)
         return cls(database, consumer, sources, batch_size, projection)
 
     @property
@@ -245,6 +293,14 @@ class ChangeSet:
         for source in self.sources:
             if source.feed != feed or source.empty:
                 continue
+            spool = source.spool
+            if spool is not None and spool.key_fields == (key_field,) and source._spooled(self.projection):
+                for start in range(0, len(keys), self.batch_size):
+                    chunk = [(key,) for key in keys[start : start + self.batch_size]]
+                    found = list(spooled(spool.documents(chunk), self.projection, None))
+                    if found:
+                        yield found
+                continue
             for start in range(0, len(keys), 100):
                 query = {
                     key_field: {"$in": keys[start : start + 100]},
@@ -260,7 +316,9 @@ class ChangeSet:
         a first load's range costs a read of every document here: 1.1 s for 8.7k records)."""
         marks = WriteMarks(self.database)
         return sum(
-            marks.count(s.collection)
+            len(s.spool)
+            if s.spool is not None
+            else marks.count(s.collection)
             if s.everything
             else s.collection.count_documents({SEQUENCE_FIELD: {"$gt": s.after, "$lte": s.upto}})
             for s in self.sources

@@ -108,7 +108,12 @@ def is_serving(host: str, port: int, timeout: float = 0.5) -> bool:
 
 def server_command(port: int, storage: str, *extra: str) -> list[str]:
     """The launcher's command line for a server on loopback `port` that stores in `storage`
-    (a folder, or `:memory:`), with `extra` flags such as `--cache-size`."""
+    (a folder, or `:memory:`), with `extra` flags such as `--cache-size`.
+
+    `--standalone`: the server presents itself as a standalone server, not as a one-member
+    replica set, and so keeps no oplog. The project uses neither change streams nor
+    transactions, and the oplog cost 12.6% of the server's CPU in a full sync at 10k
+    listings: every written document was encoded again and written a second time."""
     return [
         launcher_path(),
         "--host",
@@ -119,6 +124,7 @@ def server_command(port: int, storage: str, *extra: str) -> list[str]:
         storage,
         "--log-level",
         "WARNING",
+        "--standalone",
         *extra,
     ]
 

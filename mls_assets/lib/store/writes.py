@@ -30,7 +30,9 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
+import bson
 import orjson
+from bson.raw_bson import RawBSONDocument
 from pymongo import DeleteOne, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, OperationFailure
@@ -38,6 +40,7 @@ from pymongo.errors import BulkWriteError, OperationFailure
 from mls_assets.lib.catalogue import SEQUENCE_FIELD, CollectionSpec
 from mls_assets.lib.prefetch import prefetched
 from mls_assets.lib.store.changes import WriteMarks
+from mls_assets.lib.store.handoff import Spool
 from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.store.lookup import IN_CHUNK
 
@@ -166,8 +169,12 @@ class CollectionWriter:
         sequence: Sequencer | None = None,
         run_id: str = "",
         batch_size: int = 1000,
+        spool: Spool | None = None,
     ) -> None:
+        """`spool`: where the documents written are also handed to this run's consumers
+        (`mls_assets.lib.store.handoff`); it is spoiled by any write that may not have taken effect."""
         self.collection, self.spec = collection, spec
+        self.spool = spool
         self.sequence = sequence if spec.sequenced else None
         self.run_id, self.batch_size = run_id, batch_size
         self.marks = WriteMarks(collection.database)
@@ -355,6 +362,8 @@ class CollectionWriter:
         self._stamp(inserts + updates)
         if self.bulk:
             self._loaded.update((self.key_of(doc), doc.get(self.spec.version)) for doc in inserts + updates)
+        if self.spool is not None:
+            self._encoded(updates, inserts=False)
         retry = self._insert(inserts, counts)
         operations = [self._update(doc, upsert=False) for doc in updates]
         operations += [self._update(doc, upsert=True) for doc in retry]
@@ -371,8 +380,28 @@ class CollectionWriter:
             removals = [
                 DeleteOne({**self._key_filter(t.key), **version_guard(self.spec, t.version)}) for t in tombstones
             ]
-            counts.removed += self.collection.bulk_write(removals, ordered=False).deleted_count
+            removed = self.collection.bulk_write(removals, ordered=False).deleted_count
+            counts.removed += removed
+            if removed:
+                self._spoil("documents removed")
         return counts
+
+    def _spoil(self, why: str) -> None:
+        if self.spool is not None:
+            self.spool.spoil(why)
+
+    def _encoded(self, docs: list[dict], inserts: bool) -> list[RawBSONDocument]:
+        """The documents as BSON, built once: spooled, and sent as they are for inserts (an
+        insert's `_id` is made here, as the driver would)."""
+        options = self.collection.codec_options
+        raws = []
+        for doc in docs:
+            if inserts and "_id" not in doc:
+                doc["_id"] = bson.ObjectId()
+            data = bson.encode(doc, codec_options=options)
+            self.spool.add(self.key_of(doc), doc.get(SEQUENCE_FIELD), data)
+            raws.append(RawBSONDocument(data))
+        return raws
 
     def _update(self, doc: dict, upsert: bool) -> UpdateOne | ReplaceOne:
         """The guarded write of a changed document. A collection no one else writes to (no
@@ -396,10 +425,13 @@ class CollectionWriter:
         """Insert new documents; return the ones another writer stored first."""
         if not docs:
             return []
+        sent = docs if self.spool is None else self._encoded(docs, inserts=True)
         try:
-            counts.inserted += len(self.collection.insert_many(docs, ordered=False).inserted_ids)
+            self.collection.insert_many(sent, ordered=False)
+            counts.inserted += len(docs)
             return []
         except BulkWriteError as error:
+            self._spoil("an insert another writer won")
             counts.inserted += error.details.get("nInserted", 0)
             lost = []
             for write_error in error.details.get("writeErrors", []):
@@ -420,6 +452,8 @@ class CollectionWriter:
             if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
                 raise
             matched, upserted = error.details.get("nMatched", 0), error.details.get("nUpserted", 0)
+        if matched + upserted < len(operations):
+            self._spoil("a guarded update lost to a newer version")
         counts.updated += matched
         counts.inserted += upserted
         counts.stale += len(operations) - matched - upserted
@@ -427,6 +461,7 @@ class CollectionWriter:
     # -- documents owned elsewhere, patched field by field ---------------------------------
 
     def _patch_batch(self, batch: list) -> WriteCounts:
+        self._spoil("patches are not spooled")
         counts = WriteCounts()
         operations = [UpdateOne(self._key_filter(p.key), p.update()) for p in batch if p.update()]
         if operations:
@@ -453,6 +488,7 @@ class CollectionWriter:
             yield batch
 
     def _group_batch(self, batch: list) -> WriteCounts:
+        self._spoil("groups are not spooled")
         counts = WriteCounts()
         group = self.spec.group
         docs = [
