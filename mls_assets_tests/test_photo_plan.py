@@ -1,8 +1,10 @@
-"""The photo plan against the real server: a stored set is recognised by any of its photos."""
+"""The photo plan against the real server: a stored set is recognised by any of its photos;
+the run's photo check reads a bounded spread of its listings."""
 
 import uuid
 from datetime import UTC, datetime
 
+from mls_assets.defs.photos.assets import CHECKED_LISTINGS, checked_listings
 from mls_assets.lib.catalogue import PHOTOS
 from mls_assets.lib.replication.photos import plan_photos
 from mls_assets.lib.store.naming import FeedKey
@@ -36,3 +38,15 @@ def test_a_set_without_a_first_photo_is_neither_rewritten_nor_left_behind(mongo_
     # L1 expired: its set leaves this collection (an orphan otherwise); L2 stays untouched
     moved = list(plan_photos(mongo_db, FEED, PHOTOS, raws, {"L1": "expired", "L2": "closed"}, empty=False))
     assert moved == [Tombstone(("L1",))]
+
+
+def test_a_run_checks_the_photos_of_a_bounded_spread_of_its_listings():
+    """A first sync of 8.7k listings checks 2,000 of them, the same ones whatever the order,
+    spread over the feed; a small run checks all (the scheduled audit reads every one)."""
+    keys = [f"20260101{n:010d}" for n in range(8749)]
+    checked = checked_listings(keys)
+    assert len(checked) == CHECKED_LISTINGS == 2000 and set(checked) <= set(keys)
+    assert sorted(checked) == sorted(checked_listings(list(reversed(keys))))
+    position = {key: n for n, key in enumerate(keys)}
+    assert min(position[k] for k in checked) < 100 and max(position[k] for k in checked) > 8600
+    assert checked_listings(keys[:50]) == keys[:50]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,33 @@ class CommandTimes(monitoring.CommandListener):
         return {name: round(seconds, 2) for name, seconds in sorted(self.reads.items(), key=lambda kv: -kv[1])[:count]}
 
 
+class MemorySamples:
+    """The process's resident memory every 0.2 s while a run goes on (Linux `/proc`), to say
+    which step holds the peak."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []  # (time.time(), MiB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE") / 2**20
+        while not self._stop.wait(0.2):
+            resident = int(Path("/proc/self/statm").read_text().split()[1])
+            self.samples.append((time.time(), resident * page))
+
+    def __enter__(self) -> MemorySamples:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak(self, start: float, end: float) -> int:
+        return round(max((mib for at, mib in self.samples if start <= at <= end), default=0))
+
+
 def chain(spec: dict) -> dict:
     commands = CommandTimes()
     monitoring.register(commands)  # before any client exists: every client the run opens reports to it
@@ -197,25 +225,28 @@ def chain(spec: dict) -> dict:
     run_config = {"resources": {"clock": {"config": {"fixed_now": spec["now"]}}}}
     started = time.perf_counter()  # the run itself: the process and its imports are Dagster's fixed cost
     cpu_started = time.process_time()  # every thread of this process: the run's own client CPU
-    result = job.execute_in_process(
-        instance=instance,
-        partition_key=str(feed_day_key(FEED, spec["day"])),
-        run_config=run_config,
-        raise_on_error=False,
-    )
+    with MemorySamples() as memory:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=str(feed_day_key(FEED, spec["day"])),
+            run_config=run_config,
+            raise_on_error=False,
+        )
     seconds = time.perf_counter() - started
     run_cpu = time.process_time() - cpu_started
     if not result.success:
         raise SystemExit("the chain failed")
-    written, steps = 0, {}
+    written, steps, peaks = 0, {}, {}
     for event in result.get_asset_materialization_events():
         meta = event.materialization.metadata
         written += sum(meta[name].value for name in ("inserted", "updated") if name in meta)
     for stat in instance.get_run_step_stats(result.run_id):
         steps[stat.step_key] = round(stat.end_time - stat.start_time, 2)
+        peaks[stat.step_key] = memory.peak(stat.start_time, stat.end_time)
     return {
         "written": written,
         "steps": steps,
+        "rss_by_step": peaks,
         "run_seconds": seconds,
         "run_cpu": run_cpu,
         "commands": commands.totals(),

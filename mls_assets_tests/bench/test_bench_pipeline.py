@@ -175,6 +175,7 @@ def report(listings: int, rows: dict) -> None:
     )
     for name in ("full", "incremental", "nothing"):
         print(f"  {name} steps: {rows[name].get('steps')}")
+        print(f"  {name} peak RSS by step (MiB): {rows[name].get('rss_by_step')}")
         print(f"  {name} server time by command (seconds, overlapping threads add up): {rows[name].get('commands')}")
         print(f"  {name} the longest reads, by collection (getMore apart): {rows[name].get('reads')}")
 

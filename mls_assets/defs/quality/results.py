@@ -18,12 +18,15 @@ def check_result(
     check_name: str | None = None,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
     by_feed: list[tuple[str, Finding]] | None = None,
+    scope: dict[str, Any] | None = None,
 ) -> dg.AssetCheckResult:
-    """The result of `finding`; `by_feed` (an audit's findings per feed) adds the feeds at fault."""
+    """The result of `finding`; `by_feed` (an audit's findings per feed) adds the feeds at fault;
+    `scope`: what was checked (metadata, not a broken rule)."""
     metadata: dict[str, Any] = {
         "offending": finding.offending,
         "first_offending_keys": finding.sample,
         **finding.details,
+        **(scope or {}),
     }
     if by_feed is not None:
         metadata.update(feeds_metadata(by_feed))

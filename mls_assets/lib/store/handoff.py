@@ -37,6 +37,14 @@ from pymongo.collection import Collection
 from mls_assets.lib.catalogue import SEQUENCE_FIELD
 from mls_assets.lib.store.changes import WriteMarks
 
+LENGTH_BITS = 25  # a BSON document is at most 16 MiB (2**24 bytes)
+LENGTH_MASK = (1 << LENGTH_BITS) - 1
+
+
+def _entry(key: tuple) -> Any:
+    """A key as the spool's index holds it: a one-field key as its value."""
+    return key[0] if len(key) == 1 else key
+
 
 class Spool:
     """One collection's documents as one writer of this run sent them, on local disk."""
@@ -45,7 +53,9 @@ class Spool:
         self.path, self.key_fields, self._codec_options = path, key_fields, codec_options
         self._file = open(path, "wb")  # noqa: SIM115 - open until the writer is done
         self._size = 0
-        self._at: dict[tuple, tuple[int, int]] = {}  # key -> (offset, length) of its last write
+        # key -> where its last write is, `offset << LENGTH_BITS | length` (one int, not a pair:
+        # the index is what a spool holds in memory, 50k entries for a 50k-listing feed)
+        self._at: dict[Any, int] = {}
         self.first: int | None = None  # the lowest and highest sequence numbers written
         self.last: int | None = None
         self.spoiled: str | None = None  # why the spool is not what the collection holds
@@ -55,7 +65,7 @@ class Spool:
         if self.spoiled:
             return
         self._file.write(data)
-        self._at[key] = (self._size, len(data))
+        self._at[_entry(key)] = self._size << LENGTH_BITS | len(data)
         self._size += len(data)
         if seq is not None:
             self.first = seq if self.first is None else min(self.first, seq)
@@ -82,11 +92,12 @@ class Spool:
         if keys is None:
             places = sorted(self._at.values())
         else:
-            places = sorted(self._at[key] for key in keys if key in self._at)
+            places = sorted(self._at[entry] for entry in map(_entry, keys) if entry in self._at)
         descriptor = os.open(self.path, os.O_RDONLY)
         try:
-            for offset, length in places:
-                yield bson.decode(os.pread(descriptor, length, offset), codec_options=self._codec_options)
+            for place in places:
+                data = os.pread(descriptor, place & LENGTH_MASK, place >> LENGTH_BITS)
+                yield bson.decode(data, codec_options=self._codec_options)
         finally:
             os.close(descriptor)
 
