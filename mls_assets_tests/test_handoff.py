@@ -38,7 +38,7 @@ def handoff():
 
 
 def write(collection, docs, handoff=None, run_id=None, batch_size=1000):
-    """One write as the IO manager does it: spooled when a handoff is given."""
+    """One write as the IO manager does it: spooled when a handoff is given (and on)."""
     spool = handoff.spool(collection, SPEC.key) if handoff is not None else None
     writer = CollectionWriter(
         collection,
@@ -180,6 +180,33 @@ def test_a_writer_that_failed_midway_leaves_no_usable_spool(raw, handoff):
     change_set = changes(raw, handoff)
     assert change_set.sources[0].spool is None
     assert {d["listingKey"] for d in read_all(change_set)} == {"K0", "K1", "K2", "K3"}
+
+
+def test_a_run_s_spools_stay_within_their_disk_budget_and_what_passes_it_is_read_from_the_server(raw):
+    """A shared run's feeds share one budget: the first feed's spool fits and is used; the
+    second one's would pass it, is given up (its file removed) and its consumer reads the server."""
+    other = raw.database[FeedKey("handoff", "crmls").collection("raw_listings")]
+    handoff = Handoff(max_mb=1)
+    try:
+        write(raw, [listing(f"K{i}", notes="x" * 300_000) for i in range(3)], handoff, batch_size=1)
+        write(other, [listing(f"K{i}", notes="x" * 300_000) for i in range(3)], handoff, batch_size=1)
+        first, second = handoff._spools.values()
+        assert first.spoiled is None and second.spoiled.startswith("the run's spools would pass 1 MiB")
+        assert not os.path.exists(second.path)
+        assert changes(raw, handoff).sources[0].spool is first
+        change_set = ChangeSet.open(raw.database, "consumer", {FEED: other}, projection=LOAD, handoff=handoff)
+        assert change_set.sources[0].spool is None
+        assert len(read_all(change_set)) == 3
+    finally:
+        handoff.close()
+    assert not os.path.exists(first.path)
+
+
+def test_spools_can_be_turned_off(raw):
+    handoff = Handoff(max_mb=0)
+    write(raw, [listing("K0")], handoff)
+    assert handoff.spool(raw, SPEC.key) is None
+    assert [d["listingKey"] for d in read_all(changes(raw, handoff))] == ["K0"]
 
 
 def test_a_run_leaves_no_spool_behind(raw):

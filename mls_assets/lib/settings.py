@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     lease_wait_s: float = Field(3600, ge=0, description="how long a run waits for a feed another run syncs")
     expired_ttl_seconds: int = Field(0, ge=0, description="after expiresAt, before the TTL index deletes")
     tenants_file_max_bytes: int = Field(1024 * 1024, ge=1, description="larger tenants files are refused")
+    handoff_max_mb: int = Field(1024, ge=0, description="the local disk a run's spools take at most (0: none)")
     # the leads API
     api_max_body_bytes: int = Field(64 * 1024, ge=1, description="the largest request body read")
     # re-hosted photos (credentials: the AWS_* variables, read by obstore, never here)

@@ -139,7 +139,8 @@ def seed(spec: dict) -> dict:
 
 class CommandTimes(monitoring.CommandListener):
     """Server time per kind of command (pymongo's command monitoring): where a run waits.
-    The lease heartbeats wait in a thread of their own and are kept apart."""
+    The lease heartbeats wait in a thread of their own and are kept apart. Reads are also
+    summed by collection and the fields they filter on."""
 
     KINDS = {
         "insert": "inserts",
@@ -162,10 +163,9 @@ class CommandTimes(monitoring.CommandListener):
         target = str(event.command.get(event.command_name))
         on_leases = target == "leases"
         kind = "lease heartbeats" if on_leases else self.KINDS.get(event.command_name, "other")
-        self._kinds[event.request_id] = (
-            kind,
-            f"{event.command_name} {target.removeprefix(FEED.replace('.', '_') + '_')}",
-        )
+        fields = ",".join(sorted(event.command.get("filter") or event.command.get("query") or {})) or "all"
+        name = target.removeprefix(FEED.replace(".", "_") + "_")
+        self._kinds[event.request_id] = (kind, f"{event.command_name} {name} by {fields}")
 
     def succeeded(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
         kind, target = self._kinds.pop(event.request_id, ("other", ""))

@@ -18,13 +18,14 @@ from mls_assets.lib.replication.routing import Places
 from mls_assets.lib.store.changes import ChangeSet, WriteMarks
 from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.store.writes import SCAN_ABOVE
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, batched
 
 OUTPUTS = {"listing_photos": PHOTOS, "expired_listing_photos": EXPIRED_PHOTOS}
-# The run's check reads the photos of at most this many of the listings it changed, per feed:
-# a first sync of 43k listings read all their 600k photos (15 s of the server's time at 50k);
-# the scheduled audit (`orphan_or_wiped_photos`) reads every listing.
-CHECKED_LISTINGS = SCAN_ABOVE
+# The run's check reads the photos of at most this many of the listings it changed, per feed
+# (a fault of the photo plan shows in any 500): a first sync of 43k listings read all their 600k
+# photos (15 s of the server's time at 50k); the scheduled audit (`orphan_or_wiped_photos`) reads
+# every listing.
+CHECKED_LISTINGS = 500
 
 
 def checked_listings(keys: list[str]) -> list[str]:
@@ -39,9 +40,11 @@ def checked_listings(keys: list[str]) -> list[str]:
 def expiry_of(database, feed: FeedKey, keys: list[str]) -> dict[str, object]:
     """The stored expired listings' `expiresAt` (their photos carry it)."""
     collection = database[EXPIRED.collection_name(feed)]
-    return {
+    projection = {"_id": 0, "listingKey": 1, "expiresAt": 1}
+    return {  # `$in` lists of at most LOOKUP_CHUNK keys: the server slows down superlinearly past ~100
         d["listingKey"]: d.get("expiresAt")
-        for d in collection.find({"listingKey": {"$in": keys}}, {"_id": 0, "listingKey": 1, "expiresAt": 1})
+        for chunk in batched(keys, LOOKUP_CHUNK)
+        for d in collection.find({"listingKey": {"$in": chunk}}, projection)
     }
 
 
@@ -54,7 +57,7 @@ def expiry_of(database, feed: FeedKey, keys: list[str]) -> dict[str, object]:
         run_check(
             "no_orphan_or_wiped_photos",
             asset="listing_photos",
-            description="For the listings this run changed (at most 2,000 per feed, spread over it; the scheduled "
+            description="For the listings this run changed (at most 500 per feed, spread over it; the scheduled "
             "audit reads every one): no photo without its listing, and no listing with photos whose photos are gone "
             "(an empty expansion must never wipe them).",
         )

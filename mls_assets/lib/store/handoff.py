@@ -6,7 +6,11 @@ flattening and the photos; the flattened listings, read by the routing and the C
 appended, as the BSON the server received, to a spool on local disk, and the consumer reads
 the spool instead of the server. On the embedded server those reads were a third of its
 work in a full sync (13 of 41 CPU seconds at 10k listings); a spool costs the client no more
-than decoding the server's answer, and nothing is held in memory but an offset per key.
+than decoding the server's answer, and nothing is held in memory but an offset per key. A
+spool takes the disk its documents take (15 kB a raw record: 670 MB for a first load of 43k
+listings, in the temporary directory, `TMPDIR`). A run's spools together stay within
+`MLS_HANDOFF_MAX_MB` (1024 by default, whatever the number of feeds a shared run holds): one
+that would pass it is given up and removed, and its consumers read the server.
 
 A spool is used only when it holds exactly what the server would answer, which is checked
 against the server when it is read, not assumed:
@@ -35,6 +39,7 @@ import bson
 from pymongo.collection import Collection
 
 from mls_assets.lib.catalogue import SEQUENCE_FIELD
+from mls_assets.lib.settings import SETTINGS
 from mls_assets.lib.store.changes import WriteMarks
 
 LENGTH_BITS = 25  # a BSON document is at most 16 MiB (2**24 bytes)
@@ -46,11 +51,19 @@ def _entry(key: tuple) -> Any:
     return key[0] if len(key) == 1 else key
 
 
+class DiskBudget:
+    """The local disk a run's spools may take together."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.left = max_bytes, max_bytes
+
+
 class Spool:
     """One collection's documents as one writer of this run sent them, on local disk."""
 
-    def __init__(self, path: str, key_fields: tuple[str, ...], codec_options: Any) -> None:
+    def __init__(self, path: str, key_fields: tuple[str, ...], codec_options: Any, budget: DiskBudget) -> None:
         self.path, self.key_fields, self._codec_options = path, key_fields, codec_options
+        self._budget = budget
         self._file = open(path, "wb")  # noqa: SIM115 - open until the writer is done
         self._size = 0
         # key -> where its last write is, `offset << LENGTH_BITS | length` (one int, not a pair:
@@ -64,6 +77,11 @@ class Spool:
     def add(self, key: tuple, seq: int | None, data: bytes) -> None:
         if self.spoiled:
             return
+        if len(data) > self._budget.left:
+            self.spoil(f"the run's spools would pass {self._budget.max_bytes >> 20} MiB (MLS_HANDOFF_MAX_MB)")
+            self.discard()  # its disk back at once: its consumers read the server
+            return
+        self._budget.left -= len(data)
         self._file.write(data)
         self._at[_entry(key)] = self._size << LENGTH_BITS | len(data)
         self._size += len(data)
@@ -102,6 +120,9 @@ class Spool:
             os.close(descriptor)
 
     def discard(self) -> None:
+        self._budget.left += self._size
+        self._size = 0
+        self._at.clear()
         if not self._file.closed:
             self._file.close()
         if os.path.exists(self.path):
@@ -111,13 +132,17 @@ class Spool:
 class Handoff:
     """The spools of one run, by collection; removed when the run ends (`close`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_mb: int = SETTINGS.handoff_max_mb) -> None:
+        self._budget = DiskBudget(max_mb << 20)
         self._directory: str | None = None
         self._spools: dict[str, Spool] = {}
         self._names = itertools.count()
 
-    def spool(self, collection: Collection, key_fields: tuple[str, ...]) -> Spool:
-        """A new spool for a writer of `collection` (replacing an earlier one of this run)."""
+    def spool(self, collection: Collection, key_fields: tuple[str, ...]) -> Spool | None:
+        """A new spool for a writer of `collection` (replacing an earlier one of this run);
+        None when spools are off (`MLS_HANDOFF_MAX_MB=0`)."""
+        if self._budget.max_bytes == 0:
+            return None
         if self._directory is None:
             self._directory = tempfile.mkdtemp(prefix="mls-handoff-")
             weakref.finalize(self, shutil.rmtree, self._directory, True)  # should `close` never come
@@ -125,7 +150,7 @@ class Handoff:
         if earlier is not None:
             earlier.discard()
         path = os.path.join(self._directory, f"{next(self._names)}.bson")
-        self._spools[collection.full_name] = spool = Spool(path, key_fields, collection.codec_options)
+        self._spools[collection.full_name] = spool = Spool(path, key_fields, collection.codec_options, self._budget)
         return spool
 
     def finish(self, collection: Collection, spool: Spool) -> None:
@@ -154,6 +179,8 @@ class Handoff:
         return spool
 
     def close(self) -> None:
+        for spool in self._spools.values():
+            spool.discard()
         self._spools.clear()
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
