@@ -215,3 +215,19 @@ def test_a_run_leaves_no_spool_behind(raw):
     (path,) = [spool.path for spool in handoff._spools.values()]
     handoff.close()
     assert not os.path.exists(path)
+
+
+def test_an_update_that_keeps_fields_of_the_stored_document_spoils_the_spool(raw, handoff):
+    """A `$set` of a collection with CRM-owned fields keeps what the CRM wrote, which the
+    spooled document lacks: that spool is not what the collection holds."""
+    spec = CollectionSpec("raw_listings", ("listingKey",), "modificationTimestamp", protected=("leadStatus",))
+
+    def write_protected(docs, spool=None):
+        CollectionWriter(raw, spec, sequence=FeedSequence(raw.database, FEED), run_id="r", spool=spool).write(docs)
+
+    write_protected([listing("K1", leadStatus="called")])
+    spool = handoff.spool(raw, spec.key)
+    write_protected([listing("K1", "Closed", T0 + timedelta(days=1))], spool)
+    handoff.finish(raw, spool)
+    assert spool.spoiled == "updates that keep fields of the stored document"
+    assert raw.find_one({"listingKey": "K1"})["leadStatus"] == "called"

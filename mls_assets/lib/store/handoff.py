@@ -4,9 +4,10 @@ A run's steps share one process (`in_process_executor`). What one step writes to
 collection that a later step of the same run consumes (the raw records, read by the
 flattening and the photos; the flattened listings, read by the routing and the CRM) is also
 appended, as the BSON the server received, to a spool on local disk, and the consumer reads
-the spool instead of the server. On the embedded server those reads were a third of its
-work in a full sync (13 of 41 CPU seconds at 10k listings); a spool costs the client no more
-than decoding the server's answer, and nothing is held in memory but an offset per key. A
+the spool instead of the server. On the embedded server those reads took 13 of the 41
+seconds of command time of a full sync of 10k listings, mostly waiting behind the inserts;
+with spools 6 (measured). A spool costs the client about what decoding the server's answer
+did, and holds nothing in memory but an offset per key. A
 spool takes the disk its documents take (15 kB a raw record: 670 MB for a first load of 43k
 listings, in the temporary directory, `TMPDIR`). A run's spools together stay within
 `MLS_HANDOFF_MAX_MB` (1024 by default, whatever the number of feeds a shared run holds): one

@@ -363,6 +363,8 @@ class CollectionWriter:
         if self.bulk:
             self._loaded.update((self.key_of(doc), doc.get(self.spec.version)) for doc in inserts + updates)
         if self.spool is not None:
+            if updates and self.spec.protected:  # a `$set` keeps fields the spooled document lacks
+                self._spoil("updates that keep fields of the stored document")
             self._encoded(updates, inserts=False)
         retry = self._insert(inserts, counts)
         operations = [self._update(doc, upsert=False) for doc in updates]
