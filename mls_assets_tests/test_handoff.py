@@ -6,13 +6,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
 from mls_assets.lib.catalogue import CollectionSpec
 from mls_assets.lib.store.changes import ChangeSet, FeedSequence, WriteMarks
 from mls_assets.lib.store.handoff import Handoff
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import BOOKKEEPING, CollectionWriter, Tombstone
+from mls_assets_tests.support.commands import Finds
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 FEED = FeedKey("handoff", "gps")
@@ -64,23 +65,6 @@ def read_all(change_set, **kwargs) -> list[dict]:
     return sorted((doc for _, batch in change_set.batches(**kwargs) for doc in batch), key=lambda d: d["listingKey"])
 
 
-class Finds(monitoring.CommandListener):
-    """The `find` commands sent to one collection."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.filters = name, []
-
-    def started(self, event):
-        if event.command_name == "find" and event.command.get("find") == self.name:
-            self.filters.append(event.command.get("filter"))
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
-
-
 def test_a_consumer_reads_the_spool_exactly_as_it_would_read_the_server(raw, handoff):
     old = [listing(f"K{i}", "Closed") for i in range(5)]
     write(raw, old)
@@ -106,7 +90,7 @@ def test_a_consumer_reads_the_spool_exactly_as_it_would_read_the_server(raw, han
 
 
 def test_the_spool_spares_the_server_its_reads(raw, handoff):
-    finds = Finds(raw.name)
+    finds = Finds({raw.name})
     client = MongoClient(*raw.database.client.address, directConnection=True, tz_aware=True, event_listeners=[finds])
     try:
         collection = client[raw.database.name][raw.name]

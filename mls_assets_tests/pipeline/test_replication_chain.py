@@ -11,6 +11,7 @@ from mls_assets.lib.tenants import load_feeds, sync_configs
 from mls_assets.lib.transform.status import EXPIRED_RETENTION, status_class
 from mls_assets.simulator import GPS_MLS_ID
 from mls_assets_tests.support.chain import ANCHOR, FEEDS, Pipeline
+from mls_assets_tests.support.commands import Finds
 
 GPS = "jpsrealtor.gps"
 STATUS_COLLECTIONS = {"active": "listings", "closed": "closed_listings", "expired": "expired_listings"}
@@ -226,25 +227,6 @@ def test_a_feed_of_one_tenant_never_writes_another_tenants_collections(pipeline)
         assert keys(mine) == keys(theirs)  # same MLS, separate copies
 
 
-class ChangeReads(monitoring.CommandListener):
-    """Reads of the changes of some collections (a `_seq` range, not the one-document checks)."""
-
-    def __init__(self, names: set[str]) -> None:
-        self.names, self.seen, self.watching = names, [], True
-
-    def started(self, event):
-        command = event.command
-        if self.watching and event.command_name == "find" and command.get("find") in self.names:
-            if "_seq" in (command.get("filter") or {}) and command.get("limit") != 1:
-                self.seen.append(command["find"])
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
-
-
 def test_a_run_hands_what_it_wrote_to_its_own_consumers_without_reading_it_back(
     market, mongo_db, mongo_uri, tenants_file
 ):
@@ -252,7 +234,7 @@ def test_a_run_hands_what_it_wrote_to_its_own_consumers_without_reading_it_back(
     flattened listings from its handoff, in a first load and in an incremental run: no read
     of their changes reaches the server, and what they store is right."""
     names = {FeedKey.parse(GPS).collection(name) for name in ("raw_listings", "flattened_listings")}
-    reads = ChangeReads(names)
+    reads = Finds(names)
     monitoring.register(reads)  # pymongo keeps it for every later client: it stops watching below
     try:
         sync_configs(mongo_db, load_feeds(tenants_file))
@@ -261,7 +243,7 @@ def test_a_run_hands_what_it_wrote_to_its_own_consumers_without_reading_it_back(
             instance.add_dynamic_partitions("feeds", FEEDS)
             pipeline = Pipeline(market, mongo_db, own_client, instance)
             pipeline.sync(GPS)
-            full = len(reads.seen)
+            full = len(reads.change_reads)
             active = keys(pipeline.collection(GPS, "listings"), {"standardStatus": "Active"})
             repriced, withdrawn = sorted(active)[:2]
             market.change(repriced, price=123_456)
@@ -270,7 +252,7 @@ def test_a_run_hands_what_it_wrote_to_its_own_consumers_without_reading_it_back(
             pipeline.sync(GPS)
     finally:
         reads.watching = False
-    assert (full, reads.seen) == (0, [])
+    assert (full, reads.change_reads) == (0, [])
     assert pipeline.collection(GPS, "listings").find_one({"listingKey": repriced})["listPrice"] == 123_456
     assert withdrawn in keys(pipeline.collection(GPS, "expired_listings"))
     assert withdrawn not in keys(pipeline.collection(GPS, "listings"))

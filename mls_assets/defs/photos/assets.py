@@ -2,6 +2,7 @@
 following its listing."""
 
 import hashlib
+import heapq
 from collections.abc import Iterator
 
 import dagster as dg
@@ -34,7 +35,9 @@ def checked_listings(keys: list[str]) -> list[str]:
     first ones in key order, which cluster by listing date)."""
     if len(keys) <= CHECKED_LISTINGS:
         return keys
-    return sorted(keys, key=lambda key: hashlib.blake2b(key.encode(), digest_size=8).digest())[:CHECKED_LISTINGS]
+    return heapq.nsmallest(
+        CHECKED_LISTINGS, keys, key=lambda key: hashlib.blake2b(key.encode(), digest_size=8).digest()
+    )
 
 
 def expiry_of(database, feed: FeedKey, keys: list[str]) -> dict[str, object]:

@@ -163,7 +163,7 @@ class ChangeSource:
         order, not through the `_seq` index (1.1 s vs 1.35 s for 2.6k raw records, measured)."""
         if self.empty:
             return
-        if self._spooled(projection, where):
+        if self.reads_spool(projection, where):
             documents = spooled(self.spool.documents(), projection, where)
         else:
             query = {SEQUENCE_FIELD: {"$gt": self.after, "$lte": self.upto}, **(where or {})}
@@ -177,8 +177,8 @@ class ChangeSource:
         if batch:
             yield batch
 
-    def _spooled(self, projection: dict | None, where: dict | None = None) -> bool:
-        """The spool answers this read as the server would (see `spooled`)."""
+    def reads_spool(self, projection: dict | None, where: dict | None = None) -> bool:
+        """The spool answers this read as the server would (see `answerable`)."""
         return self.spool is not None and answerable(projection, where)
 
 
@@ -294,7 +294,7 @@ class ChangeSet:
             if source.feed != feed or source.empty:
                 continue
             spool = source.spool
-            if spool is not None and spool.key_fields == (key_field,) and source._spooled(self.projection):
+            if spool is not None and spool.key_fields == (key_field,) and source.reads_spool(self.projection):
                 for start in range(0, len(keys), self.batch_size):
                     chunk = [(key,) for key in keys[start : start + self.batch_size]]
                     found = list(spooled(spool.documents(chunk), self.projection, None))

@@ -362,10 +362,9 @@ class CollectionWriter:
         self._stamp(inserts + updates)
         if self.bulk:
             self._loaded.update((self.key_of(doc), doc.get(self.spec.version)) for doc in inserts + updates)
-        if self.spool is not None:
-            if updates and self.spec.protected:  # a `$set` keeps fields the spooled document lacks
-                self._spoil("updates that keep fields of the stored document")
-            self._encoded(updates, inserts=False)
+        if updates and self.spec.protected:  # a `$set` keeps fields the spooled document lacks
+            self._spoil("updates that keep fields of the stored document")
+        self._spooled(updates)
         retry = self._insert(inserts, counts)
         operations = [self._update(doc, upsert=False) for doc in updates]
         operations += [self._update(doc, upsert=True) for doc in retry]
@@ -392,9 +391,11 @@ class CollectionWriter:
         if self.spool is not None:
             self.spool.spoil(why)
 
-    def _encoded(self, docs: list[dict], inserts: bool) -> list[RawBSONDocument]:
-        """The documents as BSON, built once: spooled, and sent as they are for inserts (an
-        insert's `_id` is made here, as the driver would)."""
+    def _spooled(self, docs: list[dict], inserts: bool = False) -> list[dict] | list[RawBSONDocument]:
+        """Hand `docs` to the spool as BSON, built once; inserts are then sent as that BSON
+        (their `_id` made here, as the driver would). Without a live spool: `docs`, untouched."""
+        if self.spool is None or self.spool.spoiled:
+            return docs
         options = self.collection.codec_options
         raws = []
         for doc in docs:
@@ -403,7 +404,7 @@ class CollectionWriter:
             data = bson.encode(doc, codec_options=options)
             self.spool.add(self.key_of(doc), doc.get(SEQUENCE_FIELD), data)
             raws.append(RawBSONDocument(data))
-        return raws
+        return raws if inserts else docs
 
     def _update(self, doc: dict, upsert: bool) -> UpdateOne | ReplaceOne:
         """The guarded write of a changed document. A collection no one else writes to (no
@@ -427,7 +428,7 @@ class CollectionWriter:
         """Insert new documents; return the ones another writer stored first."""
         if not docs:
             return []
-        sent = docs if self.spool is None else self._encoded(docs, inserts=True)
+        sent = self._spooled(docs, inserts=True)
         try:
             self.collection.insert_many(sent, ordered=False)
             counts.inserted += len(docs)
