@@ -41,10 +41,13 @@ def nightly_due(feeds: list[FeedConfig], after: datetime, now: datetime) -> dict
     """{the day to sync: {feed: its cron's tick}} for the enabled feeds whose cron fired in
     (after, now]: yesterday's partition of each tick."""
     due: dict[date, dict[str, str]] = {}
+    ticks: dict[str, datetime | None] = {}  # per cron, not per feed: thousands of feeds share a few hundred
     for feed in feeds:
         if not feed.enabled:
             continue
-        tick = latest_tick(feed.sync_schedule, after, now)
+        if feed.sync_schedule not in ticks:
+            ticks[feed.sync_schedule] = latest_tick(feed.sync_schedule, after, now)
+        tick = ticks[feed.sync_schedule]
         if tick is not None:
             due.setdefault((tick - timedelta(days=1)).date(), {})[str(feed.key)] = tick.isoformat()
     return due
