@@ -17,7 +17,9 @@ from mls_assets_tests.support.commands import Finds
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 FEED = FeedKey("handoff", "gps")
-SPEC = CollectionSpec("raw_listings", ("listingKey",), "modificationTimestamp", spooled=True)
+SPEC = CollectionSpec(
+    "raw_listings", ("listingKey",), "modificationTimestamp", spooled=True, spool_tag="standardStatus"
+)
 LOAD = {name: 0 for name in BOOKKEEPING}
 ROUTING = {"_id": 0, "listingKey": 1, "standardStatus": 1}
 
@@ -40,7 +42,7 @@ def handoff():
 
 def write(collection, docs, handoff=None, run_id=None, batch_size=1000):
     """One write as the IO manager does it: spooled when a handoff is given (and on)."""
-    spool = handoff.spool(collection, SPEC.key) if handoff is not None else None
+    spool = handoff.spool(collection, SPEC.key, SPEC.spool_tag) if handoff is not None else None
     writer = CollectionWriter(
         collection,
         SPEC,
@@ -79,9 +81,12 @@ def test_a_consumer_reads_the_spool_exactly_as_it_would_read_the_server(raw, han
     assert read_all(spooled) == read_all(served)
     assert len(read_all(spooled)) == 30
     assert read_all(spooled, projection=ROUTING) == read_all(served, projection=ROUTING)
-    assert read_all(spooled, where={"standardStatus": "Expired"}) == read_all(
-        served, where={"standardStatus": "Expired"}
-    )
+    for where in ({"standardStatus": "Expired"}, {"standardStatus": "Active"}, {"listingKey": "K3"}):
+        assert read_all(spooled, where=where) == read_all(served, where=where), where  # by the tag, and not
+    assert "K3" not in {d["listingKey"] for d in read_all(spooled, where={"standardStatus": "Active"})}  # now Pending
+    spool = spooled.sources[0].spool  # a read by the tag decodes only the documents it returns
+    assert sorted(d["listingKey"] for d in spool.documents(tagged="Pending")) == ["K3"]
+    assert len(list(spool.documents(tagged="Expired"))) == 15
     assert spooled.count(FEED) == served.count(FEED) == 30
     keys = ["K3", "K4", "K29", "missing"]
     by_key = lambda found: sorted((d for b in found for d in b), key=lambda d: d["listingKey"])  # noqa: E731

@@ -137,7 +137,7 @@ class MongoCollectionIOManager(dg.IOManager):
             first = next(items, None)
             if first is None:  # nothing to write: no index check, no probe
                 continue
-            spool = self._handoff.spool(collection, spec.key) if spec.spooled else None
+            spool = self._handoff.spool(collection, spec.key, spec.spool_tag) if spec.spooled else None
             writer = CollectionWriter(
                 collection,
                 spec,

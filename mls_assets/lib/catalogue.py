@@ -45,6 +45,9 @@ class CollectionSpec:
     key_is_id: bool = False  # the (single) key is stored as `_id`: its uniqueness costs no index of its own
     # a run's writes here are handed to its own consumers on local disk, not read back (`store.handoff`)
     spooled: bool = False
+    # a field the spool keeps beside each document, so a consumer reading by its value
+    # (`where={field: value}`) decodes only those documents
+    spool_tag: str | None = None
     per_tenant: bool = False
     description: str = ""
 
@@ -106,6 +109,7 @@ FLATTENED = CollectionSpec(
     volatile=("lastSyncedAt",),
     swept=True,
     spooled=True,  # read by the routing and the CRM of the same run
+    spool_tag="statusClass",  # the routing reads each class's listings in a pass of its own
     indexes=({"keys": [["city", 1]]},),  # the reference data reads a city's listings
     description="Flat camelCase listings with derived fields and contentHash.",
 )

@@ -164,7 +164,7 @@ class ChangeSource:
         if self.empty:
             return
         if self.reads_spool(projection, where):
-            documents = spooled(self.spool.documents(), projection, where)
+            documents = spooled(self._from_spool(where), projection, where)
         else:
             query = {SEQUENCE_FIELD: {"$gt": self.after, "$lte": self.upto}, **(where or {})}
             documents = read(self.collection, query, projection, batch_size=batch_size, natural=self.everything)
@@ -176,6 +176,16 @@ class ChangeSource:
                 batch = []
         if batch:
             yield batch
+
+    def _from_spool(self, where: dict | None) -> Iterator[dict]:
+        """The spool's documents; a read by the one field the spool tags decodes only the
+        documents with that value (the routing's class by class: each listing once, not
+        once per class)."""
+        if where and len(where) == 1:
+            ((name, value),) = where.items()
+            if self.spool.tags(name):
+                return self.spool.documents(tagged=value)
+        return self.spool.documents()
 
     def reads_spool(self, projection: dict | None, where: dict | None = None) -> bool:
         """The spool answers this read as the server would (see `answerable`)."""

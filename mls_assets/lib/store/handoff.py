@@ -62,20 +62,26 @@ class DiskBudget:
 class Spool:
     """One collection's documents as one writer of this run sent them, on local disk."""
 
-    def __init__(self, path: str, key_fields: tuple[str, ...], codec_options: Any, budget: DiskBudget) -> None:
+    def __init__(
+        self, path: str, key_fields: tuple[str, ...], codec_options: Any, budget: DiskBudget, tag: str | None = None
+    ) -> None:
+        """`tag`: a field whose value is kept beside each document (`documents(tagged=...)`)."""
         self.path, self.key_fields, self._codec_options = path, key_fields, codec_options
+        self.tag = tag
         self._budget = budget
         self._file = open(path, "wb")  # noqa: SIM115 - open until the writer is done
         self._size = 0
         # key -> where its last write is, `offset << LENGTH_BITS | length` (one int, not a pair:
         # the index is what a spool holds in memory, 50k entries for a 50k-listing feed)
         self._at: dict[Any, int] = {}
+        self._tags: dict[Any, Any] = {}  # key -> the `tag` field's value in its last write
         self.first: int | None = None  # the lowest and highest sequence numbers written
         self.last: int | None = None
         self.spoiled: str | None = None  # why the spool is not what the collection holds
         self.stored: int | None = None  # the collection's document count when the writer finished
 
-    def add(self, key: tuple, seq: int | None, data: bytes) -> None:
+    def add(self, key: tuple, seq: int | None, data: bytes, doc: dict | None = None) -> None:
+        """`data`: `doc` as the server received it (`doc` gives the tag)."""
         if self.spoiled:
             return
         if len(data) > self._budget.left:
@@ -84,7 +90,10 @@ class Spool:
             return
         self._budget.left -= len(data)
         self._file.write(data)
-        self._at[_entry(key)] = self._size << LENGTH_BITS | len(data)
+        entry = _entry(key)
+        self._at[entry] = self._size << LENGTH_BITS | len(data)
+        if self.tag is not None:
+            self._tags[entry] = doc.get(self.tag) if doc is not None else None
         self._size += len(data)
         if seq is not None:
             self.first = seq if self.first is None else min(self.first, seq)
@@ -105,10 +114,17 @@ class Spool:
     def __len__(self) -> int:
         return len(self._at)
 
-    def documents(self, keys: Iterable[tuple] | None = None) -> Iterator[dict]:
-        """The spooled documents (of these keys), each key once in its last version, in the
-        order they were written."""
-        if keys is None:
+    def tags(self, name: str) -> bool:
+        """The spool keeps each document's value of field `name`."""
+        return self.tag is not None and self.tag == name
+
+    def documents(self, keys: Iterable[tuple] | None = None, tagged: Any = ...) -> Iterator[dict]:
+        """The spooled documents (of these keys; or those whose tag field is `tagged`), each
+        key once in its last version, in the order they were written."""
+        if tagged is not ...:
+            tags = self._tags
+            places = sorted(place for entry, place in self._at.items() if tags.get(entry) == tagged)
+        elif keys is None:
             places = sorted(self._at.values())
         else:
             places = sorted(self._at[entry] for entry in map(_entry, keys) if entry in self._at)
@@ -124,6 +140,7 @@ class Spool:
         self._budget.left += self._size
         self._size = 0
         self._at.clear()
+        self._tags.clear()
         if not self._file.closed:
             self._file.close()
         if os.path.exists(self.path):
@@ -139,9 +156,9 @@ class Handoff:
         self._spools: dict[str, Spool] = {}
         self._names = itertools.count()
 
-    def spool(self, collection: Collection, key_fields: tuple[str, ...]) -> Spool | None:
+    def spool(self, collection: Collection, key_fields: tuple[str, ...], tag: str | None = None) -> Spool | None:
         """A new spool for a writer of `collection` (replacing an earlier one of this run);
-        None when spools are off (`MLS_HANDOFF_MAX_MB=0`)."""
+        None when spools are off (`MLS_HANDOFF_MAX_MB=0`). `tag`: see `Spool`."""
         if self._budget.max_bytes == 0:
             return None
         if self._directory is None:
@@ -151,7 +168,9 @@ class Handoff:
         if earlier is not None:
             earlier.discard()
         path = os.path.join(self._directory, f"{next(self._names)}.bson")
-        self._spools[collection.full_name] = spool = Spool(path, key_fields, collection.codec_options, self._budget)
+        self._spools[collection.full_name] = spool = Spool(
+            path, key_fields, collection.codec_options, self._budget, tag
+        )
         return spool
 
     def finish(self, collection: Collection, spool: Spool) -> None:

@@ -258,8 +258,9 @@ class CollectionWriter:
     # -- shared -------------------------------------------------------------------------
 
     def key_of(self, doc: Mapping[str, Any]) -> tuple:
-        try:
-            return tuple(doc[name] for name in self.spec.key)
+        key = self.spec.key
+        try:  # once or twice per written document: no generator for the common one-field key
+            return (doc[key[0]],) if len(key) == 1 else tuple([doc[name] for name in key])
         except KeyError as missing:
             raise ValueError(f"a document for {self.collection.name} has no key field {missing}") from None
 
@@ -402,7 +403,7 @@ class CollectionWriter:
             if inserts and "_id" not in doc:
                 doc["_id"] = bson.ObjectId()
             data = bson.encode(doc, codec_options=options)
-            self.spool.add(self.key_of(doc), doc.get(SEQUENCE_FIELD), data)
+            self.spool.add(self.key_of(doc), doc.get(SEQUENCE_FIELD), data, doc)
             raws.append(RawBSONDocument(data))
         return raws if inserts else docs
 
