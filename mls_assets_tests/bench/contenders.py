@@ -182,12 +182,21 @@ class CommandTimes(monitoring.CommandListener):
         return {name: round(seconds, 2) for name, seconds in sorted(self.reads.items(), key=lambda kv: -kv[1])[:count]}
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds a process has used so far (Linux `/proc`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class MemorySamples:
     """The process's resident memory every 0.2 s while a run goes on (Linux `/proc`), to say
-    which step holds the peak."""
+    which step holds the peak; and the CPU this process and the server (`server_pid`) used
+    by then, to say which step keeps which of them busy and how much they overlap."""
 
-    def __init__(self) -> None:
+    def __init__(self, server_pid: int | None = None) -> None:
         self.samples: list[tuple[float, float]] = []  # (time.time(), MiB)
+        self.cpu: list[tuple[float, float, float]] = []  # (time.time(), client CPU s, server CPU s)
+        self._server_pid = server_pid
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -196,6 +205,17 @@ class MemorySamples:
         while not self._stop.wait(0.2):
             resident = int(Path("/proc/self/statm").read_text().split()[1])
             self.samples.append((time.time(), resident * page))
+            if self._server_pid is not None:
+                self.cpu.append((time.time(), time.process_time(), process_cpu(self._server_pid)))
+
+    def cpu_between(self, start: float, end: float) -> tuple[float, float] | None:
+        """(client, server) CPU seconds from the last sample before `start` to the first after
+        `end` (a step of under 0.2 s may show nothing)."""
+        before = [s for s in self.cpu if s[0] <= start]
+        after = [s for s in self.cpu if s[0] >= end]
+        if not before or not after:
+            return None
+        return round(after[0][1] - before[-1][1], 1), round(after[0][2] - before[-1][2], 1)
 
     def __enter__(self) -> MemorySamples:
         self._thread.start()
@@ -225,7 +245,7 @@ def chain(spec: dict) -> dict:
     run_config = {"resources": {"clock": {"config": {"fixed_now": spec["now"]}}}}
     started = time.perf_counter()  # the run itself: the process and its imports are Dagster's fixed cost
     cpu_started = time.process_time()  # every thread of this process: the run's own client CPU
-    with MemorySamples() as memory:
+    with MemorySamples(spec.get("server_pid")) as memory:
         result = job.execute_in_process(
             instance=instance,
             partition_key=str(feed_day_key(FEED, spec["day"])),
@@ -236,17 +256,19 @@ def chain(spec: dict) -> dict:
     run_cpu = time.process_time() - cpu_started
     if not result.success:
         raise SystemExit("the chain failed")
-    written, steps, peaks = 0, {}, {}
+    written, steps, peaks, cpu = 0, {}, {}, {}
     for event in result.get_asset_materialization_events():
         meta = event.materialization.metadata
         written += sum(meta[name].value for name in ("inserted", "updated") if name in meta)
     for stat in instance.get_run_step_stats(result.run_id):
         steps[stat.step_key] = round(stat.end_time - stat.start_time, 2)
         peaks[stat.step_key] = memory.peak(stat.start_time, stat.end_time)
+        cpu[stat.step_key] = memory.cpu_between(stat.start_time, stat.end_time)
     return {
         "written": written,
         "steps": steps,
         "rss_by_step": peaks,
+        "cpu_by_step": cpu,
         "run_seconds": seconds,
         "run_cpu": run_cpu,
         "commands": commands.totals(),

@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -28,7 +27,7 @@ from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import FeedConfig, sync_configs
 from mls_assets.simulator import GPS_MLS_ID, Market, SimulatorServer
-from mls_assets_tests.bench.contenders import FEED
+from mls_assets_tests.bench.contenders import FEED, process_cpu
 from mls_assets_tests.support.servers import free_port, start_ephemeral_server
 
 pytestmark = pytest.mark.bench
@@ -50,9 +49,8 @@ class Server:
         self.uri = embedded.server_uri(self.port)
 
     def cpu_seconds(self) -> float:
-        """CPU time the server process has used so far (Linux `/proc`)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time the server process has used so far."""
+        return process_cpu(self.process.pid)
 
     def stop(self):
         self.process.terminate()
@@ -124,7 +122,7 @@ def run_size(listings: int, tmp_path) -> dict:
             ensure_feed_collections(database, FeedKey.parse(FEED))  # as feed discovery does before the first run
             with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
                 instance.add_dynamic_partitions("feeds", [FEED])
-            chain = {**base, "uri": server.uri, "day": market.now.date().isoformat()}
+            chain = {**base, "uri": server.uri, "day": market.now.date().isoformat(), "server_pid": server.process.pid}
             rows["full"] = contend_on(server, "chain", {**chain, "now": market.now.isoformat()}, env)
             rows["full"]["changed"] = len(market.states())
             changed = change_one_percent(market)
@@ -176,6 +174,9 @@ def report(listings: int, rows: dict) -> None:
     for name in ("full", "incremental", "nothing"):
         print(f"  {name} steps: {rows[name].get('steps')}")
         print(f"  {name} peak RSS by step (MiB): {rows[name].get('rss_by_step')}")
+        print(
+            f"  {name} CPU by step (client / server s, beside the step's wall above): {rows[name].get('cpu_by_step')}"
+        )
         print(f"  {name} server time by command (seconds, overlapping threads add up): {rows[name].get('commands')}")
         print(f"  {name} the longest reads, by collection (getMore apart): {rows[name].get('reads')}")
 
