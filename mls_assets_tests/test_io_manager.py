@@ -1,5 +1,6 @@
 """The IO manager with real assets on the real server: partitions, ranges, feeds, changes."""
 
+import gc
 from datetime import datetime
 
 import dagster as dg
@@ -8,6 +9,7 @@ import pytest
 from mls_assets.defs.io_manager import Streamed
 from mls_assets.defs.partitions import feed_day_key, feed_day_partitions
 from mls_assets.lib.catalogue import FLATTENED, RAW
+from mls_assets.lib.gc_during_runs import RUN_THRESHOLDS
 from mls_assets.lib.store.changes import ChangeSet
 
 GPS, OTHER = "jpsrealtor.gps", "otheragent.gps"
@@ -168,3 +170,21 @@ def test_an_asset_without_a_catalogued_collection_fails_clearly(instance, mongo_
 
     with pytest.raises(Exception, match="names no catalogued collection"):
         run(instance, mongo_resources, uncatalogued, partition_key=str(feed_day_key(GPS, DAY)))
+
+
+COLLECTOR: dict[str, object] = {}
+
+
+@dg.asset(partitions_def=feed_day_partitions, metadata={"collection": RAW.name})
+def watches_the_collector(context: dg.AssetExecutionContext):
+    """One feed-day's documents; notes how the garbage collector is set while the run goes on."""
+    COLLECTOR.update(threshold=gc.get_threshold(), frozen=gc.get_freeze_count())
+    return docs_for(GPS, DAY)
+
+
+def test_a_run_tunes_the_garbage_collector_and_puts_it_back(instance, mongo_resources):
+    before = gc.get_threshold()
+    result = run(instance, mongo_resources, watches_the_collector, partition_key=str(feed_day_key(GPS, DAY)))
+    assert result.success
+    assert COLLECTOR["threshold"] == RUN_THRESHOLDS and COLLECTOR["frozen"] > 10_000  # the definitions, the modules
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -39,6 +39,7 @@ from mls_assets.defs.failures import failing_clearly
 from mls_assets.defs.partitions import FIRST_DAY, days_by_feed, split_key
 from mls_assets.defs.resources import MongoResource
 from mls_assets.lib.catalogue import BY_NAME, CollectionSpec, siblings_of
+from mls_assets.lib.gc_during_runs import run_collector
 from mls_assets.lib.store.changes import ChangeSet, FeedSequence
 from mls_assets.lib.store.handoff import Handoff
 from mls_assets.lib.store.naming import FeedKey
@@ -262,9 +263,12 @@ class MongoIOManager(dg.ConfigurableIOManagerFactory):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[MongoCollectionIOManager]:
-        """One IO manager per run, its spools removed when the run ends, failed or not."""
+        """One IO manager per run, its spools removed when the run ends, failed or not; the
+        garbage collector tuned for the run meanwhile (`lib.gc_during_runs`: every run's steps
+        write through this manager)."""
         manager = self.create_io_manager(context)
         try:
-            yield manager
+            with run_collector():
+                yield manager
         finally:
             manager.close()

@@ -140,7 +140,7 @@ def seed(spec: dict) -> dict:
 class CommandTimes(monitoring.CommandListener):
     """Server time per kind of command (pymongo's command monitoring): where a run waits.
     The lease heartbeats wait in a thread of their own and are kept apart. Reads are also
-    summed by collection and the fields they filter on."""
+    summed by collection and the fields they filter on, index builds by collection."""
 
     KINDS = {
         "insert": "inserts",
@@ -157,6 +157,7 @@ class CommandTimes(monitoring.CommandListener):
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.reads: dict[str, float] = {}  # read commands by collection (the feed's prefix left out)
+        self.builds: dict[str, float] = {}  # index builds by collection
         self._kinds: dict[int, tuple[str, str]] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
@@ -172,6 +173,9 @@ class CommandTimes(monitoring.CommandListener):
         self.seconds[kind] = self.seconds.get(kind, 0.0) + event.duration_micros / 1e6
         if kind == "reads" and not target.startswith("getMore"):
             self.reads[target] = self.reads.get(target, 0.0) + event.duration_micros / 1e6
+        if kind == "index builds":
+            collection = target.split()[1]
+            self.builds[collection] = self.builds.get(collection, 0.0) + event.duration_micros / 1e6
 
     failed = succeeded
 
@@ -179,7 +183,14 @@ class CommandTimes(monitoring.CommandListener):
         return {kind: round(seconds, 1) for kind, seconds in sorted(self.seconds.items(), key=lambda kv: -kv[1])}
 
     def top_reads(self, count: int = 6) -> dict[str, float]:
-        return {name: round(seconds, 2) for name, seconds in sorted(self.reads.items(), key=lambda kv: -kv[1])[:count]}
+        return _longest(self.reads, count)
+
+    def index_builds(self) -> dict[str, float]:
+        return _longest(self.builds, len(self.builds))
+
+
+def _longest(seconds: dict[str, float], count: int) -> dict[str, float]:
+    return {name: round(s, 2) for name, s in sorted(seconds.items(), key=lambda kv: -kv[1])[:count]}
 
 
 def process_cpu(pid: int) -> float:
@@ -273,6 +284,7 @@ def chain(spec: dict) -> dict:
         "run_cpu": run_cpu,
         "commands": commands.totals(),
         "reads": commands.top_reads(),
+        "index_builds": commands.index_builds(),
     }
 
 

@@ -179,6 +179,8 @@ def report(listings: int, rows: dict) -> None:
         )
         print(f"  {name} server time by command (seconds, overlapping threads add up): {rows[name].get('commands')}")
         print(f"  {name} the longest reads, by collection (getMore apart): {rows[name].get('reads')}")
+        if rows[name].get("index_builds"):
+            print(f"  {name} index builds by collection (s): {rows[name]['index_builds']}")
 
 
 def test_bench_pipeline_side_by_side(tmp_path):

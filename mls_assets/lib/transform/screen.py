@@ -188,7 +188,11 @@ def _clean_value(value: Any, depth: int, path: str, dropped: list[str]) -> Any:
     if kind is list:
         if depth >= MAX_DEPTH:
             raise FieldError(_top(path), f"nested deeper than {MAX_DEPTH} levels")
-        items = [v for v in (_clean_value(item, depth + 1, f"{path}[]", dropped) for item in value) if v is not None]
+        inner, items = f"{path}[]", []  # a record's lists are its photos: a loop, not a generator per list
+        for item in value:
+            cleaned = _clean_value(item, depth + 1, inner, dropped)
+            if cleaned is not None:
+                items.append(cleaned)
         return items or None
     return value
 
