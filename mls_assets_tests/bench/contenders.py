@@ -17,6 +17,7 @@ one JSON line: seconds, documents written, documents stored).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -240,6 +241,29 @@ class MemorySamples:
         return round(max((mib for at, mib in self.samples if start <= at <= end), default=0))
 
 
+class CollectorTimes:
+    """Time Python's cycle collector took, and how many collections of each generation
+    (`gc.callbacks`), while the block runs."""
+
+    def __init__(self) -> None:
+        self.seconds, self.collections = 0.0, [0, 0, 0]
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.collections[info["generation"]] += 1
+
+    def __enter__(self) -> CollectorTimes:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
 def chain(spec: dict) -> dict:
     commands = CommandTimes()
     monitoring.register(commands)  # before any client exists: every client the run opens reports to it
@@ -256,7 +280,7 @@ def chain(spec: dict) -> dict:
     run_config = {"resources": {"clock": {"config": {"fixed_now": spec["now"]}}}}
     started = time.perf_counter()  # the run itself: the process and its imports are Dagster's fixed cost
     cpu_started = time.process_time()  # every thread of this process: the run's own client CPU
-    with MemorySamples(spec.get("server_pid")) as memory:
+    with MemorySamples(spec.get("server_pid")) as memory, CollectorTimes() as collector:
         result = job.execute_in_process(
             instance=instance,
             partition_key=str(feed_day_key(FEED, spec["day"])),
@@ -280,6 +304,7 @@ def chain(spec: dict) -> dict:
         "steps": steps,
         "rss_by_step": peaks,
         "cpu_by_step": cpu,
+        "gc": {"seconds": round(collector.seconds, 2), "collections": collector.collections},
         "run_seconds": seconds,
         "run_cpu": run_cpu,
         "commands": commands.totals(),

@@ -183,6 +183,7 @@ def report(listings: int, rows: dict) -> None:
     for name in ("full", "incremental", "nothing"):
         print(f"  {name} steps: {rows[name].get('steps')}")
         print(f"  {name} peak RSS by step (MiB): {rows[name].get('rss_by_step')}")
+        print(f"  {name} Python's cycle collector (seconds, collections by generation): {rows[name].get('gc')}")
         print(
             f"  {name} CPU by step (client / server s, beside the step's wall above): {rows[name].get('cpu_by_step')}"
         )
