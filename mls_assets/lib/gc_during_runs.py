@@ -9,9 +9,9 @@ collections (`gc.freeze`) and the youngest generation is collected after 10,000 
 rather than 700: 0.4 s at 10k, 2.4 s at 50k, and the peak RSS at 50k 500 MiB against 529.
 The oldest generation is still collected after every collection of the middle one: what does
 form cycles (the SQLite engines Dagster's storage opens, one per connection: 457 in a run of
-2k listings) must not pile up, and with
-thresholds of 50,000 / 20 / 100 it did, by 100 MiB at 50k. Both settings are put back when the
-run ends, so a long-lived process (tests, in-process runs) frees what a run left as before.
+2k listings) must not pile up, and with thresholds of 50,000 / 20 / 100 it did, by 100 MiB at
+50k. Both settings are put back when the run ends, so a long-lived process (tests, in-process
+runs) frees what a run left as before.
 """
 
 from __future__ import annotations

@@ -213,12 +213,14 @@ class MemorySamples:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        page = os.sysconf("SC_PAGE_SIZE") / 2**20
         while not self._stop.wait(0.2):
-            resident = int(Path("/proc/self/statm").read_text().split()[1])
-            self.samples.append((time.time(), resident * page))
-            if self._server_pid is not None:
-                self.cpu.append((time.time(), time.process_time(), process_cpu(self._server_pid)))
+            self._take()
+
+    def _take(self) -> None:
+        resident = int(Path("/proc/self/statm").read_text().split()[1])
+        self.samples.append((time.time(), resident * os.sysconf("SC_PAGE_SIZE") / 2**20))
+        if self._server_pid is not None:
+            self.cpu.append((time.time(), time.process_time(), process_cpu(self._server_pid)))
 
     def cpu_between(self, start: float, end: float) -> tuple[float, float] | None:
         """(client, server) CPU seconds from the last sample before `start` to the first after
@@ -236,6 +238,7 @@ class MemorySamples:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._take()  # the last step ends between two samples
 
     def peak(self, start: float, end: float) -> int:
         return round(max((mib for at, mib in self.samples if start <= at <= end), default=0))

@@ -183,7 +183,7 @@ class ChangeSource:
         once per class)."""
         if where and len(where) == 1:
             ((name, value),) = where.items()
-            if self.spool.tags(name):
+            if self.spool.keeps_tag(name):
                 return self.spool.documents(tagged=value)
         return self.spool.documents()
 

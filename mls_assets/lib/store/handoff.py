@@ -114,7 +114,7 @@ class Spool:
     def __len__(self) -> int:
         return len(self._at)
 
-    def tags(self, name: str) -> bool:
+    def keeps_tag(self, name: str) -> bool:
         """The spool keeps each document's value of field `name`."""
         return self.tag is not None and self.tag == name
 
