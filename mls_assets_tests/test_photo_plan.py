@@ -50,3 +50,13 @@ def test_a_run_checks_the_photos_of_a_bounded_spread_of_its_listings():
     position = {key: n for n, key in enumerate(keys)}
     assert min(position[k] for k in checked) < 200 and max(position[k] for k in checked) > 8500
     assert checked_listings(keys[:50]) == keys[:50]
+
+
+def test_photos_carry_the_listing_id_their_flattened_listing_has():
+    """Padded text and a number, as a source may send them: the photos' `listingId` is the
+    listing's (the flattening strips text and writes numbers as text)."""
+    padded, numbered = raw_listing("L1"), raw_listing("L2")
+    padded["record"]["StandardFields"]["ListingId"] = "  id-L1 "
+    numbered["record"]["StandardFields"]["ListingId"] = 1234
+    planned = list(plan_photos(None, FEED, PHOTOS, [padded, numbered], {"L1": "active", "L2": "active"}, empty=True))
+    assert {p["listingKey"]: p["listingId"] for p in planned} == {"L1": "id-L1", "L2": "1234"}

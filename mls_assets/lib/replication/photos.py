@@ -89,7 +89,8 @@ def plan_photos(
                 moving_in.append(key)
             continue
         changed_at = _changed_at(fields, raw)
-        photos, _ = extract_photos(fields["Photos"], key, str(fields.get("ListingId", key)), changed_at)
+        listing_id = str(fields.get("ListingId", key)).strip()  # as the flattened listing has it
+        photos, _ = extract_photos(fields["Photos"], key, listing_id, changed_at)
         expiry = {"expiresAt": expires_at.get(key)} if expires_at is not None else {}
         signature = photo_set_hash(photos, changed_at, *expiry.values())
         if stored.get(key) == signature:
