@@ -80,8 +80,8 @@ class Spool:
         self.spoiled: str | None = None  # why the spool is not what the collection holds
         self.stored: int | None = None  # the collection's document count when the writer finished
 
-    def add(self, key: tuple, seq: int | None, data: bytes, doc: dict | None = None) -> None:
-        """`data`: `doc` as the server received it (`doc` gives the tag)."""
+    def add(self, doc: dict, data: bytes) -> None:
+        """`data`: `doc` as the server received it; its key, `_seq` and tag are read from `doc`."""
         if self.spoiled:
             return
         if len(data) > self._budget.left:
@@ -90,11 +90,12 @@ class Spool:
             return
         self._budget.left -= len(data)
         self._file.write(data)
-        entry = _entry(key)
+        entry = _entry(tuple(doc[name] for name in self.key_fields))
         self._at[entry] = self._size << LENGTH_BITS | len(data)
         if self.tag is not None:
-            self._tags[entry] = doc.get(self.tag) if doc is not None else None
+            self._tags[entry] = doc.get(self.tag)
         self._size += len(data)
+        seq = doc.get(SEQUENCE_FIELD)
         if seq is not None:
             self.first = seq if self.first is None else min(self.first, seq)
             self.last = seq if self.last is None else max(self.last, seq)

@@ -403,7 +403,7 @@ class CollectionWriter:
             if inserts and "_id" not in doc:
                 doc["_id"] = bson.ObjectId()
             data = bson.encode(doc, codec_options=options)
-            self.spool.add(self.key_of(doc), doc.get(SEQUENCE_FIELD), data, doc)
+            self.spool.add(doc, data)
             raws.append(RawBSONDocument(data))
         return raws if inserts else docs
 
