@@ -5,7 +5,7 @@ import uuid
 from datetime import UTC, datetime
 
 from mls_assets.defs.photos.assets import CHECKED_LISTINGS, checked_listings
-from mls_assets.lib.catalogue import PHOTOS
+from mls_assets.lib.catalogue import EXPIRED_PHOTOS, PHOTOS
 from mls_assets.lib.replication.photos import plan_photos
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import CollectionWriter, Tombstone
@@ -60,3 +60,16 @@ def test_photos_carry_the_listing_id_their_flattened_listing_has():
     numbered["record"]["StandardFields"]["ListingId"] = 1234
     planned = list(plan_photos(None, FEED, PHOTOS, [padded, numbered], {"L1": "active", "L2": "active"}, empty=True))
     assert {p["listingKey"]: p["listingId"] for p in planned} == {"L1": "id-L1", "L2": "1234"}
+
+
+def test_a_record_without_photos_brings_its_set_along_unless_the_other_collection_began_empty(mongo_db):
+    """L1 moved from expired to active, its record without the Photos expansion: the set
+    stored with the expired photos moves in. Had that collection been empty when the run
+    began, nothing could move in, and nothing is read."""
+    raws = [raw_listing("L1")]
+    expired_photos = plan_photos(mongo_db, FEED, EXPIRED_PHOTOS, raws, {"L1": "expired"}, empty=True, expires_at={})
+    CollectionWriter(mongo_db[EXPIRED_PHOTOS.collection_name(FEED)], EXPIRED_PHOTOS, run_id="r1").write(expired_photos)
+    del raws[0]["record"]["StandardFields"]["Photos"]
+    moved = list(plan_photos(mongo_db, FEED, PHOTOS, raws, {"L1": "active"}, empty=True))
+    assert sorted(p["order"] for p in moved) == [1, 2] and all("expiresAt" not in p for p in moved)
+    assert list(plan_photos(None, FEED, PHOTOS, raws, {"L1": "active"}, empty=True, sibling_empty=True)) == []

@@ -174,6 +174,15 @@ def linked_to(database: Database, feed: FeedKey, listing_keys: Iterable[str]) ->
         yield from collection.find({"mls_feed": feed.mls, "mls_property_id": {"$in": chunk}})
 
 
+def linked_by_listing(database: Database, feed: FeedKey) -> dict[str, list[dict]]:
+    """Every property linked to a listing of this feed, by listing key: one indexed query,
+    cheaper than `linked_to` for a run that changed much of the feed (a first sync)."""
+    found: dict[str, list[dict]] = {}
+    for prop in properties(database, feed.tenant).find({"mls_feed": feed.mls, "mls_property_id": {"$exists": True}}):
+        found.setdefault(prop["mls_property_id"], []).append(prop)
+    return found
+
+
 def break_links(database: Database, feed: FeedKey, listing_keys: list[str], now: datetime | None = None) -> int:
     """Listings that left the feed (deleted): their properties lose the link, both sides."""
     now = now or datetime.now(UTC)

@@ -57,7 +57,11 @@ def crm_metadata(result):
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
-def test_a_price_change_reaches_every_linked_property_and_keeps_crm_fields(pipeline, market):
+@pytest.mark.parametrize("changed_many", [False, True], ids=["looked up", "every link of the feed at once"])
+def test_a_price_change_reaches_every_linked_property_and_keeps_crm_fields(pipeline, market, monkeypatch, changed_many):
+    import mls_assets.defs.crm.assets as crm_assets
+
+    monkeypatch.setattr(crm_assets, "SCAN_ABOVE", 0 if changed_many else 10_000)
     pipeline.sync(GPS)
     key = pipeline.collection(GPS, "listings").find_one()["listingKey"]
     for pid in ("p1", "p2"):

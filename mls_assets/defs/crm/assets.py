@@ -1,7 +1,7 @@
 """The CRM domain: `crm_linked_properties`, MLS changes carried to every linked CRM property."""
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import dagster as dg
 
@@ -16,7 +16,7 @@ from mls_assets.lib.catalogue import CRM_PROPERTIES
 from mls_assets.lib.quality import measures
 from mls_assets.lib.store.changes import ChangeSet
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.store.writes import Patch
+from mls_assets.lib.store.writes import SCAN_ABOVE, Patch
 
 
 @feed_asset(
@@ -68,10 +68,15 @@ def crm_linked_properties(
                 database, feed, prop["_id"], prop["mls_property_id"]
             )
             yield from sync(prop)
+        every_link = crm.linked_by_listing(database, feed) if flattened_listings.count(feed) > SCAN_ABOVE else None
         for _, batch in flattened_listings.batches(feed):
             keys = [doc["listingKey"] for doc in batch]
             changed[feed].extend(keys)
-            for prop in crm.linked_to(database, feed, keys):
+            if every_link is None:
+                linked: Iterable[dict] = crm.linked_to(database, feed, keys)
+            else:
+                linked = [prop for key in keys for prop in every_link.get(key, ())]
+            for prop in linked:
                 yield from sync(prop)
 
     def report() -> dict:

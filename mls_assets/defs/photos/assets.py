@@ -18,8 +18,8 @@ from mls_assets.lib.replication.photos import plan_photos
 from mls_assets.lib.replication.routing import Places
 from mls_assets.lib.store.changes import ChangeSet, WriteMarks
 from mls_assets.lib.store.indexes import ensure_indexes
+from mls_assets.lib.store.lookup import docs_by_key
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.store.writes import LOOKUP_CHUNK, batched
 
 OUTPUTS = {"listing_photos": PHOTOS, "expired_listing_photos": EXPIRED_PHOTOS}
 # The run's check reads the photos of at most this many of the listings it changed, per feed
@@ -41,14 +41,17 @@ def checked_listings(keys: list[str]) -> list[str]:
 
 
 def expiry_of(database, feed: FeedKey, keys: list[str]) -> dict[str, object]:
-    """The stored expired listings' `expiresAt` (their photos carry it)."""
+    """The stored expired listings' `expiresAt` (their photos carry it): read once for all
+    of the run's expired listings, by point lookups or, for many, one projected scan."""
     collection = database[EXPIRED.collection_name(feed)]
-    projection = {"_id": 0, "listingKey": 1, "expiresAt": 1}
-    return {  # `$in` lists of at most LOOKUP_CHUNK keys: the server slows down superlinearly past ~100
-        d["listingKey"]: d.get("expiresAt")
-        for chunk in batched(keys, LOOKUP_CHUNK)
-        for d in collection.find({"listingKey": {"$in": chunk}}, projection)
-    }
+    found = docs_by_key(
+        collection,
+        "listingKey",
+        keys,
+        {"_id": 0, "listingKey": 1, "expiresAt": 1},
+        WriteMarks(database).count(collection),
+    )
+    return {d["listingKey"]: d.get("expiresAt") for d in found}
 
 
 @feed_multi_asset(
@@ -76,6 +79,10 @@ def photo_collections(
     database = mongo.get_database()
     marks = WriteMarks(database)
     homes: dict[FeedKey, dict[str, str | None]] = {feed: {} for feed in raw_listings.feeds}
+    empty_before = {  # the photo collections the run began with nothing in
+        spec.name: {feed: marks.last(database[spec.collection_name(feed)]) is None for feed in raw_listings.feeds}
+        for spec in OUTPUTS.values()
+    }
 
     def first_pass(feed: FeedKey, empty: bool) -> Iterator:
         """Every changed listing: where it lives now, and the photos that belong in PHOTOS."""
@@ -83,7 +90,9 @@ def photo_collections(
         for _, batch in raw_listings.batches(feed):
             where = {key: place["class"] for key, place in places.of([r["listingKey"] for r in batch]).items()}
             homes[feed].update((raw["listingKey"], where.get(raw["listingKey"])) for raw in batch)
-            yield from plan_photos(database, feed, PHOTOS, batch, where, empty)
+            yield from plan_photos(
+                database, feed, PHOTOS, batch, where, empty, sibling_empty=empty_before[EXPIRED_PHOTOS.name][feed]
+            )
 
     def second_pass(feed: FeedKey, empty: bool) -> Iterator:
         """Only the expired listings' raw records are read again; the others matter only if
@@ -92,9 +101,11 @@ def photo_collections(
         where = {key: "expired" for key in expired}
         if expired:  # the TTL index too, on a feed registered before photos carried expiresAt
             ensure_indexes(database[EXPIRED_PHOTOS.collection_name(feed)], EXPIRED_PHOTOS.all_indexes())
+        expires_at = expiry_of(database, feed, expired)
         for batch in raw_listings.documents(feed, expired):
-            expires_at = expiry_of(database, feed, [raw["listingKey"] for raw in batch])
-            yield from plan_photos(database, feed, EXPIRED_PHOTOS, batch, where, empty, expires_at)
+            yield from plan_photos(
+                database, feed, EXPIRED_PHOTOS, batch, where, empty, expires_at, empty_before[PHOTOS.name][feed]
+            )
         if not empty:
             others = [{"listingKey": key} for key, home in homes[feed].items() if home != "expired"]
             for start in range(0, len(others), raw_listings.batch_size):
@@ -109,7 +120,7 @@ def photo_collections(
                 )
 
     for (name, spec), plan in zip(OUTPUTS.items(), (first_pass, second_pass), strict=True):
-        empty = {feed: marks.last(database[spec.collection_name(feed)]) is None for feed in raw_listings.feeds}
+        empty = empty_before[spec.name]
         yield dg.Output({str(feed): plan(feed, empty[feed]) for feed in raw_listings.feeds}, output_name=name)
     changed = {feed: list(keys) for feed, keys in homes.items()}
     raw_listings.commit(context.run.run_id)

@@ -217,16 +217,26 @@ def _checks(database, feeds: list[FeedKey], before: dict[FeedKey, int], now) -> 
             (str(f), measure(database[spec.collection_name(f)], f)) for f in feeds if written(spec, f)
         )
 
+    written_keys: dict[FeedKey, dict[str, list[str]]] = {f: {} for f in feeds}  # read once, for both checks
+
+    def required(collection, f: FeedKey, klass: str) -> measures.Finding:
+        return measures.missing_required(collection, before[f], written_keys[f].setdefault(klass, []))
+
     for klass, asset in ASSET_OF_CLASS.items():
         spec = STATUS_COLLECTIONS[klass]
         unique = measures.merge_findings(
             (str(f), measures.key_index_is_unique(database[spec.collection_name(f)], spec)) for f in feeds
         )
         yield check_result(unique, "collections without their unique listingKey index", asset, "unique_listing_key")
-        missing = scoped(lambda collection, f: measures.missing_required(collection, before[f]), spec)
+        missing = scoped(lambda collection, f, klass=klass: required(collection, f, klass), spec)
         yield check_result(missing, "listings missing a required field", asset, "required_fields")
     twins = measures.merge_findings(
-        (str(f), measures.in_several_collections(database, f, {(f, k): before[f] for k in STATUS_COLLECTIONS}))
+        (
+            str(f),
+            measures.in_several_collections(
+                database, f, {(f, k): before[f] for k in STATUS_COLLECTIONS}, written_keys[f]
+            ),
+        )
         for f in feeds
         if any(written(spec, f) for spec in STATUS_COLLECTIONS.values())
     )

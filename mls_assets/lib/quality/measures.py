@@ -30,6 +30,7 @@ from mls_assets.lib.catalogue import (
     siblings_of,
 )
 from mls_assets.lib.store.changes import WriteMarks
+from mls_assets.lib.store.lookup import SCAN_SHARE
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.store.writes import LOOKUP_CHUNK, SCAN_ABOVE, batched
 
@@ -85,12 +86,15 @@ def duplicate_keys(collection: Collection) -> Finding:
     return finding
 
 
-def missing_required(collection: Collection, since: int | None = None) -> Finding:
+def missing_required(collection: Collection, since: int | None = None, seen: list[str] | None = None) -> Finding:
     """Documents without one of the required fields (or with it null). The sequence range
     alone goes to the server and the fields are checked here: an `$or` beside the range made
-    the embedded server scan the whole collection."""
+    the embedded server scan the whole collection. `seen`: gets the key of every document
+    read (the run's writes, which `in_several_collections` then need not read again)."""
     offending, missing = [], Counter()  # which field: what on-call needs first
     for doc in collection.find(_scope(since), {name: 1 for name in REQUIRED}):
+        if seen is not None and doc.get("listingKey") is not None:
+            seen.append(doc["listingKey"])
         absent = [name for name in REQUIRED if doc.get(name) is None]
         if absent:
             offending.append(str(doc.get("listingKey") or doc["_id"]))
@@ -100,24 +104,59 @@ def missing_required(collection: Collection, since: int | None = None) -> Findin
     return finding
 
 
-def in_several_collections(database: Database, feed: FeedKey, since: dict | None = None) -> Finding:
-    """Listings stored in two status collections; `since[(feed, class)]`: only the listings
-    written to a collection after that sequence."""
+def in_several_collections(
+    database: Database, feed: FeedKey, since: dict | None = None, written: dict[str, list[str]] | None = None
+) -> Finding:
+    """Listings stored in two status collections. `since[(feed, class)]`: only the listings
+    written to a collection after that sequence (`written[class]`: their keys, when the
+    caller has read them already). Few written keys are looked up in the sibling
+    collections; many are compared with a sibling's whole key set, which is the run's own
+    writes when those are all the sibling holds (a first sync reads nothing more)."""
     finding = Finding()
-    seen: Counter[str] = Counter()
+    if since is None:
+        seen: Counter[str] = Counter()
+        for spec in STATUS_COLLECTIONS.values():
+            seen.update(set(database[spec.collection_name(feed)].distinct("listingKey")))
+        finding.add(sorted(k for k, n in seen.items() if n > 1))
+        return finding
+    if written is None:
+        written = {
+            klass: [
+                d["listingKey"]
+                for d in database[spec.collection_name(feed)].find(
+                    _scope(since[(feed, klass)]), {"listingKey": 1, "_id": 0}
+                )
+            ]
+            for klass, spec in STATUS_COLLECTIONS.items()
+        }
+    marks, key_sets, twins = WriteMarks(database), {}, set()
+
+    def key_set(spec: CollectionSpec, asked: int) -> set[str] | None:
+        """The sibling's every key, if cheaper than looking `asked` keys up in it: the run's
+        own writes when they are all it holds, else one `distinct` of a collection not much
+        larger than what is asked."""
+        if spec.name not in key_sets:
+            collection = database[spec.collection_name(feed)]
+            ours, held = written.get(spec.status_class, []), marks.count(collection)  # O(1): the writers keep it
+            if len(ours) >= held:
+                key_sets[spec.name] = set(ours)
+            elif asked * SCAN_SHARE > held:
+                key_sets[spec.name] = set(collection.distinct("listingKey"))
+            else:
+                return None
+        return key_sets[spec.name]
+
     for klass, spec in STATUS_COLLECTIONS.items():
-        collection = database[spec.collection_name(feed)]
-        if since is None:
-            seen.update(set(collection.distinct("listingKey")))
-            continue
-        written = [d["listingKey"] for d in collection.find(_scope(since[(feed, klass)]), {"listingKey": 1, "_id": 0})]
-        if len(written) > SCAN_ABOVE:
-            return in_several_collections(database, feed)
-        for sibling in siblings_of(spec):
-            for chunk in batched(written, LOOKUP_CHUNK):
-                twins = database[sibling.collection_name(feed)].find({"listingKey": {"$in": chunk}}, {"listingKey": 1})
-                finding.add(sorted(d["listingKey"] for d in twins))
-    finding.add(sorted(k for k, n in seen.items() if n > 1))
+        keys = written.get(klass, [])
+        for sibling in siblings_of(spec) if keys else ():
+            every = key_set(sibling, len(keys))
+            if every is not None:
+                twins.update(every.intersection(keys))
+                continue
+            for chunk in batched(keys, LOOKUP_CHUNK):
+                found = database[sibling.collection_name(feed)].find({"listingKey": {"$in": chunk}}, {"listingKey": 1})
+                twins.update(d["listingKey"] for d in found)
+    finding.add(sorted(twins))
     return finding
 
 

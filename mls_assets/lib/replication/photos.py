@@ -65,13 +65,16 @@ def plan_photos(
     where: dict[str, str],
     empty: bool,
     expires_at: dict[str, Any] | None = None,
+    sibling_empty: bool = False,
 ) -> Iterator[dict[str, Any] | Tombstone]:
     """What `target` (photos or expired photos) does for a batch of changed raw listings
     (`where`: the status class each lives in now): photo documents of the sets it takes,
     tombstones for the sets it gives up. `empty`: the collection held nothing when the run
     began (a first sync: nothing to compare with). `expires_at`: the expired listings'
     `expiresAt`, which their photos carry (the same TTL removes both; a new `expiresAt`
-    makes the set change)."""
+    makes the set change). `sibling_empty`: the other photo collection held nothing when the
+    run began, so no set can move in from it (this run writes there only the sets of listings
+    that live there)."""
     keys = [raw["listingKey"] for raw in raws]
     stored = {} if empty else _stored_sets(database, target, feed, keys)
     (sibling,) = siblings_of(target)
@@ -85,7 +88,7 @@ def plan_photos(
             continue
         fields = raw.get("record", {}).get("StandardFields", {})
         if "Photos" not in fields:  # no expansion: never wipe; bring the stored set along if it moved
-            if key not in stored:
+            if key not in stored and not sibling_empty:
                 moving_in.append(key)
             continue
         changed_at = _changed_at(fields, raw)

@@ -5,7 +5,7 @@ section 8: 1,000 ids took 0.96 s, 2,000 ids in chunks of 100 0.26 s), so lists a
 `IN_CHUNK`. A run or a sensor tick over many feeds reads their bookkeeping this way, not with
 one query per feed."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pymongo.collection import Collection
@@ -21,3 +21,25 @@ def docs_by_id(collection: Collection, ids: Sequence[Any], projection: dict | No
         for doc in collection.find({"_id": {"$in": unique[start : start + IN_CHUNK]}}, projection):
             found[doc["_id"]] = doc
     return found
+
+
+# A projected scan reads ~47k documents/s on the embedded server, `$in` lookups of 100 keys
+# ~8k/s (ARCHITECTURE.md section 8): past one key in six of the collection, one scan costs less.
+SCAN_SHARE = 6
+
+
+def docs_by_key(
+    collection: Collection, field: str, keys: Sequence[Any], projection: dict, stored: int
+) -> Iterator[dict]:
+    """The documents whose `field` is one of `keys`, in a collection of `stored` documents:
+    `$in` lookups of `IN_CHUNK` keys, or one projected scan filtered here when the keys are
+    a large part of the collection (a first sync, a backfill)."""
+    unique = list(dict.fromkeys(keys))
+    if not unique:
+        return
+    if len(unique) * SCAN_SHARE > stored:
+        wanted = set(unique)
+        yield from (doc for doc in collection.find({}, {**projection, field: 1}) if doc.get(field) in wanted)
+        return
+    for start in range(0, len(unique), IN_CHUNK):
+        yield from collection.find({field: {"$in": unique[start : start + IN_CHUNK]}}, projection)
