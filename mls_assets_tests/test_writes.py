@@ -364,3 +364,33 @@ def test_writers_keep_each_collections_count_through_inserts_moves_tombstones_an
     for collection in (active, closed, photos):
         assert marks.count(collection) == collection.count_documents({}), collection.name
     assert (marks.count(active), marks.count(closed), marks.count(photos)) == (4, 2, 1)
+
+
+def test_groups_are_encoded_beside_the_sending_and_a_set_another_writer_stored_first_is_replaced(mongo_db, monkeypatch):
+    """The producer's thread stamps and encodes the next batch of groups while this one is
+    sent; a photo another writer inserted meanwhile still ends as this write's version."""
+    import threading
+
+    from mls_assets.lib.store import writes
+
+    photos = mongo_db[PHOTOS.collection_name(FEED)]
+    photo = lambda key, n, order: {"listingKey": key, "photoId": f"{key}-{n}", "order": order}
+    write(photos, [photo("A", 0, 0)], PHOTOS)  # not a first load: the race below is possible
+    encoders, real_encode, real_insert = set(), writes.bson.encode, CollectionWriter._insert
+
+    def encode(doc, *args, **kwargs):
+        encoders.add(threading.current_thread() is threading.main_thread())
+        return real_encode(doc, *args, **kwargs)
+
+    def another_writer_first(self, docs, counts, sent=None):
+        photos.insert_one(photo("B", 0, 9) | {"_id": "B-0"})  # lands after this write's removals
+        return real_insert(self, docs, counts, sent)
+
+    monkeypatch.setattr(writes.bson, "encode", encode)
+    monkeypatch.setattr(CollectionWriter, "_insert", another_writer_first)
+    counts = write(photos, [photo("B", 0, 0), photo("B", 1, 1)], PHOTOS)
+    assert encoders == {False}  # encoded in the producer's thread only
+    assert counts.inserted == 2 and sorted((d["photoId"], d["order"]) for d in photos.find({"listingKey": "B"})) == [
+        ("B-0", 0),
+        ("B-1", 1),
+    ]

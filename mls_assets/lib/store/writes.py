@@ -157,6 +157,17 @@ class Sequencer:
         raise NotImplementedError
 
 
+@dataclass
+class _GroupPlan:
+    """A batch of groups ready to send: see `CollectionWriter._group_plan`."""
+
+    docs: list[dict]
+    written: list
+    removed: list
+    counts: WriteCounts = field(default_factory=WriteCounts)
+    sent: list = field(default_factory=list)
+
+
 class CollectionWriter:
     """Writes a stream of documents and tombstones to one collection of one feed."""
 
@@ -208,13 +219,18 @@ class CollectionWriter:
 
     def write(self, items: Iterable[Mapping[str, Any] | Tombstone]) -> WriteCounts:
         counts = WriteCounts()
-        write = self._patch_batch if self.spec.patched else self._group_batch if self.spec.group else self._keyed_batch
-        batches = self._whole_groups(items) if self.spec.group else batched(items, self.batch_size)
         # The producer (the asset's transform and its reads) makes the next batch while this
         # one is written: the server's time and the client's overlap. A key is in one batch
-        # only, so no batch reads what an earlier one is still writing.
-        for batch in prefetched(batches):
-            counts += write(batch)
+        # only, so no batch reads what an earlier one is still writing. Groups are also
+        # prepared there (stamped and encoded): this thread only sends them.
+        if self.spec.group:
+            self._spoil("groups are not spooled")
+            for plan in prefetched(self._group_plan(batch) for batch in self._whole_groups(items)):
+                counts += self._apply_groups(plan)
+        else:
+            write = self._patch_batch if self.spec.patched else self._keyed_batch
+            for batch in prefetched(batched(items, self.batch_size)):
+                counts += write(batch)
         if self.bulk:
             self._build_indexes()
         if counts.written or self.bulk:
@@ -425,11 +441,12 @@ class CollectionWriter:
             update["$setOnInsert"] = on_insert
         return UpdateOne(query, update, upsert=upsert)
 
-    def _insert(self, docs: list[dict], counts: WriteCounts) -> list[dict]:
-        """Insert new documents; return the ones another writer stored first."""
+    def _insert(self, docs: list[dict], counts: WriteCounts, sent: list | None = None) -> list[dict]:
+        """Insert new documents (`sent`: as already encoded); return the ones another writer
+        stored first."""
         if not docs:
             return []
-        sent = self._spooled(docs, inserts=True)
+        sent = self._spooled(docs, inserts=True) if sent is None else sent
         try:
             self.collection.insert_many(sent, ordered=False)
             counts.inserted += len(docs)
@@ -491,9 +508,9 @@ class CollectionWriter:
         if batch:
             yield batch
 
-    def _group_batch(self, batch: list) -> WriteCounts:
-        self._spoil("groups are not spooled")
-        counts = WriteCounts()
+    def _group_plan(self, batch: list) -> _GroupPlan:
+        """A batch of groups made ready to send (in the producer's thread): its documents
+        stamped and encoded, the groups it replaces. Nothing is written here."""
         group = self.spec.group
         docs = [
             item if BOOKKEEPING_SET.isdisjoint(item) else {k: v for k, v in item.items() if k not in BOOKKEEPING}
@@ -508,15 +525,26 @@ class CollectionWriter:
         if self.bulk:  # only groups this load already wrote can be replaced
             removed = [value for value in removed if (value,) in self._loaded]
             self._loaded.update(((value,), None) for value in written)
-        if removed:
-            for chunk in batched(removed, LOOKUP_CHUNK):
-                counts.removed += self.collection.delete_many({group: {"$in": chunk}}).deleted_count
-        for sibling in self.live_siblings:  # a group moving in leaves its old collection
-            for chunk in batched(written, LOOKUP_CHUNK):
-                self._left_siblings[sibling] += sibling.delete_many({group: {"$in": chunk}}).deleted_count
+        plan = _GroupPlan(docs, written, removed)
         self._stamp(docs)
-        self._count_days(docs, counts)
-        retry = self._insert(docs, counts)
+        self._count_days(docs, plan.counts)
+        options = self.collection.codec_options
+        for doc in docs:
+            if "_id" not in doc:
+                doc["_id"] = bson.ObjectId()
+        plan.sent = [RawBSONDocument(bson.encode(doc, codec_options=options)) for doc in docs]
+        return plan
+
+    def _apply_groups(self, plan: _GroupPlan) -> WriteCounts:
+        """Replace the planned groups: their old documents out (and out of the siblings they
+        move from), the new ones in."""
+        counts, group = plan.counts, self.spec.group
+        for chunk in batched(plan.removed, LOOKUP_CHUNK):
+            counts.removed += self.collection.delete_many({group: {"$in": chunk}}).deleted_count
+        for sibling in self.live_siblings:  # a group moving in leaves its old collection
+            for chunk in batched(plan.written, LOOKUP_CHUNK):
+                self._left_siblings[sibling] += sibling.delete_many({group: {"$in": chunk}}).deleted_count
+        retry = self._insert(plan.docs, counts, sent=plan.sent)
         if retry:  # another writer stored these first: this write's set wins
             self.collection.bulk_write([ReplaceOne(self._key_filter(self.key_of(d)), d, upsert=True) for d in retry])
             counts.inserted += len(retry)
