@@ -32,7 +32,7 @@ from mls_assets.lib.catalogue import (
 from mls_assets.lib.store.changes import WriteMarks
 from mls_assets.lib.store.lookup import SCAN_SHARE
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.store.writes import LOOKUP_CHUNK, SCAN_ABOVE, batched
+from mls_assets.lib.store.writes import GROUP_CHUNK, LOOKUP_CHUNK, SCAN_ABOVE, batched
 
 REQUIRED = ("listingKey", "listingId", "standardStatus", "modificationTimestamp", "tenantId", "mlsProvider")
 SAMPLE = 10
@@ -192,7 +192,7 @@ def orphan_photos(database: Database, feed: FeedKey, keys: list[str] | None = No
             for query in _key_queries(keys):
                 for doc in collection.find(query, {"listingKey": 1, "photoCount": 1, "_id": 0}):
                     listings[doc["listingKey"]] = doc.get("photoCount") or 0
-        for query in _key_queries(keys):
+        for query in _key_queries(keys, GROUP_CHUNK):  # each key matches its whole photo set
             photo_keys.update(photos.distinct("listingKey", query))
         orphans = sorted(photo_keys - set(listings))
         wiped = sorted(k for k, count in listings.items() if count > 0 and k not in photo_keys)
@@ -202,11 +202,11 @@ def orphan_photos(database: Database, feed: FeedKey, keys: list[str] | None = No
     return finding
 
 
-def _key_queries(keys: list[str] | None) -> Iterable[dict]:
+def _key_queries(keys: list[str] | None, chunk_size: int = LOOKUP_CHUNK) -> Iterable[dict]:
     if keys is None or len(keys) > SCAN_ABOVE:
         yield {}
         return
-    for chunk in batched(keys, LOOKUP_CHUNK):
+    for chunk in batched(keys, chunk_size):
         yield {"listingKey": {"$in": chunk}}
 
 

@@ -42,7 +42,7 @@ from mls_assets.lib.prefetch import prefetched
 from mls_assets.lib.store.changes import WriteMarks
 from mls_assets.lib.store.handoff import Spool
 from mls_assets.lib.store.indexes import ensure_indexes
-from mls_assets.lib.store.lookup import IN_CHUNK
+from mls_assets.lib.store.lookup import GROUP_IN_CHUNK, IN_CHUNK
 
 DUPLICATE_KEY = 11000
 HASH_FIELD = "_hash"
@@ -50,6 +50,7 @@ RUN_FIELD = "_runId"
 BOOKKEEPING = (HASH_FIELD, RUN_FIELD, SEQUENCE_FIELD, "_id")
 BOOKKEEPING_SET = frozenset(BOOKKEEPING)
 LOOKUP_CHUNK = IN_CHUNK  # `$in` slows down superlinearly with its length on the embedded server
+GROUP_CHUNK = GROUP_IN_CHUNK  # keys per `$in` that each match a whole group (a listing's photos)
 SCAN_ABOVE = 2000  # more keys than this: one projected scan of the collection beats point lookups
 
 
@@ -539,10 +540,10 @@ class CollectionWriter:
         """Replace the planned groups: their old documents out (and out of the siblings they
         move from), the new ones in."""
         counts, group = plan.counts, self.spec.group
-        for chunk in batched(plan.removed, LOOKUP_CHUNK):
+        for chunk in batched(plan.removed, GROUP_CHUNK):
             counts.removed += self.collection.delete_many({group: {"$in": chunk}}).deleted_count
         for sibling in self.live_siblings:  # a group moving in leaves its old collection
-            for chunk in batched(plan.written, LOOKUP_CHUNK):
+            for chunk in batched(plan.written, GROUP_CHUNK):
                 self._left_siblings[sibling] += sibling.delete_many({group: {"$in": chunk}}).deleted_count
         retry = self._insert(plan.docs, counts, sent=plan.sent)
         if retry:  # another writer stored these first: this write's set wins
