@@ -1,6 +1,6 @@
 """The run-scoped measures answer the same whichever way they read: point lookups for a few
 written listings, whole key sets for many, and the run's own writes in place of a sibling's
-key set only when they are all it holds."""
+key set only when it holds nothing older (nor a document without a sequence)."""
 
 import pytest
 
@@ -24,19 +24,24 @@ def store(database, klass: str, keys: list[str], seq: int) -> None:
 def test_twins_are_found_among_the_runs_writes_and_what_was_stored_before(mongo_db, monkeypatch, many):
     monkeypatch.setattr(measures, "SCAN_SHARE", 1_000 if many else 0)
     store(mongo_db, "closed", ["old-1", "old-2", "twin-old"], seq=1)  # before the run
-    store(mongo_db, "active", [f"new-{n}" for n in range(6)] + ["twin-old", "twin-new"], seq=5)  # the run's
-    store(mongo_db, "expired", ["twin-new", "exp-1"], seq=5)  # the run's, all the collection holds
+    store(mongo_db, "active", [f"new-{n}" for n in range(6)] + ["twin-old", "twin-new", "twin-unsequenced"], seq=5)
+    store(mongo_db, "expired", ["twin-new", "exp-1"], seq=5)  # the run's, and below: one nobody sequenced
+    mongo_db[STATUS_COLLECTIONS["expired"].collection_name(FEED)].insert_one({"listingKey": "twin-unsequenced"})
     since = {(FEED, klass): 4 for klass in STATUS_COLLECTIONS}
     seen: dict[str, list[str]] = {}
     for klass, spec in STATUS_COLLECTIONS.items():
         collection = mongo_db[spec.collection_name(FEED)]
         assert measures.missing_required(collection, 4, seen.setdefault(klass, [])).offending == 0
-    assert sorted(seen["closed"]) == [] and len(seen["active"]) == 8
+    assert sorted(seen["closed"]) == [] and len(seen["active"]) == 9
+    twins = ["twin-new", "twin-old", "twin-unsequenced"]
     for written in (seen, None):  # the keys handed over, or read again
         finding = measures.in_several_collections(mongo_db, FEED, since, written)
-        assert sorted(finding.sample) == ["twin-new", "twin-old"] and finding.offending == 2
+        assert sorted(finding.sample) == twins and finding.offending == 3
+    expired = mongo_db[STATUS_COLLECTIONS["expired"].collection_name(FEED)]
+    expired.delete_one({"listingKey": "twin-unsequenced"})  # now it holds only the run's writes
+    assert sorted(measures.in_several_collections(mongo_db, FEED, since, seen).sample) == twins[:2]
     whole = measures.in_several_collections(mongo_db, FEED)
-    assert sorted(whole.sample) == ["twin-new", "twin-old"]
+    assert sorted(whole.sample) == twins[:2]
 
 
 def test_a_required_field_missing_is_reported_and_its_key_still_seen(mongo_db):

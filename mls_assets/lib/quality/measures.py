@@ -111,7 +111,7 @@ def in_several_collections(
     written to a collection after that sequence (`written[class]`: their keys, when the
     caller has read them already). Few written keys are looked up in the sibling
     collections; many are compared with a sibling's whole key set, which is the run's own
-    writes when those are all the sibling holds (a first sync reads nothing more)."""
+    writes when the sibling holds nothing written before the run (a first sync)."""
     finding = Finding()
     if since is None:
         seen: Counter[str] = Counter()
@@ -133,14 +133,14 @@ def in_several_collections(
 
     def key_set(spec: CollectionSpec, asked: int) -> set[str] | None:
         """The sibling's every key, if cheaper than looking `asked` keys up in it: the run's
-        own writes when they are all it holds, else one `distinct` of a collection not much
-        larger than what is asked."""
+        own writes when the sibling holds nothing older (two indexed reads), else one
+        `distinct` of a collection not much larger than what is asked."""
         if spec.name not in key_sets:
             collection = database[spec.collection_name(feed)]
-            ours, held = written.get(spec.status_class, []), marks.count(collection)  # O(1): the writers keep it
-            if len(ours) >= held:
-                key_sets[spec.name] = set(ours)
-            elif asked * SCAN_SHARE > held:
+            older = ({SEQUENCE_FIELD: {"$lte": since[(feed, spec.status_class)]}}, {SEQUENCE_FIELD: None})
+            if all(collection.find_one(query, {"_id": 1}) is None for query in older):
+                key_sets[spec.name] = set(written.get(spec.status_class, []))
+            elif asked * SCAN_SHARE > marks.count(collection):  # the writers' count: O(1)
                 key_sets[spec.name] = set(collection.distinct("listingKey"))
             else:
                 return None
