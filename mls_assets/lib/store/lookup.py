@@ -27,9 +27,10 @@ def docs_by_id(collection: Collection, ids: Sequence[Any], projection: dict | No
     return found
 
 
-# A projected scan reads ~47k documents/s on the embedded server, `$in` lookups of 100 keys
-# ~8k/s (ARCHITECTURE.md section 8): past one key in six of the collection, one scan costs less.
-SCAN_SHARE = 6
+# A projected scan reads ~47k documents/s on the embedded server (ARCHITECTURE.md section 8),
+# `$in` lookups of `IN_CHUNK` keys ~11k/s (above): past one key in four of the collection, one
+# scan costs less.
+SCAN_SHARE = 4
 
 
 def docs_by_key(
@@ -37,7 +38,7 @@ def docs_by_key(
 ) -> Iterator[dict]:
     """The documents whose `field` is one of `keys`, in a collection of `stored` documents:
     `$in` lookups of `IN_CHUNK` keys, or one projected scan filtered here when the keys are
-    a large part of the collection (a first sync, a backfill)."""
+    a large part of the collection (a first sync, a backfill). `field` holds scalars."""
     unique = list(dict.fromkeys(keys))
     if not unique:
         return
