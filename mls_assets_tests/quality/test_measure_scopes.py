@@ -1,6 +1,6 @@
 """The run-scoped measures answer the same whichever way they read: point lookups for a few
 written listings, whole key sets for many, and the run's own writes in place of a sibling's
-key set only when it holds nothing older (nor a document without a sequence)."""
+key set only when the run made the sibling's first load into an empty collection."""
 
 import pytest
 
@@ -20,28 +20,30 @@ def store(database, klass: str, keys: list[str], seq: int) -> None:
     WriteMarks(database).recount(collection)
 
 
+@pytest.mark.parametrize("loaded_empty", [True, False], ids=["expired loaded empty", "expired held one before"])
 @pytest.mark.parametrize("many", [False, True], ids=["lookups", "key sets"])
-def test_twins_are_found_among_the_runs_writes_and_what_was_stored_before(mongo_db, monkeypatch, many):
+def test_twins_are_found_among_the_runs_writes_and_what_was_stored_before(mongo_db, monkeypatch, many, loaded_empty):
     monkeypatch.setattr(measures, "SCAN_SHARE", 1_000 if many else 0)
+    expired = mongo_db[STATUS_COLLECTIONS["expired"].collection_name(FEED)]
+    twins = ["twin-new", "twin-old"]
+    if not loaded_empty:  # a document nobody sequenced, there before the run's first load
+        expired.insert_one({"listingKey": "twin-unsequenced"})
+        twins.append("twin-unsequenced")
+    WriteMarks(mongo_db).loading(expired, "run-1", empty=loaded_empty)
     store(mongo_db, "closed", ["old-1", "old-2", "twin-old"], seq=1)  # before the run
     store(mongo_db, "active", [f"new-{n}" for n in range(6)] + ["twin-old", "twin-new", "twin-unsequenced"], seq=5)
-    store(mongo_db, "expired", ["twin-new", "exp-1"], seq=5)  # the run's, and below: one nobody sequenced
-    mongo_db[STATUS_COLLECTIONS["expired"].collection_name(FEED)].insert_one({"listingKey": "twin-unsequenced"})
+    store(mongo_db, "expired", ["twin-new", "exp-1"], seq=5)  # the run's
     since = {(FEED, klass): 4 for klass in STATUS_COLLECTIONS}
     seen: dict[str, list[str]] = {}
     for klass, spec in STATUS_COLLECTIONS.items():
         collection = mongo_db[spec.collection_name(FEED)]
         assert measures.missing_required(collection, 4, seen.setdefault(klass, [])).offending == 0
-    assert sorted(seen["closed"]) == [] and len(seen["active"]) == 9
-    twins = ["twin-new", "twin-old", "twin-unsequenced"]
+    assert seen["closed"] == [] and len(seen["active"]) == 9 and sorted(seen["expired"]) == ["exp-1", "twin-new"]
     for written in (seen, None):  # the keys handed over, or read again
-        finding = measures.in_several_collections(mongo_db, FEED, since, written)
-        assert sorted(finding.sample) == twins and finding.offending == 3
-    expired = mongo_db[STATUS_COLLECTIONS["expired"].collection_name(FEED)]
-    expired.delete_one({"listingKey": "twin-unsequenced"})  # now it holds only the run's writes
-    assert sorted(measures.in_several_collections(mongo_db, FEED, since, seen).sample) == twins[:2]
-    whole = measures.in_several_collections(mongo_db, FEED)
-    assert sorted(whole.sample) == twins[:2]
+        for run_id in ("run-1", "another-run"):  # the run that loaded expired, or not
+            finding = measures.in_several_collections(mongo_db, FEED, since, written, run_id)
+            assert sorted(finding.sample) == twins and finding.offending == len(twins)
+    assert sorted(measures.in_several_collections(mongo_db, FEED).sample) == twins  # the whole audit
 
 
 def test_a_required_field_missing_is_reported_and_its_key_still_seen(mongo_db):

@@ -178,7 +178,7 @@ def status_collections(
         current = stored_listings(database, feed)
         record_current_listings(database, feed, current)
         quota_findings.append((str(feed), quota[feed].finding(current, held)))
-    yield from _checks(database, feeds, before, now)
+    yield from _checks(database, feeds, before, now, context.run.run_id)
     yield check_result(
         measures.merge_findings(quota_findings),
         "listings over the feed's maxListings",
@@ -203,7 +203,9 @@ def stored_listings(database, feed: FeedKey) -> int:
     return sum(marks.count(database[spec.collection_name(feed)]) for spec in STATUS_COLLECTIONS.values())
 
 
-def _checks(database, feeds: list[FeedKey], before: dict[FeedKey, int], now) -> Iterator[dg.AssetCheckResult]:
+def _checks(
+    database, feeds: list[FeedKey], before: dict[FeedKey, int], now, run_id: str
+) -> Iterator[dg.AssetCheckResult]:
     """The run's own writes (`_seq` beyond the feed's sequence when the run began), checked
     where the rule can break; a collection the run did not write is not read at all.
     Whole-collection audits are the quality domain's scheduled checks."""
@@ -234,7 +236,7 @@ def _checks(database, feeds: list[FeedKey], before: dict[FeedKey, int], now) -> 
         (
             str(f),
             measures.in_several_collections(
-                database, f, {(f, k): before[f] for k in STATUS_COLLECTIONS}, written_keys[f]
+                database, f, {(f, k): before[f] for k in STATUS_COLLECTIONS}, written_keys[f], run_id
             ),
         )
         for f in feeds

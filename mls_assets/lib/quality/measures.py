@@ -105,13 +105,18 @@ def missing_required(collection: Collection, since: int | None = None, seen: lis
 
 
 def in_several_collections(
-    database: Database, feed: FeedKey, since: dict | None = None, written: dict[str, list[str]] | None = None
+    database: Database,
+    feed: FeedKey,
+    since: dict | None = None,
+    written: dict[str, list[str]] | None = None,
+    run_id: str = "",
 ) -> Finding:
     """Listings stored in two status collections. `since[(feed, class)]`: only the listings
     written to a collection after that sequence (`written[class]`: their keys, when the
     caller has read them already). Few written keys are looked up in the sibling
     collections; many are compared with a sibling's whole key set, which is the run's own
-    writes when the sibling holds nothing written before the run (a first sync)."""
+    writes when run `run_id` made the sibling's first load into an empty collection (a first
+    sync reads nothing more)."""
     finding = Finding()
     if since is None:
         seen: Counter[str] = Counter()
@@ -133,12 +138,12 @@ def in_several_collections(
 
     def key_set(spec: CollectionSpec, asked: int) -> set[str] | None:
         """The sibling's every key, if cheaper than looking `asked` keys up in it: the run's
-        own writes when the sibling holds nothing older (two indexed reads), else one
-        `distinct` of a collection not much larger than what is asked."""
+        own writes when it loaded the sibling from empty (its write mark says so; a query for
+        an older `_seq` reads the whole range on this server), else one `distinct` of a
+        collection not much larger than what is asked."""
         if spec.name not in key_sets:
             collection = database[spec.collection_name(feed)]
-            older = ({SEQUENCE_FIELD: {"$lte": since[(feed, spec.status_class)]}}, {SEQUENCE_FIELD: None})
-            if all(collection.find_one(query, {"_id": 1}) is None for query in older):
+            if marks.first_loaded_empty_by(collection, run_id):
                 key_sets[spec.name] = set(written.get(spec.status_class, []))
             elif asked * SCAN_SHARE > marks.count(collection):  # the writers' count: O(1)
                 key_sets[spec.name] = set(collection.distinct("listingKey"))

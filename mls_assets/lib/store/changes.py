@@ -67,6 +67,12 @@ class WriteMarks:
         """`{seq, indexed, loadedBy}` of a collection, None if it was never written."""
         return self._collection.find_one({"_id": collection.name})
 
+    def first_loaded_empty_by(self, collection: Collection, run_id: str) -> bool:
+        """This run made the collection's first load into an empty collection: whatever it
+        holds, this run wrote (O(1), where asking the server costs a scan here)."""
+        doc = self.state(collection) or {}
+        return bool(run_id) and doc.get("loadedBy") == run_id and doc.get("loadedEmpty") is True
+
     def last(self, collection: Collection) -> int | None:
         """The last sequence written to the collection (0 if unsequenced), None if never."""
         doc = self.state(collection)
@@ -75,7 +81,7 @@ class WriteMarks:
     def loading(self, collection: Collection, run_id: str, empty: bool = False) -> None:
         """A first load begins: the collection is written before its indexes exist (and
         counted from zero when it starts empty)."""
-        update: dict = {"$set": {"indexed": False, "loadedBy": run_id}, "$max": {"seq": 0}}
+        update: dict = {"$set": {"indexed": False, "loadedBy": run_id, "loadedEmpty": empty}, "$max": {"seq": 0}}
         if empty:
             update["$set"]["count"] = 0
         self._collection.update_one({"_id": collection.name}, update, upsert=True)
