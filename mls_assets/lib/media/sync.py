@@ -37,8 +37,9 @@ from mls_assets.lib.media.download import PhotoDownloader
 from mls_assets.lib.media.images import ImageRejected, Limits, render_variants
 from mls_assets.lib.media.storage import MediaStorage, media_key
 from mls_assets.lib.store.indexes import ensure_indexes
+from mls_assets.lib.store.lookup import GROUP_IN_CHUNK
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.store.writes import GROUP_CHUNK, LOOKUP_CHUNK, batched
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, batched
 
 # The photo's own URL to download: the largest size the source gives (the large variant is
 # 1920x1440 and never upscaled). RESO's one `MediaURL` is `uriLarge`.
@@ -179,7 +180,7 @@ class MediaSync:
         photos: dict[str, tuple[str, dict[str, Any]]] = {}  # photo id -> (collection name, document)
         for spec in PHOTO_COLLECTIONS:
             name = spec.collection_name(self.feed)
-            for chunk in batched(keys, GROUP_CHUNK):  # each key matches its whole photo set
+            for chunk in batched(keys, GROUP_IN_CHUNK):  # each key matches its whole photo set
                 for doc in self.database[name].find({"listingKey": {"$in": chunk}}, PHOTO_FIELDS):
                     expires = doc.get("expiresAt")
                     if isinstance(expires, datetime) and _aware(expires) <= self.now:

@@ -30,9 +30,9 @@ from mls_assets.lib.catalogue import (
     siblings_of,
 )
 from mls_assets.lib.store.changes import WriteMarks
-from mls_assets.lib.store.lookup import SCAN_SHARE
+from mls_assets.lib.store.lookup import GROUP_IN_CHUNK, SCAN_SHARE
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.store.writes import GROUP_CHUNK, LOOKUP_CHUNK, SCAN_ABOVE, batched
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, SCAN_ABOVE, batched
 
 REQUIRED = ("listingKey", "listingId", "standardStatus", "modificationTimestamp", "tenantId", "mlsProvider")
 SAMPLE = 10
@@ -197,7 +197,7 @@ def orphan_photos(database: Database, feed: FeedKey, keys: list[str] | None = No
             for query in _key_queries(keys):
                 for doc in collection.find(query, {"listingKey": 1, "photoCount": 1, "_id": 0}):
                     listings[doc["listingKey"]] = doc.get("photoCount") or 0
-        for query in _key_queries(keys, GROUP_CHUNK):  # each key matches its whole photo set
+        for query in _key_queries(keys, GROUP_IN_CHUNK):  # each key matches its whole photo set
             photo_keys.update(photos.distinct("listingKey", query))
         orphans = sorted(photo_keys - set(listings))
         wiped = sorted(k for k, count in listings.items() if count > 0 and k not in photo_keys)

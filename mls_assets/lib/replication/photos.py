@@ -18,8 +18,9 @@ import orjson
 from pymongo.database import Database
 
 from mls_assets.lib.catalogue import PHOTOS_OF_CLASS, CollectionSpec, siblings_of
+from mls_assets.lib.store.lookup import GROUP_IN_CHUNK
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.store.writes import GROUP_CHUNK, LOOKUP_CHUNK, Tombstone, batched
+from mls_assets.lib.store.writes import LOOKUP_CHUNK, Tombstone, batched
 from mls_assets.lib.transform.fields import PHOTO_URI_FIELDS
 from mls_assets.lib.transform.naming import camel_case
 from mls_assets.lib.transform.photos import extract_photos
@@ -51,7 +52,7 @@ def _stored_sets(database: Database, spec: CollectionSpec, feed: FeedKey, keys: 
         for doc in collection.find({"listingKey": {"$in": chunk}, "order": 0}, projection):
             stored[doc["listingKey"]] = doc.get("photoSetHash", "")
     missing = [key for key in keys if key not in stored]  # new listings, mostly: nothing to read
-    for chunk in batched(missing, GROUP_CHUNK):  # each key matches its whole set
+    for chunk in batched(missing, GROUP_IN_CHUNK):  # each key matches its whole set
         for doc in collection.find({"listingKey": {"$in": chunk}}, projection):
             stored.setdefault(doc["listingKey"], doc.get("photoSetHash", ""))
     return stored
@@ -101,7 +102,7 @@ def plan_photos(
         for photo in photos:
             photo.update(photoSetHash=signature, tenantId=feed.tenant, mlsProvider=feed.mls, **expiry)
         yield from photos
-    for chunk in batched(moving_in, GROUP_CHUNK):
+    for chunk in batched(moving_in, GROUP_IN_CHUNK):
         for photo in database[sibling.collection_name(feed)].find({"listingKey": {"$in": chunk}}, {"_id": 0}):
             photo.pop("expiresAt", None)
             if expires_at is not None:

@@ -50,7 +50,6 @@ RUN_FIELD = "_runId"
 BOOKKEEPING = (HASH_FIELD, RUN_FIELD, SEQUENCE_FIELD, "_id")
 BOOKKEEPING_SET = frozenset(BOOKKEEPING)
 LOOKUP_CHUNK = IN_CHUNK  # `$in` slows down superlinearly with its length on the embedded server
-GROUP_CHUNK = GROUP_IN_CHUNK  # keys per `$in` that each match a whole group (a listing's photos)
 SCAN_ABOVE = 2000  # more keys than this: one projected scan of the collection beats point lookups
 
 
@@ -414,15 +413,19 @@ class CollectionWriter:
         (their `_id` made here, as the driver would). Without a live spool: `docs`, untouched."""
         if self.spool is None or self.spool.spoiled:
             return docs
-        options = self.collection.codec_options
         raws = []
         for doc in docs:
-            if inserts and "_id" not in doc:
-                doc["_id"] = bson.ObjectId()
-            data = bson.encode(doc, codec_options=options)
+            data = self._encode(doc, with_id=inserts)
             self.spool.add(doc, data)
             raws.append(RawBSONDocument(data))
         return raws if inserts else docs
+
+    def _encode(self, doc: dict, with_id: bool) -> bytes:
+        """`doc` as BSON, built once; `with_id`: given its `_id` here first, as the driver
+        would on insert."""
+        if with_id and "_id" not in doc:
+            doc["_id"] = bson.ObjectId()
+        return bson.encode(doc, codec_options=self.collection.codec_options)
 
     def _update(self, doc: dict, upsert: bool) -> UpdateOne | ReplaceOne:
         """The guarded write of a changed document. A collection no one else writes to (no
@@ -529,21 +532,17 @@ class CollectionWriter:
         plan = _GroupPlan(docs, written, removed)
         self._stamp(docs)
         self._count_days(docs, plan.counts)
-        options = self.collection.codec_options
-        for doc in docs:
-            if "_id" not in doc:
-                doc["_id"] = bson.ObjectId()
-        plan.sent = [RawBSONDocument(bson.encode(doc, codec_options=options)) for doc in docs]
+        plan.sent = [RawBSONDocument(self._encode(doc, with_id=True)) for doc in docs]
         return plan
 
     def _apply_groups(self, plan: _GroupPlan) -> WriteCounts:
         """Replace the planned groups: their old documents out (and out of the siblings they
         move from), the new ones in."""
         counts, group = plan.counts, self.spec.group
-        for chunk in batched(plan.removed, GROUP_CHUNK):
+        for chunk in batched(plan.removed, GROUP_IN_CHUNK):
             counts.removed += self.collection.delete_many({group: {"$in": chunk}}).deleted_count
         for sibling in self.live_siblings:  # a group moving in leaves its old collection
-            for chunk in batched(plan.written, GROUP_CHUNK):
+            for chunk in batched(plan.written, GROUP_IN_CHUNK):
                 self._left_siblings[sibling] += sibling.delete_many({group: {"$in": chunk}}).deleted_count
         retry = self._insert(plan.docs, counts, sent=plan.sent)
         if retry:  # another writer stored these first: this write's set wins
