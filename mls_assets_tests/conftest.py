@@ -69,7 +69,11 @@ def mongo_resources(mongo_uri, mongo_db):
 
 @pytest.fixture
 def instance():
-    """An ephemeral Dagster instance with the demo feeds registered."""
-    with dg.instance_for_test() as test_instance:
+    """An in-memory Dagster instance with the demo feeds registered. The tests' subject is the
+    project, not Dagster's storage: in memory a small chain run costs a third of the CPU it costs
+    on sqlite files (0.7-0.8 s against 2.1-2.3 s, most of it opening, writing and syncing the
+    event log per event). Instances on disk and on Postgres are tested where they matter: the
+    daemon, the webserver, runs in other processes (`deploy/`, `automation/`, `hardening/`)."""
+    with dg.DagsterInstance.ephemeral() as test_instance:
         test_instance.add_dynamic_partitions("feeds", DEMO_FEEDS)
         yield test_instance

@@ -86,7 +86,7 @@ def test_a_partition_is_written_then_rewritten_idempotently(instance, mongo_reso
 def test_a_range_run_writes_each_day_and_a_feed_only_its_own_collections(mongo_resources, mongo_db):
     COUNTS.update({"2026-11-19": 2, "2026-11-20": 0})
     try:
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             instance.add_dynamic_partitions("feeds", [GPS, OTHER])
             tags = {
                 "dagster/asset_partition_range_start": str(feed_day_key(GPS, "2026-11-18")),

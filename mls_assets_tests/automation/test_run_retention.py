@@ -11,7 +11,7 @@ from mls_assets.defs.maintenance import retention
 
 def test_ended_runs_past_the_retention_are_deleted_and_runs_in_progress_are_kept(monkeypatch):
     monkeypatch.setattr(retention, "PURGE_PAGE", 2)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         ended = [
             create_run_for_test(instance, job_name="replication_job", status=status).run_id
             for status in (

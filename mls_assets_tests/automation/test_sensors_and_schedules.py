@@ -36,7 +36,7 @@ def test_feed_discovery_adds_and_removes_partitions_and_writes_only_what_changed
     tenants = tmp_path / "tenants.yaml"
     monkeypatch.setenv("MLS_TENANTS_FILE", str(tenants))
     write_tenants(tenants, [gps(), crmls()])
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         with dg.build_sensor_context(instance=instance, resources=mongo_resources) as context:
             result = feed_discovery_sensor(context)
         (request,) = result.dynamic_partitions_requests
@@ -123,13 +123,13 @@ def test_feeds_without_a_cron_spread_over_four_night_hours_the_same_on_every_loa
     )
     feeds = load_feeds(tenants)
     night = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("feeds", [str(f.key) for f in sorted(feeds, key=lambda f: f.source)])
         asked = nightly_requests(instance, feeds, night, night + timedelta(hours=5))  # 00:30-05:30: each feed once
     served = [key.removeprefix("mls-feed/") for r in asked for key in r.tags if key.startswith("mls-feed/")]
     assert sorted(served) == sorted(str(f.key) for f in feeds)
     assert len(asked) == 2000 // 50  # feeds due on one day share runs of 50 (a sensor tick: a minute's sources)
-    with dg.instance_for_test() as instance:  # tick by tick, as the sensor asks: about one run per source
+    with dg.DagsterInstance.ephemeral() as instance:  # tick by tick, as the sensor asks: about one run per source
         instance.add_dynamic_partitions("feeds", [str(f.key) for f in sorted(feeds, key=lambda f: f.source)])
         per_minute = [
             len(nightly_requests(instance, feeds, night + timedelta(minutes=m), night + timedelta(minutes=m + 1)))
@@ -152,7 +152,7 @@ def test_nightly_sensor_keeps_a_cursor_and_names_each_tick_once(tmp_path, monkey
     tenants = tmp_path / "tenants.yaml"
     write_tenants(tenants, [gps(sync_schedule="* * * * *")])
     sync_configs(mongo_db, load_feeds(tenants))
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         with dg.build_sensor_context(instance=instance, resources=mongo_resources) as context:
             first = nightly_sync_sensor(context)
         assert not first.run_requests and first.cursor

@@ -180,7 +180,7 @@ def test_a_daemon_on_postgres_runs_queued_feeds_one_at_a_time_each_like_the_loca
         # The local path: the same partitions in process, on an ephemeral instance.
         monkeypatch.setenv("MONGODB_DATABASE", local_db)
         job = defs().resolve_job_def("replication_job")
-        with dg.instance_for_test() as local:
+        with dg.DagsterInstance.ephemeral() as local:
             local.add_dynamic_partitions("feeds", list(FEEDS))
             for feed, day in partitions:
                 assert job.execute_in_process(

@@ -119,7 +119,7 @@ def test_a_refused_file_changes_nothing_and_the_sensor_says_so(tmp_path, monkeyp
     tenants = tmp_path / "tenants.yaml"
     monkeypatch.setenv("MLS_TENANTS_FILE", str(tenants))
     tenants.write_bytes(document({"tenant_id": "t", "feeds": [feed()]}))
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         with dg.build_sensor_context(instance=instance, resources=mongo_resources) as context:
             first = feed_discovery_sensor(context)
         instance.add_dynamic_partitions("feeds", ["t.gps"])
@@ -143,7 +143,7 @@ def test_a_file_mixing_invalid_feeds_with_valid_ones_still_registers_the_valid_o
             {"tenant_id": "meta", "feeds": [feed(base_url="http://169.254.169.254/")]},
         )
     )
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         with dg.build_sensor_context(instance=instance, resources=mongo_resources) as context:
             result = feed_discovery_sensor(context)
     (request,) = result.dynamic_partitions_requests
@@ -162,7 +162,7 @@ def test_a_bad_cron_edited_into_mongodb_skips_that_feed_and_every_other_feed_sti
     mongo_db[CONFIGS_COLLECTION].update_one(
         {"tenantId": "t", "mlsConfigs.provider": "gps"}, {"$set": {"mlsConfigs.$.syncSchedule": "61 * * * *"}}
     )
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         with dg.build_sensor_context(
             instance=instance, resources=mongo_resources, cursor="2026-01-01T00:00:00+00:00"
         ) as context:
@@ -231,7 +231,7 @@ def no_requests(monkeypatch):
 
 def run_raw(mongo: MongoResource, spark: SourceResource, partition_key: str, feeds=("t.gps",), assets=(raw_listings,)):
     """`assets` (the pull alone unless told) for one partition, on a fresh instance."""
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("feeds", list(feeds))
         return dg.materialize(
             list(assets),

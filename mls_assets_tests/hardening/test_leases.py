@@ -115,7 +115,7 @@ def test_a_lease_of_a_run_dagster_knows_has_ended_is_free(mongo_db):
 def test_the_dead_run_sensor_fails_runs_whose_process_is_gone_and_frees_their_leases(
     mongo_uri, mongo_db, mongo_resources
 ):
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         dead = instance.create_run_for_job(
             dg.JobDefinition(graph_def=dg.GraphDefinition(name="g", node_defs=[])), tags={"mls/feed": "t.gps"}
         )

@@ -43,7 +43,7 @@ def members(request: dg.RunRequest) -> set[str]:
 
 
 def test_feeds_that_synced_or_wait_for_a_retry_get_media_runs_and_busy_feeds_wait(mongo_uri, mongo_db):
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("feeds", FEEDS)
         finished_run(instance, "replication_job", {"mls/feed": "a.gps"})
         finished_run(instance, "replication_job", {"mls-feed/c.gps": "1", "mls-feed/d.crmls": "1"})  # a shared run

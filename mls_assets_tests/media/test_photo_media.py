@@ -34,7 +34,7 @@ def world(request, mongo_db, mongo_uri, s3, tmp_path, monkeypatch):
     host = MediaHost(fault_rate=fault_rate, max_side=320, slow_seconds=0.01)
     with SimulatorServer(market, media_host=host) as server:
         feed_on(mongo_db, server, tmp_path, monkeypatch)
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             instance.add_dynamic_partitions("feeds", [FEED])
             yield MediaWorld(market, server, mongo_db, mongo_uri, instance, s3_options(s3))
 

@@ -122,7 +122,7 @@ def test_a_wrong_key_fails_the_run_clearly_and_rotation_keeps_feeds_working(oper
     first_key = credentials.new_key()
     monkeypatch.setenv("MLS_TOKEN_KEY", first_key)
     assert add_agent(capsys, monkeypatch, simulator)[0] == 0
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("feeds", [FEED])
         monkeypatch.setenv("MLS_TOKEN_KEY", credentials.new_key())  # not the key it was stored with
         failed = run_feed(operator, instance)
@@ -169,7 +169,7 @@ def test_pause_reschedule_quota_and_remove_by_command_and_a_file_sync_keeps_them
     )
     assert config["token"] == "stored (encrypted)" and "tokenCiphertext" not in out
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("feeds", [FEED])
         assert run_feed(operator, instance).success  # enforced: no more than 25 listings stored
         key = FeedKey.parse(FEED)
@@ -210,7 +210,7 @@ def test_listings_a_quota_held_back_come_in_at_the_next_run_once_it_allows_them(
     assert cli(capsys, "feeds", "set-quota", FEED, "20", "--enforce")[0] == 0
     key = FeedKey.parse(FEED)
     held = operator.database[QUOTA_HELD.collection_name(key)]
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("feeds", [FEED])
         first = run_feed(operator, instance)
         assert first.success and stored_in_status_collections(operator, key) == 20
@@ -321,7 +321,7 @@ def test_an_agent_on_a_reso_mls_is_added_by_command_and_synced_through_the_reso_
     assert code == 0, err
     stored = operator.database[CONFIGS_COLLECTION].find_one({"tenantId": "gridagent"})["mlsConfigs"][0]
     assert (stored["apiProvider"], stored["propertyTypes"], stored["rateLimit"]["per_hour"]) == ("reso", [], 7200)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("feeds", ["gridagent.gps"])
         assert run_feed(operator, instance, "gridagent.gps").success
     assert operator.collection("gridagent.gps", "raw_listings").count_documents({}) == len(

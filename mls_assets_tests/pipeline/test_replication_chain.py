@@ -239,7 +239,7 @@ def test_a_run_hands_what_it_wrote_to_its_own_consumers_without_reading_it_back(
     try:
         sync_configs(mongo_db, load_feeds(tenants_file))
         own_client = f"{mongo_uri}&appName=handoff" if "?" in mongo_uri else f"{mongo_uri.rstrip('/')}/?appName=handoff"
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             instance.add_dynamic_partitions("feeds", FEEDS)
             pipeline = Pipeline(market, mongo_db, own_client, instance)
             pipeline.sync(GPS)

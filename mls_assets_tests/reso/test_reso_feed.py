@@ -91,7 +91,7 @@ def pipeline(market, simulator, mongo_db, mongo_uri, tmp_path, monkeypatch):
     monkeypatch.setenv("MLS_TENANTS_FILE", str(path))
     monkeypatch.delenv("TOKEN_TEST_UNSET", raising=False)
     sync_configs(mongo_db, load_feeds(path))
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("feeds", [SPARK, RESO])
         yield Pipeline(market, mongo_db, mongo_uri, instance)
 
@@ -253,7 +253,7 @@ def test_hostile_reso_records_cost_only_themselves(mongo_db, mongo_uri, tmp_path
         path.write_text(yaml.safe_dump(document))
         monkeypatch.setenv("MLS_TENANTS_FILE", str(path))
         sync_configs(mongo_db, load_feeds(path))
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             instance.add_dynamic_partitions("feeds", [RESO])
             pipeline = Pipeline(market, mongo_db, mongo_uri, instance)
             pipeline.sync(RESO, page_size=25)

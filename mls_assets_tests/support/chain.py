@@ -107,6 +107,6 @@ class Pipeline:
 @pytest.fixture
 def pipeline(market, mongo_db, mongo_uri, tenants_file):
     sync_configs(mongo_db, load_feeds(tenants_file))
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:  # in memory: see conftest's `instance`
         instance.add_dynamic_partitions("feeds", FEEDS)
         yield Pipeline(market, mongo_db, mongo_uri, instance)
