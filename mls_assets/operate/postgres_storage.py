@@ -78,6 +78,19 @@ class PooledPostgresRunStorage(_Pooled, PostgresRunStorage):
 class PooledPostgresEventLogStorage(_Pooled, PostgresEventLogStorage):
     """Events (materializations, check results, step events) in PostgreSQL, over kept connections."""
 
+    def has_table(self, table_name: str) -> bool:
+        """dagster-postgres asks the catalog whether a table exists before every asset event's
+        tags, every check result and every dynamic-partition lookup: a query each, a tenth of a
+        small run's storage time. A table that exists stays (migrations add tables, never drop
+        them while runs go on): a yes is remembered for the process, a no is asked again."""
+        seen: set[str] = self.__dict__.setdefault("_tables_seen", set())
+        if table_name in seen:
+            return True
+        found = super().has_table(table_name)
+        if found:
+            seen.add(table_name)
+        return found
+
 
 class PooledPostgresScheduleStorage(_Pooled, PostgresScheduleStorage):
     """Sensor and schedule ticks and cursors in PostgreSQL, over kept connections."""

@@ -10,6 +10,9 @@ system time; for the chain also the run's alone, without Python's start and Dags
 the server's CPU seconds per contender (the embedded server is one Python process: when its
 CPU time is near the run's, the server is what limits it) and the chain's server time per kind
 of command (inserts, index builds, reads, updates).
+The chain runs on the Dagster instance production runs on (PostgreSQL from pgserver with
+`deploy/dagster_home/dagster.yaml`, the image's event batching); a last run with nothing to do
+on the local sqlite instance (`make run`'s) shows what that instance adds to each run.
 """
 
 import json
@@ -20,15 +23,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 
 from mls_assets.lib.catalogue import ensure_feed_collections
+from mls_assets.lib.paths import project_root
 from mls_assets.lib.store import embedded
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import FeedConfig, sync_configs
 from mls_assets.simulator import GPS_MLS_ID, Market, SimulatorServer
 from mls_assets_tests.bench.contenders import FEED, process_cpu
+from mls_assets_tests.deploy.test_postgres_instance import image_env
 from mls_assets_tests.support.servers import free_port, start_ephemeral_server
 
 pytestmark = pytest.mark.bench
@@ -58,18 +64,73 @@ class Server:
         self.process.wait(timeout=120)
 
 
+class ProductionInstance:
+    """The Dagster instance of the image: PostgreSQL (pgserver, on this machine) with
+    `deploy/dagster_home/dagster.yaml` and the image's DAGSTER_EVENT_BATCH_SIZE."""
+
+    def __init__(self, path: Path) -> None:
+        import pgserver
+
+        self.server = pgserver.get_server(path / "pgdata", cleanup_mode="stop")
+        self.server.psql("CREATE DATABASE dagster;")
+        self.home = path / "dagster_home_production"
+        self.home.mkdir()
+        (self.home / "dagster.yaml").write_text(
+            (project_root() / "deploy" / "dagster_home" / "dagster.yaml").read_text()
+        )
+        self.env = {
+            "DAGSTER_HOME": str(self.home),
+            "DAGSTER_PG_URL": self.server.get_uri("dagster"),
+            "DAGSTER_EVENT_BATCH_SIZE": image_env("DAGSTER_EVENT_BATCH_SIZE"),
+        }
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the PostgreSQL server and its backends so far (the live ones)."""
+        postmaster = psutil.Process(self.server.get_pid())
+        total = 0.0
+        for process in [postmaster, *postmaster.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+            except psutil.Error:
+                pass
+        return total
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+def register_feed(home: Path, env: dict) -> None:
+    """The feed's partition in the instance at `home`, as feed discovery adds it."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            instance.add_dynamic_partitions("feeds", [FEED])
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def stolen_seconds() -> float:
     """CPU time the hypervisor gave other machines so far, all cores (Linux `/proc/stat`)."""
     return int(Path("/proc/stat").read_text().split()[8]) / os.sysconf("SC_CLK_TCK")
 
 
-def contend_on(server: Server, name: str, spec: dict, env: dict) -> dict:
+def contend_on(server: Server, name: str, spec: dict, env: dict, instance: ProductionInstance | None = None) -> dict:
     """`contend`, plus the server's CPU seconds during the contender's process, and the CPU
-    time stolen from this machine meanwhile (a noisy neighbour slows one contender, not all)."""
+    time stolen from this machine meanwhile (a noisy neighbour slows one contender, not all).
+    With `instance`, the contender's Dagster instance is that one, and its CPU is counted too."""
     before, stolen = server.cpu_seconds(), stolen_seconds()
-    row = contend(name, spec, env)
+    postgres = instance.cpu_seconds() if instance is not None else None
+    row = contend(name, spec, env if instance is None else {**env, **instance.env})
     row["server_cpu"] = server.cpu_seconds() - before
     row["stolen"] = stolen_seconds() - stolen
+    if instance is not None:
+        row["postgres_cpu"] = instance.cpu_seconds() - postgres
     return row
 
 
@@ -121,27 +182,34 @@ def run_size(listings: int, tmp_path) -> dict:
             finally:
                 server.stop()
 
-        server = Server(tmp_path / "db_chain")
+        server, production = Server(tmp_path / "db_chain"), ProductionInstance(tmp_path)
         try:
             database = get_client(server.uri)["bench"]
             sync_configs(
                 database, [FeedConfig(tenant_id="bench", mls="gps", mls_id=GPS_MLS_ID, base_url=simulator.url)]
             )
             ensure_feed_collections(database, FeedKey.parse(FEED))  # as feed discovery does before the first run
-            with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
-                instance.add_dynamic_partitions("feeds", [FEED])
+            register_feed(production.home, production.env)
+            (tmp_path / "dagster_home" / "dagster.yaml").write_text(
+                (project_root() / "instance" / "dagster.yaml").read_text()
+            )
+            register_feed(tmp_path / "dagster_home", {"DAGSTER_HOME": env["DAGSTER_HOME"]})
             chain = {**base, "uri": server.uri, "day": market.now.date().isoformat(), "server_pid": server.process.pid}
-            rows["full"] = contend_on(server, "chain", {**chain, "now": market.now.isoformat()}, env)
+            rows["full"] = contend_on(server, "chain", {**chain, "now": market.now.isoformat()}, env, production)
             rows["full"]["changed"] = len(market.states())
             changed = change_one_percent(market)
-            rows["incremental"] = contend_on(server, "chain", {**chain, "now": market.now.isoformat()}, env)
+            rows["incremental"] = contend_on(server, "chain", {**chain, "now": market.now.isoformat()}, env, production)
             rows["incremental"]["changed"] = changed
             # nothing changed at the source: the clock stays (ten simulated minutes of this market hold
             # ~30 changes per 10k listings, which a "nothing" run would then rightly write)
-            rows["nothing"] = contend_on(server, "chain", {**chain, "now": market.now.isoformat()}, env)
+            rows["nothing"] = contend_on(server, "chain", {**chain, "now": market.now.isoformat()}, env, production)
             rows["nothing"]["changed"] = 0
+            # the same on the local instance (sqlite files, `make run`'s): what it adds to every run
+            rows["nothing_local"] = contend_on(server, "chain", {**chain, "now": market.now.isoformat()}, env)
+            rows["nothing_local"]["changed"] = 0
         finally:
             server.stop()
+            production.stop()
     return rows
 
 
@@ -150,23 +218,27 @@ def report(listings: int, rows: dict) -> None:
     print(f"\n[bench] {listings:,} listings per MLS ({rows['full']['changed']:,} visible)")
     print(
         f"{'contender':<15}{'seconds':>9}{'process':>9}{'client CPU':>11}{'run CPU':>9}{'server CPU':>11}"
-        f"{'written':>10}{'stored':>10}{'w/stored':>9}{'RSS MiB':>9}{'stolen':>8}"
+        f"{'Postgres':>9}{'written':>10}{'stored':>10}{'w/stored':>9}{'RSS MiB':>9}{'stolen':>8}"
     )
     for name, row in rows.items():
         run_cpu = f"{row['run_cpu']:>9.1f}" if "run_cpu" in row else f"{'-':>9}"
+        postgres = f"{row['postgres_cpu']:>9.1f}" if "postgres_cpu" in row else f"{'-':>9}"
         print(
             f"{name:<15}{row['seconds']:>9.1f}{row['process_seconds']:>9.1f}{row['client_cpu']:>11.1f}{run_cpu}"
-            f"{row['server_cpu']:>11.1f}{row['written']:>10,}{row['stored']:>10,}"
+            f"{row['server_cpu']:>11.1f}{postgres}{row['written']:>10,}{row['stored']:>10,}"
             f"{row['written'] / max(row['stored'], 1):>9.2f}{row['rss_mib']:>9.0f}{row['stolen']:>8.1f}"
         )
     print("(seconds: the run; for the chain, the run without the process start and imports, in 'process'. client CPU:")
     print(" the contender's process, imports included; run CPU: the chain's run alone. server CPU: the embedded")
     print(" server's CPU seconds during the contender's process: near 'seconds', the server is the limit. stolen:")
-    print(" CPU seconds the hypervisor gave other machines meanwhile; a contender with many ran slower for it)")
+    print(" CPU seconds the hypervisor gave other machines meanwhile; a contender with many ran slower for it.")
+    print(" Postgres: the CPU of the production instance's PostgreSQL during the run; nothing_local: a run with")
+    print(" nothing to do on the local sqlite instance instead)")
     print(
         f"ratios: seed/full {seed / full:.2f}x (target >= 3), full/floor {full / floor:.2f}x (target <= 2), "
         f"incremental/full {rows['incremental']['seconds'] / full:.1%} (target <= 5%), "
-        f"nothing to do {rows['nothing']['seconds']:.1f} s (target <= 3)"
+        f"nothing to do {rows['nothing']['seconds']:.1f} s (target <= 3; {rows['nothing_local']['seconds']:.1f} s on "
+        f"the local sqlite instance)"
     )
     print(
         f"        full/floor_contract {full / rows['floor_contract']['seconds']:.2f}x (target <= 1.2; what the chain "
@@ -180,7 +252,7 @@ def report(listings: int, rows: dict) -> None:
         f"{server / rows['floor']['server_cpu']:.2f}x (target <= 2.5); overlap: the full run's wall is "
         f"{full / (client + server):.0%} of client + server CPU, {full / max(client, server):.2f}x the larger"
     )
-    for name in ("full", "incremental", "nothing"):
+    for name in ("full", "incremental", "nothing", "nothing_local"):
         print(f"  {name} steps: {rows[name].get('steps')}")
         print(f"  {name} peak RSS by step (MiB): {rows[name].get('rss_by_step')}")
         print(f"  {name} Python's cycle collector (seconds, collections by generation): {rows[name].get('gc')}")
