@@ -72,6 +72,26 @@ def test_the_production_storages_keep_their_connections_and_survive_losing_them(
         assert instance.get_runs(limit=5) == []
 
 
+def test_the_event_log_asks_once_per_process_whether_a_table_exists_and_again_while_it_does_not(production_home):
+    """dagster-postgres asks the catalog before each asset event's tags, check result and
+    partition lookup; the production event log remembers a table that exists, never one that
+    does not (a migration may add it)."""
+    with dg.DagsterInstance.from_config(str(production_home)) as instance:
+        storage = instance.event_log_storage
+        statements = []
+        sqlalchemy.event.listen(storage._engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        instance.add_dynamic_partitions("feeds", ["a.gps"])
+        statements.clear()
+        for _ in range(5):
+            assert instance.has_dynamic_partition("feeds", "a.gps")
+            assert not instance.has_dynamic_partition("feeds", "b.gps")
+        catalog = [s for s in statements if "pg_catalog" in s or "information_schema" in s]
+        assert len(statements) - len(catalog) == 10 and len(catalog) <= 1  # the partition reads, the table once
+        statements.clear()
+        assert [storage.has_table("no_such_table") for _ in range(2)] == [False, False]
+        assert len(statements) == 2
+
+
 def test_a_pool_setting_out_of_range_is_refused_by_name(production_home):
     config = yaml.safe_load((production_home / "dagster.yaml").read_text())
     config["event_log_storage"]["config"] = {**config["event_log_storage"]["config"], "pool_size": 0}
