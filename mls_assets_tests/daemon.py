@@ -1,10 +1,5 @@
 """A real `dagster-daemon` for the tests and benchmarks that need sensors and the run queue
-to work as in production (its own process, this checkout's workspace).
-
-One difference: Dagster fixes the backfill daemon's loop at 30 s (`DEFAULT_DAEMON_INTERVAL_SECONDS`,
-read when the loop starts), and a backfill takes two of its iterations (submit the runs, then
-mark it done), so a test waited a minute or two on that clock alone. The tests' daemon loops
-every `BACKFILL_LOOP_S`; what each iteration does is Dagster's own."""
+to work as in production (its own process, this checkout's workspace)."""
 
 import subprocess
 import sys
@@ -12,17 +7,26 @@ from pathlib import Path
 
 from mls_assets.lib.paths import project_root
 
-BACKFILL_LOOP_S = 3
-LAUNCH = f"""import sys
+# `dagster-daemon` with the backfill daemon's loop shortened: Dagster fixes it at 30 s
+# (`DEFAULT_DAEMON_INTERVAL_SECONDS`, read when the loop starts).
+SHORT_BACKFILL_LOOP = """import sys
 import dagster._daemon.controller as controller
-controller.DEFAULT_DAEMON_INTERVAL_SECONDS = {BACKFILL_LOOP_S}
+controller.DEFAULT_DAEMON_INTERVAL_SECONDS = {seconds}
 from dagster._daemon.cli import main
 sys.exit(main())"""
 
 
-def start_daemon(env: dict, log: Path) -> subprocess.Popen:
+def start_daemon(env: dict, log: Path, backfill_loop_s: int | None = None) -> subprocess.Popen:
+    """The daemon as production runs it; with `backfill_loop_s`, its backfill loop that often.
+    A backfill takes two of that loop's iterations (submit the runs, then mark it done): a
+    test of a backfill would wait a minute or two on Dagster's clock alone. What each
+    iteration does is Dagster's own."""
+    if backfill_loop_s is None:
+        command = [str(Path(sys.executable).parent / "dagster-daemon")]
+    else:
+        command = [sys.executable, "-c", SHORT_BACKFILL_LOOP.format(seconds=int(backfill_loop_s))]
     return subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, "run", "-w", str(project_root() / "workspace.yaml")],
+        [*command, "run", "-w", str(project_root() / "workspace.yaml")],
         env=env,
         cwd=project_root(),
         stdout=log.open("ab"),

@@ -115,7 +115,7 @@ def test_a_job_page_backfill_materializes_every_day_of_its_window_with_its_own_c
         }
         with dg.DagsterInstance.from_config(str(home)) as instance:
             instance.add_dynamic_partitions("feeds", [FEED])
-        webserver, daemon = start_webserver(env, port, log), start_daemon(env, log)
+        webserver, daemon = start_webserver(env, port, log), start_daemon(env, log, backfill_loop_s=3)
         try:
             wait_for(lambda: serving(port), "the webserver serves", 120, log)
             params = {
