@@ -25,7 +25,7 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mls-assets run
 
 ## make test: the whole test suite against real servers started by the tests, 1.5 workers per core (the tests wait on
-## servers and subprocesses much of the time: on 2 cores, 3 workers took 7:01 where 2 took 8:16), idle workers take
+## servers and subprocesses much of the time: on 2 cores 3 workers finished before 2), idle workers take
 ## queued tests from busy ones
 PYTEST_WORKERS ?= $(shell python3 -c 'import os; print(max(2, (os.cpu_count() or 2) * 3 // 2))')
 test: $(STAMP)

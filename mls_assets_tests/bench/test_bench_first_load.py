@@ -9,7 +9,6 @@ queued: in the daemon, in the sensor's thread. This bench shows that cost and ho
 It asserts nothing: it is a known defect (docs/fleet.md, "First loads"), measured here so that
 its fix shows."""
 
-import os
 import shutil
 import time
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ import pytest
 from dagster._core.execution.api import create_execution_plan
 
 from mls_assets.definitions import defs
+from mls_assets.defs.automation.run_requests import SHARED_RUN_FEEDS
 from mls_assets.defs.partitions import FIRST_DAY, range_tags
 from mls_assets.lib.paths import project_root
 from mls_assets_tests.deploy.test_postgres_instance import image_env
@@ -54,8 +54,6 @@ def test_bench_first_load_run_creation(tmp_path, monkeypatch):
                 events = len(instance.all_logs(run.run_id))
             days = (today - FIRST_DAY).days + 1
             print(f"{count:>6}{days:>7}{seconds:>9.1f}{events:>9,}{1000 * seconds / events:>10.1f}")
-        print(
-            f"(a shared first load of {os.environ.get('MLS_SHARED_RUN_FEEDS', '50')} feeds: that many times one feed's)"
-        )
+        print(f"(a shared first load of {SHARED_RUN_FEEDS} feeds: that many times one feed's)")
     finally:
         server.cleanup()
