@@ -9,9 +9,10 @@ queued: in the daemon, in the sensor's thread. This bench shows that cost and ho
 It asserts nothing: it is a known defect (docs/fleet.md, "First loads"), measured here so that
 its fix shows."""
 
-import shutil
+import os
 import time
 from datetime import UTC, datetime
+from unittest import mock
 
 import dagster as dg
 import pytest
@@ -20,40 +21,31 @@ from dagster._core.execution.api import create_execution_plan
 from mls_assets.definitions import defs
 from mls_assets.defs.automation.run_requests import SHARED_RUN_FEEDS
 from mls_assets.defs.partitions import FIRST_DAY, range_tags
-from mls_assets.lib.paths import project_root
-from mls_assets_tests.deploy.test_postgres_instance import image_env
+from mls_assets_tests.support.servers import ProductionInstance
 
 pytestmark = pytest.mark.bench
 FEED_COUNTS = (1, 3)
 
 
-def test_bench_first_load_run_creation(tmp_path, monkeypatch):
-    import pgserver
-
-    server = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
-    try:
-        print("\n[bench] creating a first-load run on the production instance")
-        print(f"{'feeds':>6}{'days':>7}{'seconds':>9}{'events':>9}{'ms/event':>10}")
-        today = datetime.now(UTC).date()
-        for count in FEED_COUNTS:
-            server.psql(f"CREATE DATABASE first_{count};")
-            home = tmp_path / f"home{count}"
-            home.mkdir()
-            shutil.copy(project_root() / "deploy" / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-            monkeypatch.setenv("DAGSTER_PG_URL", server.get_uri(f"first_{count}"))
-            monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", image_env("DAGSTER_EVENT_BATCH_SIZE"))
+def test_bench_first_load_run_creation(tmp_path):
+    print("\n[bench] creating a first-load run on the production instance")
+    print(f"{'feeds':>6}{'days':>7}{'seconds':>9}{'events':>9}{'ms/event':>10}")
+    today = datetime.now(UTC).date()
+    job = defs().resolve_job_def("replication_job")
+    for count in FEED_COUNTS:
+        production = ProductionInstance(tmp_path / f"feeds{count}")
+        try:
             feeds = [f"agent{n:03d}.gps" for n in range(count)]
-            with dg.DagsterInstance.from_config(str(home)) as instance:
+            with mock.patch.dict(os.environ, production.env), dg.DagsterInstance.get() as instance:
                 instance.add_dynamic_partitions("feeds", feeds)
-                job = defs().resolve_job_def("replication_job")
                 tags = range_tags(feeds[0], FIRST_DAY.isoformat(), today.isoformat(), last_feed=feeds[-1])
                 plan = create_execution_plan(job, tags=tags, instance_ref=instance.get_ref())
                 started = time.perf_counter()
                 run = instance.create_run_for_job(job_def=job, execution_plan=plan, tags=tags)
                 seconds = time.perf_counter() - started
                 events = len(instance.all_logs(run.run_id))
-            days = (today - FIRST_DAY).days + 1
-            print(f"{count:>6}{days:>7}{seconds:>9.1f}{events:>9,}{1000 * seconds / events:>10.1f}")
-        print(f"(a shared first load of {SHARED_RUN_FEEDS} feeds: that many times one feed's)")
-    finally:
-        server.cleanup()
+        finally:
+            production.stop()
+        days = (today - FIRST_DAY).days + 1
+        print(f"{count:>6}{days:>7}{seconds:>9.1f}{events:>9,}{1000 * seconds / events:>10.1f}")
+    print(f"(a shared first load of {SHARED_RUN_FEEDS} feeds: that many times one feed's)")

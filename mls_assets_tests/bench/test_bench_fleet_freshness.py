@@ -47,7 +47,7 @@ from mls_assets_tests.bench.test_bench_fleet import tenants_document, token_env
 from mls_assets_tests.bench.test_bench_freshness import _percentile
 from mls_assets_tests.bench.test_bench_pipeline import Server
 from mls_assets_tests.daemon import start_daemon, stop_process
-from mls_assets_tests.deploy.test_postgres_instance import image_env
+from mls_assets_tests.support.servers import image_env
 
 pytestmark = pytest.mark.bench
 FEEDS = int(os.environ.get("MLS_BENCH_FLEET_FEEDS", "2000"))

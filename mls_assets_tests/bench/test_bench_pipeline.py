@@ -21,9 +21,9 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import dagster as dg
-import psutil
 import pytest
 
 from mls_assets.lib.catalogue import ensure_feed_collections
@@ -34,8 +34,7 @@ from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import FeedConfig, sync_configs
 from mls_assets.simulator import GPS_MLS_ID, Market, SimulatorServer
 from mls_assets_tests.bench.contenders import FEED, process_cpu
-from mls_assets_tests.deploy.test_postgres_instance import image_env
-from mls_assets_tests.support.servers import free_port, start_ephemeral_server
+from mls_assets_tests.support.servers import ProductionInstance, free_port, start_ephemeral_server
 
 pytestmark = pytest.mark.bench
 ANCHOR = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -64,55 +63,11 @@ class Server:
         self.process.wait(timeout=120)
 
 
-class ProductionInstance:
-    """The Dagster instance of the image: PostgreSQL (pgserver, on this machine) with
-    `deploy/dagster_home/dagster.yaml` and the image's DAGSTER_EVENT_BATCH_SIZE."""
-
-    def __init__(self, path: Path) -> None:
-        import pgserver
-
-        self.server = pgserver.get_server(path / "pgdata", cleanup_mode="stop")
-        self.server.psql("CREATE DATABASE dagster;")
-        self.home = path / "dagster_home_production"
-        self.home.mkdir()
-        (self.home / "dagster.yaml").write_text(
-            (project_root() / "deploy" / "dagster_home" / "dagster.yaml").read_text()
-        )
-        self.env = {
-            "DAGSTER_HOME": str(self.home),
-            "DAGSTER_PG_URL": self.server.get_uri("dagster"),
-            "DAGSTER_EVENT_BATCH_SIZE": image_env("DAGSTER_EVENT_BATCH_SIZE"),
-        }
-
-    def cpu_seconds(self) -> float:
-        """CPU time of the PostgreSQL server and its backends so far (the live ones)."""
-        postmaster = psutil.Process(self.server.get_pid())
-        total = 0.0
-        for process in [postmaster, *postmaster.children(recursive=True)]:
-            try:
-                times = process.cpu_times()
-                total += times.user + times.system + times.children_user + times.children_system
-            except psutil.Error:
-                pass
-        return total
-
-    def stop(self) -> None:
-        self.server.cleanup()
-
-
 def register_feed(home: Path, env: dict) -> None:
-    """The feed's partition in the instance at `home`, as feed discovery adds it."""
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            instance.add_dynamic_partitions("feeds", [FEED])
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """The feed's partition in the instance at `home` (configured from `env`), as feed
+    discovery adds it."""
+    with mock.patch.dict(os.environ, env), dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("feeds", [FEED])
 
 
 def stolen_seconds() -> float:

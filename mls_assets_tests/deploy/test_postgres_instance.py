@@ -28,6 +28,7 @@ from mls_assets.operate.postgres_storage import (
 from mls_assets.operate.runs import submit_chain_runs
 from mls_assets.simulator import CRMLS_MLS_ID, GPS_MLS_ID, Market, SimulatorServer
 from mls_assets_tests.daemon import start_daemon, stop_process
+from mls_assets_tests.support.servers import image_env
 
 ANCHOR = datetime(2026, 6, 1, 12, tzinfo=UTC)
 FEEDS = {"t1.gps": GPS_MLS_ID, "t2.gps": GPS_MLS_ID, "t3.crmls": CRMLS_MLS_ID}
@@ -98,12 +99,6 @@ def test_a_pool_setting_out_of_range_is_refused_by_name(production_home):
     (production_home / "dagster.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ValueError, match="pool_size must be >= 1"):
         dg.DagsterInstance.from_config(str(production_home))
-
-
-def image_env(name: str) -> str:
-    """A variable the image sets (`ENV` in deploy/Dockerfile)."""
-    text = (Path(__file__).parents[2] / "deploy" / "Dockerfile").read_text()
-    return next(line.split("=", 1)[1].split()[0] for line in text.splitlines() if line.strip().startswith(f"{name}="))
 
 
 def test_a_shared_run_with_the_images_event_batching_records_every_feeds_partition(
