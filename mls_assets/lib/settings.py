@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     probe_lag_s: float = Field(60, ge=0, description="how far before the cursor the probe looks")
     probe_concurrency: int = Field(32, ge=1, description="questions the probe asks at once")
     probe_timeout_s: float = Field(10, gt=0, description="how long the probe waits for one answer")
+    first_loads_per_tick: int = Field(10, ge=1, description="never-pulled feeds the probe starts per tick")
     intraday_cron: str = Field("*/15 * * * *", description="the safety net's schedule")
     safety_net_hours: float = Field(4, gt=0, description="every feed is synced at least this often")
     sweep_cron: str = Field("0 4 * * 0", description="the deletion sweep's schedule")

@@ -16,10 +16,12 @@ and the webserver's own pool, is dagster-postgres's. Connections held at rest: 3
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from itertools import groupby
 from typing import Any
 
-from dagster import Field, IntSource
+from dagster import DagsterEventType, EventLogEntry, Field, IntSource
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
@@ -91,6 +93,39 @@ class PooledPostgresEventLogStorage(_Pooled, PostgresEventLogStorage):
             seen.add(table_name)
         return found
 
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """As a run is created, Dagster plans a materialization for every asset and partition of
+        it, in batches of `DAGSTER_EVENT_BATCH_SIZE`; dagster-postgres writes a batch of them
+        one event at a time (an insert, a notify and the asset's row, each its own round trip:
+        3 ms an event, 18 s for one feed's first load of 706 days). A run of planned
+        materializations in a batch is written here as dagster-postgres writes a batch of
+        materializations: one insert for the events, then each asset's row once, from its
+        last event (the row keeps only the last run and time). Other events go on as before."""
+        for planned, group in groupby(events, key=_is_materialization_planned):
+            if planned:
+                self._store_planned_materializations(list(group))
+            else:
+                super().store_event_batch(list(group))
+
+    def _store_planned_materializations(self, events: list[EventLogEntry]) -> None:
+        with self._connect() as conn:
+            rows = conn.execute(self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id))
+            event_ids = [int(row[0]) for row in rows.fetchall()]
+        last_of_asset = {
+            event.get_dagster_event().asset_key: (event, event_id) for event, event_id in zip(events, event_ids)
+        }
+        with self.index_transaction() as conn:
+            self._store_asset_event_tags(conn, events, event_ids)
+            for event, event_id in last_of_asset.values():
+                self._store_asset_event(conn, event, event_id)
+
 
 class PooledPostgresScheduleStorage(_Pooled, PostgresScheduleStorage):
     """Sensor and schedule ticks and cursors in PostgreSQL, over kept connections."""
+
+
+def _is_materialization_planned(event: EventLogEntry) -> bool:
+    return (
+        event.is_dagster_event
+        and event.get_dagster_event().event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    )

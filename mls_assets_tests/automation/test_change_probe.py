@@ -59,6 +59,30 @@ def test_feeds_never_pulled_get_their_first_load_as_one_range_run(pipeline, simu
     assert GPS not in served(probe(pipeline, cursor=retried.cursor).run_requests)
 
 
+def test_at_most_first_loads_per_tick_feeds_start_their_first_load_in_a_tick_the_others_next(
+    pipeline, simulator, monkeypatch, capsys
+):
+    """Creating a first load's run writes a planned event per asset and day: a tick starts a
+    bounded number of them, and the feeds left start in the next ticks, once each."""
+    from mls_assets.defs.automation import probe as probe_module
+
+    monkeypatch.setattr(probe_module, "FIRST_LOADS_PER_TICK", 2)
+    first = probe(pipeline)
+    started = served(first.run_requests)
+    assert len(started) == 2 and "first loads left for the next ticks: 1" in capsys.readouterr().err
+    for request in first.run_requests:  # the daemon creates the requested runs: their feeds are busy
+        create_run_for_test(
+            pipeline.instance,
+            job_name="replication_job",
+            tags=request.tags,
+            status=dg.DagsterRunStatus.QUEUED,
+            remote_job_origin=job_origin("replication_job"),
+        )
+    second = probe(pipeline, cursor=first.cursor)
+    assert served(second.run_requests) == sorted(set(FEEDS) - set(started))
+    assert "left for the next ticks" not in capsys.readouterr().err
+
+
 def test_a_feed_without_changes_costs_one_request_and_requests_no_run(pipeline, simulator):
     for feed in FEEDS:
         pipeline.sync(feed)

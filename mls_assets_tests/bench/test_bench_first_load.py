@@ -1,13 +1,14 @@
 """`make bench` (first loads): what it costs the process that creates a first-load run to
 create it, on the production instance (PostgreSQL from pgserver, `deploy/dagster_home`, the
-image's event batching), for a run over one feed and over three feeds.
+image's event batching), for runs over 1, 3 and `MLS_FIRST_LOADS_PER_TICK` (10) feeds.
 
 A first load is one run over every day partition of its feeds, FIRST_DAY to today (the change
-probe asks for it, shared by up to `MLS_SHARED_RUN_FEEDS` feeds). Dagster writes a planned
+probe asks for it, at most `MLS_FIRST_LOADS_PER_TICK` feeds a tick). Dagster writes a planned
 event for every asset and every partition of the run as it creates it, before the run is
-queued: in the daemon, in the sensor's thread. This bench shows that cost and how it grows.
-It asserts nothing: it is a known defect (docs/fleet.md, "First loads"), measured here so that
-its fix shows."""
+queued: in the daemon, in the sensor's thread, before the probe's next tick. The production
+event log writes them a batch at a time (`PooledPostgresEventLogStorage.store_event_batch`);
+this bench shows what a tick's first loads still cost and how it grows with feeds (docs/fleet.md,
+"First loads")."""
 
 import os
 import time
@@ -19,12 +20,12 @@ import pytest
 from dagster._core.execution.api import create_execution_plan
 
 from mls_assets.definitions import defs
-from mls_assets.defs.automation.run_requests import SHARED_RUN_FEEDS
+from mls_assets.defs.automation.probe import FIRST_LOADS_PER_TICK
 from mls_assets.defs.partitions import FIRST_DAY, range_tags
 from mls_assets_tests.support.servers import ProductionInstance
 
 pytestmark = pytest.mark.bench
-FEED_COUNTS = (1, 3)
+FEED_COUNTS = (1, 3, FIRST_LOADS_PER_TICK)
 
 
 def test_bench_first_load_run_creation(tmp_path):
@@ -48,4 +49,4 @@ def test_bench_first_load_run_creation(tmp_path):
             production.stop()
         days = (today - FIRST_DAY).days + 1
         print(f"{count:>6}{days:>7}{seconds:>9.1f}{events:>9,}{1000 * seconds / events:>10.1f}")
-    print(f"(a shared first load of {SHARED_RUN_FEEDS} feeds: that many times one feed's)")
+    print(f"(the probe starts at most {FIRST_LOADS_PER_TICK} feeds' first loads a tick)")

@@ -12,11 +12,12 @@ import dagster as dg
 import pytest
 import sqlalchemy
 import yaml
+from dagster._core.execution.api import create_execution_plan
 from dagster._core.run_coordinator import QueuedRunCoordinator
 
 from mls_assets.definitions import defs
 from mls_assets.defs.automation.run_requests import FEED_TAG
-from mls_assets.defs.partitions import feed_day_key
+from mls_assets.defs.partitions import feed_day_key, range_tags
 from mls_assets.lib.store.client import get_client
 from mls_assets.lib.store.cursors import advance_cursor
 from mls_assets.lib.tenants import load_feeds, sync_configs
@@ -91,6 +92,56 @@ def test_the_event_log_asks_once_per_process_whether_a_table_exists_and_again_wh
         statements.clear()
         assert [storage.has_table("no_such_table") for _ in range(2)] == [False, False]
         assert len(statements) == 2
+
+
+def test_a_range_run_s_planned_materializations_are_written_a_batch_at_a_time_as_dagster_writes_them_one_by_one(
+    production_home, monkeypatch
+):
+    """Creating a range run plans a materialization per asset and partition (a first load:
+    9 per feed and day). The production event log writes a batch of them with one insert;
+    the rows, each partition's latest planned run and each asset's last run are what
+    dagster-postgres writes one event at a time."""
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", image_env("DAGSTER_EVENT_BATCH_SIZE"))
+    feeds, first, last = ["a.gps", "b.gps"], "2026-01-01", "2026-01-20"
+    job = defs().resolve_job_def("replication_job")
+    tags = range_tags(feeds[0], first, last, last_feed=feeds[-1])
+    with dg.DagsterInstance.from_config(str(production_home)) as instance:
+        instance.add_dynamic_partitions("feeds", feeds)
+        inserts = []
+        sqlalchemy.event.listen(
+            instance.event_log_storage._engine,
+            "before_cursor_execute",
+            lambda *args: inserts.append(args[2]) if args[2].startswith("INSERT INTO event_logs") else None,
+        )
+
+        def planned_run() -> tuple[str, list[tuple]]:
+            plan = create_execution_plan(job, tags=tags, instance_ref=instance.get_ref())
+            run = instance.create_run_for_job(job_def=job, execution_plan=plan, tags=tags)
+            planned = instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+            )
+            rows = [(r.event_log_entry.step_key, r.asset_key, r.partition_key) for r in planned.records]
+            return run.run_id, sorted(rows, key=repr)
+
+        monkeypatch.setenv("DAGSTER_EMIT_PLANNED_EVENTS_INDIVIDUALLY", "1")  # Dagster's own path
+        _, one_by_one = planned_run()
+        individually = len(inserts)
+        monkeypatch.delenv("DAGSTER_EMIT_PLANNED_EVENTS_INDIVIDUALLY")
+        inserts.clear()
+        run_id, batched = planned_run()
+
+        checks = len(
+            instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED).records
+        )
+        assert batched == one_by_one and len(batched) == 9 * len(feeds) * 20
+        assert individually == len(batched) + checks
+        batches = -(-len(batched) // int(image_env("DAGSTER_EVENT_BATCH_SIZE")))
+        assert len(inserts) <= batches + 2 * checks  # a check's plan is one event, between two assets' plans
+        storage = instance.event_log_storage
+        for asset_key in {key for _, key, _ in batched}:
+            assert instance.get_asset_records([asset_key])[0].asset_entry.last_run_id == run_id
+        for _, asset_key, partition in batched[:: len(batched) // 7]:
+            assert storage.get_latest_planned_materialization_info(asset_key, partition).run_id == run_id
 
 
 def test_a_pool_setting_out_of_range_is_refused_by_name(production_home):
