@@ -74,10 +74,13 @@ def test_the_production_storages_keep_their_connections_and_survive_losing_them(
         assert instance.get_runs(limit=5) == []
 
 
-def test_the_event_log_asks_once_per_process_whether_a_table_exists_and_again_while_it_does_not(production_home):
+def test_the_storages_ask_once_per_process_whether_a_table_or_column_exists_and_again_while_it_does_not(
+    production_home,
+):
     """dagster-postgres asks the catalog before each asset event's tags, check result and
-    partition lookup; the production event log remembers a table that exists, never one that
-    does not (a migration may add it)."""
+    partition lookup, and Dagster whether a column exists before each run it adds; the
+    production storages remember a table or column that exists, never one that does not (a
+    migration may add it)."""
     with dg.DagsterInstance.from_config(str(production_home)) as instance:
         storage = instance.event_log_storage
         statements = []
@@ -92,6 +95,12 @@ def test_the_event_log_asks_once_per_process_whether_a_table_exists_and_again_wh
         statements.clear()
         assert [storage.has_table("no_such_table") for _ in range(2)] == [False, False]
         assert len(statements) == 2
+        runs = instance.run_storage
+        sqlalchemy.event.listen(runs._engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        statements.clear()
+        for _ in range(5):  # a column: SQLAlchemy reflects the table (columns, domains, enums) the first time
+            assert storage.has_asset_key_index_cols() and runs.has_backfill_id_column()
+        assert 0 < len(statements) <= 6
 
 
 def test_a_range_run_s_planned_materializations_are_written_a_batch_at_a_time_as_dagster_writes_them_one_by_one(
