@@ -11,11 +11,12 @@ feed. A feed never pulled (no cursor, e.g. just added) gets its first load inste
 range run over every day partition up to today; a first load that failed is requested again
 less and less often (1, 2, 4 ... 15 minutes). At most `MLS_FIRST_LOADS_PER_TICK` (10) feeds
 start their first load in a tick, the others in the next ticks: the daemon creates a tick's
-runs before its next tick, and a first load's run costs as it is created a planned event per
-asset and day (9 per feed and day, ~2.5 s a feed of 706 days on PostgreSQL), so onboarding
-a thousand agents at once does not stop every feed's probe for an hour. A feed with a run queued or in progress is not asked (its run will
-see the changes), and the run key names the feed and its cursor, so until that run has
-stored its records and moved the cursor no second run is requested for the same changes.
+runs before its next tick, and creating a first load's run writes a planned event per asset
+and day (9 per feed and day, ~2.2 s a feed of 706 days on PostgreSQL), so onboarding a
+thousand agents at once does not keep every other feed's probe waiting for an hour. A feed
+with a run queued or in progress is not asked (its run will see the changes), and the run key
+names the feed and its cursor, so until that run has stored its records and moved the cursor
+no second run is requested for the same changes.
 Feeds of one source with one cursor (synced together) share one question. Questions are asked
 concurrently (`MLS_PROBE_CONCURRENCY`, 32 at once, each answer within
 `MLS_PROBE_TIMEOUT_S`, 10 s) through one pooled HTTP client per host, with one query for
