@@ -26,7 +26,6 @@ from itertools import groupby
 from typing import Any
 
 from dagster import DagsterEventType, EventLogEntry, Field, IntSource
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
@@ -140,7 +139,8 @@ class PooledPostgresEventLogStorage(_Pooled, PostgresEventLogStorage):
 
     def _store_planned_materializations(self, events: list[EventLogEntry]) -> None:
         with self._connect() as conn:
-            rows = conn.execute(self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id))
+            insert = self.prepare_insert_event_batch(events)
+            rows = conn.execute(insert.returning(insert.table.c.id))
             event_ids = [int(row[0]) for row in rows.fetchall()]
         last_of_asset = {
             event.get_dagster_event().asset_key: (event, event_id) for event, event_id in zip(events, event_ids)
