@@ -120,7 +120,8 @@ def change_probe_sensor(
             due.append(feed)
     cursors = read_cursors(database, [str(f.key) for f in due])
     never_pulled = [str(f.key) for f in due if cursors[str(f.key)] is None]
-    never_pulled, later = never_pulled[:FIRST_LOADS_PER_TICK], len(never_pulled[FIRST_LOADS_PER_TICK:])
+    later = max(0, len(never_pulled) - FIRST_LOADS_PER_TICK)  # left for the next ticks, still due
+    never_pulled = never_pulled[:FIRST_LOADS_PER_TICK]
     attempts = first_load_attempts(context.instance, never_pulled) if never_pulled else {}
     changed, quiet, failed, first_loads, probed = [], 0, 0, {}, {}
     for key in never_pulled:  # a feed never pulled: its first load, once per attempt
