@@ -11,7 +11,7 @@ from mls_assets.lib.catalogue import ACTIVE, CLOSED, PHOTOS, CollectionSpec
 from mls_assets.lib.store.changes import ChangeSet, FeedSequence
 from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.store.writes import CollectionWriter, Patch, Tombstone, content_hash
+from mls_assets.lib.store.writes import BOOKKEEPING, CollectionWriter, Patch, Tombstone, content_hash
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 FEED = FeedKey("jpsrealtor", "gps")
@@ -255,25 +255,65 @@ def test_a_change_set_reads_the_same_documents_on_a_first_read_and_after_a_water
     ]
 
 
-def test_a_field_the_source_stopped_sending_goes_where_only_we_write_and_others_fields_stay(mongo_db):
-    """A collection only this pipeline writes (flattened) holds exactly the newest version; in
-    one the CRM writes to, its fields and any field another system added survive the update."""
-    owned = CollectionSpec("flattened_listings", ("listingKey",), "modificationTimestamp")
+def flattened_as_loaded(flattened, key: str) -> dict:
+    """The flattened document as the IO manager hands it to the routing (bookkeeping left out)."""
+    return flattened.find_one({"listingKey": key}, {name: 0 for name in BOOKKEEPING})
+
+
+def test_a_field_the_source_stopped_sending_goes_everywhere_and_only_others_fields_stay(mongo_db):
+    """A collection only this pipeline writes (flattened) holds exactly the newest version. In
+    one the CRM writes to (a status collection), the fields the source stopped sending go too,
+    by what the flattened version recorded, while the CRM's fields and any field another
+    system added survive the update."""
+    owned = CollectionSpec("flattened_listings", ("listingKey",), "modificationTimestamp", keeps_dropped=True)
     flattened, listings = mongo_db[FEED.collection("flattened_listings")], mongo_db[FEED.collection("listings")]
     first = listing("K1", 100, primaryPhotoUrl="https://cdn.example/1.jpg", highSchool="Palm Desert High")
     write(flattened, [first], spec=owned)
-    write(listings, [{**first, "leadStatus": "new"}])
+    write(listings, [{**flattened_as_loaded(flattened, "K1"), "leadStatus": "new"}])
     listings.update_one({"listingKey": "K1"}, {"$set": {"leadStatus": "contacted", "favorite": True}})
     newer = listing("K1", 90, T0 + timedelta(hours=1))  # the photos and the school are gone at the source
-    assert write(flattened, [newer], spec=owned).updated == 1 and write(listings, [newer]).updated == 1
+    assert write(flattened, [newer], spec=owned).updated == 1
     stored = flattened.find_one({"listingKey": "K1"}, {"_id": 0, "_hash": 0, "_runId": 0, "_seq": 0})
-    assert stored == {"listingKey": "K1", "listPrice": 90, "modificationTimestamp": newer["modificationTimestamp"]}
-    kept = listings.find_one({"listingKey": "K1"})
-    assert (kept["listPrice"], kept["leadStatus"], kept["favorite"]) == (90, "contacted", True)
+    assert stored == {
+        "listingKey": "K1",
+        "listPrice": 90,
+        "modificationTimestamp": newer["modificationTimestamp"],
+        "_dropped": ["highSchool", "primaryPhotoUrl"],
+    }
+    assert write(listings, [flattened_as_loaded(flattened, "K1")]).updated == 1
+    kept = listings.find_one({"listingKey": "K1"}, {"_id": 0, "_hash": 0, "_runId": 0, "_seq": 0})
+    assert kept == {
+        "listingKey": "K1",
+        "listPrice": 90,
+        "modificationTimestamp": newer["modificationTimestamp"],
+        "leadStatus": "contacted",
+        "favorite": True,
+    }
     older = listing("K1", 1, T0)  # and an older version still changes nothing
     assert (
         write(flattened, [older], spec=owned).stale == 1 and flattened.find_one({"listingKey": "K1"})["listPrice"] == 90
     )
+
+
+def test_what_a_source_dropped_is_kept_until_it_comes_back_and_never_unsets_the_crm_s_fields(mongo_db):
+    """The routing may see only the last of several versions: each version carries every field
+    dropped since, until the source sends it again. A dropped field the CRM owns stays."""
+    owned = CollectionSpec("flattened_listings", ("listingKey",), "modificationTimestamp", keeps_dropped=True)
+    flattened, listings = mongo_db[FEED.collection("flattened_listings")], mongo_db[FEED.collection("listings")]
+    at = [T0 + timedelta(hours=n) for n in range(4)]
+    write(
+        flattened, [listing("K1", 100, at[0], highSchool="PDHS", poolFeatures="Heated", leadStatus="new")], spec=owned
+    )
+    write(listings, [flattened_as_loaded(flattened, "K1")])
+    write(flattened, [listing("K1", 99, at[1], poolFeatures="Heated")], spec=owned)  # the routing misses this one
+    write(flattened, [listing("K1", 98, at[2], highSchool="PDHS")], spec=owned)
+    assert flattened_as_loaded(flattened, "K1")["_dropped"] == ["leadStatus", "poolFeatures"]  # the school is back
+    write(listings, [flattened_as_loaded(flattened, "K1")])
+    kept = listings.find_one({"listingKey": "K1"})
+    assert (kept["listPrice"], kept["highSchool"], kept["leadStatus"]) == (98, "PDHS", "new")
+    assert "poolFeatures" not in kept and "_dropped" not in kept
+    write(flattened, [listing("K1", 97, at[3], highSchool="PDHS", poolFeatures="Solar")], spec=owned)
+    assert flattened_as_loaded(flattened, "K1")["_dropped"] == ["leadStatus"]
 
 
 def test_content_hash_ignores_key_order_and_bookkeeping():

@@ -48,6 +48,9 @@ class CollectionSpec:
     # a field the spool keeps beside each document, so a consumer reading by its value
     # (`where={field: value}`) decodes only those documents
     spool_tag: str | None = None
+    # a changed document carries the fields its earlier versions had and it lacks (`_dropped`),
+    # so that the collections built from it with a `$set` (CRM-shared ones) remove them too
+    keeps_dropped: bool = False
     per_tenant: bool = False
     description: str = ""
 
@@ -110,6 +113,7 @@ FLATTENED = CollectionSpec(
     swept=True,
     spooled=True,  # read by the routing and the CRM of the same run
     spool_tag="statusClass",  # the routing reads each class's listings in a pass of its own
+    keeps_dropped=True,  # the status collections are `$set`: a field the source stopped sending goes there too
     indexes=({"keys": [["city", 1]]},),  # the reference data reads a city's listings
     description="Flat camelCase listings with derived fields and contentHash.",
 )

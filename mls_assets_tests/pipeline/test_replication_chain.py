@@ -8,6 +8,7 @@ from pymongo import monitoring
 from mls_assets.lib.catalogue import EXPIRED_TTL_SECONDS
 from mls_assets.lib.store.naming import FeedKey
 from mls_assets.lib.tenants import load_feeds, sync_configs
+from mls_assets.lib.transform.naming import camel_case
 from mls_assets.lib.transform.status import EXPIRED_RETENTION, status_class
 from mls_assets.simulator import GPS_MLS_ID
 from mls_assets_tests.support.chain import ANCHOR, FEEDS, Pipeline
@@ -212,6 +213,40 @@ def test_lead_fields_written_by_the_crm_survive_resyncs(pipeline, market):
     after = expired.find_one({"listingKey": key})
     assert after["listPrice"] == 123_000.0
     assert (after["leadStatus"], after["ownerName"], after["skipTraced"]) == ("contacted", "Pat Doe", True)
+
+
+def test_a_field_the_mls_stops_sending_leaves_the_status_collection_and_the_crm_s_fields_stay(pipeline, market):
+    """The status collections are shared with the CRM, so a changed listing is `$set` there,
+    not replaced: a field the MLS no longer sends (a feature removed) must go all the same."""
+    pipeline.sync(GPS)
+    active = pipeline.collection(GPS, "listings")
+    state = next(
+        s
+        for s in gps_states(market)
+        if status_class(s.status) == "active"
+        and not is_bad(market, s)
+        and market._static[market._position(s.timeline)]["features"]
+        and active.find_one({"listingKey": s.timeline.key})
+    )
+    key, features = state.timeline.key, market._static[market._position(state.timeline)]["features"]
+    removed = camel_case(next(iter(features)))
+    assert removed in active.find_one({"listingKey": key})
+    active.update_one({"listingKey": key}, {"$set": {"leadStatus": "contacted", "favorite": True}})
+    features.pop(next(iter(features)))  # the agent removes the feature in the MLS, and changes the price
+    for minutes in range(1, 30):  # a version the simulator renders unreadable is quarantined: the next one
+        market.advance(timedelta(minutes=1))
+        market.change(key, price=456_000 + minutes)
+        if not is_bad(market, next(s for s in gps_states(market) if s.timeline.key == key)):
+            break
+    market.advance(timedelta(minutes=1))
+    pipeline.sync(GPS)
+
+    after = active.find_one({"listingKey": key})
+    assert after["listPrice"] == 456_000 + minutes and removed not in after
+    assert (after["leadStatus"], after["favorite"]) == ("contacted", True)
+    assert "_dropped" not in after
+    flattened = pipeline.collection(GPS, "flattened_listings").find_one({"listingKey": key})
+    assert removed not in flattened and removed in flattened["_dropped"]
 
 
 def test_a_feed_of_one_tenant_never_writes_another_tenants_collections(pipeline):
