@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import monitoring
 
+from mls_assets.defs.io_manager import LOAD_PROJECTION
 from mls_assets.lib.catalogue import ACTIVE, CLOSED, PHOTOS, CollectionSpec
 from mls_assets.lib.store.changes import ChangeSet, FeedSequence
 from mls_assets.lib.store.indexes import ensure_indexes
 from mls_assets.lib.store.naming import FeedKey
-from mls_assets.lib.store.writes import BOOKKEEPING, CollectionWriter, Patch, Tombstone, content_hash
+from mls_assets.lib.store.writes import CollectionWriter, Patch, Tombstone, content_hash
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 FEED = FeedKey("jpsrealtor", "gps")
@@ -256,8 +257,8 @@ def test_a_change_set_reads_the_same_documents_on_a_first_read_and_after_a_water
 
 
 def flattened_as_loaded(flattened, key: str) -> dict:
-    """The flattened document as the IO manager hands it to the routing (bookkeeping left out)."""
-    return flattened.find_one({"listingKey": key}, {name: 0 for name in BOOKKEEPING})
+    """The flattened document as the IO manager hands it to the routing."""
+    return flattened.find_one({"listingKey": key}, LOAD_PROJECTION)
 
 
 def test_a_field_the_source_stopped_sending_goes_everywhere_and_only_others_fields_stay(mongo_db):

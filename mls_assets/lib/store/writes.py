@@ -343,7 +343,7 @@ class CollectionWriter:
         counts = WriteCounts()
         tombstones = [item for item in batch if isinstance(item, Tombstone)]
         latest: dict[tuple, dict] = {}
-        dropped: dict[tuple, list] = {}  # key -> the fields its source version dropped (`_note_dropped`)
+        dropped: dict[tuple, list | None] = {}  # key -> what its upstream document says the source dropped
         for item in batch:
             if isinstance(item, Tombstone):
                 continue
