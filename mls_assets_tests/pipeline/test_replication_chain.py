@@ -215,6 +215,11 @@ def test_lead_fields_written_by_the_crm_survive_resyncs(pipeline, market):
     assert (after["leadStatus"], after["ownerName"], after["skipTraced"]) == ("contacted", "Pat Doe", True)
 
 
+def features_of(market, state) -> dict:
+    """The listing's features as the simulator renders them in every version (its static data)."""
+    return market._static[market._position(state.timeline)]["features"]
+
+
 def test_a_field_the_mls_stops_sending_leaves_the_status_collection_and_the_crm_s_fields_stay(pipeline, market):
     """The status collections are shared with the CRM, so a changed listing is `$set` there,
     not replaced: a field the MLS no longer sends (a feature removed) must go all the same."""
@@ -225,10 +230,10 @@ def test_a_field_the_mls_stops_sending_leaves_the_status_collection_and_the_crm_
         for s in gps_states(market)
         if status_class(s.status) == "active"
         and not is_bad(market, s)
-        and market._static[market._position(s.timeline)]["features"]
+        and features_of(market, s)
         and active.find_one({"listingKey": s.timeline.key})
     )
-    key, features = state.timeline.key, market._static[market._position(state.timeline)]["features"]
+    key, features = state.timeline.key, features_of(market, state)
     removed = camel_case(next(iter(features)))
     assert removed in active.find_one({"listingKey": key})
     active.update_one({"listingKey": key}, {"$set": {"leadStatus": "contacted", "favorite": True}})
